@@ -1,0 +1,40 @@
+# Two commands from a fresh machine with Python 3.11 and pip: `make run` and `make test`.
+SHELL := /bin/bash
+TOOLS := .tools
+UV := $(shell command -v uv 2>/dev/null || echo $(TOOLS)/bin/uv)
+export UV_PYTHON_DOWNLOADS := never
+PYTEST_ARGS ?=
+
+.PHONY: run test lint typecheck pytest test-fast bench clean
+
+$(TOOLS)/bin/uv:
+	python3 -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet uv
+
+.venv/.synced: uv.lock pyproject.toml | $(UV)
+	$(UV) sync --frozen
+	touch $@
+
+run: .venv/.synced  ## start the embedded database, migrate and serve on :8000 (PORT overrides)
+	$(UV) run --frozen touchstone serve
+
+lint: .venv/.synced
+	$(UV) run --frozen ruff check src tests bench migrations
+	$(UV) run --frozen ruff format --check src tests bench migrations
+
+typecheck: .venv/.synced
+	$(UV) run --frozen mypy
+
+pytest: .venv/.synced
+	$(UV) run --frozen pytest -n 2 $(PYTEST_ARGS)
+
+test: lint typecheck pytest  ## every gate: ruff, mypy, alembic check (a test), pytest
+
+test-fast: .venv/.synced  ## developers: skip the slow end-to-end tests
+	$(UV) run --frozen pytest -n 2 -m "not slow" $(PYTEST_ARGS)
+
+bench: .venv/.synced
+	$(UV) run --frozen python -m bench.http_list
+
+clean:
+	rm -rf .venv $(TOOLS) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,1 @@
+"""Touchstone: one multi-tenant platform, many modules."""

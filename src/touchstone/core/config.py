@@ -1,0 +1,88 @@
+"""Settings from the environment and `.env` (every one is documented in `.env.example`)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, PostgresDsn, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "dev-secret-change-me"}
+MIN_SECRET_LENGTH = 32
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    environment: Literal["development", "test", "production"] = "development"
+    debug: bool = False
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    data_dir: Path = Path("var")
+    database_url: PostgresDsn | None = Field(
+        default=None,
+        description="Owner/admin URL of an external PostgreSQL; unset = embedded server",
+    )
+    database_runtime_url: PostgresDsn | None = None
+    database_runtime_role: str = "touchstone_app"
+    database_owner_role: str = "touchstone_owner"
+    database_name: str = "touchstone"
+    database_pool_size: int = 10
+    database_max_overflow: int = 10
+
+    secret_key: SecretStr = SecretStr("dev-secret-change-me")
+    jwt_issuer: str = "touchstone"
+    jwt_audience: str = "touchstone-api"
+    access_token_ttl_seconds: int = 900
+    refresh_token_ttl_seconds: int = 30 * 24 * 3600
+    invitation_ttl_seconds: int = 7 * 24 * 3600
+
+    login_rate_limit: str = "10/minute"
+    max_body_bytes: int = 1_048_576
+
+    cors_origins: list[str] = []
+    cors_allow_credentials: bool = False
+    docs_enabled: bool | None = None
+
+    log_level: str = "INFO"
+    log_format: Literal["json", "console"] | None = None
+
+    otel_exporter_otlp_endpoint: str | None = None
+    otel_service_name: str = "touchstone"
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment == "production"
+
+    @property
+    def show_docs(self) -> bool:
+        return self.docs_enabled if self.docs_enabled is not None else not self.is_production
+
+    @property
+    def json_logs(self) -> bool:
+        return (self.log_format or ("console" if self.environment == "development" else "json")) == "json"
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_production(self) -> Settings:
+        """Production must not start on a guessable secret, in debug mode or with open CORS."""
+        if not self.is_production:
+            return self
+        problems = []
+        secret = self.secret_key.get_secret_value()
+        if secret.lower() in PLACEHOLDER_SECRETS or len(secret) < MIN_SECRET_LENGTH:
+            problems.append(f"SECRET_KEY must be a random value of at least {MIN_SECRET_LENGTH} chars")
+        if self.debug:
+            problems.append("DEBUG must be off")
+        if "*" in self.cors_origins and self.cors_allow_credentials:
+            problems.append("CORS_ORIGINS='*' cannot be combined with CORS_ALLOW_CREDENTIALS")
+        if problems:
+            raise ValueError("unsafe production settings: " + "; ".join(problems))
+        return self
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,124 @@
+"""Engine, sessions and the tenant context.
+
+Every transaction starts by stating its tenant: an `after_begin` hook runs
+`set_config('app.org_id', …, true)` from `session.info`, so a query can never run with a
+stale or forgotten tenant. Transaction-local settings vanish at commit/rollback, so a pooled
+connection carries nothing over to the next request.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from sqlalchemy import DateTime, MetaData, event, func, text
+from sqlalchemy.engine import URL, Connection
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, SessionTransaction, mapped_column
+
+from touchstone.core.config import Settings
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class IdMixin:
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+
+
+class TimestampMixin:
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), default=utcnow
+    )
+
+
+class TenantMixin:
+    """Marks a table as tenant-owned: the migration gives it row-level security."""
+
+    org_id: Mapped[uuid.UUID] = mapped_column(index=True)
+
+
+class TenantSession(Session):
+    """Sync session class behind every AsyncSession; carries the tenant in `info`."""
+
+
+@event.listens_for(TenantSession, "after_begin")
+def _set_tenant(session: Session, transaction: SessionTransaction, connection: Connection) -> None:
+    org_id = session.info.get("org_id")
+    user_id = session.info.get("user_id")
+    connection.exec_driver_sql(
+        "select set_config('app.org_id', %(org)s, true), set_config('app.user_id', %(user)s, true)",
+        {"org": str(org_id) if org_id else "", "user": str(user_id) if user_id else ""},
+    )
+
+
+class Database:
+    """The runtime engine and its session factory (one per process)."""
+
+    def __init__(self, url: URL, settings: Settings) -> None:
+        self.engine: AsyncEngine = create_async_engine(
+            url,
+            pool_size=settings.database_pool_size,
+            max_overflow=settings.database_max_overflow,
+            pool_recycle=1800,
+            connect_args={"application_name": "touchstone"},
+        )
+        self.sessionmaker = async_sessionmaker(
+            self.engine, expire_on_commit=False, sync_session_class=TenantSession
+        )
+
+    def session(
+        self, *, org_id: uuid.UUID | None = None, user_id: uuid.UUID | None = None
+    ) -> AsyncSession:
+        return self.sessionmaker(info={"org_id": org_id, "user_id": user_id})
+
+    @asynccontextmanager
+    async def transaction(
+        self, *, org_id: uuid.UUID | None = None, user_id: uuid.UUID | None = None
+    ) -> AsyncIterator[AsyncSession]:
+        """One unit of work: commit on success, roll back on error."""
+        async with self.session(org_id=org_id, user_id=user_id) as session, session.begin():
+            yield session
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+async def enter_tenant(session: AsyncSession, org_id: uuid.UUID) -> None:
+    """Switch the current transaction (and later ones) to `org_id`.
+
+    Only for the explicit system paths that create a tenant's first rows (a new org).
+    """
+    session.info["org_id"] = org_id
+    await session.execute(
+        text("select set_config('app.org_id', :org, true)"), {"org": str(org_id)}
+    )
+
+
+async def add_unique(session: AsyncSession, row: object, conflict: str) -> None:
+    """Insert `row` inside a savepoint; a unique violation becomes a 409, not a dead transaction."""
+    from sqlalchemy.exc import IntegrityError
+
+    from touchstone.core.errors import Conflict
+
+    try:
+        async with session.begin_nested():
+            session.add(row)
+    except IntegrityError as exc:
+        if getattr(exc.orig, "sqlstate", None) == "23505":
+            raise Conflict(conflict) from exc
+        raise

@@ -1,0 +1,102 @@
+"""Dependencies every router uses: the unit of work, the principal, permission checks.
+
+`SessionDep` is the request's single transaction, already in the caller's tenant. It runs
+with `scope="function"` so the commit happens *before* the response is sent: a failed
+commit must reach the client as an error, never as a 200.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Annotated, Any
+
+import structlog
+from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from touchstone.core.auth import API_KEY_PREFIX, Authenticator, Credential, Principal
+from touchstone.core.db import Database
+from touchstone.core.errors import AppError, Unauthorized
+
+_bearer = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
+_api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False)
+
+
+def get_database(request: Request) -> Database:
+    database: Database = request.app.state.database
+    return database
+
+
+def read_credential(
+    bearer: Annotated[str | None, Depends(_bearer)],
+    api_key: Annotated[str | None, Depends(_api_key_header)],
+) -> Credential:
+    if api_key:
+        return Credential("api_key", api_key)
+    if bearer:
+        kind = "api_key" if bearer.startswith(API_KEY_PREFIX) else "access_token"
+        return Credential(kind, bearer)
+    raise Unauthorized("Send a bearer token or an X-API-Key header")
+
+
+async def _unit_of_work(session: AsyncSession) -> AsyncIterator[AsyncSession]:
+    try:
+        yield session
+        await session.commit()
+    except AppError as error:
+        await (session.commit() if error.keep_changes else session.rollback())
+        raise
+    except BaseException:
+        await session.rollback()
+        raise
+    finally:
+        await session.close()
+
+
+async def tenant_session(
+    request: Request,
+    credential: Annotated[Credential, Depends(read_credential)],
+) -> AsyncIterator[AsyncSession]:
+    session = get_database(request).session()
+    authenticator: Authenticator = request.app.state.authenticator
+    try:
+        principal = await authenticator.authenticate(session, credential)
+    except BaseException:
+        await session.close()
+        raise
+    request.state.principal = principal
+    structlog.contextvars.bind_contextvars(
+        org_id=str(principal.org_id), principal=f"{principal.kind}:{principal.id}"
+    )
+    async for item in _unit_of_work(session):
+        yield item
+
+
+async def system_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """A transaction with no tenant: only for public routes such as login."""
+    async for item in _unit_of_work(get_database(request).session()):
+        yield item
+
+
+def current_principal(
+    request: Request, _session: Annotated[AsyncSession, Depends(tenant_session, scope="function")]
+) -> Principal:
+    principal: Principal = request.state.principal
+    return principal
+
+
+SessionDep = Annotated[AsyncSession, Depends(tenant_session, scope="function")]
+SystemSessionDep = Annotated[AsyncSession, Depends(system_session, scope="function")]
+CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+
+
+def require(permission: str) -> Callable[..., Coroutine[Any, Any, Principal]]:
+    """Dependency factory: the caller must hold `permission` in its current org."""
+
+    async def check(principal: CurrentPrincipal) -> Principal:
+        principal.ensure(permission)
+        return principal
+
+    check.__name__ = f"require_{permission.replace(':', '_')}"
+    return check

@@ -1,0 +1,192 @@
+"""RFC 9457 problem details: one error shape for every failure."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import InterfaceError, OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+PROBLEM_JSON = "application/problem+json"
+log = structlog.get_logger("touchstone.errors")
+
+
+class AppError(Exception):
+    """Base of every expected failure; `code` is stable and documented for clients."""
+
+    status: int = 400
+    code: str = "bad_request"
+    title: str = "Bad request"
+    keep_changes: bool = False
+    """Commit the transaction anyway (e.g. revoking a token family while refusing the call)."""
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail or self.title
+        self.headers = headers
+        self.extra = extra or {}
+
+
+class NotFound(AppError):
+    status, code, title = 404, "not_found", "Not found"
+
+
+class Unauthorized(AppError):
+    status, code, title = 401, "unauthorized", "Authentication required"
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(detail, headers={"WWW-Authenticate": "Bearer"})
+
+
+class Forbidden(AppError):
+    status, code, title = 403, "forbidden", "Not allowed"
+
+
+class Conflict(AppError):
+    status, code, title = 409, "conflict", "Conflict"
+
+
+class InvalidInput(AppError):
+    status, code, title = 422, "invalid_input", "Invalid input"
+
+
+class TooManyRequests(AppError):
+    status, code, title = 429, "rate_limited", "Too many requests"
+
+
+class PayloadTooLarge(AppError):
+    status, code, title = 413, "payload_too_large", "Payload too large"
+
+
+class ServiceUnavailable(AppError):
+    status, code, title = 503, "service_unavailable", "Service temporarily unavailable"
+
+
+_STATUS_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "invalid_input",
+    429: "rate_limited",
+}
+
+
+def problem_response(
+    request: Request | None,
+    *,
+    status: int,
+    code: str,
+    title: str,
+    detail: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": f"https://touchstone.dev/problems/{code.replace('_', '-')}",
+        "title": title,
+        "status": status,
+        "code": code,
+    }
+    if detail:
+        body["detail"] = detail
+    if request is not None:
+        body["instance"] = request.url.path
+        request_id = request.scope.get("state", {}).get("request_id")
+        if request_id:
+            body["request_id"] = request_id
+    body.update(extra)
+    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
+
+
+async def _app_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, AppError)
+    return problem_response(
+        request,
+        status=exc.status,
+        code=exc.code,
+        title=exc.title,
+        detail=exc.detail,
+        headers=exc.headers,
+        **exc.extra,
+    )
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    title = str(exc.detail) if exc.detail else "Error"
+    return problem_response(
+        request,
+        status=exc.status_code,
+        code=_STATUS_CODES.get(exc.status_code, "http_error"),
+        title=title,
+        headers=getattr(exc, "headers", None),
+    )
+
+
+def _param_name(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(part) for part in loc if part not in ("body",)) or "body"
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    invalid = [
+        {"name": _param_name(tuple(err.get("loc", ()))), "in": str(err.get("loc", ["body"])[0]),
+         "reason": err.get("msg", "invalid")}
+        for err in exc.errors()
+    ]
+    return problem_response(
+        request,
+        status=422,
+        code="invalid_input",
+        title="Invalid input",
+        detail="The request has invalid or unexpected fields.",
+        invalid_params=invalid,
+    )
+
+
+async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    log.warning("database_unavailable", error=type(exc).__name__)
+    return problem_response(
+        request,
+        status=503,
+        code="service_unavailable",
+        title="Service temporarily unavailable",
+        detail="The database cannot be reached; retry shortly.",
+        headers={"Retry-After": "2"},
+    )
+
+
+async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled_error", exc_info=exc)
+    return problem_response(
+        request,
+        status=500,
+        code="internal_error",
+        title="Internal server error",
+        detail="Something went wrong on our side; quote the request id when reporting it.",
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(AppError, _app_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(OperationalError, _database_unavailable)
+    app.add_exception_handler(InterfaceError, _database_unavailable)
+    app.add_exception_handler(Exception, _unhandled)

@@ -1,0 +1,142 @@
+"""Pure ASGI middleware (BaseHTTPMiddleware costs ~100 µs a request; these cost a few)."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from typing import Any
+
+import structlog
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from touchstone.core.errors import PROBLEM_JSON, PayloadTooLarge
+from touchstone.core.metrics import HTTP_LATENCY, HTTP_REQUESTS
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_CONTROL_IN_URL = re.compile(rb"%(0[0-9a-f]|1[0-9a-f]|7f)", re.IGNORECASE)
+access_log = structlog.get_logger("touchstone.access")
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+def _route_template(scope: Scope) -> str:
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return str(path) if path else "unmatched"
+
+
+class RequestContextMiddleware:
+    """Request id, log context, access log line and HTTP metrics for every request."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        supplied = _header(scope, b"x-request-id")
+        request_id = supplied if supplied and _REQUEST_ID.match(supplied) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [
+                    *message["headers"],
+                    (b"x-request-id", request_id.encode()),
+                ]
+            await send(message)
+
+        try:
+            if scope["type"] == "http" and _has_control_characters(scope):
+                await _send_problem(send, 422, "invalid_input", "Control characters in the URL",
+                                    request_id)
+                status = 422
+                return
+            await self.app(scope, receive, send_with_id)
+        finally:
+            if scope["type"] == "http":
+                elapsed = time.perf_counter() - started
+                route = _route_template(scope)
+                HTTP_REQUESTS.labels(scope["method"], route, str(status)).inc()
+                HTTP_LATENCY.labels(scope["method"], route).observe(elapsed)
+                access_log.info(
+                    "request",
+                    method=scope["method"],
+                    route=route,
+                    status=status,
+                    duration_ms=round(elapsed * 1000, 2),
+                )
+            structlog.contextvars.clear_contextvars()
+
+
+def _has_control_characters(scope: Scope) -> bool:
+    raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
+    return bool(_CONTROL_IN_URL.search(scope["query_string"]) or _CONTROL_IN_URL.search(raw_path))
+
+
+async def _send_problem(send: Send, status: int, code: str, title: str, request_id: str) -> None:
+    import json
+
+    body = json.dumps(
+        {"type": f"https://touchstone.dev/problems/{code.replace('_', '-')}", "title": title,
+         "status": status, "code": code, "request_id": request_id}
+    ).encode()
+    await send({"type": "http.response.start", "status": status, "headers": [
+        (b"content-type", PROBLEM_JSON.encode()),
+        (b"content-length", str(len(body)).encode()),
+        (b"x-request-id", request_id.encode()),
+    ]})
+    await send({"type": "http.response.body", "body": body})
+
+
+class BodySizeLimitMiddleware:
+    """Refuse bodies over the limit: early by Content-Length, else while streaming."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int, overrides: dict[str, int] | None = None) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+        self.overrides = overrides or {}
+
+    def _limit_for(self, path: str) -> int:
+        for prefix, limit in self.overrides.items():
+            if path.startswith(prefix):
+                return limit
+        return self.max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self._limit_for(scope["path"])
+        declared = _header(scope, b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            request_id = scope.get("state", {}).get("request_id", "")
+            await _send_problem(send, 413, "payload_too_large",
+                                f"Request body over {limit} bytes", request_id)
+            return
+        received = 0
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message: dict[str, Any] = dict(await receive())
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise PayloadTooLarge(f"Request body over {limit} bytes")
+            return message
+
+        await self.app(scope, counting_receive, send)

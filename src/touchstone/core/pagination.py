@@ -1,0 +1,89 @@
+"""List conventions: `limit` (capped) + `offset`, a whitelisted sort, and a cheap total."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Annotated, Any, Generic, TypeVar
+
+from fastapi import Depends, Query
+from pydantic import BaseModel
+from sqlalchemy import Select, func, over, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
+
+from touchstone.core.errors import InvalidInput
+
+MAX_LIMIT = 100
+T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
+
+
+class PageParams(BaseModel):
+    limit: int
+    offset: int
+    sort: str | None
+
+
+def page_params(
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page")] = 20,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    sort: Annotated[
+        str | None,
+        Query(max_length=40, pattern=r"^-?[a-z_]+$", description="Field, '-' for descending"),
+    ] = None,
+) -> PageParams:
+    return PageParams(limit=limit, offset=offset, sort=sort)
+
+
+PageDep = Annotated[PageParams, Depends(page_params)]
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    total: int
+    limit: int
+    offset: int
+
+
+def order_by(params: PageParams, columns: dict[str, ColumnElement[Any]], default: str
+             ) -> list[ColumnElement[Any]]:
+    """Translate `sort=-created_at` into ORDER BY using only whitelisted columns."""
+    sort = params.sort or default
+    name = sort.removeprefix("-")
+    if name not in columns:
+        raise InvalidInput(f"Cannot sort by '{name}'; choose one of: {', '.join(sorted(columns))}")
+    column = columns[name]
+    primary = column.desc() if sort.startswith("-") else column.asc()
+    return [primary]
+
+
+async def paginate(
+    session: AsyncSession, query: Select[Any], params: PageParams
+) -> tuple[Sequence[Any], int]:
+    """One round trip: the page's rows plus `count(*) over ()` for the total.
+
+    A one-entity query yields its objects; a multi-column query yields its rows.
+    """
+    rows = (
+        await session.execute(
+            query.add_columns(over(func.count()).label("_total"))
+            .limit(params.limit)
+            .offset(params.offset)
+        )
+    ).all()
+    if not rows:
+        if params.offset == 0:
+            return [], 0
+        counted = select(func.count()).select_from(query.order_by(None).subquery())
+        return [], (await session.execute(counted)).scalar_one()
+    items = [row[0] for row in rows] if len(query.selected_columns) == 1 else rows
+    return items, rows[0][-1]
+
+
+def page_of(model: type[M], rows: Sequence[Any], total: int, params: PageParams) -> Page[M]:
+    return Page[model](  # type: ignore[valid-type]
+        items=[model.model_validate(row) for row in rows],
+        total=total,
+        limit=params.limit,
+        offset=params.offset,
+    )

@@ -1,0 +1,53 @@
+"""Base models: inputs refuse unknown fields and control characters; outputs read ORM rows."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints, model_validator
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def reject_control_characters(value: str) -> str:
+    if _CONTROL.search(value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+def _walk_strings(value: Any) -> None:
+    if isinstance(value, str):
+        reject_control_characters(value)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _walk_strings(key)
+            _walk_strings(item)
+    elif isinstance(value, list | tuple | set):
+        for item in value:
+            _walk_strings(item)
+
+
+class InputModel(BaseModel):
+    """Every request body derives from this: no extra fields, no control characters.
+
+    Smuggled `org_id`, `role` or `id` fields are refused by `extra="forbid"`; NUL bytes would
+    otherwise reach PostgreSQL and fail there as a 500.
+    """
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_control_characters(cls, data: Any) -> Any:
+        _walk_strings(data)
+        return data
+
+
+class OutputModel(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{1,78}[a-z0-9]$")]
+SafeQuery = Annotated[str, AfterValidator(reject_control_characters)]

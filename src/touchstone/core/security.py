@@ -1,0 +1,100 @@
+"""Passwords, JWTs and opaque secrets.
+
+Passwords use argon2id (pwdlib) off the event loop. High-entropy secrets (API keys, refresh
+and invitation tokens) are stored as SHA-256: they cannot be guessed, so a slow hash would
+only slow down every authenticated request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import anyio.to_thread
+import jwt
+from pwdlib import PasswordHash
+from pwdlib.hashers.argon2 import Argon2Hasher
+
+from touchstone.core.config import Settings
+from touchstone.core.errors import Unauthorized
+
+JWT_ALGORITHM = "HS256"
+_password_hash = PasswordHash((Argon2Hasher(),))
+# Verified against when the user does not exist, so unknown emails take as long as known ones.
+_DUMMY_HASH = _password_hash.hash(secrets.token_urlsafe(16))
+
+
+async def hash_password(password: str) -> str:
+    return await anyio.to_thread.run_sync(_password_hash.hash, password)
+
+
+async def verify_password(password: str, password_hash: str | None) -> bool:
+    """Constant work whether or not there is a hash to check against."""
+    ok = await anyio.to_thread.run_sync(
+        _password_hash.verify, password, password_hash or _DUMMY_HASH
+    )
+    return bool(ok) and password_hash is not None
+
+
+def digest_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def secrets_match(secret: str, expected_digest: str) -> bool:
+    return hmac.compare_digest(digest_secret(secret), expected_digest)
+
+
+def new_token(nbytes: int = 32) -> str:
+    return secrets.token_urlsafe(nbytes)
+
+
+@dataclass(frozen=True)
+class AccessClaims:
+    user_id: uuid.UUID
+    org_id: uuid.UUID
+    session_id: uuid.UUID
+
+
+def issue_access_token(settings: Settings, claims: AccessClaims, *, now: datetime | None = None
+                       ) -> str:
+    issued = now or datetime.now(UTC)
+    payload: dict[str, Any] = {
+        "sub": str(claims.user_id),
+        "org": str(claims.org_id),
+        "sid": str(claims.session_id),
+        "iss": settings.jwt_issuer,
+        "aud": settings.jwt_audience,
+        "iat": issued,
+        "nbf": issued,
+        "exp": issued + timedelta(seconds=settings.access_token_ttl_seconds),
+        "jti": uuid.uuid4().hex,
+    }
+    return jwt.encode(payload, settings.secret_key.get_secret_value(), algorithm=JWT_ALGORITHM)
+
+
+def decode_access_token(settings: Settings, token: str) -> AccessClaims:
+    """Accept only our own HS256 tokens: fixed algorithm list, audience, issuer, expiry."""
+    try:
+        payload = jwt.decode(
+            token,
+            settings.secret_key.get_secret_value(),
+            algorithms=[JWT_ALGORITHM],
+            audience=settings.jwt_audience,
+            issuer=settings.jwt_issuer,
+            options={"require": ["exp", "iat", "sub", "aud", "iss", "org", "sid"]},
+            leeway=5,
+        )
+        return AccessClaims(
+            user_id=uuid.UUID(payload["sub"]),
+            org_id=uuid.UUID(payload["org"]),
+            session_id=uuid.UUID(payload["sid"]),
+        )
+    except jwt.ExpiredSignatureError as exc:
+        raise Unauthorized("The access token has expired") from exc
+    except (jwt.InvalidTokenError, ValueError, TypeError, KeyError) as exc:
+        raise Unauthorized("The access token is invalid") from exc

@@ -1,0 +1,56 @@
+"""Identity-specific dependencies: settings, the login form and the login rate limit."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Form, Request
+
+from touchstone.core.config import Settings
+from touchstone.core.ratelimit import RateLimiter
+from touchstone.core.schemas import reject_control_characters
+from touchstone.core.errors import InvalidInput
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+class LoginForm:
+    """OAuth2 password form (so /docs' Authorize works) plus the org to sign in to.
+
+    Swagger's form has no `org` field, so `client_id` is accepted as the org slug too.
+    """
+
+    def __init__(
+        self,
+        username: Annotated[str, Form(max_length=320)],
+        password: Annotated[str, Form(max_length=256)],
+        org: Annotated[str | None, Form(max_length=80)] = None,
+        client_id: Annotated[str | None, Form(max_length=80)] = None,
+        grant_type: Annotated[str | None, Form(pattern="^password$")] = None,
+    ) -> None:
+        for value in (username, password, org, client_id):
+            if value is not None:
+                try:
+                    reject_control_characters(value)
+                except ValueError as exc:
+                    raise InvalidInput("Control characters are not allowed") from exc
+        self.username = username.strip().lower()
+        self.password = password
+        self.org = org or client_id or None
+
+
+async def limit_logins(request: Request, form: Annotated[LoginForm, Depends()]) -> LoginForm:
+    limiter: RateLimiter = request.app.state.rate_limiter
+    settings = get_settings(request)
+    client = request.client.host if request.client else "unknown"
+    await limiter.hit(settings.login_rate_limit, "login", client, form.username)
+    return form
+
+
+RateLimitedLogin = Annotated[LoginForm, Depends(limit_logins)]

@@ -1,0 +1,34 @@
+"""Identity failures with stable codes clients can branch on."""
+
+from touchstone.core.errors import AppError, Conflict, Unauthorized
+
+
+class InvalidCredentials(Unauthorized):
+    code, title = "invalid_credentials", "Incorrect email or password"
+
+
+class OrgChoiceRequired(AppError):
+    status, code, title = 400, "org_choice_required", "Choose an organization"
+
+
+class RefreshTokenInvalid(Unauthorized):
+    code, title = "refresh_token_invalid", "The refresh token is invalid or expired"
+
+
+class RefreshTokenReused(Unauthorized):
+    """A rotated token came back: someone holds a copy, so the whole family is revoked."""
+
+    code, title = "refresh_token_reused", "The refresh token was already used"
+    keep_changes = True
+
+
+class InvitationInvalid(AppError):
+    status, code, title = 400, "invitation_invalid", "The invitation is invalid or expired"
+
+
+class LastAdmin(Conflict):
+    code, title = "last_admin", "An organization needs at least one active admin"
+
+
+class ApiKeyInvalid(Unauthorized):
+    code, title = "api_key_invalid", "The API key is invalid, expired or revoked"

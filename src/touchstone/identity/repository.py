@@ -1,0 +1,86 @@
+"""Identity queries. Each filters by org explicitly even though RLS would too."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Row, Select, func, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from touchstone.identity.models import ApiKey, AuditEvent, Branch, Membership, Org, User
+
+
+def members_query(org_id: uuid.UUID) -> Select[Any]:
+    return (
+        select(
+            User.id,
+            User.email,
+            User.full_name,
+            Membership.role,
+            Membership.branch_id,
+            Membership.is_active,
+            Membership.created_at,
+        )
+        .join(Membership, Membership.user_id == User.id)
+        .where(Membership.org_id == org_id)
+    )
+
+
+async def get_member(session: AsyncSession, org_id: uuid.UUID, user_id: uuid.UUID
+                     ) -> Row[Any] | None:
+    result = await session.execute(members_query(org_id).where(User.id == user_id))
+    return result.one_or_none()
+
+
+async def get_membership(session: AsyncSession, org_id: uuid.UUID, user_id: uuid.UUID,
+                         *, for_update: bool = False) -> Membership | None:
+    query = select(Membership).where(Membership.org_id == org_id, Membership.user_id == user_id)
+    if for_update:
+        query = query.with_for_update()
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def count_active_admins(session: AsyncSession, org_id: uuid.UUID) -> int:
+    query = select(func.count()).where(
+        Membership.org_id == org_id, Membership.role == "org_admin", Membership.is_active
+    )
+    return (await session.execute(query)).scalar_one()
+
+
+async def get_branch(session: AsyncSession, org_id: uuid.UUID, branch_id: uuid.UUID
+                     ) -> Branch | None:
+    query = select(Branch).where(Branch.org_id == org_id, Branch.id == branch_id)
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def get_org(session: AsyncSession, org_id: uuid.UUID) -> Org | None:
+    return (await session.execute(select(Org).where(Org.id == org_id))).scalar_one_or_none()
+
+
+async def get_api_key(session: AsyncSession, org_id: uuid.UUID, key_id: uuid.UUID
+                      ) -> ApiKey | None:
+    query = select(ApiKey).where(ApiKey.org_id == org_id, ApiKey.id == key_id)
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def find_user_by_email(session: AsyncSession, email: str) -> Row[Any] | None:
+    """Across tenants, through the owner-run lookup (email is globally unique)."""
+    result = await session.execute(
+        text("select id, password_hash, is_active, is_platform_admin from auth_find_user(:e)"),
+        {"e": email},
+    )
+    return result.one_or_none()
+
+
+async def orgs_of_user(session: AsyncSession, user_id: uuid.UUID) -> Sequence[Row[Any]]:
+    result = await session.execute(
+        text("select org_id, org_name, org_slug, role, branch_id from auth_user_orgs(:u)"),
+        {"u": user_id},
+    )
+    return result.all()
+
+
+def audit_query(org_id: uuid.UUID) -> Select[Any]:
+    return select(AuditEvent).where(AuditEvent.org_id == org_id)

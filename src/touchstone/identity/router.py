@@ -1,0 +1,238 @@
+"""Identity HTTP API: parse, authorize, call the service, shape the response."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, status
+
+from touchstone.core.auth import Principal
+from touchstone.core.deps import CurrentPrincipal, SessionDep, SystemSessionDep, require
+from touchstone.core.pagination import Page, PageDep, page_of
+from touchstone.core.permissions import Role
+from touchstone.core.schemas import SafeQuery
+from touchstone.identity import authentication, repository, service
+from touchstone.identity.dependencies import RateLimitedLogin, SettingsDep
+from touchstone.identity.schemas import (
+    AcceptInvitation,
+    ApiKeyCreate,
+    ApiKeyCreated,
+    ApiKeyOut,
+    AuditEventOut,
+    BranchCreate,
+    BranchOut,
+    BranchUpdate,
+    MemberOut,
+    MeOut,
+    OrgChoice,
+    OrgCreate,
+    OrgOut,
+    OrgUpdate,
+    PasswordChange,
+    RefreshRequest,
+    TokenResponse,
+    UserCreate,
+    UserCreated,
+    UserUpdate,
+)
+
+public_router = APIRouter(prefix="/auth", tags=["auth"])
+router = APIRouter()
+
+
+# --- authentication --------------------------------------------------------------------
+
+
+@public_router.post("/token", response_model=TokenResponse)
+async def issue_token(form: RateLimitedLogin, session: SystemSessionDep,
+                      settings: SettingsDep) -> TokenResponse:
+    """Sign in with email and password (`org` = id or slug when you belong to several)."""
+    return await authentication.login(session, settings, form.username, form.password, form.org)
+
+
+@public_router.post("/refresh", response_model=TokenResponse)
+async def refresh_token(body: RefreshRequest, session: SystemSessionDep,
+                        settings: SettingsDep) -> TokenResponse:
+    return await authentication.refresh(session, settings, body.refresh_token)
+
+
+@public_router.post("/invitations/accept", status_code=status.HTTP_204_NO_CONTENT)
+async def accept_invitation(body: AcceptInvitation, session: SystemSessionDep) -> None:
+    await authentication.accept_invitation(session, body.token, body.password)
+
+
+@router.post("/auth/logout", status_code=status.HTTP_204_NO_CONTENT, tags=["auth"])
+async def logout(session: SessionDep, principal: CurrentPrincipal) -> None:
+    await authentication.logout(session, principal)
+
+
+@router.get("/me", response_model=MeOut, tags=["auth"])
+async def me(session: SessionDep, principal: CurrentPrincipal) -> MeOut:
+    if principal.user_id is None:
+        key = await repository.get_api_key(session, principal.org_id, principal.id)
+        assert key is not None
+        return MeOut(id=principal.id, email="", full_name=f"API key {key.name}",
+                     org_id=principal.org_id, role=None, branch_id=None,
+                     permissions=sorted(principal.permissions), orgs=[])
+    member = await service.get_member(session, principal, principal.user_id)
+    orgs = await repository.orgs_of_user(session, principal.user_id)
+    return MeOut(id=member.id, email=member.email, full_name=member.full_name,
+                 org_id=principal.org_id, role=principal.role, branch_id=principal.branch_id,
+                 permissions=sorted(principal.permissions),
+                 orgs=[OrgChoice.model_validate(o) for o in orgs])
+
+
+@router.post("/me/password", status_code=status.HTTP_204_NO_CONTENT, tags=["auth"])
+async def change_password(body: PasswordChange, session: SessionDep,
+                          principal: CurrentPrincipal) -> None:
+    await authentication.change_password(session, principal, body.current_password,
+                                         body.new_password)
+
+
+# --- organizations and branches --------------------------------------------------------
+
+
+@router.post("/orgs", response_model=OrgOut, status_code=201, tags=["orgs"])
+async def create_org(body: OrgCreate, session: SessionDep, settings: SettingsDep,
+                     principal: Annotated[Principal, Depends(require("platform:orgs"))]) -> OrgOut:
+    """Platform admins only: a new tenant with its first admin."""
+    org, _ = await service.create_org(session, body, principal, settings)
+    return OrgOut.model_validate(org)
+
+
+@router.get("/org", response_model=OrgOut, tags=["orgs"])
+async def current_org(session: SessionDep,
+                      principal: Annotated[Principal, Depends(require("org:read"))]) -> OrgOut:
+    return OrgOut.model_validate(await service.get_org(session, principal))
+
+
+@router.patch("/org", response_model=OrgOut, tags=["orgs"])
+async def update_org(body: OrgUpdate, session: SessionDep,
+                     principal: Annotated[Principal, Depends(require("org:write"))]) -> OrgOut:
+    org = await service.get_org(session, principal)
+    if body.name is not None:
+        org = await service.rename_org(session, principal, body.name)
+    return OrgOut.model_validate(org)
+
+
+@router.get("/branches", response_model=Page[BranchOut], tags=["branches"])
+async def list_branches(session: SessionDep, page: PageDep,
+                        principal: Annotated[Principal, Depends(require("branches:read"))]
+                        ) -> Page[BranchOut]:
+    items, total = await service.list_branches(session, principal, page)
+    return page_of(BranchOut, items, total, page)
+
+
+@router.post("/branches", response_model=BranchOut, status_code=201, tags=["branches"])
+async def create_branch(body: BranchCreate, session: SessionDep,
+                        principal: Annotated[Principal, Depends(require("branches:write"))]
+                        ) -> BranchOut:
+    return BranchOut.model_validate(await service.create_branch(session, principal, body))
+
+
+@router.get("/branches/{branch_id}", response_model=BranchOut, tags=["branches"])
+async def get_branch(branch_id: uuid.UUID, session: SessionDep,
+                     principal: Annotated[Principal, Depends(require("branches:read"))]
+                     ) -> BranchOut:
+    return BranchOut.model_validate(await service.get_branch(session, principal, branch_id))
+
+
+@router.patch("/branches/{branch_id}", response_model=BranchOut, tags=["branches"])
+async def update_branch(branch_id: uuid.UUID, body: BranchUpdate, session: SessionDep,
+                        principal: Annotated[Principal, Depends(require("branches:write"))]
+                        ) -> BranchOut:
+    branch = await service.update_branch(session, principal, branch_id, body)
+    return BranchOut.model_validate(branch)
+
+
+# --- users -----------------------------------------------------------------------------
+
+
+@router.get("/users", response_model=Page[MemberOut], tags=["users"])
+async def list_users(
+    session: SessionDep,
+    page: PageDep,
+    principal: Annotated[Principal, Depends(require("users:read"))],
+    role: Role | None = None,
+    is_active: bool | None = None,
+    q: Annotated[SafeQuery | None, Query(max_length=100)] = None,
+) -> Page[MemberOut]:
+    items, total = await service.list_members(session, principal, page, role=role,
+                                              is_active=is_active, q=q)
+    return page_of(MemberOut, items, total, page)
+
+
+@router.post("/users", response_model=UserCreated, status_code=201, tags=["users"])
+async def create_user(body: UserCreate, session: SessionDep, settings: SettingsDep,
+                      principal: Annotated[Principal, Depends(require("users:write"))]
+                      ) -> UserCreated:
+    """Add a member; without `password` the response carries a one-time invitation token."""
+    member, invitation = await service.create_member(session, principal, body, settings)
+    created = UserCreated.model_validate(member)
+    created.invitation_token = invitation
+    return created
+
+
+@router.get("/users/{user_id}", response_model=MemberOut, tags=["users"])
+async def get_user(user_id: uuid.UUID, session: SessionDep,
+                   principal: Annotated[Principal, Depends(require("users:read"))]) -> MemberOut:
+    return MemberOut.model_validate(await service.get_member(session, principal, user_id))
+
+
+@router.patch("/users/{user_id}", response_model=MemberOut, tags=["users"])
+async def update_user(user_id: uuid.UUID, body: UserUpdate, session: SessionDep,
+                      principal: Annotated[Principal, Depends(require("users:write"))]
+                      ) -> MemberOut:
+    """Rename, change role or branch, or deactivate (`is_active: false`) a member."""
+    member = await service.update_member(session, principal, user_id, body)
+    return MemberOut.model_validate(member)
+
+
+# --- API keys --------------------------------------------------------------------------
+
+
+@router.get("/api-keys", response_model=Page[ApiKeyOut], tags=["api keys"])
+async def list_api_keys(session: SessionDep, page: PageDep,
+                        principal: Annotated[Principal, Depends(require("api_keys:read"))]
+                        ) -> Page[ApiKeyOut]:
+    items, total = await service.list_api_keys(session, principal, page)
+    return page_of(ApiKeyOut, items, total, page)
+
+
+@router.post("/api-keys", response_model=ApiKeyCreated, status_code=201, tags=["api keys"])
+async def create_api_key(body: ApiKeyCreate, session: SessionDep,
+                         principal: Annotated[Principal, Depends(require("api_keys:write"))]
+                         ) -> ApiKeyCreated:
+    key, secret = await service.create_api_key(session, principal, body)
+    return ApiKeyCreated(**ApiKeyOut.model_validate(key).model_dump(), key=secret)
+
+
+@router.delete("/api-keys/{key_id}", response_model=ApiKeyOut, tags=["api keys"])
+async def revoke_api_key(key_id: uuid.UUID, session: SessionDep,
+                         principal: Annotated[Principal, Depends(require("api_keys:write"))]
+                         ) -> ApiKeyOut:
+    return ApiKeyOut.model_validate(await service.revoke_api_key(session, principal, key_id))
+
+
+# --- audit -----------------------------------------------------------------------------
+
+
+@router.get("/audit-events", response_model=Page[AuditEventOut], tags=["audit"])
+async def list_audit_events(
+    session: SessionDep,
+    page: PageDep,
+    principal: Annotated[Principal, Depends(require("audit:read"))],
+    actor_id: uuid.UUID | None = None,
+    action: Annotated[SafeQuery | None, Query(max_length=80)] = None,
+    object_type: Annotated[SafeQuery | None, Query(max_length=60)] = None,
+    object_id: Annotated[SafeQuery | None, Query(max_length=80)] = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> Page[AuditEventOut]:
+    items, total = await service.list_audit_events(
+        session, principal, page, actor_id=actor_id, action=action, object_type=object_type,
+        object_id=object_id, since=since, until=until,
+    )
+    return page_of(AuditEventOut, items, total, page)

@@ -1,0 +1,164 @@
+"""Request and response bodies of the identity API."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import EmailStr, Field, StringConstraints
+
+from touchstone.core.permissions import Role
+from touchstone.core.schemas import InputModel, Name, OutputModel, Slug
+
+Password = Annotated[str, StringConstraints(min_length=10, max_length=256)]
+OrgKind = Literal["bank", "company", "school"]
+Code = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,40}$")]
+Scope = Annotated[str, StringConstraints(pattern=r"^[a-z_]+:[a-z_]+$", max_length=60)]
+
+
+class TokenResponse(OutputModel):
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_in: int
+    refresh_token: str
+    org_id: uuid.UUID
+
+
+class OrgChoice(OutputModel):
+    org_id: uuid.UUID
+    org_name: str
+    org_slug: str
+    role: str
+
+
+class RefreshRequest(InputModel):
+    refresh_token: Annotated[str, StringConstraints(min_length=10, max_length=200)]
+
+
+class AcceptInvitation(InputModel):
+    token: Annotated[str, StringConstraints(min_length=10, max_length=200)]
+    password: Password
+
+
+class PasswordChange(InputModel):
+    current_password: Annotated[str, StringConstraints(max_length=256)]
+    new_password: Password
+
+
+class OrgCreate(InputModel):
+    name: Name
+    slug: Slug
+    kind: OrgKind = "company"
+    admin_email: EmailStr
+    admin_full_name: Name = "Administrator"
+    admin_password: Password | None = None
+
+
+class OrgOut(OutputModel):
+    id: uuid.UUID
+    name: str
+    slug: str
+    kind: str
+    is_active: bool
+    created_at: datetime
+
+
+class OrgUpdate(InputModel):
+    name: Name | None = None
+
+
+class BranchCreate(InputModel):
+    name: Name
+    code: Code
+
+
+class BranchUpdate(InputModel):
+    name: Name | None = None
+    is_active: bool | None = None
+
+
+class BranchOut(OutputModel):
+    id: uuid.UUID
+    name: str
+    code: str
+    is_active: bool
+    created_at: datetime
+
+
+class UserCreate(InputModel):
+    """Create a user in the caller's org; without a password an invitation is issued."""
+
+    email: EmailStr
+    full_name: Name
+    role: Role
+    branch_id: uuid.UUID | None = None
+    password: Password | None = None
+
+
+class UserUpdate(InputModel):
+    full_name: Name | None = None
+    role: Role | None = Field(default=None, description="Change the user's role in this org")
+    branch_id: uuid.UUID | None = None
+    is_active: bool | None = Field(default=None, description="false deactivates the membership")
+
+
+class MemberOut(OutputModel):
+    id: uuid.UUID
+    email: str
+    full_name: str
+    role: str
+    branch_id: uuid.UUID | None
+    is_active: bool
+    created_at: datetime
+
+
+class UserCreated(MemberOut):
+    invitation_token: str | None = Field(
+        default=None, description="Shown once; the user accepts it to set a password"
+    )
+
+
+class MeOut(OutputModel):
+    id: uuid.UUID
+    email: str
+    full_name: str
+    org_id: uuid.UUID
+    role: str | None
+    branch_id: uuid.UUID | None
+    permissions: list[str]
+    orgs: list[OrgChoice]
+
+
+class ApiKeyCreate(InputModel):
+    name: Name
+    scopes: list[Scope] = Field(min_length=1, max_length=50)
+    expires_at: datetime | None = None
+
+
+class ApiKeyOut(OutputModel):
+    id: uuid.UUID
+    name: str
+    prefix: str
+    scopes: list[str]
+    created_at: datetime
+    last_used_at: datetime | None
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+
+class ApiKeyCreated(ApiKeyOut):
+    key: str = Field(description="The full key; shown once and never again")
+
+
+class AuditEventOut(OutputModel):
+    id: uuid.UUID
+    occurred_at: datetime
+    actor_type: str
+    actor_id: uuid.UUID | None
+    branch_id: uuid.UUID | None
+    action: str
+    object_type: str
+    object_id: str | None
+    changes: dict[str, object]
+    request_id: str | None

@@ -1,0 +1,352 @@
+"""Identity use cases: orgs, branches, members, API keys and the audit log.
+
+Other modules import this file only. Functions flush, never commit: the request's unit of
+work commits once at the end, so the audit event lands in the same transaction as the change.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy import Row, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from touchstone.core.auth import API_KEY_PREFIX, Principal
+from touchstone.core.config import Settings
+from touchstone.core.db import add_unique, enter_tenant
+from touchstone.core.errors import Forbidden, InvalidInput, NotFound
+from touchstone.core.pagination import PageParams, order_by, paginate
+from touchstone.core.permissions import ALL_PERMISSIONS, Role
+from touchstone.core.security import digest_secret, hash_password, new_token
+from touchstone.identity import repository
+from touchstone.identity.exceptions import LastAdmin
+from touchstone.identity.models import (
+    ApiKey,
+    AuditEvent,
+    AuthSession,
+    Branch,
+    Invitation,
+    Membership,
+    Org,
+    User,
+)
+from touchstone.identity.schemas import (
+    ApiKeyCreate,
+    BranchCreate,
+    BranchUpdate,
+    OrgCreate,
+    UserCreate,
+    UserUpdate,
+)
+
+SYSTEM_ACTOR = "system"
+
+
+async def record_audit(
+    session: AsyncSession,
+    actor: Principal | None,
+    action: str,
+    object_type: str,
+    object_id: object | None,
+    changes: dict[str, Any] | None = None,
+    *,
+    org_id: uuid.UUID | None = None,
+) -> None:
+    """Append an audit event to the current transaction (who, what, which object, why)."""
+    session.add(
+        AuditEvent(
+            id=uuid.uuid4(),
+            org_id=org_id or (actor.org_id if actor else None),
+            actor_type=actor.kind if actor else SYSTEM_ACTOR,
+            actor_id=actor.id if actor else None,
+            branch_id=actor.branch_id if actor else None,
+            action=action,
+            object_type=object_type,
+            object_id=str(object_id) if object_id is not None else None,
+            changes=changes or {},
+            request_id=structlog.contextvars.get_contextvars().get("request_id"),
+        )
+    )
+
+
+def _branch_scope(principal: Principal) -> uuid.UUID | None:
+    """Branch-bound roles see their own branch only; org-wide admins see all."""
+    return None if principal.can("org:write") else principal.branch_id
+
+
+# --- orgs -----------------------------------------------------------------------------
+
+
+async def create_org(session: AsyncSession, data: OrgCreate, actor: Principal | None,
+                     settings: Settings) -> tuple[Org, str | None]:
+    """Create a tenant and its first admin. Runs in the new org's own tenant context.
+
+    Returns the org and, when no admin password was given, the admin's invitation token.
+    """
+    org_id = uuid.uuid4()
+    await enter_tenant(session, org_id)
+    org = Org(id=org_id, name=data.name, slug=data.slug, kind=data.kind, settings={})
+    await add_unique(session, org, f"An organization with slug '{data.slug}' already exists")
+    admin = UserCreate(email=data.admin_email, full_name=data.admin_full_name,
+                       role=Role.ORG_ADMIN, password=data.admin_password)
+    _, invitation = await _add_member(session, org_id, admin, settings)
+    await record_audit(session, actor, "org.created", "org", org_id,
+                       {"name": data.name, "slug": data.slug, "kind": data.kind}, org_id=org_id)
+    return org, invitation
+
+
+async def get_org(session: AsyncSession, principal: Principal) -> Org:
+    org = await repository.get_org(session, principal.org_id)
+    if org is None:
+        raise NotFound("Organization not found")
+    return org
+
+
+async def rename_org(session: AsyncSession, principal: Principal, name: str) -> Org:
+    org = await get_org(session, principal)
+    before = org.name
+    org.name = name
+    await record_audit(session, principal, "org.updated", "org", org.id,
+                       {"name": [before, name]})
+    return org
+
+
+# --- branches ---------------------------------------------------------------------------
+
+
+async def list_branches(session: AsyncSession, principal: Principal, page: PageParams
+                        ) -> tuple[Sequence[Branch], int]:
+    query = select(Branch).where(Branch.org_id == principal.org_id)
+    if scope := _branch_scope(principal):
+        query = query.where(Branch.id == scope)
+    columns = {"name": Branch.name, "code": Branch.code, "created_at": Branch.created_at}
+    return await paginate(session, query.order_by(*order_by(page, columns, "name")), page)
+
+
+async def get_branch(session: AsyncSession, principal: Principal, branch_id: uuid.UUID
+                     ) -> Branch:
+    branch = await repository.get_branch(session, principal.org_id, branch_id)
+    scope = _branch_scope(principal)
+    if branch is None or (scope and branch.id != scope):
+        raise NotFound("Branch not found")
+    return branch
+
+
+async def create_branch(session: AsyncSession, principal: Principal, data: BranchCreate
+                        ) -> Branch:
+    branch = Branch(id=uuid.uuid4(), org_id=principal.org_id, name=data.name, code=data.code)
+    await add_unique(session, branch, f"A branch with code '{data.code}' already exists")
+    await record_audit(session, principal, "branch.created", "branch", branch.id,
+                       data.model_dump())
+    return branch
+
+
+async def update_branch(session: AsyncSession, principal: Principal, branch_id: uuid.UUID,
+                        data: BranchUpdate) -> Branch:
+    branch = await get_branch(session, principal, branch_id)
+    changes = _apply(branch, data.model_dump(exclude_unset=True))
+    await record_audit(session, principal, "branch.updated", "branch", branch.id, changes)
+    return branch
+
+
+def _apply(row: object, values: dict[str, Any]) -> dict[str, Any]:
+    """Set attributes and return {field: [before, after]} for the ones that changed."""
+    changes: dict[str, Any] = {}
+    for field, value in values.items():
+        before = getattr(row, field)
+        if before != value:
+            setattr(row, field, value)
+            changes[field] = [_plain(before), _plain(value)]
+    return changes
+
+
+def _plain(value: Any) -> Any:
+    return str(value) if isinstance(value, uuid.UUID) else value
+
+
+# --- members ---------------------------------------------------------------------------
+
+
+async def list_members(session: AsyncSession, principal: Principal, page: PageParams,
+                       *, role: Role | None = None, is_active: bool | None = None,
+                       q: str | None = None) -> tuple[Sequence[Row[Any]], int]:
+    query = repository.members_query(principal.org_id)
+    if scope := _branch_scope(principal):
+        query = query.where(Membership.branch_id == scope)
+    if role is not None:
+        query = query.where(Membership.role == role)
+    if is_active is not None:
+        query = query.where(Membership.is_active == is_active)
+    if q:
+        pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        query = query.where(User.email.ilike(pattern) | User.full_name.ilike(pattern))
+    columns = {"email": User.email, "full_name": User.full_name,
+               "created_at": Membership.created_at, "role": Membership.role}
+    query = query.order_by(*order_by(page, columns, "email"), User.id)
+    return await paginate(session, query, page)
+
+
+async def get_member(session: AsyncSession, principal: Principal, user_id: uuid.UUID
+                     ) -> Row[Any]:
+    member = await repository.get_member(session, principal.org_id, user_id)
+    scope = _branch_scope(principal)
+    if member is None or (scope and member.branch_id != scope):
+        raise NotFound("User not found")
+    return member
+
+
+async def _check_grant(session: AsyncSession, principal: Principal | None, org_id: uuid.UUID,
+                       role: Role, branch_id: uuid.UUID | None) -> None:
+    if role == Role.PLATFORM_ADMIN and not (principal and principal.can("platform:orgs")):
+        raise Forbidden("Only platform admins can grant the platform_admin role")
+    if branch_id is not None and await repository.get_branch(session, org_id, branch_id) is None:
+        raise InvalidInput("branch_id does not name a branch of this organization")
+
+
+async def create_member(session: AsyncSession, principal: Principal, data: UserCreate,
+                        settings: Settings) -> tuple[Row[Any], str | None]:
+    await _check_grant(session, principal, principal.org_id, data.role, data.branch_id)
+    user_id, invitation = await _add_member(session, principal.org_id, data, settings)
+    await record_audit(session, principal, "user.created", "user", user_id,
+                       {"email": data.email, "role": data.role, "branch_id": _plain(data.branch_id)})
+    return await get_member(session, principal, user_id), invitation
+
+
+async def _add_member(session: AsyncSession, org_id: uuid.UUID, data: UserCreate,
+                      settings: Settings) -> tuple[uuid.UUID, str | None]:
+    """Give an existing person a membership, or create the person first.
+
+    A new user without a password gets a one-time invitation token (returned once).
+    """
+    email = data.email.lower()
+    existing = await repository.find_user_by_email(session, email)
+    invitation = None
+    if existing is None:
+        user = User(id=uuid.uuid4(), email=email, full_name=data.full_name,
+                    password_hash=await hash_password(data.password) if data.password else None)
+        await add_unique(session, user, "A user with this email already exists")
+        user_id = user.id
+        if data.password is None:
+            invitation = new_token()
+            session.add(Invitation(
+                id=uuid.uuid4(), org_id=org_id, user_id=user_id,
+                token_hash=digest_secret(invitation),
+                expires_at=datetime.now(UTC) + timedelta(seconds=settings.invitation_ttl_seconds),
+            ))
+    else:
+        user_id = existing.id
+    membership = Membership(id=uuid.uuid4(), org_id=org_id, user_id=user_id, role=data.role,
+                            branch_id=data.branch_id)
+    await add_unique(session, membership, "This user is already a member of the organization")
+    return user_id, invitation
+
+
+async def update_member(session: AsyncSession, principal: Principal, user_id: uuid.UUID,
+                        data: UserUpdate) -> Row[Any]:
+    await get_member(session, principal, user_id)
+    membership = await repository.get_membership(session, principal.org_id, user_id,
+                                                  for_update=True)
+    assert membership is not None
+    values = data.model_dump(exclude_unset=True)
+    if "role" in values or "branch_id" in values:
+        await _check_grant(session, principal, principal.org_id,
+                           Role(values.get("role", membership.role)),
+                           values.get("branch_id", membership.branch_id))
+    changes: dict[str, Any] = {}
+    if (full_name := values.pop("full_name", None)) is not None:
+        user = (await session.execute(select(User).where(User.id == user_id))).scalar_one()
+        changes |= _apply(user, {"full_name": full_name})
+    was_admin = membership.role == Role.ORG_ADMIN and membership.is_active
+    changes |= _apply(membership, values)
+    if was_admin and not (membership.role == Role.ORG_ADMIN and membership.is_active):
+        await session.flush()
+        if await repository.count_active_admins(session, principal.org_id) == 0:
+            raise LastAdmin()
+    if values.get("is_active") is False or "role" in changes:
+        await revoke_sessions(session, principal.org_id, user_id, reason="membership_changed")
+    await record_audit(session, principal, "user.updated", "user", user_id, changes)
+    return await get_member(session, principal, user_id)
+
+
+async def revoke_sessions(session: AsyncSession, org_id: uuid.UUID, user_id: uuid.UUID, *,
+                          reason: str, keep: uuid.UUID | None = None) -> None:
+    query = update(AuthSession).where(
+        AuthSession.org_id == org_id, AuthSession.user_id == user_id,
+        AuthSession.revoked_at.is_(None),
+    )
+    if keep is not None:
+        query = query.where(AuthSession.id != keep)
+    await session.execute(query.values(revoked_at=datetime.now(UTC), revoked_reason=reason))
+
+
+# --- API keys --------------------------------------------------------------------------
+
+
+async def list_api_keys(session: AsyncSession, principal: Principal, page: PageParams
+                        ) -> tuple[Sequence[ApiKey], int]:
+    query = select(ApiKey).where(ApiKey.org_id == principal.org_id)
+    columns = {"created_at": ApiKey.created_at, "name": ApiKey.name}
+    return await paginate(session, query.order_by(*order_by(page, columns, "-created_at")), page)
+
+
+async def create_api_key(session: AsyncSession, principal: Principal, data: ApiKeyCreate
+                         ) -> tuple[ApiKey, str]:
+    """Returns the key row and the full secret, which is never stored or shown again."""
+    unknown = set(data.scopes) - ALL_PERMISSIONS
+    if unknown:
+        raise InvalidInput(f"Unknown scopes: {', '.join(sorted(unknown))}")
+    beyond = set(data.scopes) - principal.permissions
+    if beyond:
+        raise Forbidden(f"You cannot grant scopes you do not hold: {', '.join(sorted(beyond))}")
+    if data.expires_at is not None and data.expires_at <= datetime.now(UTC):
+        raise InvalidInput("expires_at must be in the future")
+    prefix = new_token(6).replace("-", "x").replace("_", "x")[:8]
+    secret = new_token(32)
+    key = ApiKey(id=uuid.uuid4(), org_id=principal.org_id, name=data.name, prefix=prefix,
+                 secret_hash=digest_secret(secret), scopes=sorted(set(data.scopes)),
+                 created_by=principal.user_id, expires_at=data.expires_at)
+    await add_unique(session, key, "Key prefix collision; try again")
+    await record_audit(session, principal, "api_key.created", "api_key", key.id,
+                       {"name": data.name, "scopes": key.scopes, "prefix": prefix})
+    return key, f"{API_KEY_PREFIX}{prefix}_{secret}"
+
+
+async def revoke_api_key(session: AsyncSession, principal: Principal, key_id: uuid.UUID
+                         ) -> ApiKey:
+    key = await repository.get_api_key(session, principal.org_id, key_id)
+    if key is None:
+        raise NotFound("API key not found")
+    if key.revoked_at is None:
+        key.revoked_at = datetime.now(UTC)
+        await record_audit(session, principal, "api_key.revoked", "api_key", key.id,
+                           {"prefix": key.prefix})
+    return key
+
+
+# --- audit -----------------------------------------------------------------------------
+
+
+async def list_audit_events(session: AsyncSession, principal: Principal, page: PageParams, *,
+                            actor_id: uuid.UUID | None = None, action: str | None = None,
+                            object_type: str | None = None, object_id: str | None = None,
+                            since: datetime | None = None, until: datetime | None = None
+                            ) -> tuple[Sequence[AuditEvent], int]:
+    query = repository.audit_query(principal.org_id)
+    if scope := _branch_scope(principal):
+        query = query.where(AuditEvent.branch_id == scope)
+    filters = {AuditEvent.actor_id: actor_id, AuditEvent.action: action,
+               AuditEvent.object_type: object_type, AuditEvent.object_id: object_id}
+    for column, value in filters.items():
+        if value is not None:
+            query = query.where(column == value)
+    if since is not None:
+        query = query.where(AuditEvent.occurred_at >= since)
+    if until is not None:
+        query = query.where(AuditEvent.occurred_at < until)
+    columns = {"occurred_at": AuditEvent.occurred_at}
+    query = query.order_by(*order_by(page, columns, "-occurred_at"), AuditEvent.id)
+    return await paginate(session, query, page)

@@ -1,0 +1,101 @@
+"""The application factory: middleware, routers, lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib.metadata import version
+
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
+from fastapi.middleware.cors import CORSMiddleware
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from touchstone.core.config import Settings, get_settings
+from touchstone.core.db import Database
+from touchstone.core.deps import read_credential
+from touchstone.core.errors import install_error_handlers
+from touchstone.core.health import database_check
+from touchstone.core.health import router as health_router
+from touchstone.core.logging import configure_logging
+from touchstone.core.metrics import DB_POOL, REGISTRY
+from touchstone.core.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from touchstone.core.migrations import migration_head
+from touchstone.core.postgres import admin_url, runtime_url
+from touchstone.core.ratelimit import RateLimiter
+from touchstone.core.telemetry import configure_tracing
+from touchstone.identity import router as identity
+from touchstone.identity.authentication import IdentityAuthenticator
+
+API_PREFIX = "/api/v1"
+
+
+def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
+    """Build the app. Tests pass their own `database`; otherwise it connects at start-up."""
+    settings = settings or get_settings()
+    configure_logging(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned = database is None
+        app.state.database = database or Database(
+            runtime_url(settings, admin_url(settings)), settings
+        )
+        configure_tracing(app, app.state.database.engine, settings)
+        try:
+            yield
+        finally:
+            if owned:
+                await app.state.database.dispose()
+
+    app = FastAPI(
+        title="Touchstone",
+        version=version("touchstone"),
+        summary="Multi-tenant platform for appraisal, statements, attendance, AR and research",
+        lifespan=lifespan,
+        docs_url="/docs" if settings.show_docs else None,
+        redoc_url="/redoc" if settings.show_docs else None,
+        openapi_url="/openapi.json" if settings.show_docs else None,
+        debug=settings.debug,
+    )
+    app.state.settings = settings
+    app.state.authenticator = IdentityAuthenticator(settings)
+    app.state.rate_limiter = RateLimiter()
+    app.state.migration_head = migration_head()
+    app.state.health_checks = {"database": database_check}
+    if database is not None:
+        app.state.database = database
+
+    install_error_handlers(app)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_credentials=settings.cors_allow_credentials,
+            allow_methods=["*"],
+            allow_headers=["Authorization", "Content-Type", "X-API-Key", "Idempotency-Key",
+                           "X-Request-ID"],
+            expose_headers=["X-Request-ID", "Location", "Retry-After"],
+        )
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestContextMiddleware)
+
+    app.include_router(health_router)
+    app.add_api_route("/metrics", _metrics, include_in_schema=False)
+    public = APIRouter(prefix=API_PREFIX)
+    public.include_router(identity.public_router)
+    app.include_router(public)
+    # Everything below requires a credential unless a route opts out above.
+    authenticated = APIRouter(prefix=API_PREFIX, dependencies=[Depends(read_credential)])
+    authenticated.include_router(identity.router)
+    app.include_router(authenticated)
+    return app
+
+
+async def _metrics(request: Request) -> Response:
+    database: Database | None = getattr(request.app.state, "database", None)
+    if database is not None:
+        pool = database.engine.pool
+        for state, value in (("checked_out", getattr(pool, "checkedout", lambda: 0)()),
+                             ("idle", getattr(pool, "checkedin", lambda: 0)())):
+            DB_POOL.labels(state).set(value)
+    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,154 @@
+"""Real PostgreSQL for every test, as the runtime role, with per-test rollback.
+
+Each xdist worker gets its own database (migrated once). A test's requests all run on one
+connection inside a transaction that is rolled back at the end; the app commits only
+savepoints. Set TEST_DATABASE_URL to use an external server instead of the embedded one.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker, create_async_engine
+
+from touchstone.core.config import Settings
+from touchstone.core.db import Database, TenantSession
+from touchstone.core.permissions import Role
+from touchstone.core.postgres import DatabaseUrls, admin_url, libpq_dsn, prepare_database
+from touchstone.identity import service
+from touchstone.identity.schemas import OrgCreate, UserCreate
+from touchstone.main import create_app
+
+ROOT = Path(__file__).resolve().parents[1]
+PASSWORD = "correct horse battery staple"
+
+
+def _test_settings(worker: str) -> Settings:
+    overrides: dict[str, object] = {
+        "environment": "test",
+        "data_dir": ROOT / "var" / "test",
+        "database_name": f"touchstone_test_{worker}",
+        "secret_key": "test-secret-key-that-is-long-enough-0123456789",
+        "login_rate_limit": "1000/minute",
+        "log_level": "WARNING",
+    }
+    if url := os.environ.get("TEST_DATABASE_URL"):
+        overrides["database_url"] = url.rsplit("/", 1)[0] + f"/touchstone_test_{worker}"
+    return Settings(**overrides)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def settings(worker_id: str) -> Settings:
+    return _test_settings(worker_id)
+
+
+@pytest.fixture(scope="session")
+def database_urls(settings: Settings) -> DatabaseUrls:
+    admin = admin_url(settings)
+    with psycopg.connect(libpq_dsn(admin.set(database="postgres")), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{admin.database}" WITH (FORCE)')
+    return prepare_database(settings)
+
+
+@pytest.fixture(scope="session")
+async def engine(database_urls: DatabaseUrls) -> AsyncIterator[AsyncEngine]:
+    engine = create_async_engine(database_urls.runtime, pool_size=5)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+async def connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    async with engine.connect() as connection:
+        transaction = await connection.begin()
+        yield connection
+        await transaction.rollback()
+
+
+@pytest.fixture
+def database(connection: AsyncConnection, settings: Settings) -> Database:
+    """A Database whose sessions all join the test's transaction as savepoints."""
+    database = Database.__new__(Database)
+    database.engine = connection.engine
+    database.sessionmaker = async_sessionmaker(
+        bind=connection,
+        expire_on_commit=False,
+        sync_session_class=TenantSession,
+        join_transaction_mode="create_savepoint",
+    )
+    return database
+
+
+@pytest.fixture
+async def client(settings: Settings, database: Database) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(settings, database=database)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        yield client
+
+
+@dataclass
+class Tenant:
+    org_id: uuid.UUID
+    slug: str
+    admin_email: str
+    token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+async def make_tenant(database: Database, settings: Settings, client: httpx.AsyncClient,
+                      name: str) -> Tenant:
+    slug = f"{name}-{uuid.uuid4().hex[:8]}"
+    email = f"admin@{slug}.example.com"
+    async with database.transaction() as session:
+        org, _ = await service.create_org(
+            session,
+            OrgCreate(name=name.title(), slug=slug, kind="bank", admin_email=email,
+                      admin_password=PASSWORD),
+            None,
+            settings,
+        )
+    token = await login(client, email, PASSWORD)
+    return Tenant(org.id, slug, email, token)
+
+
+async def login(client: httpx.AsyncClient, email: str, password: str = PASSWORD,
+                org: str | None = None) -> str:
+    form = {"username": email, "password": password} | ({"org": org} if org else {})
+    response = await client.post("/api/v1/auth/token", data=form)
+    assert response.status_code == 200, response.text
+    token: str = response.json()["access_token"]
+    return token
+
+
+async def add_member(client: httpx.AsyncClient, tenant: Tenant, role: Role,
+                     branch_id: str | None = None) -> tuple[str, dict[str, str]]:
+    """Create a member with a password; return (user id, auth headers)."""
+    email = f"{role.value}-{uuid.uuid4().hex[:6]}@{tenant.slug}.example.com"
+    body = UserCreate(email=email, full_name=role.value, role=role, password=PASSWORD,
+                      branch_id=uuid.UUID(branch_id) if branch_id else None)
+    response = await client.post("/api/v1/users", headers=tenant.headers,
+                                 json=body.model_dump(mode="json"))
+    assert response.status_code == 201, response.text
+    token = await login(client, email, org=tenant.slug)
+    return response.json()["id"], {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+async def tenant_a(database: Database, settings: Settings, client: httpx.AsyncClient) -> Tenant:
+    return await make_tenant(database, settings, client, "alpha")
+
+
+@pytest.fixture
+async def tenant_b(database: Database, settings: Settings, client: httpx.AsyncClient) -> Tenant:
+    return await make_tenant(database, settings, client, "bravo")
