@@ -16,7 +16,12 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 from touchstone.core.config import Settings
 from touchstone.core.db import Database, TenantSession
@@ -106,15 +111,21 @@ class Tenant:
         return {"Authorization": f"Bearer {self.token}"}
 
 
-async def make_tenant(database: Database, settings: Settings, client: httpx.AsyncClient,
-                      name: str) -> Tenant:
+async def make_tenant(
+    database: Database, settings: Settings, client: httpx.AsyncClient, name: str
+) -> Tenant:
     slug = f"{name}-{uuid.uuid4().hex[:8]}"
     email = f"admin@{slug}.example.com"
     async with database.transaction() as session:
         org, _ = await service.create_org(
             session,
-            OrgCreate(name=name.title(), slug=slug, kind="bank", admin_email=email,
-                      admin_password=PASSWORD),
+            OrgCreate(
+                name=name.title(),
+                slug=slug,
+                kind="bank",
+                admin_email=email,
+                admin_password=PASSWORD,
+            ),
             None,
             settings,
         )
@@ -122,8 +133,9 @@ async def make_tenant(database: Database, settings: Settings, client: httpx.Asyn
     return Tenant(org.id, slug, email, token)
 
 
-async def login(client: httpx.AsyncClient, email: str, password: str = PASSWORD,
-                org: str | None = None) -> str:
+async def login(
+    client: httpx.AsyncClient, email: str, password: str = PASSWORD, org: str | None = None
+) -> str:
     form = {"username": email, "password": password} | ({"org": org} if org else {})
     response = await client.post("/api/v1/auth/token", data=form)
     assert response.status_code == 200, response.text
@@ -131,14 +143,21 @@ async def login(client: httpx.AsyncClient, email: str, password: str = PASSWORD,
     return token
 
 
-async def add_member(client: httpx.AsyncClient, tenant: Tenant, role: Role,
-                     branch_id: str | None = None) -> tuple[str, dict[str, str]]:
+async def add_member(
+    client: httpx.AsyncClient, tenant: Tenant, role: Role, branch_id: str | None = None
+) -> tuple[str, dict[str, str]]:
     """Create a member with a password; return (user id, auth headers)."""
     email = f"{role.value}-{uuid.uuid4().hex[:6]}@{tenant.slug}.example.com"
-    body = UserCreate(email=email, full_name=role.value, role=role, password=PASSWORD,
-                      branch_id=uuid.UUID(branch_id) if branch_id else None)
-    response = await client.post("/api/v1/users", headers=tenant.headers,
-                                 json=body.model_dump(mode="json"))
+    body = UserCreate(
+        email=email,
+        full_name=role.value,
+        role=role,
+        password=PASSWORD,
+        branch_id=uuid.UUID(branch_id) if branch_id else None,
+    )
+    response = await client.post(
+        "/api/v1/users", headers=tenant.headers, json=body.model_dump(mode="json")
+    )
     assert response.status_code == 201, response.text
     token = await login(client, email, org=tenant.slug)
     return response.json()["id"], {"Authorization": f"Bearer {token}"}
@@ -152,3 +171,16 @@ async def tenant_a(database: Database, settings: Settings, client: httpx.AsyncCl
 @pytest.fixture
 async def tenant_b(database: Database, settings: Settings, client: httpx.AsyncClient) -> Tenant:
     return await make_tenant(database, settings, client, "bravo")
+
+
+def assert_problem(
+    response: httpx.Response, status: int, code: str | None = None
+) -> dict[str, object]:
+    """Assert an RFC 9457 problem response with `status` (and `code`); return its body."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body: dict[str, object] = response.json()
+    assert body["status"] == status
+    if code is not None:
+        assert body["code"] == code, body
+    return body

@@ -19,7 +19,7 @@ from touchstone.core.db import Database
 from touchstone.core.errors import AppError
 from touchstone.core.logging import configure_logging
 from touchstone.core.permissions import Role
-from touchstone.core.postgres import libpq_dsn, prepare_database, provision
+from touchstone.core.postgres import libpq_dsn, prepare_database
 
 app = typer.Typer(help="Touchstone platform.", no_args_is_help=True, pretty_exceptions_enable=False)
 orgs_app = typer.Typer(help="Organizations (tenants).", no_args_is_help=True)
@@ -79,8 +79,16 @@ def serve(
         "First admin: uv run touchstone orgs create 'My Bank' --admin-email you@example.com "
         "(or `uv run touchstone demo` for a demo bank)"
     )
-    uvicorn.run("touchstone.main:create_app", factory=True, host=host, port=port,
-                workers=workers, log_config=None, access_log=False, proxy_headers=False)
+    uvicorn.run(
+        "touchstone.main:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_config=None,
+        access_log=False,
+        proxy_headers=False,
+    )
 
 
 @app.command()
@@ -103,14 +111,21 @@ def create_org(
     from touchstone.identity.schemas import OrgCreate
 
     async def work(database: Database, settings: Settings) -> None:
-        data = OrgCreate(name=name, slug=slug or _slugify(name), kind=kind,  # type: ignore[arg-type]
-                         admin_email=admin_email, admin_password=admin_password)
+        data = OrgCreate(
+            name=name,
+            slug=slug or _slugify(name),
+            kind=kind,
+            admin_email=admin_email,
+            admin_password=admin_password,
+        )
         async with database.transaction() as session:
             org, invitation = await service.create_org(session, data, None, settings)
         typer.echo(f"org {org.slug} ({org.id}) created; admin {admin_email}")
         if invitation:
-            typer.echo(f"invitation token (shown once): {invitation}\n"
-                       "accept with POST /api/v1/auth/invitations/accept")
+            typer.echo(
+                f"invitation token (shown once): {invitation}\n"
+                "accept with POST /api/v1/auth/invitations/accept"
+            )
 
     _run_in_database(work)
 
@@ -127,8 +142,9 @@ def create_user(
     from touchstone.identity import admin
 
     async def work(database: Database, settings: Settings) -> None:
-        invitation = await admin.add_user(database, settings, org, email, role, password,
-                                                full_name or email.split("@")[0])
+        invitation = await admin.add_user(
+            database, settings, org, email, role, password, full_name or email.split("@")[0]
+        )
         typer.echo(f"{email} is now {role.value} in {org}")
         if invitation:
             typer.echo(f"invitation token (shown once): {invitation}")
@@ -157,8 +173,15 @@ def _pg_tool(name: str) -> str:
 def backup(path: Annotated[Path, typer.Argument(help="Output file (custom format)")]) -> None:
     """Dump the whole database (schema, data, job queue) to a file."""
     urls = prepare_database(_settings(), migrate=False)
-    subprocess.run([_pg_tool("pg_dump"), "--format=custom", f"--file={path}",  # noqa: S603
-                    libpq_dsn(urls.admin)], check=True)
+    subprocess.run(
+        [
+            _pg_tool("pg_dump"),
+            "--format=custom",
+            f"--file={path}",
+            libpq_dsn(urls.admin),
+        ],
+        check=True,
+    )
     typer.echo(f"backup written to {path}")
 
 
@@ -172,10 +195,17 @@ def restore(
     if not yes and not typer.confirm("This replaces every row in the database. Continue?"):
         raise typer.Exit(1)
     urls = prepare_database(settings, migrate=False)
-    provision(settings, urls.admin)
-    result = subprocess.run([_pg_tool("pg_restore"), "--clean", "--if-exists",  # noqa: S603
-                             "--single-transaction", f"--dbname={libpq_dsn(urls.admin)}", str(path)],
-                            check=False)
+    result = subprocess.run(
+        [
+            _pg_tool("pg_restore"),
+            "--clean",
+            "--if-exists",
+            "--single-transaction",
+            f"--dbname={libpq_dsn(urls.admin)}",
+            str(path),
+        ],
+        check=False,
+    )
     if result.returncode != 0:
         typer.echo("restore failed; the database is unchanged", err=True)
         raise typer.Exit(result.returncode)

@@ -72,8 +72,13 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             allow_origins=settings.cors_origins,
             allow_credentials=settings.cors_allow_credentials,
             allow_methods=["*"],
-            allow_headers=["Authorization", "Content-Type", "X-API-Key", "Idempotency-Key",
-                           "X-Request-ID"],
+            allow_headers=[
+                "Authorization",
+                "Content-Type",
+                "X-API-Key",
+                "Idempotency-Key",
+                "X-Request-ID",
+            ],
             expose_headers=["X-Request-ID", "Location", "Retry-After"],
         )
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
@@ -95,7 +100,9 @@ async def _metrics(request: Request) -> Response:
     database: Database | None = getattr(request.app.state, "database", None)
     if database is not None:
         pool = database.engine.pool
-        for state, value in (("checked_out", getattr(pool, "checkedout", lambda: 0)()),
-                             ("idle", getattr(pool, "checkedin", lambda: 0)())):
+        for state, value in (
+            ("checked_out", getattr(pool, "checkedout", lambda: 0)()),
+            ("idle", getattr(pool, "checkedin", lambda: 0)()),
+        ):
             DB_POOL.labels(state).set(value)
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

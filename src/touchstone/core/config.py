@@ -6,8 +6,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, PostgresDsn, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "dev-secret-change-me"}
 MIN_SECRET_LENGTH = 32
@@ -22,11 +24,11 @@ class Settings(BaseSettings):
     port: int = 8000
 
     data_dir: Path = Path("var")
-    database_url: PostgresDsn | None = Field(
+    database_url: str | None = Field(
         default=None,
         description="Owner/admin URL of an external PostgreSQL; unset = embedded server",
     )
-    database_runtime_url: PostgresDsn | None = None
+    database_runtime_url: str | None = None
     database_runtime_role: str = "touchstone_app"
     database_owner_role: str = "touchstone_owner"
     database_name: str = "touchstone"
@@ -53,6 +55,20 @@ class Settings(BaseSettings):
     otel_exporter_otlp_endpoint: str | None = None
     otel_service_name: str = "touchstone"
 
+    @field_validator("database_url", "database_runtime_url")
+    @classmethod
+    def _postgres_url(cls, value: str | None) -> str | None:
+        """libpq URLs (unix sockets included: `postgresql://u@/db?host=/run/pg`)."""
+        if value is None:
+            return None
+        try:
+            url = make_url(value)
+        except ArgumentError as exc:
+            raise ValueError("not a database URL") from exc
+        if url.get_backend_name() != "postgresql":
+            raise ValueError("only PostgreSQL is supported")
+        return value
+
     @property
     def is_production(self) -> bool:
         return self.environment == "production"
@@ -63,7 +79,9 @@ class Settings(BaseSettings):
 
     @property
     def json_logs(self) -> bool:
-        return (self.log_format or ("console" if self.environment == "development" else "json")) == "json"
+        return (
+            self.log_format or ("console" if self.environment == "development" else "json")
+        ) == "json"
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:
@@ -73,7 +91,9 @@ class Settings(BaseSettings):
         problems = []
         secret = self.secret_key.get_secret_value()
         if secret.lower() in PLACEHOLDER_SECRETS or len(secret) < MIN_SECRET_LENGTH:
-            problems.append(f"SECRET_KEY must be a random value of at least {MIN_SECRET_LENGTH} chars")
+            problems.append(
+                f"SECRET_KEY must be a random value of at least {MIN_SECRET_LENGTH} chars"
+            )
         if self.debug:
             problems.append("DEBUG must be off")
         if "*" in self.cors_origins and self.cors_allow_credentials:

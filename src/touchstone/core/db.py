@@ -12,9 +12,15 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+
 from sqlalchemy import DateTime, MetaData, event, func, text
 from sqlalchemy.engine import URL, Connection
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, SessionTransaction, mapped_column
 
 from touchstone.core.config import Settings
@@ -104,9 +110,7 @@ async def enter_tenant(session: AsyncSession, org_id: uuid.UUID) -> None:
     Only for the explicit system paths that create a tenant's first rows (a new org).
     """
     session.info["org_id"] = org_id
-    await session.execute(
-        text("select set_config('app.org_id', :org, true)"), {"org": str(org_id)}
-    )
+    await session.execute(text("select set_config('app.org_id', :org, true)"), {"org": str(org_id)})
 
 
 async def add_unique(session: AsyncSession, row: object, conflict: str) -> None:

@@ -8,6 +8,7 @@ commit must reach the client as an error, never as a 200.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 import structlog
@@ -35,12 +36,20 @@ def read_credential(
     if api_key:
         return Credential("api_key", api_key)
     if bearer:
-        kind = "api_key" if bearer.startswith(API_KEY_PREFIX) else "access_token"
-        return Credential(kind, bearer)
+        if bearer.startswith(API_KEY_PREFIX):
+            return Credential("api_key", bearer)
+        return Credential("access_token", bearer)
     raise Unauthorized("Send a bearer token or an X-API-Key header")
 
 
+@asynccontextmanager
 async def _unit_of_work(session: AsyncSession) -> AsyncIterator[AsyncSession]:
+    """Commit on success, roll back on error (or commit when the error says so).
+
+    A context manager, not a generator the dependencies iterate: an exception FastAPI throws
+    into the dependency must reach these `except` clauses, and `async for` would not forward it
+    (the session was then left open, and `keep_changes` never committed).
+    """
     try:
         yield session
         await session.commit()
@@ -69,13 +78,13 @@ async def tenant_session(
     structlog.contextvars.bind_contextvars(
         org_id=str(principal.org_id), principal=f"{principal.kind}:{principal.id}"
     )
-    async for item in _unit_of_work(session):
+    async with _unit_of_work(session) as item:
         yield item
 
 
 async def system_session(request: Request) -> AsyncIterator[AsyncSession]:
     """A transaction with no tenant: only for public routes such as login."""
-    async for item in _unit_of_work(get_database(request).session()):
+    async with _unit_of_work(get_database(request).session()) as item:
         yield item
 
 

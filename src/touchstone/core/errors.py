@@ -146,8 +146,11 @@ def _param_name(loc: tuple[Any, ...]) -> str:
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     invalid = [
-        {"name": _param_name(tuple(err.get("loc", ()))), "in": str(err.get("loc", ["body"])[0]),
-         "reason": err.get("msg", "invalid")}
+        {
+            "name": _param_name(tuple(err.get("loc", ()))),
+            "in": str(err.get("loc", ["body"])[0]),
+            "reason": err.get("msg", "invalid"),
+        }
         for err in exc.errors()
     ]
     return problem_response(

@@ -20,8 +20,9 @@ async def database_check(request: Request) -> dict[str, Any]:
     database: Database = request.app.state.database
     expected: str | None = request.app.state.migration_head
     async with database.engine.connect() as connection:
-        version = (await connection.execute(
-            text("select version_num from alembic_version"))).scalar_one_or_none()
+        version = (
+            await connection.execute(text("select version_num from alembic_version"))
+        ).scalar_one_or_none()
     at_head = version == expected
     return {"ok": at_head, "migrations_at_head": at_head}
 
@@ -53,8 +54,10 @@ async def live() -> dict[str, str]:
 async def ready(request: Request) -> JSONResponse:
     ok, components = await _run(request)
     return JSONResponse(
-        {"status": "ok" if ok else "unavailable",
-         "components": {name: c["ok"] for name, c in components.items()}},
+        {
+            "status": "ok" if ok else "unavailable",
+            "components": {name: c["ok"] for name, c in components.items()},
+        },
         status_code=200 if ok else 503,
     )
 
@@ -63,7 +66,10 @@ async def ready(request: Request) -> JSONResponse:
 async def details(request: Request) -> JSONResponse:
     ok, components = await _run(request)
     return JSONResponse(
-        {"status": "ok" if ok else "degraded", "version": request.app.version,
-         "components": components},
+        {
+            "status": "ok" if ok else "degraded",
+            "version": request.app.version,
+            "components": components,
+        },
         status_code=200 if ok else 503,
     )

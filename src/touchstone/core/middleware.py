@@ -26,8 +26,13 @@ def _header(scope: Scope, name: bytes) -> str | None:
 
 
 def _route_template(scope: Scope) -> str:
-    route = scope.get("route")
-    path = getattr(route, "path", None)
+    """The matched route's full template (`/api/v1/users/{user_id}`), never the raw path.
+
+    FastAPI resolves included routers lazily and keeps the prefixed template in its
+    effective route context; a plain `scope["route"].path` lacks the router prefixes.
+    """
+    context = scope.get("fastapi", {}).get("effective_route_context")
+    path = getattr(context, "path_format", None) or getattr(scope.get("route"), "path", None)
     return str(path) if path else "unmatched"
 
 
@@ -62,8 +67,9 @@ class RequestContextMiddleware:
 
         try:
             if scope["type"] == "http" and _has_control_characters(scope):
-                await _send_problem(send, 422, "invalid_input", "Control characters in the URL",
-                                    request_id)
+                await _send_problem(
+                    send, 422, "invalid_input", "Control characters in the URL", request_id
+                )
                 status = 422
                 return
             await self.app(scope, receive, send_with_id)
@@ -92,21 +98,34 @@ async def _send_problem(send: Send, status: int, code: str, title: str, request_
     import json
 
     body = json.dumps(
-        {"type": f"https://touchstone.dev/problems/{code.replace('_', '-')}", "title": title,
-         "status": status, "code": code, "request_id": request_id}
+        {
+            "type": f"https://touchstone.dev/problems/{code.replace('_', '-')}",
+            "title": title,
+            "status": status,
+            "code": code,
+            "request_id": request_id,
+        }
     ).encode()
-    await send({"type": "http.response.start", "status": status, "headers": [
-        (b"content-type", PROBLEM_JSON.encode()),
-        (b"content-length", str(len(body)).encode()),
-        (b"x-request-id", request_id.encode()),
-    ]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", PROBLEM_JSON.encode()),
+                (b"content-length", str(len(body)).encode()),
+                (b"x-request-id", request_id.encode()),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
 class BodySizeLimitMiddleware:
     """Refuse bodies over the limit: early by Content-Length, else while streaming."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int, overrides: dict[str, int] | None = None) -> None:
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, overrides: dict[str, int] | None = None
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.overrides = overrides or {}
@@ -125,8 +144,9 @@ class BodySizeLimitMiddleware:
         declared = _header(scope, b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > limit):
             request_id = scope.get("state", {}).get("request_id", "")
-            await _send_problem(send, 413, "payload_too_large",
-                                f"Request body over {limit} bytes", request_id)
+            await _send_problem(
+                send, 413, "payload_too_large", f"Request body over {limit} bytes", request_id
+            )
             return
         received = 0
 

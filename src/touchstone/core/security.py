@@ -60,8 +60,9 @@ class AccessClaims:
     session_id: uuid.UUID
 
 
-def issue_access_token(settings: Settings, claims: AccessClaims, *, now: datetime | None = None
-                       ) -> str:
+def issue_access_token(
+    settings: Settings, claims: AccessClaims, *, now: datetime | None = None
+) -> str:
     issued = now or datetime.now(UTC)
     payload: dict[str, Any] = {
         "sub": str(claims.user_id),

@@ -21,15 +21,29 @@ DEMO_DOMAIN = "demobank.example.com"
 
 def _system_admin(org_id: uuid.UUID) -> Principal:
     """The CLI acts as a platform operator inside one org; audit rows name it `system`."""
-    return Principal(kind="user", id=uuid.UUID(int=0), org_id=org_id, role=None, branch_id=None,
-                     permissions=permissions_for(Role.PLATFORM_ADMIN))
+    return Principal(
+        kind="user",
+        id=uuid.UUID(int=0),
+        org_id=org_id,
+        role=None,
+        branch_id=None,
+        permissions=permissions_for(Role.PLATFORM_ADMIN),
+    )
 
 
-async def add_user(database: Database, settings: Settings, org_slug: str, email: str,
-                   role: Role, password: str | None, full_name: str) -> str | None:
+async def add_user(
+    database: Database,
+    settings: Settings,
+    org_slug: str,
+    email: str,
+    role: Role,
+    password: str | None,
+    full_name: str,
+) -> str | None:
     async with database.transaction() as session:
-        org_id = (await session.execute(text("select org_id_by_slug(:s)"),
-                                        {"s": org_slug})).scalar_one_or_none()
+        org_id = (
+            await session.execute(text("select org_id_by_slug(:s)"), {"s": org_slug})
+        ).scalar_one_or_none()
         if org_id is None:
             raise NotFound(f"No organization with slug '{org_slug}'")
         await enter_tenant(session, org_id)
@@ -42,15 +56,24 @@ async def load_demo(database: Database, settings: Settings) -> list[tuple[str, s
     """A demo bank with two branches and one user per role; returns (email, password, role)."""
     credentials: list[tuple[str, str, str]] = []
     async with database.transaction() as session:
-        if (await session.execute(text("select org_id_by_slug(:s)"),
-                                  {"s": DEMO_SLUG})).scalar_one_or_none():
+        if (
+            await session.execute(text("select org_id_by_slug(:s)"), {"s": DEMO_SLUG})
+        ).scalar_one_or_none():
             raise Conflict("The demo bank is already loaded (drop ./var to start over)")
         admin_password = secrets.token_urlsafe(12)
-        org, _ = await service.create_org(session, OrgCreate(
-            name="Demo Bank", slug=DEMO_SLUG, kind="bank",
-            admin_email=f"admin@{DEMO_DOMAIN}", admin_full_name="Demo Admin",
-            admin_password=admin_password,
-        ), None, settings)
+        org, _ = await service.create_org(
+            session,
+            OrgCreate(
+                name="Demo Bank",
+                slug=DEMO_SLUG,
+                kind="bank",
+                admin_email=f"admin@{DEMO_DOMAIN}",
+                admin_full_name="Demo Admin",
+                admin_password=admin_password,
+            ),
+            None,
+            settings,
+        )
         credentials.append((f"admin@{DEMO_DOMAIN}", admin_password, Role.ORG_ADMIN.value))
         actor = _system_admin(org.id)
         branches = [
@@ -63,9 +86,17 @@ async def load_demo(database: Database, settings: Settings) -> list[tuple[str, s
             password = secrets.token_urlsafe(12)
             branch = branches[0].id if role in (Role.BRANCH_MANAGER, Role.APPRAISER) else None
             email = f"{role.value.replace('_', '.')}@{DEMO_DOMAIN}"
-            await service.create_member(session, actor, UserCreate(
-                email=email, full_name=role.value.replace("_", " ").title(), role=role,
-                branch_id=branch, password=password,
-            ), settings)
+            await service.create_member(
+                session,
+                actor,
+                UserCreate(
+                    email=email,
+                    full_name=role.value.replace("_", " ").title(),
+                    role=role,
+                    branch_id=branch,
+                    password=password,
+                ),
+                settings,
+            )
             credentials.append((email, password, role.value))
     return credentials

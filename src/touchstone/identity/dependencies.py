@@ -7,9 +7,9 @@ from typing import Annotated
 from fastapi import Depends, Form, Request
 
 from touchstone.core.config import Settings
+from touchstone.core.errors import InvalidInput
 from touchstone.core.ratelimit import RateLimiter
 from touchstone.core.schemas import reject_control_characters
-from touchstone.core.errors import InvalidInput
 
 
 def get_settings(request: Request) -> Settings:

@@ -69,7 +69,9 @@ class Membership(IdMixin, TenantMixin, TimestampMixin, Base):
     __table_args__ = (UniqueConstraint("org_id", "user_id"),)
 
     org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"), index=True)
-    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
     role: Mapped[str] = mapped_column(String(40))
     branch_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("branches.id"))
     is_active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
@@ -93,7 +95,9 @@ class AuthSession(IdMixin, TenantMixin, TimestampMixin, Base):
     __tablename__ = "auth_sessions"
 
     org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"), index=True)
-    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
     revoked_at: Mapped[datetime | None] = mapped_column(_TZ)
     revoked_reason: Mapped[str | None] = mapped_column(String(40))
 

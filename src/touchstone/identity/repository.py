@@ -9,10 +9,11 @@ from typing import Any
 from sqlalchemy import Row, Select, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from touchstone.core.pagination import AnySelect
 from touchstone.identity.models import ApiKey, AuditEvent, Branch, Membership, Org, User
 
 
-def members_query(org_id: uuid.UUID) -> Select[Any]:
+def members_query(org_id: uuid.UUID) -> AnySelect:
     return (
         select(
             User.id,
@@ -28,14 +29,17 @@ def members_query(org_id: uuid.UUID) -> Select[Any]:
     )
 
 
-async def get_member(session: AsyncSession, org_id: uuid.UUID, user_id: uuid.UUID
-                     ) -> Row[Any] | None:
+async def get_member(
+    session: AsyncSession, org_id: uuid.UUID, user_id: uuid.UUID
+) -> Row[Any] | None:
     result = await session.execute(members_query(org_id).where(User.id == user_id))
-    return result.one_or_none()
+    member: Row[Any] | None = result.one_or_none()
+    return member
 
 
-async def get_membership(session: AsyncSession, org_id: uuid.UUID, user_id: uuid.UUID,
-                         *, for_update: bool = False) -> Membership | None:
+async def get_membership(
+    session: AsyncSession, org_id: uuid.UUID, user_id: uuid.UUID, *, for_update: bool = False
+) -> Membership | None:
     query = select(Membership).where(Membership.org_id == org_id, Membership.user_id == user_id)
     if for_update:
         query = query.with_for_update()
@@ -49,8 +53,9 @@ async def count_active_admins(session: AsyncSession, org_id: uuid.UUID) -> int:
     return (await session.execute(query)).scalar_one()
 
 
-async def get_branch(session: AsyncSession, org_id: uuid.UUID, branch_id: uuid.UUID
-                     ) -> Branch | None:
+async def get_branch(
+    session: AsyncSession, org_id: uuid.UUID, branch_id: uuid.UUID
+) -> Branch | None:
     query = select(Branch).where(Branch.org_id == org_id, Branch.id == branch_id)
     return (await session.execute(query)).scalar_one_or_none()
 
@@ -59,8 +64,7 @@ async def get_org(session: AsyncSession, org_id: uuid.UUID) -> Org | None:
     return (await session.execute(select(Org).where(Org.id == org_id))).scalar_one_or_none()
 
 
-async def get_api_key(session: AsyncSession, org_id: uuid.UUID, key_id: uuid.UUID
-                      ) -> ApiKey | None:
+async def get_api_key(session: AsyncSession, org_id: uuid.UUID, key_id: uuid.UUID) -> ApiKey | None:
     query = select(ApiKey).where(ApiKey.org_id == org_id, ApiKey.id == key_id)
     return (await session.execute(query)).scalar_one_or_none()
 
@@ -82,5 +86,5 @@ async def orgs_of_user(session: AsyncSession, user_id: uuid.UUID) -> Sequence[Ro
     return result.all()
 
 
-def audit_query(org_id: uuid.UUID) -> Select[Any]:
+def audit_query(org_id: uuid.UUID) -> Select[AuditEvent]:
     return select(AuditEvent).where(AuditEvent.org_id == org_id)

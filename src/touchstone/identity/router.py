@@ -46,15 +46,17 @@ router = APIRouter()
 
 
 @public_router.post("/token", response_model=TokenResponse)
-async def issue_token(form: RateLimitedLogin, session: SystemSessionDep,
-                      settings: SettingsDep) -> TokenResponse:
+async def issue_token(
+    form: RateLimitedLogin, session: SystemSessionDep, settings: SettingsDep
+) -> TokenResponse:
     """Sign in with email and password (`org` = id or slug when you belong to several)."""
     return await authentication.login(session, settings, form.username, form.password, form.org)
 
 
 @public_router.post("/refresh", response_model=TokenResponse)
-async def refresh_token(body: RefreshRequest, session: SystemSessionDep,
-                        settings: SettingsDep) -> TokenResponse:
+async def refresh_token(
+    body: RefreshRequest, session: SystemSessionDep, settings: SettingsDep
+) -> TokenResponse:
     return await authentication.refresh(session, settings, body.refresh_token)
 
 
@@ -73,44 +75,67 @@ async def me(session: SessionDep, principal: CurrentPrincipal) -> MeOut:
     if principal.user_id is None:
         key = await repository.get_api_key(session, principal.org_id, principal.id)
         assert key is not None
-        return MeOut(id=principal.id, email="", full_name=f"API key {key.name}",
-                     org_id=principal.org_id, role=None, branch_id=None,
-                     permissions=sorted(principal.permissions), orgs=[])
+        return MeOut(
+            id=principal.id,
+            email="",
+            full_name=f"API key {key.name}",
+            org_id=principal.org_id,
+            role=None,
+            branch_id=None,
+            permissions=sorted(principal.permissions),
+            orgs=[],
+        )
     member = await service.get_member(session, principal, principal.user_id)
     orgs = await repository.orgs_of_user(session, principal.user_id)
-    return MeOut(id=member.id, email=member.email, full_name=member.full_name,
-                 org_id=principal.org_id, role=principal.role, branch_id=principal.branch_id,
-                 permissions=sorted(principal.permissions),
-                 orgs=[OrgChoice.model_validate(o) for o in orgs])
+    return MeOut(
+        id=member.id,
+        email=member.email,
+        full_name=member.full_name,
+        org_id=principal.org_id,
+        role=principal.role,
+        branch_id=principal.branch_id,
+        permissions=sorted(principal.permissions),
+        orgs=[OrgChoice.model_validate(o) for o in orgs],
+    )
 
 
 @router.post("/me/password", status_code=status.HTTP_204_NO_CONTENT, tags=["auth"])
-async def change_password(body: PasswordChange, session: SessionDep,
-                          principal: CurrentPrincipal) -> None:
-    await authentication.change_password(session, principal, body.current_password,
-                                         body.new_password)
+async def change_password(
+    body: PasswordChange, session: SessionDep, principal: CurrentPrincipal
+) -> None:
+    await authentication.change_password(
+        session, principal, body.current_password, body.new_password
+    )
 
 
 # --- organizations and branches --------------------------------------------------------
 
 
 @router.post("/orgs", response_model=OrgOut, status_code=201, tags=["orgs"])
-async def create_org(body: OrgCreate, session: SessionDep, settings: SettingsDep,
-                     principal: Annotated[Principal, Depends(require("platform:orgs"))]) -> OrgOut:
+async def create_org(
+    body: OrgCreate,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: Annotated[Principal, Depends(require("platform:orgs"))],
+) -> OrgOut:
     """Platform admins only: a new tenant with its first admin."""
     org, _ = await service.create_org(session, body, principal, settings)
     return OrgOut.model_validate(org)
 
 
 @router.get("/org", response_model=OrgOut, tags=["orgs"])
-async def current_org(session: SessionDep,
-                      principal: Annotated[Principal, Depends(require("org:read"))]) -> OrgOut:
+async def current_org(
+    session: SessionDep, principal: Annotated[Principal, Depends(require("org:read"))]
+) -> OrgOut:
     return OrgOut.model_validate(await service.get_org(session, principal))
 
 
 @router.patch("/org", response_model=OrgOut, tags=["orgs"])
-async def update_org(body: OrgUpdate, session: SessionDep,
-                     principal: Annotated[Principal, Depends(require("org:write"))]) -> OrgOut:
+async def update_org(
+    body: OrgUpdate,
+    session: SessionDep,
+    principal: Annotated[Principal, Depends(require("org:write"))],
+) -> OrgOut:
     org = await service.get_org(session, principal)
     if body.name is not None:
         org = await service.rename_org(session, principal, body.name)
@@ -118,31 +143,40 @@ async def update_org(body: OrgUpdate, session: SessionDep,
 
 
 @router.get("/branches", response_model=Page[BranchOut], tags=["branches"])
-async def list_branches(session: SessionDep, page: PageDep,
-                        principal: Annotated[Principal, Depends(require("branches:read"))]
-                        ) -> Page[BranchOut]:
+async def list_branches(
+    session: SessionDep,
+    page: PageDep,
+    principal: Annotated[Principal, Depends(require("branches:read"))],
+) -> Page[BranchOut]:
     items, total = await service.list_branches(session, principal, page)
     return page_of(BranchOut, items, total, page)
 
 
 @router.post("/branches", response_model=BranchOut, status_code=201, tags=["branches"])
-async def create_branch(body: BranchCreate, session: SessionDep,
-                        principal: Annotated[Principal, Depends(require("branches:write"))]
-                        ) -> BranchOut:
+async def create_branch(
+    body: BranchCreate,
+    session: SessionDep,
+    principal: Annotated[Principal, Depends(require("branches:write"))],
+) -> BranchOut:
     return BranchOut.model_validate(await service.create_branch(session, principal, body))
 
 
 @router.get("/branches/{branch_id}", response_model=BranchOut, tags=["branches"])
-async def get_branch(branch_id: uuid.UUID, session: SessionDep,
-                     principal: Annotated[Principal, Depends(require("branches:read"))]
-                     ) -> BranchOut:
+async def get_branch(
+    branch_id: uuid.UUID,
+    session: SessionDep,
+    principal: Annotated[Principal, Depends(require("branches:read"))],
+) -> BranchOut:
     return BranchOut.model_validate(await service.get_branch(session, principal, branch_id))
 
 
 @router.patch("/branches/{branch_id}", response_model=BranchOut, tags=["branches"])
-async def update_branch(branch_id: uuid.UUID, body: BranchUpdate, session: SessionDep,
-                        principal: Annotated[Principal, Depends(require("branches:write"))]
-                        ) -> BranchOut:
+async def update_branch(
+    branch_id: uuid.UUID,
+    body: BranchUpdate,
+    session: SessionDep,
+    principal: Annotated[Principal, Depends(require("branches:write"))],
+) -> BranchOut:
     branch = await service.update_branch(session, principal, branch_id, body)
     return BranchOut.model_validate(branch)
 
@@ -159,15 +193,19 @@ async def list_users(
     is_active: bool | None = None,
     q: Annotated[SafeQuery | None, Query(max_length=100)] = None,
 ) -> Page[MemberOut]:
-    items, total = await service.list_members(session, principal, page, role=role,
-                                              is_active=is_active, q=q)
+    items, total = await service.list_members(
+        session, principal, page, role=role, is_active=is_active, q=q
+    )
     return page_of(MemberOut, items, total, page)
 
 
 @router.post("/users", response_model=UserCreated, status_code=201, tags=["users"])
-async def create_user(body: UserCreate, session: SessionDep, settings: SettingsDep,
-                      principal: Annotated[Principal, Depends(require("users:write"))]
-                      ) -> UserCreated:
+async def create_user(
+    body: UserCreate,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: Annotated[Principal, Depends(require("users:write"))],
+) -> UserCreated:
     """Add a member; without `password` the response carries a one-time invitation token."""
     member, invitation = await service.create_member(session, principal, body, settings)
     created = UserCreated.model_validate(member)
@@ -176,15 +214,21 @@ async def create_user(body: UserCreate, session: SessionDep, settings: SettingsD
 
 
 @router.get("/users/{user_id}", response_model=MemberOut, tags=["users"])
-async def get_user(user_id: uuid.UUID, session: SessionDep,
-                   principal: Annotated[Principal, Depends(require("users:read"))]) -> MemberOut:
+async def get_user(
+    user_id: uuid.UUID,
+    session: SessionDep,
+    principal: Annotated[Principal, Depends(require("users:read"))],
+) -> MemberOut:
     return MemberOut.model_validate(await service.get_member(session, principal, user_id))
 
 
 @router.patch("/users/{user_id}", response_model=MemberOut, tags=["users"])
-async def update_user(user_id: uuid.UUID, body: UserUpdate, session: SessionDep,
-                      principal: Annotated[Principal, Depends(require("users:write"))]
-                      ) -> MemberOut:
+async def update_user(
+    user_id: uuid.UUID,
+    body: UserUpdate,
+    session: SessionDep,
+    principal: Annotated[Principal, Depends(require("users:write"))],
+) -> MemberOut:
     """Rename, change role or branch, or deactivate (`is_active: false`) a member."""
     member = await service.update_member(session, principal, user_id, body)
     return MemberOut.model_validate(member)
@@ -194,25 +238,31 @@ async def update_user(user_id: uuid.UUID, body: UserUpdate, session: SessionDep,
 
 
 @router.get("/api-keys", response_model=Page[ApiKeyOut], tags=["api keys"])
-async def list_api_keys(session: SessionDep, page: PageDep,
-                        principal: Annotated[Principal, Depends(require("api_keys:read"))]
-                        ) -> Page[ApiKeyOut]:
+async def list_api_keys(
+    session: SessionDep,
+    page: PageDep,
+    principal: Annotated[Principal, Depends(require("api_keys:read"))],
+) -> Page[ApiKeyOut]:
     items, total = await service.list_api_keys(session, principal, page)
     return page_of(ApiKeyOut, items, total, page)
 
 
 @router.post("/api-keys", response_model=ApiKeyCreated, status_code=201, tags=["api keys"])
-async def create_api_key(body: ApiKeyCreate, session: SessionDep,
-                         principal: Annotated[Principal, Depends(require("api_keys:write"))]
-                         ) -> ApiKeyCreated:
+async def create_api_key(
+    body: ApiKeyCreate,
+    session: SessionDep,
+    principal: Annotated[Principal, Depends(require("api_keys:write"))],
+) -> ApiKeyCreated:
     key, secret = await service.create_api_key(session, principal, body)
     return ApiKeyCreated(**ApiKeyOut.model_validate(key).model_dump(), key=secret)
 
 
 @router.delete("/api-keys/{key_id}", response_model=ApiKeyOut, tags=["api keys"])
-async def revoke_api_key(key_id: uuid.UUID, session: SessionDep,
-                         principal: Annotated[Principal, Depends(require("api_keys:write"))]
-                         ) -> ApiKeyOut:
+async def revoke_api_key(
+    key_id: uuid.UUID,
+    session: SessionDep,
+    principal: Annotated[Principal, Depends(require("api_keys:write"))],
+) -> ApiKeyOut:
     return ApiKeyOut.model_validate(await service.revoke_api_key(session, principal, key_id))
 
 
@@ -232,7 +282,14 @@ async def list_audit_events(
     until: datetime | None = None,
 ) -> Page[AuditEventOut]:
     items, total = await service.list_audit_events(
-        session, principal, page, actor_id=actor_id, action=action, object_type=object_type,
-        object_id=object_id, since=since, until=until,
+        session,
+        principal,
+        page,
+        actor_id=actor_id,
+        action=action,
+        object_type=object_type,
+        object_id=object_id,
+        since=since,
+        until=until,
     )
     return page_of(AuditEventOut, items, total, page)

@@ -19,7 +19,7 @@ Scope = Annotated[str, StringConstraints(pattern=r"^[a-z_]+:[a-z_]+$", max_lengt
 
 class TokenResponse(OutputModel):
     access_token: str
-    token_type: Literal["bearer"] = "bearer"
+    token_type: Literal["bearer"] = "bearer"  # noqa: S105
     expires_in: int
     refresh_token: str
     org_id: uuid.UUID

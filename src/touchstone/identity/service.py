@@ -81,8 +81,9 @@ def _branch_scope(principal: Principal) -> uuid.UUID | None:
 # --- orgs -----------------------------------------------------------------------------
 
 
-async def create_org(session: AsyncSession, data: OrgCreate, actor: Principal | None,
-                     settings: Settings) -> tuple[Org, str | None]:
+async def create_org(
+    session: AsyncSession, data: OrgCreate, actor: Principal | None, settings: Settings
+) -> tuple[Org, str | None]:
     """Create a tenant and its first admin. Runs in the new org's own tenant context.
 
     Returns the org and, when no admin password was given, the admin's invitation token.
@@ -91,11 +92,22 @@ async def create_org(session: AsyncSession, data: OrgCreate, actor: Principal | 
     await enter_tenant(session, org_id)
     org = Org(id=org_id, name=data.name, slug=data.slug, kind=data.kind, settings={})
     await add_unique(session, org, f"An organization with slug '{data.slug}' already exists")
-    admin = UserCreate(email=data.admin_email, full_name=data.admin_full_name,
-                       role=Role.ORG_ADMIN, password=data.admin_password)
+    admin = UserCreate(
+        email=data.admin_email,
+        full_name=data.admin_full_name,
+        role=Role.ORG_ADMIN,
+        password=data.admin_password,
+    )
     _, invitation = await _add_member(session, org_id, admin, settings)
-    await record_audit(session, actor, "org.created", "org", org_id,
-                       {"name": data.name, "slug": data.slug, "kind": data.kind}, org_id=org_id)
+    await record_audit(
+        session,
+        actor,
+        "org.created",
+        "org",
+        org_id,
+        {"name": data.name, "slug": data.slug, "kind": data.kind},
+        org_id=org_id,
+    )
     return org, invitation
 
 
@@ -110,16 +122,16 @@ async def rename_org(session: AsyncSession, principal: Principal, name: str) -> 
     org = await get_org(session, principal)
     before = org.name
     org.name = name
-    await record_audit(session, principal, "org.updated", "org", org.id,
-                       {"name": [before, name]})
+    await record_audit(session, principal, "org.updated", "org", org.id, {"name": [before, name]})
     return org
 
 
 # --- branches ---------------------------------------------------------------------------
 
 
-async def list_branches(session: AsyncSession, principal: Principal, page: PageParams
-                        ) -> tuple[Sequence[Branch], int]:
+async def list_branches(
+    session: AsyncSession, principal: Principal, page: PageParams
+) -> tuple[Sequence[Branch], int]:
     query = select(Branch).where(Branch.org_id == principal.org_id)
     if scope := _branch_scope(principal):
         query = query.where(Branch.id == scope)
@@ -127,8 +139,7 @@ async def list_branches(session: AsyncSession, principal: Principal, page: PageP
     return await paginate(session, query.order_by(*order_by(page, columns, "name")), page)
 
 
-async def get_branch(session: AsyncSession, principal: Principal, branch_id: uuid.UUID
-                     ) -> Branch:
+async def get_branch(session: AsyncSession, principal: Principal, branch_id: uuid.UUID) -> Branch:
     branch = await repository.get_branch(session, principal.org_id, branch_id)
     scope = _branch_scope(principal)
     if branch is None or (scope and branch.id != scope):
@@ -136,17 +147,16 @@ async def get_branch(session: AsyncSession, principal: Principal, branch_id: uui
     return branch
 
 
-async def create_branch(session: AsyncSession, principal: Principal, data: BranchCreate
-                        ) -> Branch:
+async def create_branch(session: AsyncSession, principal: Principal, data: BranchCreate) -> Branch:
     branch = Branch(id=uuid.uuid4(), org_id=principal.org_id, name=data.name, code=data.code)
     await add_unique(session, branch, f"A branch with code '{data.code}' already exists")
-    await record_audit(session, principal, "branch.created", "branch", branch.id,
-                       data.model_dump())
+    await record_audit(session, principal, "branch.created", "branch", branch.id, data.model_dump())
     return branch
 
 
-async def update_branch(session: AsyncSession, principal: Principal, branch_id: uuid.UUID,
-                        data: BranchUpdate) -> Branch:
+async def update_branch(
+    session: AsyncSession, principal: Principal, branch_id: uuid.UUID, data: BranchUpdate
+) -> Branch:
     branch = await get_branch(session, principal, branch_id)
     changes = _apply(branch, data.model_dump(exclude_unset=True))
     await record_audit(session, principal, "branch.updated", "branch", branch.id, changes)
@@ -171,9 +181,15 @@ def _plain(value: Any) -> Any:
 # --- members ---------------------------------------------------------------------------
 
 
-async def list_members(session: AsyncSession, principal: Principal, page: PageParams,
-                       *, role: Role | None = None, is_active: bool | None = None,
-                       q: str | None = None) -> tuple[Sequence[Row[Any]], int]:
+async def list_members(
+    session: AsyncSession,
+    principal: Principal,
+    page: PageParams,
+    *,
+    role: Role | None = None,
+    is_active: bool | None = None,
+    q: str | None = None,
+) -> tuple[Sequence[Row[Any]], int]:
     query = repository.members_query(principal.org_id)
     if scope := _branch_scope(principal):
         query = query.where(Membership.branch_id == scope)
@@ -184,14 +200,17 @@ async def list_members(session: AsyncSession, principal: Principal, page: PagePa
     if q:
         pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         query = query.where(User.email.ilike(pattern) | User.full_name.ilike(pattern))
-    columns = {"email": User.email, "full_name": User.full_name,
-               "created_at": Membership.created_at, "role": Membership.role}
+    columns = {
+        "email": User.email,
+        "full_name": User.full_name,
+        "created_at": Membership.created_at,
+        "role": Membership.role,
+    }
     query = query.order_by(*order_by(page, columns, "email"), User.id)
     return await paginate(session, query, page)
 
 
-async def get_member(session: AsyncSession, principal: Principal, user_id: uuid.UUID
-                     ) -> Row[Any]:
+async def get_member(session: AsyncSession, principal: Principal, user_id: uuid.UUID) -> Row[Any]:
     member = await repository.get_member(session, principal.org_id, user_id)
     scope = _branch_scope(principal)
     if member is None or (scope and member.branch_id != scope):
@@ -199,25 +218,38 @@ async def get_member(session: AsyncSession, principal: Principal, user_id: uuid.
     return member
 
 
-async def _check_grant(session: AsyncSession, principal: Principal | None, org_id: uuid.UUID,
-                       role: Role, branch_id: uuid.UUID | None) -> None:
+async def _check_grant(
+    session: AsyncSession,
+    principal: Principal | None,
+    org_id: uuid.UUID,
+    role: Role,
+    branch_id: uuid.UUID | None,
+) -> None:
     if role == Role.PLATFORM_ADMIN and not (principal and principal.can("platform:orgs")):
         raise Forbidden("Only platform admins can grant the platform_admin role")
     if branch_id is not None and await repository.get_branch(session, org_id, branch_id) is None:
         raise InvalidInput("branch_id does not name a branch of this organization")
 
 
-async def create_member(session: AsyncSession, principal: Principal, data: UserCreate,
-                        settings: Settings) -> tuple[Row[Any], str | None]:
+async def create_member(
+    session: AsyncSession, principal: Principal, data: UserCreate, settings: Settings
+) -> tuple[Row[Any], str | None]:
     await _check_grant(session, principal, principal.org_id, data.role, data.branch_id)
     user_id, invitation = await _add_member(session, principal.org_id, data, settings)
-    await record_audit(session, principal, "user.created", "user", user_id,
-                       {"email": data.email, "role": data.role, "branch_id": _plain(data.branch_id)})
+    await record_audit(
+        session,
+        principal,
+        "user.created",
+        "user",
+        user_id,
+        {"email": data.email, "role": data.role, "branch_id": _plain(data.branch_id)},
+    )
     return await get_member(session, principal, user_id), invitation
 
 
-async def _add_member(session: AsyncSession, org_id: uuid.UUID, data: UserCreate,
-                      settings: Settings) -> tuple[uuid.UUID, str | None]:
+async def _add_member(
+    session: AsyncSession, org_id: uuid.UUID, data: UserCreate, settings: Settings
+) -> tuple[uuid.UUID, str | None]:
     """Give an existing person a membership, or create the person first.
 
     A new user without a password gets a one-time invitation token (returned once).
@@ -226,36 +258,52 @@ async def _add_member(session: AsyncSession, org_id: uuid.UUID, data: UserCreate
     existing = await repository.find_user_by_email(session, email)
     invitation = None
     if existing is None:
-        user = User(id=uuid.uuid4(), email=email, full_name=data.full_name,
-                    password_hash=await hash_password(data.password) if data.password else None)
+        user = User(
+            id=uuid.uuid4(),
+            email=email,
+            full_name=data.full_name,
+            password_hash=await hash_password(data.password) if data.password else None,
+        )
         await add_unique(session, user, "A user with this email already exists")
         user_id = user.id
         if data.password is None:
             invitation = new_token()
-            session.add(Invitation(
-                id=uuid.uuid4(), org_id=org_id, user_id=user_id,
-                token_hash=digest_secret(invitation),
-                expires_at=datetime.now(UTC) + timedelta(seconds=settings.invitation_ttl_seconds),
-            ))
+            session.add(
+                Invitation(
+                    id=uuid.uuid4(),
+                    org_id=org_id,
+                    user_id=user_id,
+                    token_hash=digest_secret(invitation),
+                    expires_at=datetime.now(UTC)
+                    + timedelta(seconds=settings.invitation_ttl_seconds),
+                )
+            )
     else:
         user_id = existing.id
-    membership = Membership(id=uuid.uuid4(), org_id=org_id, user_id=user_id, role=data.role,
-                            branch_id=data.branch_id)
+    membership = Membership(
+        id=uuid.uuid4(), org_id=org_id, user_id=user_id, role=data.role, branch_id=data.branch_id
+    )
     await add_unique(session, membership, "This user is already a member of the organization")
     return user_id, invitation
 
 
-async def update_member(session: AsyncSession, principal: Principal, user_id: uuid.UUID,
-                        data: UserUpdate) -> Row[Any]:
+async def update_member(
+    session: AsyncSession, principal: Principal, user_id: uuid.UUID, data: UserUpdate
+) -> Row[Any]:
     await get_member(session, principal, user_id)
-    membership = await repository.get_membership(session, principal.org_id, user_id,
-                                                  for_update=True)
+    membership = await repository.get_membership(
+        session, principal.org_id, user_id, for_update=True
+    )
     assert membership is not None
     values = data.model_dump(exclude_unset=True)
     if "role" in values or "branch_id" in values:
-        await _check_grant(session, principal, principal.org_id,
-                           Role(values.get("role", membership.role)),
-                           values.get("branch_id", membership.branch_id))
+        await _check_grant(
+            session,
+            principal,
+            principal.org_id,
+            Role(values.get("role", membership.role)),
+            values.get("branch_id", membership.branch_id),
+        )
     changes: dict[str, Any] = {}
     if (full_name := values.pop("full_name", None)) is not None:
         user = (await session.execute(select(User).where(User.id == user_id))).scalar_one()
@@ -272,10 +320,17 @@ async def update_member(session: AsyncSession, principal: Principal, user_id: uu
     return await get_member(session, principal, user_id)
 
 
-async def revoke_sessions(session: AsyncSession, org_id: uuid.UUID, user_id: uuid.UUID, *,
-                          reason: str, keep: uuid.UUID | None = None) -> None:
+async def revoke_sessions(
+    session: AsyncSession,
+    org_id: uuid.UUID,
+    user_id: uuid.UUID,
+    *,
+    reason: str,
+    keep: uuid.UUID | None = None,
+) -> None:
     query = update(AuthSession).where(
-        AuthSession.org_id == org_id, AuthSession.user_id == user_id,
+        AuthSession.org_id == org_id,
+        AuthSession.user_id == user_id,
         AuthSession.revoked_at.is_(None),
     )
     if keep is not None:
@@ -286,15 +341,17 @@ async def revoke_sessions(session: AsyncSession, org_id: uuid.UUID, user_id: uui
 # --- API keys --------------------------------------------------------------------------
 
 
-async def list_api_keys(session: AsyncSession, principal: Principal, page: PageParams
-                        ) -> tuple[Sequence[ApiKey], int]:
+async def list_api_keys(
+    session: AsyncSession, principal: Principal, page: PageParams
+) -> tuple[Sequence[ApiKey], int]:
     query = select(ApiKey).where(ApiKey.org_id == principal.org_id)
     columns = {"created_at": ApiKey.created_at, "name": ApiKey.name}
     return await paginate(session, query.order_by(*order_by(page, columns, "-created_at")), page)
 
 
-async def create_api_key(session: AsyncSession, principal: Principal, data: ApiKeyCreate
-                         ) -> tuple[ApiKey, str]:
+async def create_api_key(
+    session: AsyncSession, principal: Principal, data: ApiKeyCreate
+) -> tuple[ApiKey, str]:
     """Returns the key row and the full secret, which is never stored or shown again."""
     unknown = set(data.scopes) - ALL_PERMISSIONS
     if unknown:
@@ -306,40 +363,64 @@ async def create_api_key(session: AsyncSession, principal: Principal, data: ApiK
         raise InvalidInput("expires_at must be in the future")
     prefix = new_token(6).replace("-", "x").replace("_", "x")[:8]
     secret = new_token(32)
-    key = ApiKey(id=uuid.uuid4(), org_id=principal.org_id, name=data.name, prefix=prefix,
-                 secret_hash=digest_secret(secret), scopes=sorted(set(data.scopes)),
-                 created_by=principal.user_id, expires_at=data.expires_at)
+    key = ApiKey(
+        id=uuid.uuid4(),
+        org_id=principal.org_id,
+        name=data.name,
+        prefix=prefix,
+        secret_hash=digest_secret(secret),
+        scopes=sorted(set(data.scopes)),
+        created_by=principal.user_id,
+        expires_at=data.expires_at,
+    )
     await add_unique(session, key, "Key prefix collision; try again")
-    await record_audit(session, principal, "api_key.created", "api_key", key.id,
-                       {"name": data.name, "scopes": key.scopes, "prefix": prefix})
+    await record_audit(
+        session,
+        principal,
+        "api_key.created",
+        "api_key",
+        key.id,
+        {"name": data.name, "scopes": key.scopes, "prefix": prefix},
+    )
     return key, f"{API_KEY_PREFIX}{prefix}_{secret}"
 
 
-async def revoke_api_key(session: AsyncSession, principal: Principal, key_id: uuid.UUID
-                         ) -> ApiKey:
+async def revoke_api_key(session: AsyncSession, principal: Principal, key_id: uuid.UUID) -> ApiKey:
     key = await repository.get_api_key(session, principal.org_id, key_id)
     if key is None:
         raise NotFound("API key not found")
     if key.revoked_at is None:
         key.revoked_at = datetime.now(UTC)
-        await record_audit(session, principal, "api_key.revoked", "api_key", key.id,
-                           {"prefix": key.prefix})
+        await record_audit(
+            session, principal, "api_key.revoked", "api_key", key.id, {"prefix": key.prefix}
+        )
     return key
 
 
 # --- audit -----------------------------------------------------------------------------
 
 
-async def list_audit_events(session: AsyncSession, principal: Principal, page: PageParams, *,
-                            actor_id: uuid.UUID | None = None, action: str | None = None,
-                            object_type: str | None = None, object_id: str | None = None,
-                            since: datetime | None = None, until: datetime | None = None
-                            ) -> tuple[Sequence[AuditEvent], int]:
+async def list_audit_events(
+    session: AsyncSession,
+    principal: Principal,
+    page: PageParams,
+    *,
+    actor_id: uuid.UUID | None = None,
+    action: str | None = None,
+    object_type: str | None = None,
+    object_id: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> tuple[Sequence[AuditEvent], int]:
     query = repository.audit_query(principal.org_id)
     if scope := _branch_scope(principal):
         query = query.where(AuditEvent.branch_id == scope)
-    filters = {AuditEvent.actor_id: actor_id, AuditEvent.action: action,
-               AuditEvent.object_type: object_type, AuditEvent.object_id: object_id}
+    filters = {
+        AuditEvent.actor_id: actor_id,
+        AuditEvent.action: action,
+        AuditEvent.object_type: object_type,
+        AuditEvent.object_id: object_id,
+    }
     for column, value in filters.items():
         if value is not None:
             query = query.where(column == value)

@@ -1,0 +1,57 @@
+"""Production refuses to start on unsafe settings; development stays convenient."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from touchstone.core.config import Settings
+from touchstone.main import create_app
+
+STRONG = "k" * 48
+
+
+@pytest.mark.parametrize(
+    ("overrides", "complaint"),
+    [
+        ({"secret_key": "dev-secret-change-me"}, "SECRET_KEY"),
+        ({"secret_key": "short-but-not-placeholder"}, "SECRET_KEY"),
+        ({"secret_key": STRONG, "debug": True}, "DEBUG"),
+        ({"secret_key": STRONG, "cors_origins": ["*"], "cors_allow_credentials": True}, "CORS"),
+    ],
+)
+def test_production_refuses_unsafe_settings(overrides: dict[str, object], complaint: str) -> None:
+    with pytest.raises(ValidationError, match=complaint):
+        Settings(environment="production", **overrides)  # type: ignore[arg-type]
+
+
+def test_production_hides_docs_unless_enabled() -> None:
+    hidden = create_app(Settings(environment="production", secret_key=STRONG))  # type: ignore[arg-type]
+    shown = create_app(
+        Settings(
+            environment="production",
+            secret_key=STRONG,  # type: ignore[arg-type]
+            docs_enabled=True,
+        )
+    )
+    assert hidden.docs_url is None
+    assert hidden.openapi_url is None
+    assert shown.docs_url == "/docs"
+
+
+def test_development_accepts_the_placeholder_and_shows_docs() -> None:
+    settings = Settings(environment="development")
+    assert settings.show_docs
+    assert not settings.json_logs
+
+
+def test_env_example_documents_every_setting() -> None:
+    from pathlib import Path
+
+    documented = {
+        line.split("=", 1)[0].lstrip("# ").strip()
+        for line in (Path(__file__).parents[2] / ".env.example").read_text().splitlines()
+        if "=" in line
+    }
+    missing = {name.upper() for name in Settings.model_fields} - documented
+    assert not missing, f".env.example lacks {sorted(missing)}"

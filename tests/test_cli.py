@@ -1,0 +1,159 @@
+"""The CLI end to end, as an operator runs it (subprocesses against a real server)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+from typer.testing import CliRunner, Result
+
+from touchstone import cli
+from touchstone.core.config import get_settings
+from touchstone.core.postgres import DatabaseUrls, libpq_dsn
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _touchstone(env: dict[str, str], *args: str, check: bool = True) -> Result:
+    """Run the CLI in-process (a subprocess costs seconds of imports per call)."""
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(cli.app, list(args), env=env)
+    finally:
+        get_settings.cache_clear()
+    if check:
+        assert result.exit_code == 0, (result.output, result.exception)
+    return result
+
+
+@pytest.fixture
+def cli_env(database_urls: DatabaseUrls, worker_id: str) -> Iterator[dict[str, str]]:
+    """An external-database set-up (DATABASE_URL) on a throwaway database of the test server."""
+    name = f"touchstone_cli_{worker_id}"
+    admin = database_urls.admin.set(database=name)
+    env = {
+        "DATABASE_URL": admin.render_as_string(hide_password=False),
+        "LOG_LEVEL": "WARNING",
+        "ENVIRONMENT": "test",
+    }
+    yield env
+    with psycopg.connect(libpq_dsn(admin.set(database="postgres")), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _org_slugs(env: dict[str, str]) -> set[str]:
+    dsn = env["DATABASE_URL"].replace("postgresql+psycopg", "postgresql")
+    with psycopg.connect(dsn) as conn:
+        return {row[0] for row in conn.execute("select slug from orgs")}
+
+
+def test_orgs_users_demo_backup_restore(cli_env: dict[str, str], tmp_path: Path) -> None:
+    assert "latest migration" in _touchstone(cli_env, "migrate").stdout
+    created = _touchstone(
+        cli_env,
+        "orgs",
+        "create",
+        "Acme Bank",
+        "--admin-email",
+        "boss@acme.example.com",
+        "--kind",
+        "bank",
+    )
+    assert "invitation token" in created.stdout
+    added = _touchstone(
+        cli_env,
+        "users",
+        "create",
+        "--org",
+        "acme-bank",
+        "--email",
+        "clerk@acme.example.com",
+        "--role",
+        "appraiser",
+        "--password",
+        "long enough password",
+    )
+    assert "appraiser" in added.stdout
+    missing = _touchstone(
+        cli_env,
+        "users",
+        "create",
+        "--org",
+        "nope",
+        "--email",
+        "x@acme.example.com",
+        "--role",
+        "viewer",
+        check=False,
+    )
+    assert missing.exit_code == 1
+    assert "No organization" in missing.output
+    demo = _touchstone(cli_env, "demo")
+    assert "branch_manager" in demo.stdout
+    assert _touchstone(cli_env, "demo", check=False).exit_code == 1
+
+    backup = tmp_path / "touchstone.dump"
+    _touchstone(cli_env, "backup", str(backup))
+    _touchstone(cli_env, "orgs", "create", "Later Co", "--admin-email", "a@later.example.com")
+    assert "later-co" in _org_slugs(cli_env)
+    _touchstone(cli_env, "restore", str(backup), "--yes")
+    assert _org_slugs(cli_env) == {"acme-bank", "demo-bank"}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _serve_until_ready(env: dict[str, str]) -> tuple[subprocess.Popen[str], int]:
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "touchstone.cli", "serve", "--port", str(port)],
+        env=env,
+        cwd=ROOT,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health/ready", timeout=1).status_code == 200:
+                return process, port
+        except httpx.HTTPError:
+            pass
+        assert process.poll() is None, process.communicate()[0]
+        time.sleep(0.2)
+    process.kill()
+    raise AssertionError("server never became ready")
+
+
+def test_serve_on_the_embedded_server_stops_cleanly_on_ctrl_c(worker_id: str) -> None:
+    data_dir = ROOT / "var" / f"test-serve-{worker_id}-{uuid.uuid4().hex[:6]}"
+    env = {**os.environ, "DATA_DIR": str(data_dir), "LOG_LEVEL": "WARNING"}
+    env.pop("DATABASE_URL", None)
+    try:
+        for _ in range(2):  # the second start finds the data already there
+            process, port = _serve_until_ready(env)
+            docs = httpx.get(f"http://127.0.0.1:{port}/docs")
+            assert docs.status_code == 200
+            process.send_signal(signal.SIGINT)
+            output = process.communicate(timeout=30)[0]
+            assert process.returncode == 0, output
+            assert f"http://127.0.0.1:{port}/docs" in output
+            assert not (data_dir / "pgdata" / "postmaster.pid").exists(), "postgres still runs"
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
