@@ -35,7 +35,7 @@ def configure_logging(settings: Settings) -> None:
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
-        cache_logger_on_first_use=True,
+        cache_logger_on_first_use=settings.is_production,
     )
     # Route stdlib logging (uvicorn, alembic, sqlalchemy warnings) through the same renderer.
     handler = logging.StreamHandler(sys.stderr)
