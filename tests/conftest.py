@@ -12,6 +12,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
@@ -43,6 +44,7 @@ def _test_settings(worker: str) -> Settings:
         "secret_key": "test-secret-key-that-is-long-enough-0123456789",
         "login_rate_limit": "1000/minute",
         "log_level": "WARNING",
+        "health_requires_worker": False,  # ASGI tests run no worker; test_health covers it
     }
     if url := os.environ.get("TEST_DATABASE_URL"):
         overrides["database_url"] = url.rsplit("/", 1)[0] + f"/touchstone_test_{worker}"
@@ -175,11 +177,11 @@ async def tenant_b(database: Database, settings: Settings, client: httpx.AsyncCl
 
 def assert_problem(
     response: httpx.Response, status: int, code: str | None = None
-) -> dict[str, object]:
+) -> dict[str, Any]:
     """Assert an RFC 9457 problem response with `status` (and `code`); return its body."""
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith("application/problem+json")
-    body: dict[str, object] = response.json()
+    body: dict[str, Any] = response.json()
     assert body["status"] == status
     if code is not None:
         assert body["code"] == code, body

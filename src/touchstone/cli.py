@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import signal
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable
@@ -79,15 +80,67 @@ def serve(
         "First admin: uv run touchstone orgs create 'My Bank' --admin-email you@example.com "
         "(or `uv run touchstone demo` for a demo bank)"
     )
-    uvicorn.run(
-        "touchstone.main:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_config=None,
-        access_log=False,
-        proxy_headers=False,
+    worker_process = _start_worker() if settings.run_worker_with_api else None
+    try:
+        uvicorn.run(
+            "touchstone.main:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_config=None,
+            access_log=False,
+            proxy_headers=False,
+        )
+    finally:
+        if worker_process is not None:
+            _stop(worker_process)
+
+
+def _start_worker() -> subprocess.Popen[bytes]:
+    """The job worker beside the API (`RUN_WORKER_WITH_API=false` to run workers apart)."""
+    return subprocess.Popen([sys.executable, "-m", "touchstone.cli", "worker"])
+
+
+def _stop(process: subprocess.Popen[bytes], grace_seconds: float = 20) -> None:
+    """SIGINT lets the worker finish the jobs in hand; SIGKILL if it will not stop."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+    try:
+        process.wait(grace_seconds)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@app.command()
+def worker(
+    queues: Annotated[
+        str,
+        typer.Option(help="Comma-separated queues (default: all of default,cv,documents,reports)"),
+    ] = "",
+    concurrency: Annotated[int | None, typer.Option(help="Jobs run at once")] = None,
+    imports: Annotated[
+        list[str] | None, typer.Option("--import", help="Extra module(s) defining tasks")
+    ] = None,
+) -> None:
+    """Run background jobs until SIGINT/SIGTERM (finishing the jobs in hand)."""
+    import importlib
+
+    from touchstone.core.jobs.worker import run_worker
+
+    settings = _settings()
+    urls = prepare_database(settings)
+    for module in imports or []:
+        importlib.import_module(module)
+    selected = [q.strip() for q in queues.split(",") if q.strip()]
+    asyncio.run(
+        run_worker(
+            settings,
+            urls.runtime,
+            queues=selected,
+            concurrency=concurrency or settings.worker_concurrency,
+        )
     )
 
 

@@ -16,6 +16,8 @@ from touchstone.core.deps import read_credential
 from touchstone.core.errors import install_error_handlers
 from touchstone.core.health import database_check
 from touchstone.core.health import router as health_router
+from touchstone.core.jobs.monitoring import refresh_job_metrics, worker_check
+from touchstone.core.jobs.router import router as jobs_router
 from touchstone.core.logging import configure_logging
 from touchstone.core.metrics import DB_POOL, REGISTRY
 from touchstone.core.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
@@ -61,7 +63,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.authenticator = IdentityAuthenticator(settings)
     app.state.rate_limiter = RateLimiter()
     app.state.migration_head = migration_head()
-    app.state.health_checks = {"database": database_check}
+    app.state.health_checks = {"database": database_check, "workers": worker_check}
     if database is not None:
         app.state.database = database
 
@@ -92,6 +94,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     # Everything below requires a credential unless a route opts out above.
     authenticated = APIRouter(prefix=API_PREFIX, dependencies=[Depends(read_credential)])
     authenticated.include_router(identity.router)
+    authenticated.include_router(jobs_router)
     app.include_router(authenticated)
     return app
 
@@ -99,6 +102,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 async def _metrics(request: Request) -> Response:
     database: Database | None = getattr(request.app.state, "database", None)
     if database is not None:
+        await refresh_job_metrics(database)
         pool = database.engine.pool
         for state, value in (
             ("checked_out", getattr(pool, "checkedout", lambda: 0)()),

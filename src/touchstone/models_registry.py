@@ -1,8 +1,9 @@
 """Imports every module's models so Alembic sees one complete metadata."""
 
 from touchstone.core.db import Base
+from touchstone.core.jobs import models as job_models
 from touchstone.identity import models as identity_models
 
 metadata = Base.metadata
 
-__all__ = ["identity_models", "metadata"]
+__all__ = ["identity_models", "job_models", "metadata"]

@@ -9,7 +9,7 @@ async def test_live_ready_and_details(client: httpx.AsyncClient) -> None:
     assert (await client.get("/health/live")).json() == {"status": "ok"}
     ready = await client.get("/health/ready")
     assert ready.status_code == 200
-    assert ready.json()["components"] == {"database": True}
+    assert ready.json()["components"] == {"database": True, "workers": True}
     details = (await client.get("/health")).json()
     database = details["components"]["database"]
     assert database["ok"]
@@ -24,6 +24,18 @@ async def test_ready_fails_when_migrations_are_behind(client: httpx.AsyncClient)
     ready = await client.get("/health/ready")
     assert ready.status_code == 503
     assert ready.json()["status"] == "unavailable"
+
+
+async def test_ready_fails_without_a_live_worker_when_workers_are_required(
+    client: httpx.AsyncClient,
+) -> None:
+    app = client._transport.app  # type: ignore[attr-defined]
+    app.state.settings = app.state.settings.model_copy(update={"health_requires_worker": True})
+    ready = await client.get("/health/ready")
+    assert ready.status_code == 503
+    assert ready.json()["components"]["workers"] is False
+    details = (await client.get("/health")).json()
+    assert details["components"]["workers"]["workers_alive"] == 0
 
 
 async def test_metrics_report_requests_by_route_template(

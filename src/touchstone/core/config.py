@@ -49,6 +49,12 @@ class Settings(BaseSettings):
     cors_allow_credentials: bool = False
     docs_enabled: bool | None = None
 
+    worker_concurrency: int = 10
+    worker_heartbeat_seconds: float = 2.0
+    stalled_worker_seconds: float = 10.0
+    run_worker_with_api: bool = True
+    health_requires_worker: bool = True
+
     log_level: str = "INFO"
     log_format: Literal["json", "console"] | None = None
 

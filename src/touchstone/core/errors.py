@@ -140,7 +140,8 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 def _param_name(loc: tuple[Any, ...]) -> str:
-    return ".".join(str(part) for part in loc if part not in ("body",)) or "body"
+    """`("query", "limit")` -> `limit`: the location goes to `in`, not into the name."""
+    return ".".join(str(part) for part in loc[1:]) or (str(loc[0]) if loc else "body")
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -176,13 +177,17 @@ async def _database_unavailable(request: Request, exc: Exception) -> JSONRespons
 
 
 async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
-    log.exception("unhandled_error", exc_info=exc)
+    # Starlette runs this outside the request middleware: its log context is already cleared
+    # and its response skips the middleware's X-Request-ID header, so both are set here.
+    request_id = request.scope.get("state", {}).get("request_id")
+    log.exception("unhandled_error", exc_info=exc, request_id=request_id)
     return problem_response(
         request,
         status=500,
         code="internal_error",
         title="Internal server error",
         detail="Something went wrong on our side; quote the request id when reporting it.",
+        headers={"X-Request-ID": request_id} if request_id else None,
     )
 
 

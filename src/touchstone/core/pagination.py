@@ -78,7 +78,9 @@ async def paginate(
             return [], 0
         counted = select(func.count()).select_from(query.order_by(None).subquery())
         return [], (await session.execute(counted)).scalar_one()
-    items = [row[0] for row in rows] if len(query.selected_columns) == 1 else rows
+    # column_descriptions has one entry per selected entity; selected_columns would count
+    # every column of an entity, so `select(Branch)` would come back as (Branch, total) rows.
+    items = [row[0] for row in rows] if len(query.column_descriptions) == 1 else rows
     return items, rows[0][-1]
 
 

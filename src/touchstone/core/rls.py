@@ -27,7 +27,9 @@ def make_append_only(table: str) -> None:
     op.execute(f'REVOKE UPDATE, DELETE, TRUNCATE ON {table} FROM "{runtime_role()}"')
 
 
-def security_definer_function(signature: str, returns: str, body: str) -> None:
+def security_definer_function(
+    signature: str, returns: str, body: str, volatility: str = "STABLE"
+) -> None:
     """A narrow, owner-run lookup across tenants (authentication needs a few of these).
 
     The owner has BYPASSRLS; the runtime role may only call the function, never read the
@@ -35,7 +37,8 @@ def security_definer_function(signature: str, returns: str, body: str) -> None:
     """
     name = signature.split("(", 1)[0]
     op.execute(
-        f"CREATE FUNCTION {signature} RETURNS {returns} LANGUAGE sql STABLE SECURITY DEFINER "
+        f"CREATE FUNCTION {signature} RETURNS {returns} LANGUAGE sql {volatility} "
+        "SECURITY DEFINER "
         f"SET search_path = public, pg_temp AS $$ {body} $$"
     )
     op.execute(f"REVOKE ALL ON FUNCTION {name} FROM PUBLIC")

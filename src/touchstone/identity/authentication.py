@@ -275,7 +275,10 @@ class IdentityAuthenticator:
 
     async def _api_key(self, session: AsyncSession, presented: str) -> Principal:
         prefix, _, secret = presented.removeprefix(API_KEY_PREFIX).partition("_")
-        if not presented.startswith(API_KEY_PREFIX) or not prefix or not secret:
+        # Prefixes are short ASCII alphanumerics; anything else (a NUL byte would make
+        # PostgreSQL fail the lookup as a 500) cannot name a key.
+        well_formed = prefix.isascii() and prefix.isalnum() and len(prefix) <= 16
+        if not presented.startswith(API_KEY_PREFIX) or not well_formed or not secret:
             raise ApiKeyInvalid()
         row: Any = (
             await session.execute(
@@ -283,7 +286,7 @@ class IdentityAuthenticator:
                     "select id, org_id, secret_hash, scopes, expires_at, revoked_at "
                     "from auth_api_key(:p)"
                 ),
-                {"p": prefix[:16]},
+                {"p": prefix},
             )
         ).one_or_none()
         now = datetime.now(UTC)

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import EmailStr, Field, StringConstraints
+from pydantic import AwareDatetime, EmailStr, Field, StringConstraints, field_validator
 
 from touchstone.core.permissions import Role
 from touchstone.core.schemas import InputModel, Name, OutputModel, Slug
@@ -73,9 +73,18 @@ class BranchCreate(InputModel):
     code: Code
 
 
+def _not_null(value: object) -> object:
+    """PATCH fields may be left out, but an explicit null would reach a NOT NULL column."""
+    if value is None:
+        raise ValueError("may be omitted but not null")
+    return value
+
+
 class BranchUpdate(InputModel):
     name: Name | None = None
     is_active: bool | None = None
+
+    _no_nulls = field_validator("name", "is_active", mode="before")(_not_null)
 
 
 class BranchOut(OutputModel):
@@ -101,6 +110,8 @@ class UserUpdate(InputModel):
     role: Role | None = Field(default=None, description="Change the user's role in this org")
     branch_id: uuid.UUID | None = None
     is_active: bool | None = Field(default=None, description="false deactivates the membership")
+
+    _no_nulls = field_validator("full_name", "role", "is_active", mode="before")(_not_null)
 
 
 class MemberOut(OutputModel):
@@ -133,7 +144,7 @@ class MeOut(OutputModel):
 class ApiKeyCreate(InputModel):
     name: Name
     scopes: list[Scope] = Field(min_length=1, max_length=50)
-    expires_at: datetime | None = None
+    expires_at: AwareDatetime | None = None
 
 
 class ApiKeyOut(OutputModel):

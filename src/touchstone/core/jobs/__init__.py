@@ -1,0 +1,20 @@
+"""Background jobs on procrastinate, in the same PostgreSQL as the data they concern.
+
+The three things a module needs:
+
+    from touchstone.core.jobs import JobRun, defer, job
+
+    @job(queue="documents", max_attempts=5, timeout_seconds=600)
+    async def parse_statement(run: JobRun, statement_id: str) -> dict[str, str]:
+        async with run.transaction() as session: ...      # the job's org, RLS on
+        await run.progress(50, "half way")
+        return {"url": f"/api/v1/statements/{statement_id}"}
+
+    record = await defer(session, principal, parse_statement, statement_id=str(s.id))
+    # -> 202 with Location: /api/v1/jobs/{record.id}; commits or rolls back with the request
+"""
+
+from touchstone.core.jobs.models import JobRecord, JobStatus
+from touchstone.core.jobs.runtime import QUEUES, JobRun, defer, job, job_app, system_job
+
+__all__ = ["QUEUES", "JobRecord", "JobRun", "JobStatus", "defer", "job", "job_app", "system_job"]

@@ -1,0 +1,86 @@
+"""Job status for clients: every long operation answers 202 with Location pointing here."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, status
+from fastapi.responses import JSONResponse
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from touchstone.core.auth import Principal
+from touchstone.core.deps import CurrentPrincipal, SessionDep
+from touchstone.core.errors import Conflict, Forbidden, NotFound
+from touchstone.core.jobs.models import JobRecord, JobStatus
+from touchstone.core.jobs.runtime import job_app
+from touchstone.core.schemas import OutputModel
+
+router = APIRouter(prefix="/jobs", tags=["jobs"])
+JOBS_PATH = "/api/v1/jobs"
+
+
+class JobOut(OutputModel):
+    id: uuid.UUID
+    task: str
+    queue: str
+    status: JobStatus
+    progress: int
+    message: str | None
+    result: dict[str, Any] | None
+    error: dict[str, Any] | None
+    attempts: int
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+def accepted(record: JobRecord) -> JSONResponse:
+    """`202 Accepted` with the job's status URL, for any route that starts a job."""
+    return JSONResponse(
+        JobOut.model_validate(record).model_dump(mode="json"),
+        status_code=status.HTTP_202_ACCEPTED,
+        headers={"Location": f"{JOBS_PATH}/{record.id}"},
+    )
+
+
+async def get_job(
+    session: AsyncSession, principal: Principal, job_id: uuid.UUID, *, for_update: bool = False
+) -> JobRecord:
+    query = select(JobRecord).where(JobRecord.id == job_id, JobRecord.org_id == principal.org_id)
+    if for_update:
+        query = query.with_for_update()
+    record = (await session.execute(query)).scalar_one_or_none()
+    if record is None:
+        raise NotFound("Job not found")
+    return record
+
+
+@router.get("/{job_id}", response_model=JobOut)
+async def job_status(job_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal) -> JobOut:
+    return JobOut.model_validate(await get_job(session, principal, job_id))
+
+
+@router.post("/{job_id}/cancel", response_model=JobOut, status_code=202)
+async def cancel_job(job_id: uuid.UUID, session: SessionDep, principal: CurrentPrincipal) -> JobOut:
+    """Queued jobs are cancelled at once; running jobs are interrupted by their worker.
+
+    The job's creator may cancel it, and so may org admins.
+    """
+    record = await get_job(session, principal, job_id, for_update=True)
+    if record.created_by != principal.id and not principal.can("org:write"):
+        raise Forbidden("Only the job's creator or an org admin can cancel it")
+    if JobStatus(record.status).finished:
+        raise Conflict(f"The job already ended ({record.status})")
+    raw = await (await session.connection()).get_raw_connection()
+    assert record.procrastinate_id is not None
+    await job_app.job_manager.cancel_job_by_id_async(
+        record.procrastinate_id, abort=True, connection=raw.driver_connection
+    )
+    if record.status == JobStatus.QUEUED:
+        record.status = JobStatus.CANCELLED
+        record.finished_at = datetime.now(record.created_at.tzinfo)
+    record.message = "cancellation requested"
+    return JobOut.model_validate(record)

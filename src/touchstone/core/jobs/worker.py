@@ -1,0 +1,85 @@
+"""The worker process: runs jobs, beats its heart, and rescues jobs of dead workers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+
+import structlog
+from procrastinate import PsycopgConnector
+from sqlalchemy.engine import URL
+
+from touchstone.core.config import Settings
+from touchstone.core.db import Database
+from touchstone.core.jobs.runtime import QUEUES, job_app
+from touchstone.core.postgres import libpq_dsn
+
+log = structlog.get_logger("touchstone.worker")
+
+
+def job_connector(url: URL, max_size: int) -> PsycopgConnector:
+    return PsycopgConnector(
+        conninfo=libpq_dsn(url),
+        min_size=1,
+        max_size=max_size,
+        kwargs={"application_name": "touchstone-worker"},
+    )
+
+
+async def recover_stalled_jobs(settings: Settings) -> int:
+    """Put the running jobs of workers whose heartbeat stopped (e.g. SIGKILL) back in line."""
+    stalled = list(
+        await job_app.job_manager.get_stalled_jobs(
+            seconds_since_heartbeat=settings.stalled_worker_seconds
+        )
+    )
+    for job in stalled:
+        log.warning("stalled_job_retried", procrastinate_id=job.id, task=job.task_name)
+        await job_app.job_manager.retry_job(job)
+    return len(stalled)
+
+
+async def _recover_forever(settings: Settings) -> None:
+    while True:
+        await asyncio.sleep(settings.worker_heartbeat_seconds)
+        try:
+            await recover_stalled_jobs(settings)
+        except Exception as exc:  # the database may be restarting; try again next beat
+            log.warning("stalled_job_recovery_failed", error=type(exc).__name__)
+
+
+async def run_worker(
+    settings: Settings,
+    runtime_url: URL,
+    *,
+    queues: list[str] | None = None,
+    concurrency: int = 10,
+    wait: bool = True,
+) -> None:
+    """Run jobs until stopped (SIGINT/SIGTERM), or until the queues are empty if not `wait`."""
+    unknown = set(queues or ()) - set(QUEUES)
+    if unknown:
+        raise ValueError(f"unknown queues {sorted(unknown)}; choose from {QUEUES}")
+    database = Database(runtime_url, settings)
+    name = f"{socket.gethostname()}-{id(database):x}"
+    with job_app.replace_connector(job_connector(runtime_url, concurrency + 4)):
+        async with job_app.open_async():
+            recovery = asyncio.create_task(_recover_forever(settings))
+            try:
+                await job_app.run_worker_async(
+                    queues=list(queues or QUEUES),
+                    concurrency=concurrency,
+                    name=name,
+                    wait=wait,
+                    additional_context={"database": database},
+                    update_heartbeat_interval=settings.worker_heartbeat_seconds,
+                    stalled_worker_timeout=settings.stalled_worker_seconds,
+                    delete_jobs="successful",
+                    install_signal_handlers=wait,
+                )
+            finally:
+                recovery.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await recovery
+                await database.dispose()

@@ -1,0 +1,196 @@
+"""Jobs: atomic with their data, tenant-scoped, retried, bounded, cancellable, observable."""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+import pytest
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tests import jobs_fixtures
+from tests.conftest import Tenant
+from tests.core.jobs.conftest import committed_tenant, drain
+from touchstone.core.auth import Principal
+from touchstone.core.config import Settings
+from touchstone.core.db import Database
+from touchstone.core.jobs import JobRecord, defer, job_app
+from touchstone.core.permissions import Role, permissions_for
+from touchstone.core.postgres import DatabaseUrls
+from touchstone.identity.models import Branch
+
+
+def principal_of(tenant: Tenant) -> Principal:
+    return Principal(
+        kind="user",
+        id=uuid.uuid4(),
+        org_id=tenant.org_id,
+        role=Role.ORG_ADMIN,
+        branch_id=None,
+        permissions=permissions_for(Role.ORG_ADMIN),
+    )
+
+
+async def _procrastinate_jobs_for(session: AsyncSession, record_id: uuid.UUID) -> int:
+    return (
+        await session.execute(
+            text("select count(*) from procrastinate_jobs where args->>'job_id' = :id"),
+            {"id": str(record_id)},
+        )
+    ).scalar_one()
+
+
+async def test_a_job_commits_and_rolls_back_with_its_data(
+    database: Database, tenant_a: Tenant
+) -> None:
+    principal = principal_of(tenant_a)
+    async with database.transaction(org_id=tenant_a.org_id) as session:
+        record = await defer(session, principal, jobs_fixtures.noop)
+    async with database.transaction(org_id=tenant_a.org_id) as session:
+        assert await _procrastinate_jobs_for(session, record.id) == 1
+        assert await session.get(JobRecord, record.id) is not None
+
+    branch_id = uuid.uuid4()
+    with pytest.raises(RuntimeError):  # noqa: PT012 (the failing request is the block)
+        async with database.transaction(org_id=tenant_a.org_id) as session:
+            session.add(Branch(id=branch_id, org_id=tenant_a.org_id, name="B", code="B1"))
+            doomed = await defer(session, principal, jobs_fixtures.noop)
+            raise RuntimeError("the request failed after deferring")
+    async with database.transaction(org_id=tenant_a.org_id) as session:
+        assert await _procrastinate_jobs_for(session, doomed.id) == 0
+        assert await session.get(JobRecord, doomed.id) is None
+        assert await session.get(Branch, branch_id) is None
+
+
+async def test_job_runs_in_its_org_and_reports_progress(
+    committed: Database,
+    tenant: Tenant,
+    live_client: httpx.AsyncClient,
+    settings: Settings,
+    database_urls: DatabaseUrls,
+) -> None:
+    async with committed.transaction(org_id=tenant.org_id) as session:
+        record = await defer(session, principal_of(tenant), jobs_fixtures.report_progress, steps=4)
+    queued = (await live_client.get(f"/api/v1/jobs/{record.id}", headers=tenant.headers)).json()
+    assert queued["status"] == "queued"
+    await drain(settings, database_urls)
+    done = (await live_client.get(f"/api/v1/jobs/{record.id}", headers=tenant.headers)).json()
+    assert done["status"] == "succeeded"
+    assert done["progress"] == 100
+    assert done["message"] == "step 4 of 4"
+    assert done["result"] == {"org_seen_by_job": str(tenant.org_id), "attempt": 1}
+    assert done["started_at"] <= done["finished_at"]
+
+
+async def test_a_job_that_always_fails_ends_failed_with_its_error(
+    committed: Database,
+    tenant: Tenant,
+    live_client: httpx.AsyncClient,
+    settings: Settings,
+    database_urls: DatabaseUrls,
+) -> None:
+    async with committed.transaction(org_id=tenant.org_id) as session:
+        record = await defer(session, principal_of(tenant), jobs_fixtures.always_fails)
+    await drain(settings, database_urls)
+    failed = (await live_client.get(f"/api/v1/jobs/{record.id}", headers=tenant.headers)).json()
+    assert failed["status"] == "failed"
+    assert failed["attempts"] == 3
+    assert failed["error"]["code"] == "job_failed"
+    assert "broken input (attempt 3)" in failed["error"]["detail"]
+    async with committed.transaction() as session:
+        status = (
+            await session.execute(
+                text("select status from procrastinate_jobs where id = :id"),
+                {"id": failed_id(record)},
+            )
+        ).scalar_one()
+    assert status == "failed", "procrastinate must not retry it forever"
+
+
+def failed_id(record: JobRecord) -> int:
+    assert record.procrastinate_id is not None
+    return record.procrastinate_id
+
+
+async def test_a_job_over_its_time_limit_fails_as_a_timeout(
+    committed: Database,
+    tenant: Tenant,
+    live_client: httpx.AsyncClient,
+    settings: Settings,
+    database_urls: DatabaseUrls,
+) -> None:
+    async with committed.transaction(org_id=tenant.org_id) as session:
+        record = await defer(session, principal_of(tenant), jobs_fixtures.too_slow)
+    await drain(settings, database_urls)
+    body = (await live_client.get(f"/api/v1/jobs/{record.id}", headers=tenant.headers)).json()
+    assert body["status"] == "failed"
+    assert body["attempts"] == 2
+    assert body["error"]["code"] == "job_timeout"
+
+
+async def test_cancelling_a_queued_job_means_it_never_runs(
+    committed: Database,
+    tenant: Tenant,
+    live_client: httpx.AsyncClient,
+    settings: Settings,
+    database_urls: DatabaseUrls,
+) -> None:
+    async with committed.transaction(org_id=tenant.org_id) as session:
+        record = await defer(session, principal_of(tenant), jobs_fixtures.report_progress, steps=1)
+    url = f"/api/v1/jobs/{record.id}"
+    cancelled = await live_client.post(f"{url}/cancel", headers=tenant.headers)
+    assert cancelled.status_code == 202
+    assert cancelled.json()["status"] == "cancelled"
+    await drain(settings, database_urls)
+    after = (await live_client.get(url, headers=tenant.headers)).json()
+    assert after["status"] == "cancelled"
+    assert after["result"] is None
+    again = await live_client.post(f"{url}/cancel", headers=tenant.headers)
+    assert again.status_code == 409
+
+
+async def test_job_status_is_tenant_scoped(
+    committed: Database, tenant: Tenant, live_client: httpx.AsyncClient, settings: Settings
+) -> None:
+    other = await committed_tenant(committed, settings, live_client)
+    async with committed.transaction(org_id=tenant.org_id) as session:
+        record = await defer(session, principal_of(tenant), jobs_fixtures.noop)
+    for path in (f"/api/v1/jobs/{record.id}", f"/api/v1/jobs/{uuid.uuid4()}"):
+        response = await live_client.get(path, headers=other.headers)
+        assert response.status_code == 404
+        assert response.headers["content-type"] == "application/problem+json"
+    cancel = await live_client.post(f"/api/v1/jobs/{record.id}/cancel", headers=other.headers)
+    assert cancel.status_code == 404
+    async with committed.transaction(org_id=tenant.org_id) as session:
+        still = (
+            await session.execute(select(JobRecord.status).where(JobRecord.id == record.id))
+        ).scalar_one()
+    assert still == "queued"
+
+
+async def test_metrics_show_queue_depth_and_job_outcomes(
+    committed: Database,
+    tenant: Tenant,
+    live_client: httpx.AsyncClient,
+    settings: Settings,
+    database_urls: DatabaseUrls,
+) -> None:
+    async with committed.transaction(org_id=tenant.org_id) as session:
+        await defer(session, principal_of(tenant), jobs_fixtures.sleeps, seconds=0)
+    metrics = (await live_client.get("/metrics")).text
+    assert 'touchstone_job_queue_depth{queue="cv",status="todo"}' in metrics
+    await drain(settings, database_urls)
+    metrics = (await live_client.get("/metrics")).text
+    assert 'touchstone_jobs_recent{status="succeeded",task="tests.jobs_fixtures.sleeps"}' in metrics
+    assert (
+        'touchstone_job_duration_seconds{quantile="0.95",task="tests.jobs_fixtures.sleeps"}'
+        in metrics
+    )
+
+
+def test_housekeeping_is_periodic() -> None:
+    periodic = {
+        task.task.name: task.cron for task in job_app.periodic_registry.periodic_tasks.values()
+    }
+    assert periodic["touchstone.core.jobs.maintenance.purge_finished_jobs"] == "17 3 * * *"
