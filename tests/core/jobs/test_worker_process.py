@@ -50,7 +50,7 @@ def _start_worker(database_urls: DatabaseUrls) -> subprocess.Popen[bytes]:
 
 
 async def _wait_for(
-    committed: Database, tenant: Tenant, job_id: uuid.UUID, status: str, timeout: float
+    committed: Database, tenant: Tenant, job_id: uuid.UUID, status: str, within: float
 ) -> JobRecord:
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
