@@ -55,6 +55,37 @@ class Settings(BaseSettings):
     run_worker_with_api: bool = True
     health_requires_worker: bool = True
 
+    redis_url: str | None = Field(
+        default=None, description="Enables Redis for rate limits, cache and event fan-out"
+    )
+
+    rate_limit_default: str = "600/minute"
+    rate_limit_uploads: str = "60/minute"
+    rate_limit_per_ip: str = "1200/minute"
+    rate_limit_fail_open: bool = True
+
+    idempotency_ttl_seconds: int = 24 * 3600
+
+    storage_backend: Literal["local", "s3"] = "local"
+    storage_dir: Path | None = None
+    s3_bucket: str | None = None
+    s3_endpoint_url: str | None = None
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: SecretStr | None = None
+    signed_url_ttl_seconds: int = 900
+    max_upload_bytes: int = 50 * 1024 * 1024
+
+    cache_max_entries: int = 10_000
+
+    webhook_allow_private_targets: bool = False
+    webhook_allow_http: bool = False
+    webhook_timeout_seconds: float = 10.0
+    webhook_max_attempts: int = 10
+
+    event_stream_queue_size: int = 1000
+    event_heartbeat_seconds: float = 15.0
+
     log_level: str = "INFO"
     log_format: Literal["json", "console"] | None = None
 
@@ -74,6 +105,10 @@ class Settings(BaseSettings):
         if url.get_backend_name() != "postgresql":
             raise ValueError("only PostgreSQL is supported")
         return value
+
+    @property
+    def storage_path(self) -> Path:
+        return self.storage_dir or self.data_dir / "storage"
 
     @property
     def is_production(self) -> bool:
