@@ -19,24 +19,31 @@ from touchstone.main import create_app
 async def test_access_log_line_is_json_with_request_tenant_and_principal(
     settings: Settings, database: Database, tenant_a: Tenant, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    app = create_app(settings.model_copy(update={"log_format": "json", "log_level": "INFO"}),
-                     database=database)
+    app = create_app(
+        settings.model_copy(update={"log_format": "json", "log_level": "INFO"}), database=database
+    )
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
         capsys.readouterr()
-        response = await client.get("/api/v1/users/00000000-0000-0000-0000-000000000001",
-                                    headers={**tenant_a.headers, "X-Request-ID": "req-42"})
+        response = await client.get(
+            "/api/v1/users/00000000-0000-0000-0000-000000000001",
+            headers={**tenant_a.headers, "X-Request-ID": "req-42"},
+        )
     assert response.status_code == 404
     lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line]
     access = [line for line in lines if line.get("event") == "request"]
     assert len(access) == 1
-    assert access[0] | {
-        "request_id": "req-42",
-        "org_id": str(tenant_a.org_id),
-        "method": "GET",
-        "route": "/api/v1/users/{user_id}",
-        "status": 404,
-    } == access[0]
+    assert (
+        access[0]
+        | {
+            "request_id": "req-42",
+            "org_id": str(tenant_a.org_id),
+            "method": "GET",
+            "route": "/api/v1/users/{user_id}",
+            "status": 404,
+        }
+        == access[0]
+    )
     assert access[0]["principal"].startswith("user:")
     assert access[0]["duration_ms"] >= 0
 
@@ -44,7 +51,7 @@ async def test_access_log_line_is_json_with_request_tenant_and_principal(
 class _Collector(BaseHTTPRequestHandler):
     received: list[str] = []
 
-    def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+    def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length", 0)))
         _Collector.received.append(self.path)
         self.send_response(200)
@@ -68,8 +75,10 @@ async def test_traces_are_exported_over_otlp(
 ) -> None:
     from opentelemetry import trace
 
-    app = create_app(settings.model_copy(update={"otel_exporter_otlp_endpoint": otlp_collector}),
-                     database=database)
+    app = create_app(
+        settings.model_copy(update={"otel_exporter_otlp_endpoint": otlp_collector}),
+        database=database,
+    )
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
