@@ -43,6 +43,9 @@ def _test_settings(worker: str) -> Settings:
         "database_name": f"touchstone_test_{worker}",
         "secret_key": "test-secret-key-that-is-long-enough-0123456789",
         "login_rate_limit": "1000/minute",
+        "login_rate_limit_per_ip": "10000/minute",
+        "password_hash_time_cost": 1,  # cheap hashes keep the suite fast; same code path
+        "password_hash_memory_kib": 1024,
         "log_level": "WARNING",
         "health_requires_worker": False,  # ASGI tests run no worker; test_health covers it
     }

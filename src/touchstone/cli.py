@@ -21,6 +21,7 @@ from touchstone.core.errors import AppError
 from touchstone.core.logging import configure_logging
 from touchstone.core.permissions import Role
 from touchstone.core.postgres import libpq_dsn, prepare_database
+from touchstone.core.security import configure_password_hashing
 
 app = typer.Typer(help="Touchstone platform.", no_args_is_help=True, pretty_exceptions_enable=False)
 orgs_app = typer.Typer(help="Organizations (tenants).", no_args_is_help=True)
@@ -38,6 +39,7 @@ def _settings() -> Settings:
         typer.echo(f"Configuration error:\n{exc}", err=True)
         raise typer.Exit(2) from exc
     configure_logging(settings)
+    configure_password_hashing(settings)
     return settings
 
 

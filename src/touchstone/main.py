@@ -24,6 +24,7 @@ from touchstone.core.middleware import BodySizeLimitMiddleware, RequestContextMi
 from touchstone.core.migrations import migration_head
 from touchstone.core.postgres import admin_url, runtime_url
 from touchstone.core.ratelimit import RateLimiter
+from touchstone.core.security import configure_password_hashing
 from touchstone.core.telemetry import configure_tracing
 from touchstone.identity import router as identity
 from touchstone.identity.authentication import IdentityAuthenticator
@@ -35,6 +36,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     """Build the app. Tests pass their own `database`; otherwise it connects at start-up."""
     settings = settings or get_settings()
     configure_logging(settings)
+    configure_password_hashing(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

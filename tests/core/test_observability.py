@@ -74,6 +74,7 @@ async def test_traces_are_exported_over_otlp(
     settings: Settings, database: Database, otlp_collector: str
 ) -> None:
     from opentelemetry import trace
+    from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 
     app = create_app(
         settings.model_copy(update={"otel_exporter_otlp_endpoint": otlp_collector}),
@@ -86,4 +87,7 @@ async def test_traces_are_exported_over_otlp(
             assert (await client.get("/api/v1/org")).status_code == 401
         provider = trace.get_tracer_provider()
         provider.force_flush()  # type: ignore[attr-defined]
+    # Instrumentation is process-wide: stop it so later tests in this worker stay untraced.
+    SQLAlchemyInstrumentor().uninstrument()
+    provider.shutdown()  # type: ignore[attr-defined]
     assert "/v1/traces" in _Collector.received

@@ -412,3 +412,18 @@ async def test_login_is_rate_limited(
         assert_problem(other, 401, "invalid_credentials")
     # Each app has its own limiter; the regular app is unaffected.
     assert (await _sign_in(client, tenant_a.admin_email)).status_code == 200
+
+
+async def test_one_address_cannot_spray_many_accounts(
+    settings: Settings, database: Database, tenant_a: Tenant
+) -> None:
+    app = create_app(
+        settings.model_copy(update={"login_rate_limit_per_ip": "3/minute"}), database=database
+    )
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as limited:
+        for _ in range(3):
+            response = await _sign_in(limited, f"guess-{uuid.uuid4().hex}@example.com")
+            assert_problem(response, 401, "invalid_credentials")
+        blocked = await _sign_in(limited, tenant_a.admin_email)
+        assert_problem(blocked, 429, "rate_limited")

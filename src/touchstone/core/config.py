@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     invitation_ttl_seconds: int = 7 * 24 * 3600
 
     login_rate_limit: str = "10/minute"
+    login_rate_limit_per_ip: str = "60/minute"
+    password_hash_time_cost: int = 3
+    password_hash_memory_kib: int = 65536
     max_body_bytes: int = 1_048_576
 
     cors_origins: list[str] = []

@@ -10,6 +10,7 @@ import logging
 import sys
 
 import structlog
+from structlog.tracebacks import ExceptionDictTransformer
 
 from touchstone.core.config import Settings
 
@@ -23,14 +24,19 @@ def configure_logging(settings: Settings) -> None:
     renderer: structlog.types.Processor = (
         structlog.processors.JSONRenderer()
         if settings.json_logs
-        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        else structlog.dev.ConsoleRenderer(
+            colors=sys.stderr.isatty(), exception_formatter=structlog.dev.plain_traceback
+        )
     )
     level = logging.getLevelNamesMapping().get(settings.log_level.upper(), logging.INFO)
     structlog.configure(
         processors=[
             *shared,
             structlog.processors.StackInfoRenderer(),
-            structlog.processors.dict_tracebacks if settings.json_logs else _keep_exc_info,
+            # Never render local variables: they hold passwords and tokens.
+            structlog.processors.ExceptionRenderer(ExceptionDictTransformer(show_locals=False))
+            if settings.json_logs
+            else _keep_exc_info,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),

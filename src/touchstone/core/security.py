@@ -24,19 +24,35 @@ from touchstone.core.config import Settings
 from touchstone.core.errors import Unauthorized
 
 JWT_ALGORITHM = "HS256"
-_password_hash = PasswordHash((Argon2Hasher(),))
-# Verified against when the user does not exist, so unknown emails take as long as known ones.
-_DUMMY_HASH = _password_hash.hash(secrets.token_urlsafe(16))
+
+
+class _Passwords:
+    def __init__(self, time_cost: int, memory_kib: int) -> None:
+        self.cost = (time_cost, memory_kib)
+        self.hasher = PasswordHash((Argon2Hasher(time_cost=time_cost, memory_cost=memory_kib),))
+        # Checked when the user does not exist, so unknown emails cost as much as known ones.
+        self.dummy_hash = self.hasher.hash(secrets.token_urlsafe(16))
+
+
+_passwords = _Passwords(time_cost=3, memory_kib=65536)
+
+
+def configure_password_hashing(settings: Settings) -> None:
+    """Apply the configured argon2 cost to new hashes (old hashes carry their own)."""
+    global _passwords
+    cost = (settings.password_hash_time_cost, settings.password_hash_memory_kib)
+    if cost != _passwords.cost:
+        _passwords = _Passwords(*cost)
 
 
 async def hash_password(password: str) -> str:
-    return await anyio.to_thread.run_sync(_password_hash.hash, password)
+    return await anyio.to_thread.run_sync(_passwords.hasher.hash, password)
 
 
 async def verify_password(password: str, password_hash: str | None) -> bool:
     """Constant work whether or not there is a hash to check against."""
     ok = await anyio.to_thread.run_sync(
-        _password_hash.verify, password, password_hash or _DUMMY_HASH
+        _passwords.hasher.verify, password, password_hash or _passwords.dummy_hash
     )
     return bool(ok) and password_hash is not None
 

@@ -49,6 +49,7 @@ async def limit_logins(request: Request, form: Annotated[LoginForm, Depends()]) 
     limiter: RateLimiter = request.app.state.rate_limiter
     settings = get_settings(request)
     client = request.client.host if request.client else "unknown"
+    await limiter.hit(settings.login_rate_limit_per_ip, "login-ip", client)
     await limiter.hit(settings.login_rate_limit, "login", client, form.username)
     return form
 
