@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,10 +37,12 @@ PASSWORD = "correct horse battery staple"
 
 
 def _test_settings(worker: str) -> Settings:
+    # The process id keeps concurrent test runs (two terminals, CI beside a developer) apart.
+    name = f"touchstone_test_{worker}_{os.getpid()}"
     overrides: dict[str, object] = {
         "environment": "test",
         "data_dir": ROOT / "var" / "test",
-        "database_name": f"touchstone_test_{worker}",
+        "database_name": name,
         "secret_key": "test-secret-key-that-is-long-enough-0123456789",
         "login_rate_limit": "1000/minute",
         "login_rate_limit_per_ip": "10000/minute",
@@ -50,7 +52,7 @@ def _test_settings(worker: str) -> Settings:
         "health_requires_worker": False,  # ASGI tests run no worker; test_health covers it
     }
     if url := os.environ.get("TEST_DATABASE_URL"):
-        overrides["database_url"] = url.rsplit("/", 1)[0] + f"/touchstone_test_{worker}"
+        overrides["database_url"] = url.rsplit("/", 1)[0] + f"/{name}"
     return Settings(**overrides)  # type: ignore[arg-type]
 
 
@@ -60,11 +62,14 @@ def settings(worker_id: str) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def database_urls(settings: Settings) -> DatabaseUrls:
+def database_urls(settings: Settings) -> Iterator[DatabaseUrls]:
     admin = admin_url(settings)
+    drop = f'DROP DATABASE IF EXISTS "{admin.database}" WITH (FORCE)'
     with psycopg.connect(libpq_dsn(admin.set(database="postgres")), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{admin.database}" WITH (FORCE)')
-    return prepare_database(settings)
+        conn.execute(drop)
+    yield prepare_database(settings)
+    with psycopg.connect(libpq_dsn(admin.set(database="postgres")), autocommit=True) as conn:
+        conn.execute(drop)
 
 
 @pytest.fixture(scope="session")
@@ -189,3 +194,43 @@ def assert_problem(
     if code is not None:
         assert body["code"] == code, body
     return body
+
+
+# --- a committed world: for tests where other connections or processes must see the data ---
+# (workers, the outbox relay, live servers). Every tenant gets a unique slug, so leftovers
+# from earlier tests never collide; the per-worker database is dropped at the next run.
+
+
+@pytest.fixture
+async def committed(database_urls: DatabaseUrls, settings: Settings) -> AsyncIterator[Database]:
+    database = Database(database_urls.runtime, settings)
+    yield database
+    await database.dispose()
+
+
+@pytest.fixture
+async def live_client(settings: Settings, committed: Database) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(settings, database=committed)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        yield client
+
+
+async def committed_tenant(
+    committed: Database, settings: Settings, client: httpx.AsyncClient
+) -> Tenant:
+    slug = f"live-{uuid.uuid4().hex[:8]}"
+    email = f"admin@{slug}.example.com"
+    async with committed.transaction() as session:
+        org, _ = await service.create_org(
+            session,
+            OrgCreate(name=slug, slug=slug, admin_email=email, admin_password=PASSWORD),
+            None,
+            settings,
+        )
+    return Tenant(org.id, slug, email, await login(client, email))
+
+
+@pytest.fixture
+async def tenant(committed: Database, settings: Settings, live_client: httpx.AsyncClient) -> Tenant:
+    return await committed_tenant(committed, settings, live_client)

@@ -41,7 +41,7 @@ def _touchstone(env: dict[str, str], *args: str, check: bool = True) -> Result:
 @pytest.fixture
 def cli_env(database_urls: DatabaseUrls, worker_id: str) -> Iterator[dict[str, str]]:
     """An external-database set-up (DATABASE_URL) on a throwaway database of the test server."""
-    name = f"touchstone_cli_{worker_id}"
+    name = f"touchstone_cli_{worker_id}_{os.getpid()}"
     admin = database_urls.admin.set(database=name)
     env = {
         "DATABASE_URL": admin.render_as_string(hide_password=False),

@@ -93,6 +93,7 @@ def serve(
             log_config=None,
             access_log=False,
             proxy_headers=False,
+            ws="websockets-sansio",
         )
     finally:
         if worker_process is not None:

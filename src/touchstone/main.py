@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import version
@@ -9,11 +10,17 @@ from importlib.metadata import version
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from redis.asyncio import Redis
 
 from touchstone.core.config import Settings, get_settings
 from touchstone.core.db import Database
 from touchstone.core.deps import read_credential
 from touchstone.core.errors import install_error_handlers
+from touchstone.core.events.hub import EventHub
+from touchstone.core.events.listener import listen_postgres, listen_redis
+from touchstone.core.events.relay import OutboxRelay
+from touchstone.core.events.router import router as events_router
+from touchstone.core.events.router import websocket_router as events_websocket_router
 from touchstone.core.health import database_check
 from touchstone.core.health import router as health_router
 from touchstone.core.jobs.monitoring import refresh_job_metrics, worker_check
@@ -26,6 +33,7 @@ from touchstone.core.postgres import admin_url, runtime_url
 from touchstone.core.ratelimit import RateLimiter
 from touchstone.core.security import configure_password_hashing
 from touchstone.core.telemetry import configure_tracing
+from touchstone.event_consumers import EVENT_CONSUMERS
 from touchstone.identity import router as identity
 from touchstone.identity.authentication import IdentityAuthenticator
 
@@ -40,14 +48,26 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        url = runtime_url(settings, admin_url(settings))
         owned = database is None
-        app.state.database = database or Database(
-            runtime_url(settings, admin_url(settings)), settings
-        )
+        app.state.database = database or Database(url, settings)
         configure_tracing(app, app.state.database.engine, settings)
+        redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
+        relay = OutboxRelay(app.state.database, url, EVENT_CONSUMERS, redis)
+        listener = (
+            listen_redis(app.state.event_hub, redis)
+            if redis is not None
+            else listen_postgres(app.state.event_hub, url)
+        )
+        background = [asyncio.create_task(relay.run_forever()), asyncio.create_task(listener)]
         try:
             yield
         finally:
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
+            if redis is not None:
+                await redis.aclose()
             if owned:
                 await app.state.database.dispose()
 
@@ -64,6 +84,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.settings = settings
     app.state.authenticator = IdentityAuthenticator(settings)
     app.state.rate_limiter = RateLimiter()
+    app.state.event_hub = EventHub(settings.event_stream_queue_size)
     app.state.migration_head = migration_head()
     app.state.health_checks = {"database": database_check, "workers": worker_check}
     if database is not None:
@@ -92,11 +113,15 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.add_api_route("/metrics", _metrics, include_in_schema=False)
     public = APIRouter(prefix=API_PREFIX)
     public.include_router(identity.public_router)
+    public.include_router(
+        events_websocket_router
+    )  # authenticates itself (browsers send no headers)
     app.include_router(public)
     # Everything below requires a credential unless a route opts out above.
     authenticated = APIRouter(prefix=API_PREFIX, dependencies=[Depends(read_credential)])
     authenticated.include_router(identity.router)
     authenticated.include_router(jobs_router)
+    authenticated.include_router(events_router)
     app.include_router(authenticated)
     return app
 

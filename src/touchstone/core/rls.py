@@ -28,7 +28,7 @@ def make_append_only(table: str) -> None:
 
 
 def security_definer_function(
-    signature: str, returns: str, body: str, volatility: str = "STABLE"
+    signature: str, returns: str, body: str, volatility: str = "STABLE", language: str = "sql"
 ) -> None:
     """A narrow, owner-run lookup across tenants (authentication needs a few of these).
 
@@ -37,7 +37,7 @@ def security_definer_function(
     """
     name = signature.split("(", 1)[0]
     op.execute(
-        f"CREATE FUNCTION {signature} RETURNS {returns} LANGUAGE sql {volatility} "
+        f"CREATE FUNCTION {signature} RETURNS {returns} LANGUAGE {language} {volatility} "
         "SECURITY DEFINER "
         f"SET search_path = public, pg_temp AS $$ {body} $$"
     )

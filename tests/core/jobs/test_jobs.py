@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -10,8 +11,8 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests import jobs_fixtures
-from tests.conftest import Tenant
-from tests.core.jobs.conftest import committed_tenant, drain
+from tests.conftest import Tenant, committed_tenant
+from tests.core.jobs.conftest import drain
 from touchstone.core.auth import Principal
 from touchstone.core.config import Settings
 from touchstone.core.db import Database
@@ -189,8 +190,25 @@ async def test_metrics_show_queue_depth_and_job_outcomes(
     )
 
 
-def test_housekeeping_is_periodic() -> None:
-    periodic = {
-        task.task.name: task.cron for task in job_app.periodic_registry.periodic_tasks.values()
-    }
-    assert periodic["touchstone.core.jobs.maintenance.purge_finished_jobs"] == "17 3 * * *"
+async def test_housekeeping_is_periodic_and_purges_across_tenants(
+    committed: Database, tenant: Tenant, live_client: httpx.AsyncClient, settings: Settings
+) -> None:
+    from touchstone.core.jobs import maintenance
+
+    periodic = {t.task.name: t.cron for t in job_app.periodic_registry.periodic_tasks.values()}
+    assert periodic[maintenance.purge_finished_jobs.name] == "17 3 * * *"
+
+    other = await committed_tenant(committed, settings, live_client)
+    ids = {}
+    for owner, age_days in ((tenant, 40), (other, 40), (tenant, 1)):
+        async with committed.transaction(org_id=owner.org_id) as session:
+            record = await defer(session, principal_of(owner), jobs_fixtures.noop)
+            record.status = "succeeded"
+            record.finished_at = datetime.now(UTC) - timedelta(days=age_days)
+        ids[(owner.org_id, age_days)] = record.id
+    async with committed.transaction() as session:
+        await session.execute(text("select purge_finished_jobs(30)"))
+    for (org_id, age_days), job_id in ids.items():
+        async with committed.transaction(org_id=org_id) as session:
+            kept = await session.get(JobRecord, job_id)
+        assert (kept is None) == (age_days > 30)
