@@ -50,6 +50,8 @@ def _test_settings(worker: str) -> Settings:
         "password_hash_memory_kib": 1024,
         "log_level": "WARNING",
         "health_requires_worker": False,  # ASGI tests run no worker; test_health covers it
+        # The in-process defaults; Redis-backed paths are tested on their own with REDIS_URL.
+        "redis_url": None,
     }
     if url := os.environ.get("TEST_DATABASE_URL"):
         overrides["database_url"] = url.rsplit("/", 1)[0] + f"/{name}"

@@ -12,6 +12,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.asyncio import Redis
 
+from touchstone.core.cache import get_cache
 from touchstone.core.config import Settings, get_settings
 from touchstone.core.db import Database
 from touchstone.core.deps import read_credential
@@ -21,8 +22,10 @@ from touchstone.core.events.listener import listen_postgres, listen_redis
 from touchstone.core.events.relay import OutboxRelay
 from touchstone.core.events.router import router as events_router
 from touchstone.core.events.router import websocket_router as events_websocket_router
+from touchstone.core.files_router import files_router
 from touchstone.core.health import database_check
 from touchstone.core.health import router as health_router
+from touchstone.core.idempotency import install_idempotency
 from touchstone.core.jobs.monitoring import refresh_job_metrics, worker_check
 from touchstone.core.jobs.router import router as jobs_router
 from touchstone.core.logging import configure_logging
@@ -32,6 +35,7 @@ from touchstone.core.migrations import migration_head
 from touchstone.core.postgres import admin_url, runtime_url
 from touchstone.core.ratelimit import RateLimiter
 from touchstone.core.security import configure_password_hashing
+from touchstone.core.storage import get_storage
 from touchstone.core.telemetry import configure_tracing
 from touchstone.event_consumers import EVENT_CONSUMERS
 from touchstone.identity import router as identity
@@ -68,6 +72,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             await asyncio.gather(*background, return_exceptions=True)
             if redis is not None:
                 await redis.aclose()
+            await app.state.cache.aclose()
             if owned:
                 await app.state.database.dispose()
 
@@ -85,12 +90,15 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.authenticator = IdentityAuthenticator(settings)
     app.state.rate_limiter = RateLimiter()
     app.state.event_hub = EventHub(settings.event_stream_queue_size)
+    app.state.storage = get_storage(settings)
+    app.state.cache = get_cache(settings)
     app.state.migration_head = migration_head()
     app.state.health_checks = {"database": database_check, "workers": worker_check}
     if database is not None:
         app.state.database = database
 
     install_error_handlers(app)
+    install_idempotency(app)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -117,6 +125,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         events_websocket_router
     )  # authenticates itself (browsers send no headers)
     app.include_router(public)
+    app.include_router(files_router())  # signed URLs or a credential; it checks itself
     # Everything below requires a credential unless a route opts out above.
     authenticated = APIRouter(prefix=API_PREFIX, dependencies=[Depends(read_credential)])
     authenticated.include_router(identity.router)

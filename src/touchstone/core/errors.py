@@ -68,6 +68,12 @@ class PayloadTooLarge(AppError):
     status, code, title = 413, "payload_too_large", "Payload too large"
 
 
+class UnsupportedMediaType(AppError):
+    """The sniffed content type (never the client's claim) is not accepted by the route."""
+
+    status, code, title = 415, "unsupported_media_type", "Unsupported media type"
+
+
 class ServiceUnavailable(AppError):
     status, code, title = 503, "service_unavailable", "Service temporarily unavailable"
 

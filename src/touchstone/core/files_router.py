@@ -1,0 +1,124 @@
+"""`GET /api/v1/files/{key}`: stored objects, by signed link or for the caller's own org.
+
+Mounted outside the authenticated router because a valid signature is itself the credential
+(a browser `<img>` or `<video>` cannot send a bearer token). Without a signature the caller
+must authenticate and the key must be in its org; anything else is a 404, never a 403, so
+a key of another tenant cannot even be confirmed to exist. An invalid or expired signature
+is a 403: the link exists but no longer works.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from contextlib import asynccontextmanager
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.responses import StreamingResponse
+from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
+
+from touchstone.core.auth import Credential, Principal
+from touchstone.core.config import Settings
+from touchstone.core.deps import read_credential, tenant_session
+from touchstone.core.errors import Forbidden
+from touchstone.core.storage import (
+    FILES_PATH,
+    ByteRange,
+    StorageDep,
+    StoredStream,
+    UrlSigner,
+    key_org,
+    served_inline,
+)
+
+_bearer = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
+_api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False)
+_RANGE = re.compile(r"bytes=([0-9]{0,19})-([0-9]{0,19})")
+
+
+def files_router() -> APIRouter:
+    router = APIRouter(prefix=FILES_PATH, tags=["files"])
+    router.add_api_route(
+        "/{key:path}",
+        download_file,
+        methods=["GET"],
+        response_class=StreamingResponse,
+        responses={
+            200: {"description": "The whole object"},
+            206: {"description": "The requested byte range"},
+            403: {"description": "Invalid or expired signature"},
+            404: {"description": "No such object in the caller's org"},
+            416: {"description": "Range not satisfiable"},
+        },
+    )
+    return router
+
+
+async def download_file(
+    request: Request,
+    key: str,
+    storage: StorageDep,
+    bearer: Annotated[str | None, Depends(_bearer)],
+    api_key: Annotated[str | None, Depends(_api_key_header)],
+    expires: Annotated[int | None, Query(ge=0)] = None,
+    sig: Annotated[str | None, Query(max_length=128)] = None,
+    range_header: Annotated[str | None, Header(alias="Range")] = None,
+) -> StreamingResponse:
+    """Stream an object. Send `Range: bytes=a-b` for part of it (video players need that)."""
+    if expires is not None or sig is not None:
+        org_id = key_org(key)
+        settings: Settings = request.app.state.settings
+        signer = UrlSigner(settings.secret_key.get_secret_value())
+        if expires is None or sig is None or not signer.verify(key, expires, sig):
+            raise Forbidden("The download link is invalid or has expired")
+    else:
+        org_id = await _caller_org(request, read_credential(bearer, api_key))
+    stream = await storage.open(org_id, key, byte_range=parse_range(range_header))
+    return _streaming_response(stream)
+
+
+async def _caller_org(request: Request, credential: Credential) -> uuid.UUID:
+    """Authenticate through the same unit of work as every other route, then let go of it.
+
+    The session is committed and closed before streaming starts: a long download must not
+    hold a database connection.
+    """
+    async with asynccontextmanager(tenant_session)(request, credential):
+        principal: Principal = request.state.principal
+    return principal.org_id
+
+
+def parse_range(value: str | None) -> ByteRange | None:
+    """One `bytes=` range; other forms (several ranges, bad syntax) get the whole object."""
+    match = _RANGE.fullmatch(value.strip()) if value else None
+    if match is None or not (match[1] or match[2]):
+        return None
+    start = int(match[1]) if match[1] else None
+    end = int(match[2]) if match[2] else None
+    if start is not None and end is not None and end < start:
+        return None
+    return ByteRange(start, end)
+
+
+def _streaming_response(stream: StoredStream) -> StreamingResponse:
+    media_type = stream.content_type
+    if media_type.startswith("text/"):
+        media_type += "; charset=utf-8"  # the sniffer only calls UTF-8 text "text"
+    headers = {
+        "Content-Length": str(stream.length),
+        "Accept-Ranges": "bytes",
+        "X-Content-Type-Options": "nosniff",
+        "Cache-Control": "private, no-store",
+        "Referrer-Policy": "no-referrer",
+    }
+    if not served_inline(stream.content_type):
+        headers["Content-Disposition"] = "attachment"
+    if stream.partial:
+        headers["Content-Range"] = f"bytes {stream.first}-{stream.last}/{stream.size}"
+    return StreamingResponse(
+        stream.chunks,
+        status_code=206 if stream.partial else 200,
+        media_type=media_type,
+        headers=headers,
+    )
