@@ -98,7 +98,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         app.state.database = database
 
     install_error_handlers(app)
-    install_idempotency(app)
+    install_idempotency(app, settings)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -1,5 +1,6 @@
 """Imports every module's models so Alembic sees one complete metadata."""
 
+from touchstone.core import idempotency_models
 from touchstone.core.db import Base
 from touchstone.core.events import models as event_models
 from touchstone.core.jobs import models as job_models
@@ -7,4 +8,10 @@ from touchstone.identity import models as identity_models
 
 metadata = Base.metadata
 
-__all__ = ["event_models", "identity_models", "job_models", "metadata"]
+__all__ = [
+    "event_models",
+    "idempotency_models",
+    "identity_models",
+    "job_models",
+    "metadata",
+]

@@ -25,9 +25,9 @@ class Credential:
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    kind: Literal["user", "api_key"]
+    kind: Literal["user", "api_key", "system"]
     id: uuid.UUID
-    """The user's id, or the API key's id."""
+    """The user's id, the API key's id, or the nil UUID for the platform itself."""
     org_id: uuid.UUID
     role: str | None
     branch_id: uuid.UUID | None
@@ -44,6 +44,18 @@ class Principal:
     def ensure(self, permission: str) -> None:
         if permission not in self.permissions:
             raise Forbidden(f"This needs the '{permission}' permission")
+
+
+def system_principal(org_id: uuid.UUID, permissions: frozenset[str] = frozenset()) -> Principal:
+    """The platform acting inside one org (relays, jobs, the CLI); audited as `system`."""
+    return Principal(
+        kind="system",
+        id=uuid.UUID(int=0),
+        org_id=org_id,
+        role=None,
+        branch_id=None,
+        permissions=permissions,
+    )
 
 
 class Authenticator(Protocol):

@@ -26,7 +26,7 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
-def _route_template(scope: Scope) -> str:
+def route_template(scope: Scope) -> str:
     """The matched route's full template (`/api/v1/users/{user_id}`), never the raw path.
 
     FastAPI resolves included routers lazily and keeps the prefixed template in its
@@ -77,7 +77,7 @@ class RequestContextMiddleware:
         finally:
             if scope["type"] == "http":
                 elapsed = time.perf_counter() - started
-                route = _route_template(scope)
+                route = route_template(scope)
                 HTTP_REQUESTS.labels(scope["method"], route, str(status)).inc()
                 HTTP_LATENCY.labels(scope["method"], route).observe(elapsed)
                 access_log.info(

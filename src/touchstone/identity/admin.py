@@ -7,7 +7,7 @@ import uuid
 
 from sqlalchemy import text
 
-from touchstone.core.auth import Principal
+from touchstone.core.auth import Principal, system_principal
 from touchstone.core.config import Settings
 from touchstone.core.db import Database, enter_tenant
 from touchstone.core.errors import Conflict, NotFound
@@ -21,14 +21,7 @@ DEMO_DOMAIN = "demobank.example.com"
 
 def _system_admin(org_id: uuid.UUID) -> Principal:
     """The CLI acts as a platform operator inside one org; audit rows name it `system`."""
-    return Principal(
-        kind="user",
-        id=uuid.UUID(int=0),
-        org_id=org_id,
-        role=None,
-        branch_id=None,
-        permissions=permissions_for(Role.PLATFORM_ADMIN),
-    )
+    return system_principal(org_id, permissions_for(Role.PLATFORM_ADMIN))
 
 
 async def add_user(

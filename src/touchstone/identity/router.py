@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Query, status
 
 from touchstone.core.auth import Principal
 from touchstone.core.deps import CurrentPrincipal, SessionDep, SystemSessionDep, require
+from touchstone.core.idempotency import IdempotencyDep
 from touchstone.core.pagination import Page, PageDep, page_of
 from touchstone.core.permissions import Role
 from touchstone.core.schemas import SafeQuery
@@ -117,10 +118,11 @@ async def create_org(
     session: SessionDep,
     settings: SettingsDep,
     principal: Annotated[Principal, Depends(require("platform:orgs"))],
+    idempotency: IdempotencyDep,
 ) -> OrgOut:
     """Platform admins only: a new tenant with its first admin."""
     org, _ = await service.create_org(session, body, principal, settings)
-    return OrgOut.model_validate(org)
+    return idempotency.remember(OrgOut.model_validate(org))
 
 
 @router.get("/org", response_model=OrgOut, tags=["orgs"])
@@ -157,8 +159,10 @@ async def create_branch(
     body: BranchCreate,
     session: SessionDep,
     principal: Annotated[Principal, Depends(require("branches:write"))],
+    idempotency: IdempotencyDep,
 ) -> BranchOut:
-    return BranchOut.model_validate(await service.create_branch(session, principal, body))
+    branch = await service.create_branch(session, principal, body)
+    return idempotency.remember(BranchOut.model_validate(branch))
 
 
 @router.get("/branches/{branch_id}", response_model=BranchOut, tags=["branches"])
@@ -205,12 +209,13 @@ async def create_user(
     session: SessionDep,
     settings: SettingsDep,
     principal: Annotated[Principal, Depends(require("users:write"))],
+    idempotency: IdempotencyDep,
 ) -> UserCreated:
     """Add a member; without `password` the response carries a one-time invitation token."""
     member, invitation = await service.create_member(session, principal, body, settings)
     created = UserCreated.model_validate(member)
     created.invitation_token = invitation
-    return created
+    return idempotency.remember(created)
 
 
 @router.get("/users/{user_id}", response_model=MemberOut, tags=["users"])
@@ -252,9 +257,11 @@ async def create_api_key(
     body: ApiKeyCreate,
     session: SessionDep,
     principal: Annotated[Principal, Depends(require("api_keys:write"))],
+    idempotency: IdempotencyDep,
 ) -> ApiKeyCreated:
     key, secret = await service.create_api_key(session, principal, body)
-    return ApiKeyCreated(**ApiKeyOut.model_validate(key).model_dump(), key=secret)
+    created = ApiKeyCreated(**ApiKeyOut.model_validate(key).model_dump(), key=secret)
+    return idempotency.remember(created)
 
 
 @router.delete("/api-keys/{key_id}", response_model=ApiKeyOut, tags=["api keys"])

@@ -89,6 +89,7 @@ async def create_org(
     Returns the org and, when no admin password was given, the admin's invitation token.
     """
     org_id = uuid.uuid4()
+    caller_org = session.info.get("org_id")
     await enter_tenant(session, org_id)
     org = Org(id=org_id, name=data.name, slug=data.slug, kind=data.kind, settings={})
     await add_unique(session, org, f"An organization with slug '{data.slug}' already exists")
@@ -108,6 +109,9 @@ async def create_org(
         {"name": data.name, "slug": data.slug, "kind": data.kind},
         org_id=org_id,
     )
+    if caller_org is not None:  # back to the caller's tenant for the rest of the request
+        await session.flush()
+        await enter_tenant(session, caller_org)
     return org, invitation
 
 
