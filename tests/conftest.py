@@ -46,6 +46,8 @@ def _test_settings(worker: str) -> Settings:
         "secret_key": "test-secret-key-that-is-long-enough-0123456789",
         "login_rate_limit": "1000/minute",
         "login_rate_limit_per_ip": "10000/minute",
+        "rate_limit_default": "100000/minute",  # tests/core/test_ratelimit.py sets low ones
+        "rate_limit_per_ip": "100000/minute",
         "password_hash_time_cost": 1,  # cheap hashes keep the suite fast; same code path
         "password_hash_memory_kib": 1024,
         "log_level": "WARNING",

@@ -33,7 +33,7 @@ from touchstone.core.metrics import DB_POOL, REGISTRY
 from touchstone.core.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from touchstone.core.migrations import migration_head
 from touchstone.core.postgres import admin_url, runtime_url
-from touchstone.core.ratelimit import RateLimiter
+from touchstone.core.ratelimit import RateLimiter, limit_by_address, rate_limit
 from touchstone.core.security import configure_password_hashing
 from touchstone.core.storage import get_storage
 from touchstone.core.telemetry import configure_tracing
@@ -88,7 +88,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     )
     app.state.settings = settings
     app.state.authenticator = IdentityAuthenticator(settings)
-    app.state.rate_limiter = RateLimiter()
+    app.state.rate_limiter = RateLimiter(settings)
     app.state.event_hub = EventHub(settings.event_stream_queue_size)
     app.state.storage = get_storage(settings)
     app.state.cache = get_cache(settings)
@@ -119,7 +119,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 
     app.include_router(health_router)
     app.add_api_route("/metrics", _metrics, include_in_schema=False)
-    public = APIRouter(prefix=API_PREFIX)
+    public = APIRouter(prefix=API_PREFIX, dependencies=[Depends(limit_by_address)])
     public.include_router(identity.public_router)
     public.include_router(
         events_websocket_router
@@ -127,7 +127,14 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(public)
     app.include_router(files_router())  # signed URLs or a credential; it checks itself
     # Everything below requires a credential unless a route opts out above.
-    authenticated = APIRouter(prefix=API_PREFIX, dependencies=[Depends(read_credential)])
+    authenticated = APIRouter(
+        prefix=API_PREFIX,
+        dependencies=[
+            Depends(read_credential),
+            Depends(limit_by_address),
+            Depends(rate_limit("default")),
+        ],
+    )
     authenticated.include_router(identity.router)
     authenticated.include_router(jobs_router)
     authenticated.include_router(events_router)

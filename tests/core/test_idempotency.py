@@ -136,4 +136,4 @@ async def test_stored_responses_are_sealed_but_replay_the_one_time_secret(
     async with database.transaction(org_id=tenant_a.org_id) as session:
         stored = (await session.execute(select(IdempotencyRecord.sealed_body))).scalar_one()
     assert secret not in stored
-    assert secret.split("_")[-1] not in stored
+    assert secret.split("_", 2)[2] not in stored  # tsk_<prefix>_<secret>

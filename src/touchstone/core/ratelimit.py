@@ -1,30 +1,136 @@
-"""Rate limits on the `limits` library (moving window, in-process storage by default)."""
+"""Rate limits per principal and per client address (the `limits` library).
+
+In-process moving windows by default; Redis when `REDIS_URL` is set, so every API process
+counts together. If Redis goes away the policy is a setting: serve without limits (and say
+so in the log) or answer 503.
+"""
 
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
 
-from limits import parse
-from limits.aio.storage import MemoryStorage, Storage
+import structlog
+from fastapi import Request, Response
+from limits import RateLimitItem, parse
+from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
+from limits.errors import StorageError
+from starlette.requests import HTTPConnection
 
-from touchstone.core.errors import TooManyRequests
+from touchstone.core.config import Settings
+from touchstone.core.deps import CurrentPrincipal
+from touchstone.core.errors import ServiceUnavailable, TooManyRequests
+
+log = structlog.get_logger("touchstone.ratelimit")
+OUTAGE_LOG_INTERVAL = 60.0
+
+
+@dataclass(frozen=True)
+class Window:
+    policy: str
+    limit: int
+    window_seconds: int
+    remaining: int
+    reset_seconds: int
+
+    def headers(self) -> dict[str, str]:
+        """draft-ietf-httpapi-ratelimit-headers: `RateLimit-Policy` and `RateLimit`."""
+        return {
+            "RateLimit-Policy": f'"{self.policy}";q={self.limit};w={self.window_seconds}',
+            "RateLimit": f'"{self.policy}";r={self.remaining};t={self.reset_seconds}',
+        }
 
 
 class RateLimiter:
-    def __init__(self, storage: Storage | None = None) -> None:
-        self.storage = storage or MemoryStorage()
-        self.strategy = MovingWindowRateLimiter(self.storage)
-
-    async def hit(self, rule: str, *keys: str) -> None:
-        """Count one hit against `rule` (e.g. "10/minute") for `keys`; 429 when exhausted."""
-        limit = parse(rule)
-        if await self.strategy.hit(limit, *keys):
-            return
-        reset_at, _remaining = await self.strategy.get_window_stats(limit, *keys)
-        retry_after = max(1, math.ceil(reset_at - time.time()))
-        raise TooManyRequests(
-            f"Too many attempts; retry in {retry_after} s",
-            headers={"Retry-After": str(retry_after)},
+    def __init__(self, settings: Settings) -> None:
+        self.fail_open = settings.rate_limit_fail_open
+        self.storage: Storage = (
+            RedisStorage(
+                f"async+{settings.redis_url}",
+                implementation="redispy",
+                wrap_exceptions=True,
+                socket_timeout=0.5,
+                socket_connect_timeout=0.5,
+            )
+            if settings.redis_url
+            else MemoryStorage()
         )
+        self.strategy = MovingWindowRateLimiter(self.storage)
+        self._last_outage_log = 0.0
+
+    async def hit(self, rule: str, policy: str, *keys: str) -> Window | None:
+        """Count one request; 429 when the window is full; None if the store is unreachable
+        and the policy is to fail open."""
+        limit = parse(rule)
+        try:
+            allowed = await self.strategy.hit(limit, policy, *keys)
+            reset_at, remaining = await self.strategy.get_window_stats(limit, policy, *keys)
+        except StorageError as exc:
+            self._storage_down(exc)
+            return None
+        window = _window(policy, limit, remaining, reset_at)
+        if not allowed:
+            raise TooManyRequests(
+                f"Too many requests; retry in {window.reset_seconds} s",
+                headers={"Retry-After": str(window.reset_seconds), **window.headers()},
+            )
+        return window
+
+    def _storage_down(self, exc: Exception) -> None:
+        now = time.monotonic()
+        if now - self._last_outage_log > OUTAGE_LOG_INTERVAL:
+            self._last_outage_log = now
+            log.warning(
+                "rate_limit_store_unreachable",
+                error=type(exc).__name__,
+                serving_without_limits=self.fail_open,
+            )
+        if not self.fail_open:
+            raise ServiceUnavailable(
+                "Rate limiting is unavailable; retry shortly", headers={"Retry-After": "5"}
+            )
+
+
+def _window(policy: str, limit: RateLimitItem, remaining: int, reset_at: float) -> Window:
+    return Window(
+        policy=policy,
+        limit=limit.amount,
+        window_seconds=limit.get_expiry(),
+        remaining=max(0, remaining),
+        reset_seconds=max(1, math.ceil(reset_at - time.time())),
+    )
+
+
+def client_address(connection: HTTPConnection) -> str:
+    return connection.client.host if connection.client else "unknown"
+
+
+async def limit_by_address(connection: HTTPConnection) -> None:
+    """Every request and WebSocket, signed in or not, counts against its client address."""
+    settings: Settings = connection.app.state.settings
+    limiter: RateLimiter = connection.app.state.rate_limiter
+    await limiter.hit(settings.rate_limit_per_ip, "address", client_address(connection))
+
+
+def rate_limit(group: str) -> Callable[..., Coroutine[Any, Any, None]]:
+    """Dependency: count the request against the caller's budget for `group`
+    ("default" on every authenticated route, "uploads" on upload routes)."""
+    setting = f"rate_limit_{group}"
+
+    async def check(request: Request, response: Response, principal: CurrentPrincipal) -> None:
+        settings: Settings = request.app.state.settings
+        limiter: RateLimiter = request.app.state.rate_limiter
+        window = await limiter.hit(
+            getattr(settings, setting), group, f"{principal.kind}:{principal.id}"
+        )
+        if window is not None:
+            response.headers.update(window.headers())
+
+    if setting not in Settings.model_fields:
+        raise ValueError(f"no setting {setting.upper()} for rate-limit group {group!r}")
+    check.__name__ = f"rate_limit_{group}"
+    return check

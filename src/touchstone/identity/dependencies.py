@@ -8,7 +8,7 @@ from fastapi import Depends, Form, Request
 
 from touchstone.core.config import Settings
 from touchstone.core.errors import InvalidInput
-from touchstone.core.ratelimit import RateLimiter
+from touchstone.core.ratelimit import RateLimiter, client_address
 from touchstone.core.schemas import reject_control_characters
 
 
@@ -48,7 +48,7 @@ class LoginForm:
 async def limit_logins(request: Request, form: Annotated[LoginForm, Depends()]) -> LoginForm:
     limiter: RateLimiter = request.app.state.rate_limiter
     settings = get_settings(request)
-    client = request.client.host if request.client else "unknown"
+    client = client_address(request)
     await limiter.hit(settings.login_rate_limit_per_ip, "login-ip", client)
     await limiter.hit(settings.login_rate_limit, "login", client, form.username)
     return form

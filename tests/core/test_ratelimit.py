@@ -1,0 +1,87 @@
+"""Rate limits: per principal and per address, IETF headers, 429 with Retry-After, Redis."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from tests.conftest import Tenant, assert_problem, login
+from touchstone.core.config import Settings
+from touchstone.core.db import Database
+from touchstone.main import create_app
+
+
+async def _client(
+    settings: Settings, database: Database, **limits: object
+) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(settings.model_copy(update=limits), database=database)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        yield client
+
+
+async def test_principal_budget_headers_and_429(
+    settings: Settings, database: Database, tenant_a: Tenant, tenant_b: Tenant
+) -> None:
+    async for client in _client(settings, database, rate_limit_default="3/minute"):
+        seen = []
+        for _ in range(3):
+            response = await client.get("/api/v1/me", headers=tenant_a.headers)
+            assert response.status_code == 200
+            seen.append(response.headers["ratelimit"])
+        assert response.headers["ratelimit-policy"] == '"default";q=3;w=60'
+        assert [s.split(";")[1] for s in seen] == ["r=2", "r=1", "r=0"]
+        blocked = await client.get("/api/v1/me", headers=tenant_a.headers)
+        body = assert_problem(blocked, 429, "rate_limited")
+        assert 1 <= int(blocked.headers["retry-after"]) <= 60
+        assert blocked.headers["ratelimit-policy"] == '"default";q=3;w=60'
+        assert "request_id" in body
+        # Another principal has its own budget.
+        assert (await client.get("/api/v1/me", headers=tenant_b.headers)).status_code == 200
+
+
+async def test_address_budget_covers_public_and_private_routes(
+    settings: Settings, database: Database, tenant_a: Tenant
+) -> None:
+    async for client in _client(settings, database, rate_limit_per_ip="2/minute"):
+        assert (await client.get("/api/v1/me", headers=tenant_a.headers)).status_code == 200
+        refresh = await client.post("/api/v1/auth/refresh", json={"refresh_token": "x" * 20})
+        assert refresh.status_code == 401
+        blocked = await client.post("/api/v1/auth/refresh", json={"refresh_token": "x" * 20})
+        assert_problem(blocked, 429, "rate_limited")
+
+
+async def test_unreachable_redis_fails_open_by_default_and_closed_if_configured(
+    settings: Settings, database: Database, tenant_a: Tenant
+) -> None:
+    dead = "redis://127.0.0.1:1/0"
+    async for client in _client(settings, database, redis_url=dead, rate_limit_default="1/minute"):
+        for _ in range(3):
+            response = await client.get("/api/v1/me", headers=tenant_a.headers)
+            assert response.status_code == 200
+            assert "ratelimit" not in response.headers
+    async for client in _client(settings, database, redis_url=dead, rate_limit_fail_open=False):
+        closed = await client.get("/api/v1/me", headers=tenant_a.headers)
+        assert_problem(closed, 503, "service_unavailable")
+
+
+@pytest.mark.skipif(
+    not os.environ.get("REDIS_URL"),
+    reason="REDIS_URL is not set: no Redis to test shared rate-limit counters against",
+)
+async def test_processes_share_counters_through_redis(
+    settings: Settings, database: Database, tenant_a: Tenant, client: httpx.AsyncClient
+) -> None:
+    token = await login(client, tenant_a.admin_email)
+    headers = {"Authorization": f"Bearer {token}"}
+    shared = {"redis_url": os.environ["REDIS_URL"], "rate_limit_default": "3/minute"}
+    async for first in _client(settings, database, **shared):
+        async for second in _client(settings, database, **shared):
+            statuses = [
+                (await api.get("/api/v1/me", headers=headers)).status_code
+                for api in (first, second, first, second)
+            ]
+    assert statuses == [200, 200, 200, 429]
