@@ -40,6 +40,7 @@ from touchstone.core.telemetry import configure_tracing
 from touchstone.event_consumers import EVENT_CONSUMERS
 from touchstone.identity import router as identity
 from touchstone.identity.authentication import IdentityAuthenticator
+from touchstone.webhooks.router import router as webhooks_router
 
 API_PREFIX = "/api/v1"
 
@@ -138,6 +139,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     authenticated.include_router(identity.router)
     authenticated.include_router(jobs_router)
     authenticated.include_router(events_router)
+    authenticated.include_router(webhooks_router)
     app.include_router(authenticated)
     return app
 

@@ -29,7 +29,7 @@ def get_database(request: Request) -> Database:
     return database
 
 
-def read_credential(
+async def read_credential(
     bearer: Annotated[str | None, Depends(_bearer)],
     api_key: Annotated[str | None, Depends(_api_key_header)],
 ) -> Credential:
@@ -88,7 +88,7 @@ async def system_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield item
 
 
-def current_principal(
+async def current_principal(
     request: Request, _session: Annotated[AsyncSession, Depends(tenant_session, scope="function")]
 ) -> Principal:
     principal: Principal = request.state.principal

@@ -73,7 +73,7 @@ async def download_file(
         if expires is None or sig is None or not signer.verify(key, expires, sig):
             raise Forbidden("The download link is invalid or has expired")
     else:
-        org_id = await _caller_org(request, read_credential(bearer, api_key))
+        org_id = await _caller_org(request, await read_credential(bearer, api_key))
     stream = await storage.open(org_id, key, byte_range=parse_range(range_header))
     return _streaming_response(stream)
 

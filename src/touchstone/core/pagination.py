@@ -27,7 +27,7 @@ class PageParams(BaseModel):
     sort: str | None
 
 
-def page_params(
+async def page_params(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page")] = 20,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     sort: Annotated[

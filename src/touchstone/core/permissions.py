@@ -29,6 +29,8 @@ _ORG_ADMIN = _READ_ORG | {
     "api_keys:read",
     "api_keys:write",
     "audit:read",
+    "webhooks:read",
+    "webhooks:write",
 }
 
 ROLE_PERMISSIONS: dict[Role, frozenset[str]] = {

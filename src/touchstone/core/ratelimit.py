@@ -1,8 +1,8 @@
 """Rate limits per principal and per client address (the `limits` library).
 
-In-process moving windows by default; Redis when `REDIS_URL` is set, so every API process
-counts together. If Redis goes away the policy is a setting: serve without limits (and say
-so in the log) or answer 503.
+Fixed windows (O(1) per hit; moving windows cost a list scan per request), in-process by
+default and in Redis when `REDIS_URL` is set, so every API process counts together. If
+Redis goes away the policy is a setting: serve without limits (and log it) or answer 503.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import structlog
 from fastapi import Request, Response
 from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
-from limits.aio.strategies import MovingWindowRateLimiter
+from limits.aio.strategies import FixedWindowRateLimiter
 from limits.errors import StorageError
 from starlette.requests import HTTPConnection
 
@@ -59,7 +59,7 @@ class RateLimiter:
             if settings.redis_url
             else MemoryStorage()
         )
-        self.strategy = MovingWindowRateLimiter(self.storage)
+        self.strategy = FixedWindowRateLimiter(self.storage)
         self._last_outage_log = 0.0
 
     async def hit(self, rule: str, policy: str, *keys: str) -> Window | None:

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import bindparam, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from touchstone.core.audit import record_audit
 from touchstone.core.auth import API_KEY_PREFIX, Credential, Principal
 from touchstone.core.config import Settings
 from touchstone.core.db import enter_tenant
@@ -42,7 +43,7 @@ from touchstone.identity.models import (
     User,
 )
 from touchstone.identity.schemas import OrgChoice, TokenResponse
-from touchstone.identity.service import record_audit, revoke_sessions
+from touchstone.identity.service import revoke_sessions
 
 API_KEY_TOUCH_INTERVAL = timedelta(seconds=60)
 

@@ -12,7 +12,7 @@ from touchstone.core.ratelimit import RateLimiter, client_address
 from touchstone.core.schemas import reject_control_characters
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
@@ -47,7 +47,7 @@ class LoginForm:
 
 async def limit_logins(request: Request, form: Annotated[LoginForm, Depends()]) -> LoginForm:
     limiter: RateLimiter = request.app.state.rate_limiter
-    settings = get_settings(request)
+    settings: Settings = request.app.state.settings
     client = client_address(request)
     await limiter.hit(settings.login_rate_limit_per_ip, "login-ip", client)
     await limiter.hit(settings.login_rate_limit, "login", client, form.username)

@@ -21,7 +21,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from touchstone.core.db import Base, IdMixin, TenantMixin, TimestampMixin, utcnow
+from touchstone.core.db import Base, IdMixin, TenantMixin, TimestampMixin
 
 _TZ = DateTime(timezone=True)
 
@@ -124,20 +124,3 @@ class ApiKey(IdMixin, TenantMixin, TimestampMixin, Base):
     last_used_at: Mapped[datetime | None] = mapped_column(_TZ)
     expires_at: Mapped[datetime | None] = mapped_column(_TZ)
     revoked_at: Mapped[datetime | None] = mapped_column(_TZ)
-
-
-class AuditEvent(IdMixin, TenantMixin, Base):
-    """Append-only: the runtime role has no UPDATE or DELETE on this table."""
-
-    __tablename__ = "audit_events"
-    __table_args__ = (Index("ix_audit_events_org_occurred", "org_id", "occurred_at"),)
-
-    occurred_at: Mapped[datetime] = mapped_column(_TZ, default=utcnow, server_default=func.now())
-    actor_type: Mapped[str] = mapped_column(String(20))
-    actor_id: Mapped[uuid.UUID | None]
-    branch_id: Mapped[uuid.UUID | None]
-    action: Mapped[str] = mapped_column(String(80))
-    object_type: Mapped[str] = mapped_column(String(60))
-    object_id: Mapped[str | None] = mapped_column(String(80))
-    changes: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
-    request_id: Mapped[str | None] = mapped_column(String(128))

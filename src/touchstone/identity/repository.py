@@ -9,8 +9,9 @@ from typing import Any
 from sqlalchemy import Row, Select, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from touchstone.core.audit import AuditEvent
 from touchstone.core.pagination import AnySelect
-from touchstone.identity.models import ApiKey, AuditEvent, Branch, Membership, Org, User
+from touchstone.identity.models import ApiKey, Branch, Membership, Org, User
 
 
 def members_query(org_id: uuid.UUID) -> AnySelect:

@@ -11,10 +11,10 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import structlog
 from sqlalchemy import Row, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from touchstone.core.audit import AuditEvent, record_audit
 from touchstone.core.auth import API_KEY_PREFIX, Principal
 from touchstone.core.config import Settings
 from touchstone.core.db import add_unique, enter_tenant
@@ -26,7 +26,6 @@ from touchstone.identity import repository
 from touchstone.identity.exceptions import LastAdmin
 from touchstone.identity.models import (
     ApiKey,
-    AuditEvent,
     AuthSession,
     Branch,
     Invitation,
@@ -42,35 +41,6 @@ from touchstone.identity.schemas import (
     UserCreate,
     UserUpdate,
 )
-
-SYSTEM_ACTOR = "system"
-
-
-async def record_audit(
-    session: AsyncSession,
-    actor: Principal | None,
-    action: str,
-    object_type: str,
-    object_id: object | None,
-    changes: dict[str, Any] | None = None,
-    *,
-    org_id: uuid.UUID | None = None,
-) -> None:
-    """Append an audit event to the current transaction (who, what, which object, why)."""
-    session.add(
-        AuditEvent(
-            id=uuid.uuid4(),
-            org_id=org_id or (actor.org_id if actor else None),
-            actor_type=actor.kind if actor else SYSTEM_ACTOR,
-            actor_id=actor.id if actor else None,
-            branch_id=actor.branch_id if actor else None,
-            action=action,
-            object_type=object_type,
-            object_id=str(object_id) if object_id is not None else None,
-            changes=changes or {},
-            request_id=structlog.contextvars.get_contextvars().get("request_id"),
-        )
-    )
 
 
 def _branch_scope(principal: Principal) -> uuid.UUID | None:

@@ -149,6 +149,10 @@ async def test_cancelling_a_queued_job_means_it_never_runs(
     assert after["result"] is None
     again = await live_client.post(f"{url}/cancel", headers=tenant.headers)
     assert again.status_code == 409
+    audit = await live_client.get(
+        "/api/v1/audit-events", params={"action": "job.cancelled"}, headers=tenant.headers
+    )
+    assert audit.json()["items"][0]["object_id"] == str(record.id)
 
 
 async def test_job_status_is_tenant_scoped(

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from touchstone.core.audit import record_audit
 from touchstone.core.auth import Principal
 from touchstone.core.deps import CurrentPrincipal, SessionDep
 from touchstone.core.errors import Conflict, Forbidden, NotFound
@@ -83,4 +84,12 @@ async def cancel_job(job_id: uuid.UUID, session: SessionDep, principal: CurrentP
         record.status = JobStatus.CANCELLED
         record.finished_at = datetime.now(record.created_at.tzinfo)
     record.message = "cancellation requested"
+    await record_audit(
+        session,
+        principal,
+        "job.cancelled",
+        "job",
+        record.id,
+        {"task": record.task, "status": record.status},
+    )
     return JobOut.model_validate(record)

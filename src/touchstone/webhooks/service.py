@@ -1,0 +1,258 @@
+"""Webhook use cases: endpoints, the delivery log, redelivery, and the outbox consumer.
+
+Other modules import this file only. Functions flush, never commit; every state change an
+admin makes is audited in the same transaction. Deliveries themselves are not audited: the
+delivery log is their record.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from touchstone.core.audit import record_audit
+from touchstone.core.auth import Principal, system_principal
+from touchstone.core.config import Settings
+from touchstone.core.events.hub import LiveEvent, topic_matches
+from touchstone.core.jobs import defer
+from touchstone.core.pagination import PageParams, order_by, paginate
+from touchstone.webhooks import repository
+from touchstone.webhooks.exceptions import DeliveryNotFound, EndpointDisabled, WebhookNotFound
+from touchstone.webhooks.models import (
+    DeliveryStatus,
+    WebhookDelivery,
+    WebhookDeliveryAttempt,
+    WebhookEndpoint,
+)
+from touchstone.webhooks.schemas import WebhookCreate, WebhookUpdate
+from touchstone.webhooks.secret_store import encrypt_secret
+from touchstone.webhooks.signing import SignatureError, new_secret, verify_signature
+from touchstone.webhooks.targets import TargetPolicy
+from touchstone.webhooks.tasks import deliver_webhook
+
+__all__ = ["SignatureError", "on_events", "verify_signature"]
+
+
+# --- endpoints -------------------------------------------------------------------------
+
+
+async def list_endpoints(
+    session: AsyncSession, principal: Principal, page: PageParams
+) -> tuple[Sequence[WebhookEndpoint], int]:
+    columns = {"created_at": WebhookEndpoint.created_at, "url": WebhookEndpoint.url}
+    query = repository.endpoints_query(principal.org_id)
+    query = query.order_by(*order_by(page, columns, "-created_at"), WebhookEndpoint.id)
+    return await paginate(session, query, page)
+
+
+async def get_endpoint(
+    session: AsyncSession, principal: Principal, endpoint_id: uuid.UUID, *, for_update: bool = False
+) -> WebhookEndpoint:
+    endpoint = await repository.get_endpoint(
+        session, principal.org_id, endpoint_id, for_update=for_update
+    )
+    if endpoint is None:
+        raise WebhookNotFound()
+    return endpoint
+
+
+async def create_endpoint(
+    session: AsyncSession,
+    principal: Principal,
+    data: WebhookCreate,
+    settings: Settings,
+    policy: TargetPolicy,
+) -> tuple[WebhookEndpoint, str]:
+    """Returns the endpoint and its signing secret, which is shown this once only."""
+    await policy.vet(data.url)
+    secret = new_secret()
+    endpoint = WebhookEndpoint(
+        id=uuid.uuid4(),
+        org_id=principal.org_id,
+        url=data.url,
+        description=data.description,
+        topics=data.topics,
+        secret_encrypted=encrypt_secret(settings, secret),
+        is_active=data.is_active,
+        created_by=principal.id,
+    )
+    session.add(endpoint)
+    await session.flush()
+    await record_audit(
+        session,
+        principal,
+        "webhook.created",
+        "webhook",
+        endpoint.id,
+        {"url": data.url, "topics": data.topics, "is_active": data.is_active},
+    )
+    return endpoint, secret
+
+
+async def update_endpoint(
+    session: AsyncSession,
+    principal: Principal,
+    endpoint_id: uuid.UUID,
+    data: WebhookUpdate,
+    policy: TargetPolicy,
+) -> WebhookEndpoint:
+    endpoint = await get_endpoint(session, principal, endpoint_id, for_update=True)
+    values = data.model_dump(exclude_unset=True)
+    if "url" in values and values["url"] != endpoint.url:
+        await policy.vet(values["url"])
+    changes: dict[str, Any] = {}
+    for field, value in values.items():
+        before = getattr(endpoint, field)
+        if before != value:
+            setattr(endpoint, field, value)
+            changes[field] = [before, value]
+    if changes:
+        await record_audit(session, principal, "webhook.updated", "webhook", endpoint.id, changes)
+    return endpoint
+
+
+async def delete_endpoint(
+    session: AsyncSession, principal: Principal, endpoint_id: uuid.UUID
+) -> None:
+    """Deletes its deliveries too; their pending jobs find nothing and end quietly."""
+    endpoint = await get_endpoint(session, principal, endpoint_id, for_update=True)
+    await session.delete(endpoint)
+    await session.flush()
+    await record_audit(
+        session, principal, "webhook.deleted", "webhook", endpoint_id, {"url": endpoint.url}
+    )
+
+
+async def rotate_secret(
+    session: AsyncSession, principal: Principal, endpoint_id: uuid.UUID, settings: Settings
+) -> tuple[WebhookEndpoint, str]:
+    """A new secret takes effect at once (attempts from now on are signed with it)."""
+    endpoint = await get_endpoint(session, principal, endpoint_id, for_update=True)
+    secret = new_secret()
+    endpoint.secret_encrypted = encrypt_secret(settings, secret)
+    await record_audit(session, principal, "webhook.secret_rotated", "webhook", endpoint.id)
+    return endpoint, secret
+
+
+# --- deliveries ------------------------------------------------------------------------
+
+
+async def list_deliveries(
+    session: AsyncSession,
+    principal: Principal,
+    endpoint_id: uuid.UUID,
+    page: PageParams,
+    *,
+    status: DeliveryStatus | None = None,
+    event_id: uuid.UUID | None = None,
+) -> tuple[Sequence[WebhookDelivery], int]:
+    await get_endpoint(session, principal, endpoint_id)
+    query = repository.deliveries_query(principal.org_id, endpoint_id)
+    if status is not None:
+        query = query.where(WebhookDelivery.status == status)
+    if event_id is not None:
+        query = query.where(WebhookDelivery.event_id == event_id)
+    columns = {"created_at": WebhookDelivery.created_at, "event_seq": WebhookDelivery.event_seq}
+    query = query.order_by(*order_by(page, columns, "-created_at"), WebhookDelivery.id)
+    return await paginate(session, query, page)
+
+
+async def get_delivery(
+    session: AsyncSession, principal: Principal, endpoint_id: uuid.UUID, delivery_id: uuid.UUID
+) -> tuple[WebhookDelivery, Sequence[WebhookDeliveryAttempt]]:
+    """The delivery and its attempt log, oldest attempt first."""
+    delivery = await repository.get_delivery(session, principal.org_id, endpoint_id, delivery_id)
+    if delivery is None:
+        raise DeliveryNotFound()
+    return delivery, await repository.attempts_of(session, principal.org_id, delivery.id)
+
+
+async def redeliver(
+    session: AsyncSession, principal: Principal, endpoint_id: uuid.UUID, delivery_id: uuid.UUID
+) -> WebhookDelivery:
+    """A new delivery of the same event (same event id, same body), sent now."""
+    endpoint = await get_endpoint(session, principal, endpoint_id)
+    original, _ = await get_delivery(session, principal, endpoint_id, delivery_id)
+    if not endpoint.is_active:
+        raise EndpointDisabled("Enable the webhook before redelivering to it")
+    delivery = _new_delivery(
+        endpoint,
+        event_id=original.event_id,
+        event_seq=original.event_seq,
+        topic=original.topic,
+        payload=original.payload,
+        redelivery_of=original.id,
+    )
+    session.add(delivery)
+    await defer(session, principal, deliver_webhook, delivery_id=str(delivery.id))
+    await record_audit(
+        session,
+        principal,
+        "webhook.redelivered",
+        "webhook_delivery",
+        delivery.id,
+        {"webhook_id": str(endpoint.id), "redelivery_of": str(original.id)},
+    )
+    return delivery
+
+
+def _new_delivery(
+    endpoint: WebhookEndpoint,
+    *,
+    event_id: uuid.UUID,
+    event_seq: int,
+    topic: str,
+    payload: str,
+    redelivery_of: uuid.UUID | None = None,
+) -> WebhookDelivery:
+    return WebhookDelivery(
+        id=uuid.uuid4(),
+        org_id=endpoint.org_id,
+        endpoint_id=endpoint.id,
+        event_id=event_id,
+        event_seq=event_seq,
+        topic=topic,
+        payload=payload,
+        status=DeliveryStatus.PENDING,
+        attempts=0,
+        redelivery_of=redelivery_of,
+    )
+
+
+# --- the outbox consumer ---------------------------------------------------------------
+
+
+def event_body(org_id: uuid.UUID, event: LiveEvent) -> str:
+    """What receivers get: the live streams' event body plus the org, as compact JSON."""
+    return json.dumps(event.body() | {"org_id": str(org_id)}, separators=(",", ":"))
+
+
+async def on_events(session: AsyncSession, org_id: uuid.UUID, events: Sequence[LiveEvent]) -> None:
+    """The relay's consumer: a delivery (and its job) per matching active endpoint.
+
+    Runs in the relay's transaction, so a delivery exists if and only if the event was
+    numbered. One query for the org's endpoints per batch.
+    """
+    endpoints = await repository.active_endpoints(session, org_id)
+    if not endpoints:
+        return
+    principal = system_principal(org_id)
+    for event in events:
+        body: str | None = None
+        for endpoint in endpoints:
+            if not topic_matches(frozenset(endpoint.topics), event.topic):
+                continue
+            body = body or event_body(org_id, event)
+            delivery = _new_delivery(
+                endpoint,
+                event_id=uuid.UUID(event.event_id),
+                event_seq=event.seq,
+                topic=event.topic,
+                payload=body,
+            )
+            session.add(delivery)
+            await defer(session, principal, deliver_webhook, delivery_id=str(delivery.id))
