@@ -102,7 +102,7 @@ def serve(
 
 def _start_worker() -> subprocess.Popen[bytes]:
     """The job worker beside the API (`RUN_WORKER_WITH_API=false` to run workers apart)."""
-    return subprocess.Popen([sys.executable, "-m", "touchstone.cli", "worker"])
+    return subprocess.Popen([sys.executable, "-m", "touchstone.cli", "worker", "--no-migrate"])
 
 
 def _stop(process: subprocess.Popen[bytes], grace_seconds: float = 20) -> None:
@@ -126,6 +126,7 @@ def worker(
     imports: Annotated[
         list[str] | None, typer.Option("--import", help="Extra module(s) defining tasks")
     ] = None,
+    migrate: Annotated[bool, typer.Option(help="Apply migrations first")] = True,
 ) -> None:
     """Run background jobs until SIGINT/SIGTERM (finishing the jobs in hand)."""
     import importlib
@@ -133,7 +134,7 @@ def worker(
     from touchstone.core.jobs.worker import run_worker
 
     settings = _settings()
-    urls = prepare_database(settings)
+    urls = prepare_database(settings, migrate=migrate)
     for module in imports or []:
         importlib.import_module(module)
     selected = [q.strip() for q in queues.split(",") if q.strip()]

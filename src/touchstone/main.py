@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import version
 
-from fastapi import APIRouter, Depends, FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.asyncio import Redis
@@ -120,27 +120,20 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 
     app.include_router(health_router)
     app.add_api_route("/metrics", _metrics, include_in_schema=False)
-    public = APIRouter(prefix=API_PREFIX, dependencies=[Depends(limit_by_address)])
-    public.include_router(identity.public_router)
-    public.include_router(
-        events_websocket_router
-    )  # authenticates itself (browsers send no headers)
-    app.include_router(public)
+    # Routers are mounted one level deep: each nesting level costs route matching per request.
+    public = [Depends(limit_by_address)]
+    app.include_router(identity.public_router, prefix=API_PREFIX, dependencies=public)
+    # The WebSocket authenticates itself: browsers cannot send headers on it.
+    app.include_router(events_websocket_router, prefix=API_PREFIX, dependencies=public)
     app.include_router(files_router())  # signed URLs or a credential; it checks itself
     # Everything below requires a credential unless a route opts out above.
-    authenticated = APIRouter(
-        prefix=API_PREFIX,
-        dependencies=[
-            Depends(read_credential),
-            Depends(limit_by_address),
-            Depends(rate_limit("default")),
-        ],
-    )
-    authenticated.include_router(identity.router)
-    authenticated.include_router(jobs_router)
-    authenticated.include_router(events_router)
-    authenticated.include_router(webhooks_router)
-    app.include_router(authenticated)
+    authenticated = [
+        Depends(read_credential),
+        Depends(limit_by_address),
+        Depends(rate_limit("default")),
+    ]
+    for router in (identity.router, jobs_router, events_router, webhooks_router):
+        app.include_router(router, prefix=API_PREFIX, dependencies=authenticated)
     return app
 
 
