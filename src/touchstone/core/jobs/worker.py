@@ -56,6 +56,7 @@ async def run_worker(
     queues: list[str] | None = None,
     concurrency: int = 10,
     wait: bool = True,
+    handle_signals: bool = True,
 ) -> None:
     """Run jobs until stopped (SIGINT/SIGTERM), or until the queues are empty if not `wait`."""
     unknown = set(queues or ()) - set(QUEUES)
@@ -76,7 +77,7 @@ async def run_worker(
                     update_heartbeat_interval=settings.worker_heartbeat_seconds,
                     stalled_worker_timeout=settings.stalled_worker_seconds,
                     delete_jobs="successful",
-                    install_signal_handlers=wait,
+                    install_signal_handlers=wait and handle_signals,
                 )
             finally:
                 recovery.cancel()
