@@ -16,7 +16,7 @@ from tests.core.jobs.conftest import drain
 from touchstone.core.auth import Principal
 from touchstone.core.config import Settings
 from touchstone.core.db import Database
-from touchstone.core.jobs import JobRecord, defer, job_app
+from touchstone.core.jobs import JobRecord, accepted, defer, job_app
 from touchstone.core.permissions import Role, permissions_for
 from touchstone.core.postgres import DatabaseUrls
 from touchstone.identity.models import Branch
@@ -216,3 +216,11 @@ async def test_housekeeping_is_periodic_and_purges_across_tenants(
         async with committed.transaction(org_id=org_id) as session:
             kept = await session.get(JobRecord, job_id)
         assert (kept is None) == (age_days > 30)
+
+
+async def test_accepted_points_at_the_job(database: Database, tenant_a: Tenant) -> None:
+    async with database.transaction(org_id=tenant_a.org_id) as session:
+        record = await defer(session, principal_of(tenant_a), jobs_fixtures.noop)
+    response = accepted(record)
+    assert response.status_code == 202
+    assert response.headers["location"] == f"/api/v1/jobs/{record.id}"

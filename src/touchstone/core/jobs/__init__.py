@@ -11,10 +11,21 @@ The three things a module needs:
         return {"url": f"/api/v1/statements/{statement_id}"}
 
     record = await defer(session, principal, parse_statement, statement_id=str(s.id))
-    # -> 202 with Location: /api/v1/jobs/{record.id}; commits or rolls back with the request
+    return accepted(record)  # 202, Location: /api/v1/jobs/{id}; commits with the request
 """
 
 from touchstone.core.jobs.models import JobRecord, JobStatus
+from touchstone.core.jobs.router import accepted
 from touchstone.core.jobs.runtime import QUEUES, JobRun, defer, job, job_app, system_job
 
-__all__ = ["QUEUES", "JobRecord", "JobRun", "JobStatus", "defer", "job", "job_app", "system_job"]
+__all__ = [
+    "QUEUES",
+    "JobRecord",
+    "JobRun",
+    "JobStatus",
+    "accepted",
+    "defer",
+    "job",
+    "job_app",
+    "system_job",
+]
