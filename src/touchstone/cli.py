@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
+import re
 import secrets
 import signal
 import subprocess
@@ -129,8 +131,6 @@ def worker(
     migrate: Annotated[bool, typer.Option(help="Apply migrations first")] = True,
 ) -> None:
     """Run background jobs until SIGINT/SIGTERM (finishing the jobs in hand)."""
-    import importlib
-
     from touchstone.core.jobs.worker import run_worker
 
     settings = _settings()
@@ -270,8 +270,6 @@ def restore(
 
 
 def _slugify(name: str) -> str:
-    import re
-
     slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
     return slug[:60] or f"org-{secrets.token_hex(3)}"
 

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import DateTime, MetaData, event, func, text
 from sqlalchemy.engine import URL, Connection
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -24,6 +25,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, SessionTransaction, mapped_column
 
 from touchstone.core.config import Settings
+from touchstone.core.errors import Conflict
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -115,10 +117,6 @@ async def enter_tenant(session: AsyncSession, org_id: uuid.UUID) -> None:
 
 async def add_unique(session: AsyncSession, row: object, conflict: str) -> None:
     """Insert `row` inside a savepoint; a unique violation becomes a 409, not a dead transaction."""
-    from sqlalchemy.exc import IntegrityError
-
-    from touchstone.core.errors import Conflict
-
     try:
         async with session.begin_nested():
             session.add(row)

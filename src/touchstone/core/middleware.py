@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
 import uuid
@@ -96,8 +97,6 @@ def _has_control_characters(scope: Scope) -> bool:
 
 
 async def _send_problem(send: Send, status: int, code: str, title: str, request_id: str) -> None:
-    import json
-
     body = json.dumps(
         {
             "type": f"https://touchstone.dev/problems/{code.replace('_', '-')}",
