@@ -7,6 +7,7 @@ Redis goes away the policy is a setting: serve without limits (and log it) or an
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable, Coroutine
@@ -65,7 +66,7 @@ class RateLimiter:
     async def hit(self, rule: str, policy: str, *keys: str) -> Window | None:
         """Count one request; 429 when the window is full; None if the store is unreachable
         and the policy is to fail open."""
-        limit = parse(rule)
+        limit = _parse(rule)
         try:
             allowed = await self.strategy.hit(limit, policy, *keys)
             reset_at, remaining = await self.strategy.get_window_stats(limit, policy, *keys)
@@ -93,6 +94,11 @@ class RateLimiter:
             raise ServiceUnavailable(
                 "Rate limiting is unavailable; retry shortly", headers={"Retry-After": "5"}
             )
+
+
+@functools.cache
+def _parse(rule: str) -> RateLimitItem:
+    return parse(rule)
 
 
 def _window(policy: str, limit: RateLimitItem, remaining: int, reset_at: float) -> Window:

