@@ -1,0 +1,1 @@
+"""Benchmarks run from the checkout (`python -m bench.<name>`); see bench/README.md."""
