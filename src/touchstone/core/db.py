@@ -66,6 +66,8 @@ class TenantSession(Session):
 
 @event.listens_for(TenantSession, "after_begin")
 def _set_tenant(session: Session, transaction: SessionTransaction, connection: Connection) -> None:
+    if transaction.nested:  # a SAVEPOINT inside a transaction whose tenant is already set
+        return
     org_id = session.info.get("org_id")
     user_id = session.info.get("user_id")
     connection.exec_driver_sql(
