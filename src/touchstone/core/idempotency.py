@@ -11,14 +11,16 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, FastAPI, Header, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlalchemy import delete, select, text
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import make_transient_to_detached
 
 from touchstone.core.auth import Principal
 from touchstone.core.config import Settings
@@ -67,23 +69,56 @@ class Idempotency:
         self.key = key
         self.fingerprint = fingerprint
         self.ttl = ttl
+        self._record: IdempotencyRecord | None = None
 
     @property
     def _owner(self) -> str:
         return f"{self.principal.kind}:{self.principal.id}"
 
     async def claim(self) -> None:
-        """Refuse a concurrent twin, replay a finished one, or let this request run."""
+        """Refuse a concurrent twin, replay a finished one, or let this request run.
+
+        One statement on the common path: the key's row is inserted only if this request
+        wins the transaction-level advisory lock and no row exists yet; `remember` fills it.
+        """
         if self.key is None:
             return
-        lock = f"{self.principal.org_id}|{self._owner}|{self.route}|{self.key}"
-        claimed = (
+        row_id = uuid.uuid4()
+        expires_at = datetime.now(UTC) + self.ttl
+        owner = {
+            "org": self.principal.org_id,
+            "principal": self._owner,
+            "route": self.route,
+            "key": self.key,
+        }
+        inserted = (
             await self.session.execute(
-                text("select pg_try_advisory_xact_lock(hashtextextended(:k, 0))"), {"k": lock}
+                _CLAIM,
+                {
+                    **owner,
+                    "id": row_id,
+                    "fingerprint": self.fingerprint,
+                    "expires_at": expires_at,
+                    "lock": "|".join(str(v) for v in owner.values()),
+                },
             )
-        ).scalar_one()
-        if not claimed:
-            raise IdempotencyKeyInFlight("Retry once the first request has finished")
+        ).scalar_one_or_none()
+        if inserted is not None:
+            self._record = IdempotencyRecord(
+                id=row_id,
+                org_id=self.principal.org_id,
+                principal=self._owner,
+                route=self.route,
+                key=self.key,
+                fingerprint=self.fingerprint,
+                status_code=0,
+                sealed_body="",
+                headers={},
+                expires_at=expires_at,
+            )
+            make_transient_to_detached(self._record)  # known to exist: updated, not inserted
+            self.session.add(self._record)
+            return
         record = (
             await self.session.execute(
                 select(IdempotencyRecord).where(
@@ -94,12 +129,12 @@ class Idempotency:
                 )
             )
         ).scalar_one_or_none()
-        if record is None:
-            return
+        if record is None or record.status_code == 0:
+            raise IdempotencyKeyInFlight("Retry once the first request has finished")
         if record.expires_at <= datetime.now(UTC):
-            await self.session.execute(
-                delete(IdempotencyRecord).where(IdempotencyRecord.id == record.id)
-            )
+            await self.session.delete(record)
+            await self.session.flush()
+            await self.claim()
             return
         if record.fingerprint != self.fingerprint:
             raise IdempotencyKeyReused("Send a new key for a different request")
@@ -111,21 +146,20 @@ class Idempotency:
         self, result: M, status_code: int = 201, headers: dict[str, str] | None = None
     ) -> M:
         """Store the response with the effect (same transaction) and return it unchanged."""
-        if self.key is not None:
-            self.session.add(
-                IdempotencyRecord(
-                    org_id=self.principal.org_id,
-                    principal=self._owner,
-                    route=self.route,
-                    key=self.key,
-                    fingerprint=self.fingerprint,
-                    status_code=status_code,
-                    sealed_body=self.sealer.seal(result.model_dump_json()),
-                    headers=headers or {},
-                    expires_at=datetime.now(UTC) + self.ttl,
-                )
-            )
+        if self._record is not None:
+            self._record.status_code = status_code
+            self._record.sealed_body = self.sealer.seal(result.model_dump_json())
+            self._record.headers = headers or {}
         return result
+
+
+_CLAIM = text(
+    "INSERT INTO idempotency_keys (id, org_id, principal, route, key, fingerprint, status_code,"
+    " sealed_body, headers, expires_at, created_at)"
+    " SELECT :id, :org, :principal, :route, :key, :fingerprint, 0, '', '{}'::jsonb,"
+    " :expires_at, now() WHERE pg_try_advisory_xact_lock(hashtextextended(:lock, 0))"
+    " ON CONFLICT (org_id, principal, route, key) DO NOTHING RETURNING id"
+)
 
 
 async def _fingerprint(request: Request) -> str:
