@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -236,3 +237,25 @@ async def test_a_client_that_never_reads_is_dropped_not_the_server(
         await emit(committed, tenant, "batch.after")
         assert (await asyncio.wait_for(healthy, 10))[0]["event"] == "batch.after"
         writer.close()
+
+
+@pytest.mark.skipif(
+    not os.environ.get("REDIS_URL"),
+    reason="REDIS_URL is not set: no Redis to fan events out through",
+)
+async def test_redis_fans_events_out_to_every_api_process(
+    settings: Settings, committed: Database, tenant: Tenant
+) -> None:
+    """Two API processes on Redis: each listens to Redis only, so B's client getting the
+    event proves the fan-out, wherever the relay ran."""
+    on_redis = settings.model_copy(update={"redis_url": os.environ["REDIS_URL"]})
+    async with serve(on_redis, committed) as first, serve(on_redis, committed) as second:
+        streams = [
+            asyncio.create_task(collect(s, tenant, 1, topics="fan.out")) for s in (first, second)
+        ]
+        await subscribed(first, 1)
+        await subscribed(second, 1)
+        await emit(committed, tenant, "fan.out", n=1)
+        received = [await asyncio.wait_for(stream, 10) for stream in streams]
+    assert [r[0]["event"] for r in received] == ["fan.out", "fan.out"]
+    assert received[0][0]["id"] == received[1][0]["id"]
