@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
+from procrastinate.tasks import Task
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -31,6 +34,40 @@ def principal_of(tenant: Tenant) -> Principal:
         branch_id=None,
         permissions=permissions_for(Role.ORG_ADMIN),
     )
+
+
+@dataclass
+class Jobs:
+    """Defer, run and read jobs of one committed tenant (the long-hand of every test here)."""
+
+    committed: Database
+    tenant: Tenant
+    client: httpx.AsyncClient
+    settings: Settings
+    urls: DatabaseUrls
+
+    async def defer(self, task: Task[Any, Any, Any], **arguments: Any) -> JobRecord:
+        async with self.committed.transaction(org_id=self.tenant.org_id) as session:
+            return await defer(session, principal_of(self.tenant), task, **arguments)
+
+    async def drain(self) -> None:
+        await drain(self.settings, self.urls)
+
+    async def status(self, record: JobRecord) -> dict[str, Any]:
+        response = await self.client.get(f"/api/v1/jobs/{record.id}", headers=self.tenant.headers)
+        body: dict[str, Any] = response.json()
+        return body
+
+
+@pytest.fixture
+def jobs(
+    committed: Database,
+    tenant: Tenant,
+    live_client: httpx.AsyncClient,
+    settings: Settings,
+    database_urls: DatabaseUrls,
+) -> Jobs:
+    return Jobs(committed, tenant, live_client, settings, database_urls)
 
 
 async def _procrastinate_jobs_for(session: AsyncSession, record_id: uuid.UUID) -> int:
@@ -64,93 +101,58 @@ async def test_a_job_commits_and_rolls_back_with_its_data(
         assert await session.get(Branch, branch_id) is None
 
 
-async def test_job_runs_in_its_org_and_reports_progress(
-    committed: Database,
-    tenant: Tenant,
-    live_client: httpx.AsyncClient,
-    settings: Settings,
-    database_urls: DatabaseUrls,
-) -> None:
-    async with committed.transaction(org_id=tenant.org_id) as session:
-        record = await defer(session, principal_of(tenant), jobs_fixtures.report_progress, steps=4)
-    queued = (await live_client.get(f"/api/v1/jobs/{record.id}", headers=tenant.headers)).json()
-    assert queued["status"] == "queued"
-    await drain(settings, database_urls)
-    done = (await live_client.get(f"/api/v1/jobs/{record.id}", headers=tenant.headers)).json()
+async def test_job_runs_in_its_org_and_reports_progress(jobs: Jobs) -> None:
+    record = await jobs.defer(jobs_fixtures.report_progress, steps=4)
+    assert (await jobs.status(record))["status"] == "queued"
+    await jobs.drain()
+    done = await jobs.status(record)
     assert done["status"] == "succeeded"
     assert done["progress"] == 100
     assert done["message"] == "step 4 of 4"
-    assert done["result"] == {"org_seen_by_job": str(tenant.org_id), "attempt": 1}
+    assert done["result"] == {"org_seen_by_job": str(jobs.tenant.org_id), "attempt": 1}
     assert done["started_at"] <= done["finished_at"]
 
 
-async def test_a_job_that_always_fails_ends_failed_with_its_error(
-    committed: Database,
-    tenant: Tenant,
-    live_client: httpx.AsyncClient,
-    settings: Settings,
-    database_urls: DatabaseUrls,
-) -> None:
-    async with committed.transaction(org_id=tenant.org_id) as session:
-        record = await defer(session, principal_of(tenant), jobs_fixtures.always_fails)
-    await drain(settings, database_urls)
-    failed = (await live_client.get(f"/api/v1/jobs/{record.id}", headers=tenant.headers)).json()
+async def test_a_job_that_always_fails_ends_failed_with_its_error(jobs: Jobs) -> None:
+    record = await jobs.defer(jobs_fixtures.always_fails)
+    await jobs.drain()
+    failed = await jobs.status(record)
     assert failed["status"] == "failed"
     assert failed["attempts"] == 3
     assert failed["error"]["code"] == "job_failed"
     assert "broken input (attempt 3)" in failed["error"]["detail"]
-    async with committed.transaction() as session:
+    async with jobs.committed.transaction() as session:
         status = (
             await session.execute(
                 text("select status from procrastinate_jobs where id = :id"),
-                {"id": failed_id(record)},
+                {"id": record.procrastinate_id},
             )
         ).scalar_one()
     assert status == "failed", "procrastinate must not retry it forever"
 
 
-def failed_id(record: JobRecord) -> int:
-    assert record.procrastinate_id is not None
-    return record.procrastinate_id
-
-
-async def test_a_job_over_its_time_limit_fails_as_a_timeout(
-    committed: Database,
-    tenant: Tenant,
-    live_client: httpx.AsyncClient,
-    settings: Settings,
-    database_urls: DatabaseUrls,
-) -> None:
-    async with committed.transaction(org_id=tenant.org_id) as session:
-        record = await defer(session, principal_of(tenant), jobs_fixtures.too_slow)
-    await drain(settings, database_urls)
-    body = (await live_client.get(f"/api/v1/jobs/{record.id}", headers=tenant.headers)).json()
+async def test_a_job_over_its_time_limit_fails_as_a_timeout(jobs: Jobs) -> None:
+    record = await jobs.defer(jobs_fixtures.too_slow)
+    await jobs.drain()
+    body = await jobs.status(record)
     assert body["status"] == "failed"
     assert body["attempts"] == 2
     assert body["error"]["code"] == "job_timeout"
 
 
-async def test_cancelling_a_queued_job_means_it_never_runs(
-    committed: Database,
-    tenant: Tenant,
-    live_client: httpx.AsyncClient,
-    settings: Settings,
-    database_urls: DatabaseUrls,
-) -> None:
-    async with committed.transaction(org_id=tenant.org_id) as session:
-        record = await defer(session, principal_of(tenant), jobs_fixtures.report_progress, steps=1)
-    url = f"/api/v1/jobs/{record.id}"
-    cancelled = await live_client.post(f"{url}/cancel", headers=tenant.headers)
+async def test_cancelling_a_queued_job_means_it_never_runs(jobs: Jobs) -> None:
+    record = await jobs.defer(jobs_fixtures.report_progress, steps=1)
+    cancel_url, headers = f"/api/v1/jobs/{record.id}/cancel", jobs.tenant.headers
+    cancelled = await jobs.client.post(cancel_url, headers=headers)
     assert cancelled.status_code == 202
     assert cancelled.json()["status"] == "cancelled"
-    await drain(settings, database_urls)
-    after = (await live_client.get(url, headers=tenant.headers)).json()
+    await jobs.drain()
+    after = await jobs.status(record)
     assert after["status"] == "cancelled"
     assert after["result"] is None
-    again = await live_client.post(f"{url}/cancel", headers=tenant.headers)
-    assert again.status_code == 409
-    audit = await live_client.get(
-        "/api/v1/audit-events", params={"action": "job.cancelled"}, headers=tenant.headers
+    assert (await jobs.client.post(cancel_url, headers=headers)).status_code == 409
+    audit = await jobs.client.get(
+        "/api/v1/audit-events", params={"action": "job.cancelled"}, headers=headers
     )
     assert audit.json()["items"][0]["object_id"] == str(record.id)
 
@@ -174,19 +176,12 @@ async def test_job_status_is_tenant_scoped(
     assert still == "queued"
 
 
-async def test_metrics_show_queue_depth_and_job_outcomes(
-    committed: Database,
-    tenant: Tenant,
-    live_client: httpx.AsyncClient,
-    settings: Settings,
-    database_urls: DatabaseUrls,
-) -> None:
-    async with committed.transaction(org_id=tenant.org_id) as session:
-        await defer(session, principal_of(tenant), jobs_fixtures.sleeps, seconds=0)
-    metrics = (await live_client.get("/metrics")).text
+async def test_metrics_show_queue_depth_and_job_outcomes(jobs: Jobs) -> None:
+    await jobs.defer(jobs_fixtures.sleeps, seconds=0)
+    metrics = (await jobs.client.get("/metrics")).text
     assert 'touchstone_job_queue_depth{queue="cv",status="todo"}' in metrics
-    await drain(settings, database_urls)
-    metrics = (await live_client.get("/metrics")).text
+    await jobs.drain()
+    metrics = (await jobs.client.get("/metrics")).text
     assert 'touchstone_jobs_recent{status="succeeded",task="tests.jobs_fixtures.sleeps"}' in metrics
     assert (
         'touchstone_job_duration_seconds{quantile="0.95",task="tests.jobs_fixtures.sleeps"}'
