@@ -7,9 +7,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import version
 
-from fastapi import Depends, FastAPI, Request, Response
+from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.asyncio import Redis
 
 from touchstone.core.cache import get_cache
@@ -26,10 +25,9 @@ from touchstone.core.files_router import files_router
 from touchstone.core.health import database_check
 from touchstone.core.health import router as health_router
 from touchstone.core.idempotency import install_idempotency
-from touchstone.core.jobs.monitoring import refresh_job_metrics, worker_check
+from touchstone.core.jobs.monitoring import worker_check
 from touchstone.core.jobs.router import router as jobs_router
 from touchstone.core.logging import configure_logging
-from touchstone.core.metrics import DB_POOL, REGISTRY
 from touchstone.core.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from touchstone.core.migrations import migration_head
 from touchstone.core.postgres import admin_url, runtime_url
@@ -119,7 +117,6 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.add_middleware(RequestContextMiddleware)
 
     app.include_router(health_router)
-    app.add_api_route("/metrics", _metrics, include_in_schema=False)
     # Routers are mounted one level deep: each nesting level costs route matching per request.
     public = [Depends(limit_by_address)]
     app.include_router(identity.public_router, prefix=API_PREFIX, dependencies=public)
@@ -135,16 +132,3 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     for router in (identity.router, jobs_router, events_router, webhooks_router):
         app.include_router(router, prefix=API_PREFIX, dependencies=authenticated)
     return app
-
-
-async def _metrics(request: Request) -> Response:
-    database: Database | None = getattr(request.app.state, "database", None)
-    if database is not None:
-        await refresh_job_metrics(database)
-        pool = database.engine.pool
-        for state, value in (
-            ("checked_out", getattr(pool, "checkedout", lambda: 0)()),
-            ("idle", getattr(pool, "checkedin", lambda: 0)()),
-        ):
-            DB_POOL.labels(state).set(value)
-    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

@@ -29,6 +29,7 @@ class Settings(BaseSettings):
         description="Owner/admin URL of an external PostgreSQL; unset = embedded server",
     )
     database_runtime_url: str | None = None
+    database_runtime_password: SecretStr | None = None
     database_runtime_role: str = "touchstone_app"
     database_owner_role: str = "touchstone_owner"
     database_name: str = "touchstone"

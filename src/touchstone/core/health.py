@@ -6,11 +6,15 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
+from sqlalchemy.pool import QueuePool
 
 from touchstone.core.db import Database
+from touchstone.core.jobs.monitoring import refresh_job_metrics
+from touchstone.core.metrics import DB_POOL, REGISTRY
 
 router = APIRouter(tags=["health"])
 HealthCheck = Callable[[Request], Awaitable[dict[str, Any]]]
@@ -73,3 +77,15 @@ async def details(request: Request) -> JSONResponse:
         },
         status_code=200 if ok else 503,
     )
+
+
+@router.get("/metrics", include_in_schema=False)
+async def metrics(request: Request) -> Response:
+    """Prometheus text format; database figures are read at scrape time."""
+    database: Database = request.app.state.database
+    await refresh_job_metrics(database)
+    pool = database.engine.pool
+    assert isinstance(pool, QueuePool)
+    DB_POOL.labels("checked_out").set(pool.checkedout())
+    DB_POOL.labels("idle").set(pool.checkedin())
+    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

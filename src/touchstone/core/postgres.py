@@ -66,21 +66,22 @@ def stop_embedded_servers() -> None:
     _embedded_servers.clear()
 
 
-def admin_url(settings: Settings, database: str | None = None) -> URL:
+def admin_url(settings: Settings) -> URL:
     if settings.database_url is not None:
         url = make_url(str(settings.database_url))
     else:
         server = start_embedded_server(settings.data_dir)
         url = make_url(server.get_uri()).set(database=settings.database_name)
-    url = url.set(drivername="postgresql+psycopg")
-    return url.set(database=database) if database else url
+    return url.set(drivername="postgresql+psycopg")
 
 
 def runtime_url(settings: Settings, admin: URL) -> URL:
     if settings.database_runtime_url is not None:
         return make_url(str(settings.database_runtime_url)).set(drivername="postgresql+psycopg")
-    return admin.set(username=settings.database_runtime_role, password=None).set(
-        password=os.environ.get("DATABASE_RUNTIME_PASSWORD") or None
+    password = settings.database_runtime_password
+    return admin.set(
+        username=settings.database_runtime_role,
+        password=password.get_secret_value() if password else None,
     )
 
 
@@ -104,7 +105,11 @@ def provision(settings: Settings, admin: URL) -> None:
     owner = _check_identifier(settings.database_owner_role)
     runtime = _check_identifier(settings.database_runtime_role)
     database = _check_identifier(str(admin.database))
-    runtime_password = os.environ.get("DATABASE_RUNTIME_PASSWORD")
+    runtime_password = (
+        settings.database_runtime_password.get_secret_value()
+        if settings.database_runtime_password
+        else None
+    )
 
     with psycopg.connect(libpq_dsn(admin.set(database="postgres")), autocommit=True) as conn:
         conn.execute("select pg_advisory_lock(%s)", (_PROVISION_LOCK,))
