@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Awaitable, Callable
+from typing import Annotated
 
 import httpx
+from fastapi import APIRouter, Depends, File, Form, UploadFile
+from pydantic import BaseModel
 from sqlalchemy import func, select, text
 
 from tests.conftest import Tenant, assert_problem
 from touchstone.core.config import Settings
 from touchstone.core.db import Database
+from touchstone.core.deps import read_credential
+from touchstone.core.idempotency import IdempotencyDep
 from touchstone.core.idempotency_models import IdempotencyRecord
 from touchstone.identity.models import Branch
 from touchstone.main import create_app
@@ -137,3 +143,57 @@ async def test_stored_responses_are_sealed_but_replay_the_one_time_secret(
         stored = (await session.execute(select(IdempotencyRecord.sealed_body))).scalar_one()
     assert secret not in stored
     assert secret.split("_", 2)[2] not in stored  # tsk_<prefix>_<secret>
+
+
+async def test_uploads_are_fingerprinted_by_their_form_fields_and_files(
+    settings: Settings, database: Database, tenant_a: Tenant
+) -> None:
+    """Multipart bodies are fingerprinted from the parsed form (fields, file names and
+    contents), since FastAPI has already consumed the raw stream."""
+    app = create_app(settings, database=database)
+    effects: list[str] = []
+
+    async def upload(
+        idempotency: IdempotencyDep,
+        title: Annotated[str, Form()],
+        file: Annotated[UploadFile, File()],
+    ) -> Received:
+        effects.append(title)
+        return idempotency.remember(Received(title=title, size=file.size or 0))
+
+    app.include_router(_router(upload), prefix="/api/v1", dependencies=[Depends(read_credential)])
+    transport = httpx.ASGITransport(app=app)
+    headers = {**tenant_a.headers, "Idempotency-Key": "upload-1"}
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+
+        async def send(title: str, content: bytes) -> httpx.Response:
+            return await client.post(
+                "/api/v1/uploads",
+                headers=headers,
+                data={"title": title},
+                files={"file": ("scan.pdf", content, "application/pdf")},
+            )
+
+        first = await send("statement", b"%PDF-1.7 one")
+        replay = await send("statement", b"%PDF-1.7 one")
+        other_file = await send("statement", b"%PDF-1.7 two")  # same size, other bytes
+        other_title = await send("contract", b"%PDF-1.7 one")
+    assert first.status_code == replay.status_code == 201
+    assert replay.headers["idempotent-replayed"] == "true"
+    assert replay.json() == first.json() == {"title": "statement", "size": 12}
+    assert_problem(other_file, 422, "idempotency_key_reused")
+    assert_problem(other_title, 422, "idempotency_key_reused")
+    assert effects == ["statement"]
+
+
+class Received(BaseModel):
+    title: str
+    size: int
+
+
+def _router(endpoint: Callable[..., Awaitable[Received]]) -> APIRouter:
+    router = APIRouter()
+    router.add_api_route(
+        "/uploads", endpoint, methods=["POST"], status_code=201, response_model=Received
+    )
+    return router

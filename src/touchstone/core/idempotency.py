@@ -167,10 +167,15 @@ async def _fingerprint(request: Request) -> str:
     digest = hashlib.sha256(f"{request.method} {request.url.path}\n".encode())
     content_type = request.headers.get("content-type", "")
     if content_type.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
-        form = await request.form()  # already parsed by FastAPI: no second read
+        form = await request.form()  # already parsed by FastAPI: the raw stream is gone
         for name, value in sorted(form.multi_items(), key=lambda item: item[0]):
-            described = value if isinstance(value, str) else f"{value.filename}:{value.size}"
-            digest.update(f"{name}={described}\n".encode())
+            if isinstance(value, str):
+                digest.update(f"{name}={value}\n".encode())
+                continue
+            digest.update(f"{name}={value.filename}\n".encode())
+            while chunk := await value.read(1 << 20):  # the content, not just the size
+                digest.update(chunk)
+            await value.seek(0)
     else:
         digest.update(await request.body())
     return digest.hexdigest()
