@@ -27,6 +27,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 from moto.server import ThreadedMotoServer
 from pydantic import SecretStr
+from starlette.types import Message
 
 from tests.conftest import Tenant, assert_problem
 from touchstone.core.config import Settings
@@ -256,6 +257,19 @@ async def test_upload_route_refuses_oversized_files_with_413(
     assert files_in(storage.root) == []
 
 
+async def test_a_declared_size_over_the_limit_is_refused_before_reading(
+    storage: LocalStorage,
+) -> None:
+    async def receive() -> Message:
+        raise AssertionError("the body was read")
+
+    declared = [(b"content-length", str(UPLOAD_LIMIT + 1).encode())]
+    request = Request({"type": "http", "headers": declared}, receive)
+    with pytest.raises(PayloadTooLarge):
+        await store_upload(storage, uuid.uuid4(), request, kind="evidence", max_bytes=UPLOAD_LIMIT)
+    assert files_in(storage.root) == []
+
+
 async def test_raw_body_upload_streams_into_storage(
     files_client: httpx.AsyncClient, tenant_a: Tenant, storage: LocalStorage
 ) -> None:
@@ -288,6 +302,8 @@ async def test_signed_url_downloads_without_auth(
     assert response.headers["x-content-type-options"] == "nosniff"
     assert response.headers["content-disposition"] == "attachment"
     assert response.headers["accept-ranges"] == "bytes"
+    assert response.headers["cache-control"] == "private, no-store"
+    assert response.headers["referrer-policy"] == "no-referrer"
 
     image = await storage.put(org_id, chunks_of(png(1000)), kind="evidence")
     shown = await files_client.get(await storage.signed_url(org_id, image.key))

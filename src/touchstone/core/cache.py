@@ -249,11 +249,8 @@ def get_cache(settings: Settings) -> Cache:
 
 
 def request_cache(request: Request) -> Cache:
-    """The app's cache (`app.state.cache`), created from its settings on first use."""
-    state = request.app.state
-    if getattr(state, "cache", None) is None:
-        state.cache = get_cache(state.settings)
-    cache: Cache = state.cache
+    """The app's cache, `app.state.cache` (set by `create_app`, closed by its lifespan)."""
+    cache: Cache = request.app.state.cache
     return cache
 
 

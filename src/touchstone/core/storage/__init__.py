@@ -26,7 +26,6 @@ from touchstone.core.storage.base import (
     key_org,
     new_key,
     served_inline,
-    validate_kind,
 )
 from touchstone.core.storage.local import LocalStorage
 from touchstone.core.storage.s3 import S3Storage, s3_store
@@ -52,7 +51,6 @@ __all__ = [
     "served_inline",
     "sniff_content_type",
     "store_upload",
-    "validate_kind",
 ]
 
 UPLOAD_CHUNK_BYTES = 256 * 1024
@@ -74,11 +72,8 @@ def get_storage(settings: Settings) -> Storage:
 
 
 def request_storage(request: Request) -> Storage:
-    """The app's storage (`app.state.storage`), created from its settings on first use."""
-    state = request.app.state
-    if getattr(state, "storage", None) is None:
-        state.storage = get_storage(state.settings)
-    storage: Storage = state.storage
+    """The app's storage, `app.state.storage` (set by `create_app`)."""
+    storage: Storage = request.app.state.storage
     return storage
 
 

@@ -127,8 +127,8 @@ def validate_kind(kind: str) -> str:
     return kind
 
 
-def new_key(org_id: uuid.UUID, kind: str, *, now: datetime | None = None) -> str:
-    moment = now or datetime.now(UTC)
+def new_key(org_id: uuid.UUID, kind: str) -> str:
+    moment = datetime.now(UTC)
     return f"{org_id}/{validate_kind(kind)}/{moment:%Y}/{moment:%m}/{uuid.uuid4()}"
 
 
