@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import ipaddress
 import socket
 import ssl
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -18,6 +19,7 @@ import httpx
 import pytest
 from procrastinate import RetryStrategy
 from tests.conftest import Tenant
+from tests.core.jobs.conftest import drain
 
 from touchstone.core.config import Settings
 from touchstone.core.db import Database
@@ -49,6 +51,20 @@ def fake_resolver(table: dict[str, list[str]]) -> Resolver:
         return table[host]
 
     return resolve
+
+
+LOOPBACK_ONLY = (ipaddress.ip_network("127.0.0.1/32"),)
+
+
+def only_localhost(**names: list[str]) -> TargetPolicy:
+    """What the end-to-end tests use: http allowed, and of all private space only 127.0.0.1.
+
+    `hooks_test=["10.0.0.5"]` makes hooks.test resolve there instead (underscores are dots).
+    """
+    table = NAMES | {k.replace("_", "."): v for k, v in names.items()}
+    return TargetPolicy(
+        allow_http=True, allowed_networks=LOOPBACK_ONLY, resolver=fake_resolver(table)
+    )
 
 
 def policy_override(table: dict[str, list[str]]) -> Callable[[Settings], TargetPolicy]:
@@ -220,6 +236,20 @@ async def relay(committed: Database, database_urls: DatabaseUrls) -> None:
     outbox = OutboxRelay(committed, database_urls.runtime, [on_events])
     while await outbox.relay_once():
         pass
+
+
+Deliver = Callable[[], Awaitable[None]]
+
+
+@pytest.fixture
+def deliver(committed: Database, database_urls: DatabaseUrls, settings: Settings) -> Deliver:
+    """Relay the committed events, then run the worker until no delivery job is due."""
+
+    async def run() -> None:
+        await relay(committed, database_urls)
+        await drain(settings, database_urls)
+
+    return run
 
 
 async def deliveries(

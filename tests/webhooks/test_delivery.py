@@ -6,7 +6,6 @@ at once here (see `delivery_settings`); production waits 3 ** n seconds.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import time
 from collections.abc import Callable
@@ -15,31 +14,23 @@ from typing import Any
 import httpx
 import pytest
 from tests.conftest import Tenant
-from tests.core.jobs.conftest import drain
 from tests.webhooks.conftest import (
     API,
+    Deliver,
     Receiver,
     deliveries,
     delivery_detail,
     emit,
-    fake_resolver,
+    only_localhost,
     register,
-    relay,
 )
 
 from touchstone.core.config import Settings
 from touchstone.core.db import Database
-from touchstone.core.postgres import DatabaseUrls
 from touchstone.webhooks import tasks
 from touchstone.webhooks.signing import verify_signature
-from touchstone.webhooks.targets import TargetPolicy
 
 pytestmark = pytest.mark.usefixtures("delivery_settings")
-
-
-async def _deliver(committed: Database, database_urls: DatabaseUrls, settings: Settings) -> None:
-    await relay(committed, database_urls)
-    await drain(settings, database_urls)
 
 
 def _assert_signed(request: Any, secret: str) -> dict[str, Any]:
@@ -59,14 +50,13 @@ async def test_an_event_reaches_the_receiver_once_signed_with_its_stable_id(
     receiver: Receiver,
     committed: Database,
     tenant: Tenant,
-    settings: Settings,
-    database_urls: DatabaseUrls,
+    deliver: Deliver,
 ) -> None:
     webhook = await register(webhook_client, tenant, receiver.url("/hook"), ["batch.*"])
     event_id = await emit(committed, tenant, "batch.done", rows=12)
     await emit(committed, tenant, "invoice.paid", amount=3)  # not subscribed
-    await _deliver(committed, database_urls, settings)
-    await _deliver(committed, database_urls, settings)  # nothing new: nothing sent twice
+    await deliver()
+    await deliver()  # nothing new: nothing sent twice
 
     (request,) = receiver.requests
     assert (request.method, request.path) == ("POST", "/hook")
@@ -94,13 +84,12 @@ async def test_a_failing_receiver_is_retried_until_it_accepts(
     receiver: Receiver,
     committed: Database,
     tenant: Tenant,
-    settings: Settings,
-    database_urls: DatabaseUrls,
+    deliver: Deliver,
 ) -> None:
     receiver.script("/flaky", (500, {}, b"database down"), (503, {}, b"still down"))
     webhook = await register(webhook_client, tenant, receiver.url("/flaky"))
     event_id = await emit(committed, tenant, "batch.done", rows=1)
-    await _deliver(committed, database_urls, settings)
+    await deliver()
 
     assert len(receiver.requests) == 3
     bodies = {r.body for r in receiver.requests}
@@ -121,15 +110,14 @@ async def test_a_receiver_that_never_answers_ends_failed_after_the_last_attempt(
     receiver: Receiver,
     committed: Database,
     tenant: Tenant,
-    settings: Settings,
-    database_urls: DatabaseUrls,
+    deliver: Deliver,
     delivery_settings: Callable[..., Settings],
 ) -> None:
     delivery_settings(webhook_timeout_seconds=0.3, webhook_max_attempts=2)
     receiver.script("/silent", "hang", "hang", "hang")
     webhook = await register(webhook_client, tenant, receiver.url("/silent"))
     await emit(committed, tenant, "batch.done")
-    await _deliver(committed, database_urls, settings)
+    await deliver()
 
     assert len(receiver.at("/silent")) == 2
     (delivery,) = await deliveries(webhook_client, tenant, webhook["id"], status="failed")
@@ -146,14 +134,10 @@ async def test_redirects_to_forbidden_addresses_fail_at_once_and_allowed_ones_ar
     receiver: Receiver,
     committed: Database,
     tenant: Tenant,
-    settings: Settings,
-    database_urls: DatabaseUrls,
+    deliver: Deliver,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    only_127_0_0_1 = TargetPolicy(
-        allow_http=True, allowed_networks=(ipaddress.ip_network("127.0.0.1/32"),)
-    )
-    monkeypatch.setattr(tasks, "target_policy", lambda _settings: only_127_0_0_1)
+    monkeypatch.setattr(tasks, "target_policy", lambda _settings: only_localhost())
     bystander = await Receiver(host="127.0.0.2").start()
     try:
         receiver.script("/evil", (302, {"Location": bystander.url("/steal")}, b""))
@@ -161,7 +145,7 @@ async def test_redirects_to_forbidden_addresses_fail_at_once_and_allowed_ones_ar
         evil = await register(webhook_client, tenant, receiver.url("/evil"))
         moved = await register(webhook_client, tenant, receiver.url("/moved"))
         await emit(committed, tenant, "batch.done")
-        await _deliver(committed, database_urls, settings)
+        await deliver()
     finally:
         await bystander.stop()
 
@@ -188,20 +172,15 @@ async def test_a_name_that_resolves_to_a_private_address_at_delivery_is_refused(
     receiver: Receiver,
     committed: Database,
     tenant: Tenant,
-    settings: Settings,
-    database_urls: DatabaseUrls,
+    deliver: Deliver,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Registered while hooks.test pointed at the receiver; then DNS moved it inside."""
     webhook = await register(webhook_client, tenant, receiver.url("/hook", host="hooks.test"))
-    rebound = TargetPolicy(
-        allow_http=True,
-        allowed_networks=(ipaddress.ip_network("127.0.0.1/32"),),
-        resolver=fake_resolver({"hooks.test": ["10.0.0.5"]}),
-    )
+    rebound = only_localhost(hooks_test=["10.0.0.5"])
     monkeypatch.setattr(tasks, "target_policy", lambda _settings: rebound)
     await emit(committed, tenant, "batch.done")
-    await _deliver(committed, database_urls, settings)
+    await deliver()
 
     assert receiver.requests == []
     (delivery,) = await deliveries(webhook_client, tenant, webhook["id"])
@@ -215,13 +194,12 @@ async def test_manual_redelivery_sends_the_same_event_again(
     receiver: Receiver,
     committed: Database,
     tenant: Tenant,
-    settings: Settings,
-    database_urls: DatabaseUrls,
+    deliver: Deliver,
 ) -> None:
     receiver.script("/hook", (500, {}, b""), (500, {}, b""), (500, {}, b""))
     webhook = await register(webhook_client, tenant, receiver.url("/hook"))
     event_id = await emit(committed, tenant, "batch.done", rows=5)
-    await _deliver(committed, database_urls, settings)
+    await deliver()
     (failed,) = await deliveries(webhook_client, tenant, webhook["id"])
     assert (failed["status"], failed["attempts"]) == ("failed", 3)
 
@@ -230,7 +208,7 @@ async def test_manual_redelivery_sends_the_same_event_again(
         headers=tenant.headers,
     )
     assert response.status_code == 202, response.text
-    await drain(settings, database_urls)
+    await deliver()  # nothing new to relay: runs the redelivery's job
 
     again = await delivery_detail(webhook_client, tenant, webhook["id"], response.json()["id"])
     assert (again["status"], again["attempts"], again["redelivery_of"]) == (

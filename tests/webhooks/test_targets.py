@@ -16,7 +16,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from tests.webhooks.conftest import NAMES, Receiver, fake_resolver
+from tests.webhooks.conftest import LOOPBACK_ONLY, NAMES, Receiver, fake_resolver, only_localhost
 
 from touchstone.webhooks.exceptions import TargetRefused, TargetUnresolvable
 from touchstone.webhooks.sender import MAX_REDIRECTS, send_webhook
@@ -28,17 +28,6 @@ from touchstone.webhooks.signing import (
     verify_signature,
 )
 from touchstone.webhooks.targets import TargetPolicy, address_problem
-
-LOOPBACK_ONLY = (ipaddress.ip_network("127.0.0.1/32"),)
-
-
-def only_localhost(**names: list[str]) -> TargetPolicy:
-    """What the end-to-end tests use: http allowed, and of all private space only 127.0.0.1."""
-    table = NAMES | {k.replace("_", "."): v for k, v in names.items()}
-    return TargetPolicy(
-        allow_http=True, allowed_networks=LOOPBACK_ONLY, resolver=fake_resolver(table)
-    )
-
 
 # --- addresses ---------------------------------------------------------------------------
 

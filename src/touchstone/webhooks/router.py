@@ -8,11 +8,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Response
 
 from touchstone.core.auth import Principal
-from touchstone.core.deps import SessionDep, require
+from touchstone.core.deps import SessionDep, SettingsDep, require
 from touchstone.core.pagination import Page, PageDep, page_of
 from touchstone.webhooks import service
-from touchstone.webhooks.dependencies import SettingsDep, TargetPolicyDep
-from touchstone.webhooks.models import DeliveryStatus, WebhookDelivery
+from touchstone.webhooks.dependencies import TargetPolicyDep
+from touchstone.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
 from touchstone.webhooks.schemas import (
     AttemptOut,
     DeliveryDetail,
@@ -47,7 +47,7 @@ async def create_webhook(
     """Register a receiver. The response carries the signing secret, shown this once only."""
     endpoint, secret = await service.create_endpoint(session, principal, body, settings, policy)
     response.headers["Location"] = f"{WEBHOOKS_PATH}/{endpoint.id}"
-    return WebhookCreated(**WebhookOut.model_validate(endpoint).model_dump(), secret=secret)
+    return _created(endpoint, secret)
 
 
 @router.get("/{webhook_id}", response_model=WebhookOut)
@@ -80,7 +80,7 @@ async def rotate_webhook_secret(
 ) -> WebhookCreated:
     """Replace the signing secret; the new one is returned this once only."""
     endpoint, secret = await service.rotate_secret(session, principal, webhook_id, settings)
-    return WebhookCreated(**WebhookOut.model_validate(endpoint).model_dump(), secret=secret)
+    return _created(endpoint, secret)
 
 
 @router.get("/{webhook_id}/deliveries", response_model=Page[DeliveryOut])
@@ -128,3 +128,7 @@ async def redeliver(
 def _detail(delivery: WebhookDelivery, attempts: list[AttemptOut]) -> DeliveryDetail:
     out = DeliveryOut.model_validate(delivery)
     return DeliveryDetail(**out.model_dump(), payload=delivery.payload, attempt_log=attempts)
+
+
+def _created(endpoint: WebhookEndpoint, secret: str) -> WebhookCreated:
+    return WebhookCreated(**WebhookOut.model_validate(endpoint).model_dump(), secret=secret)

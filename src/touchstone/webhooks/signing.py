@@ -26,12 +26,8 @@ def new_secret() -> str:
     return SECRET_PREFIX + secrets.token_urlsafe(32)
 
 
-def _as_bytes(body: bytes | str) -> bytes:
-    return body.encode() if isinstance(body, str) else body
-
-
 def compute_signature(secret: str, timestamp: int, body: bytes | str) -> str:
-    message = f"{timestamp}.".encode() + _as_bytes(body)
+    message = f"{timestamp}.".encode() + (body.encode() if isinstance(body, str) else body)
     return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
 
 
