@@ -1,4 +1,4 @@
-"""Identity-specific dependencies: settings, the login form and the login rate limit."""
+"""Identity-specific dependencies: the login form and the login rate limit."""
 
 from __future__ import annotations
 
@@ -10,14 +10,6 @@ from touchstone.core.config import Settings
 from touchstone.core.errors import InvalidInput
 from touchstone.core.ratelimit import RateLimiter, client_address
 from touchstone.core.schemas import reject_control_characters
-
-
-async def get_settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
-
-
-SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
 class LoginForm:

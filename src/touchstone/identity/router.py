@@ -9,13 +9,19 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, status
 
 from touchstone.core.auth import Principal
-from touchstone.core.deps import CurrentPrincipal, SessionDep, SystemSessionDep, require
+from touchstone.core.deps import (
+    CurrentPrincipal,
+    SessionDep,
+    SettingsDep,
+    SystemSessionDep,
+    require,
+)
 from touchstone.core.idempotency import IdempotencyDep
 from touchstone.core.pagination import Page, PageDep, page_of
 from touchstone.core.permissions import Role
 from touchstone.core.schemas import SafeQuery
 from touchstone.identity import authentication, repository, service
-from touchstone.identity.dependencies import RateLimitedLogin, SettingsDep
+from touchstone.identity.dependencies import RateLimitedLogin
 from touchstone.identity.schemas import (
     AcceptInvitation,
     ApiKeyCreate,
