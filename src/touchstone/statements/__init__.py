@@ -1,0 +1,1 @@
+"""Bank-statement analysis: PDF batches to verified, categorised transactions and a workbook."""

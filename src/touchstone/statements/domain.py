@@ -1,0 +1,98 @@
+"""Plain data passed between extraction, validation, categorisation and the workbook.
+
+No database or HTTP here: the extraction pipeline produces these, the service stores them,
+and the categoriser and workbook read them back, so each stage can be tested on its own.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from decimal import Decimal
+from enum import StrEnum
+
+
+class Direction(StrEnum):
+    CREDIT = "credit"
+    DEBIT = "debit"
+
+
+class StatementStatus(StrEnum):
+    VERIFIED = "verified"  # every running balance and the closing balance agree
+    REVIEW = "review"  # rows extracted, but some break the balance chain
+    FAILED = "failed"  # no transactions could be read
+
+
+@dataclass(frozen=True, slots=True)
+class Transaction:
+    """One statement row after cleaning. `amount` is signed: credits positive, debits negative."""
+
+    date: dt.date
+    description: str
+    amount: Decimal
+    balance: Decimal | None
+    page: int  # 1-based page of the PDF the row came from
+    row: int  # 0-based position within the statement, in statement order
+
+    @property
+    def direction(self) -> Direction:
+        return Direction.CREDIT if self.amount >= 0 else Direction.DEBIT
+
+    @property
+    def debit(self) -> Decimal:
+        return -self.amount if self.amount < 0 else Decimal(0)
+
+    @property
+    def credit(self) -> Decimal:
+        return self.amount if self.amount > 0 else Decimal(0)
+
+
+@dataclass(frozen=True, slots=True)
+class CategorisedTransaction:
+    """A transaction with what the rules engine (or a person) decided about it."""
+
+    transaction: Transaction
+    category: str  # e.g. "salary", "rent", "uncategorised"
+    counterparty: str | None
+    recurring: bool = False
+    rule: str | None = None  # name of the rule that matched; None when overridden by hand
+
+
+@dataclass(slots=True)
+class PageReport:
+    """How one page was read: the strategy that passed and why the earlier ones did not."""
+
+    page: int
+    strategy: str | None  # "A".."E", or None when the page was flagged
+    rejected: dict[str, str] = field(default_factory=dict)  # strategy -> reason
+    rows: int = 0
+    flagged: bool = False
+
+
+@dataclass(slots=True)
+class StatementMeta:
+    bank_name: str | None = None
+    holder_name: str | None = None
+    account_number_masked: str | None = None  # only the last 4 digits kept, e.g. "XXXX1234"
+    currency: str | None = None  # ISO 4217
+    period_start: dt.date | None = None
+    period_end: dt.date | None = None
+    opening_balance: Decimal | None = None
+    closing_balance: Decimal | None = None
+
+
+@dataclass(slots=True)
+class ValidationIssue:
+    row: int | None  # transaction row that breaks the chain; None for statement-level issues
+    message: str
+
+
+@dataclass(slots=True)
+class ExtractedStatement:
+    """Everything read from one PDF."""
+
+    meta: StatementMeta
+    transactions: list[Transaction]
+    pages: list[PageReport]
+    status: StatementStatus
+    issues: list[ValidationIssue] = field(default_factory=list)
