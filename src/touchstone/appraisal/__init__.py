@@ -1,0 +1,1 @@
+"""Gold-loan appraisal: customers, items, the live touchstone purity test, valuation, approval."""
