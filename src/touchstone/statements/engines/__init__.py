@@ -1,0 +1,1 @@
+"""Pluggable providers of the statements module (OCR), each behind a typed Protocol."""

@@ -1,0 +1,95 @@
+"""Who, which account, which bank, which period, which currency: read from the text above the
+table on the first page. The account number is masked here, so the full number never leaves
+the extraction."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+from touchstone.statements.domain import StatementMeta
+from touchstone.statements.extraction.layout import Line
+from touchstone.statements.extraction.normalise import (
+    CURRENCY_CODES,
+    SYMBOLS,
+    clean_text,
+    parse_date,
+)
+
+_BANK = re.compile(
+    r"\b(bank|banque|banco|bancorp|sparkasse|credit union|building society|savings)\b", re.I
+)
+_HOLDER = re.compile(
+    r"\b(?:account\s+holder|account\s+name|customer\s+name|kontoinhaber|titulaire|name)\s*[:\-]\s*(.+)",
+    re.I,
+)
+_ACCOUNT = re.compile(
+    r"\b(?:account\s*(?:number|no\.?|#)|a/c\s*(?:no\.?)?|acct\.?\s*(?:no\.?)?|kontonummer|iban)"
+    r"\s*[:\-]?\s*([A-Z]{2}\d{2}[A-Z0-9 ]{8,32}|\d[\d \-*xX]{2,24}\d)",
+    re.I,
+)
+_PERIOD = re.compile(r"\b(period|from|zeitraum|période|periodo)\b", re.I)
+_PERIOD_SPLIT = re.compile(r"\s+(?:to|until|through|bis|au|al|-|–)\s+", re.I)
+_DECLARED_CURRENCY = re.compile(r"\b(?:currency|währung|devise|moneda)\b\W*([A-Z]{3})\b", re.I)
+
+
+def mask_account(number: str) -> str:
+    digits = re.sub(r"[^0-9A-Za-z]", "", number)
+    return f"XXXX{digits[-4:]}"
+
+
+def _date_at(words: list[str], *, end: bool, dayfirst: bool) -> dt.date | None:
+    for size in (3, 2, 1):
+        chunk = words[-size:] if end else words[:size]
+        parsed = parse_date(" ".join(chunk).rstrip(",."), dayfirst=dayfirst)
+        if parsed is not None and parsed.year is not None:
+            return dt.date(parsed.year, parsed.month, parsed.day)
+    return None
+
+
+def read_period(lines: list[Line], dayfirst: bool) -> tuple[dt.date, dt.date] | None:
+    """`Statement period: 01 Dec 2025 to 31 Jan 2026` and the like."""
+    for line in lines:
+        text = line.text
+        if not _PERIOD.search(text):
+            continue
+        parts = _PERIOD_SPLIT.split(text, maxsplit=1)
+        if len(parts) != 2:
+            continue
+        start = _date_at(parts[0].split(), end=True, dayfirst=dayfirst)
+        end = _date_at(parts[1].split(), end=False, dayfirst=dayfirst)
+        if start and end and start <= end:
+            return start, end
+    return None
+
+
+def read_metadata(preamble: list[Line], dayfirst: bool) -> StatementMeta:
+    """What the lines above the first page's table say about the statement."""
+    meta = StatementMeta()
+    for line in preamble:
+        text = clean_text(line.text)
+        if meta.account_number_masked is None and (found := _ACCOUNT.search(text)):
+            meta.account_number_masked = mask_account(found[1])
+        if meta.holder_name is None and (found := _HOLDER.search(text)):
+            meta.holder_name = found[1].strip()
+        if meta.bank_name is None and _BANK.search(text) and len(text.split()) <= 8:
+            meta.bank_name = text
+        if meta.currency is None and (found := _DECLARED_CURRENCY.search(text)):
+            code = found[1].upper()
+            meta.currency = code if code in CURRENCY_CODES else None
+    if meta.bank_name is None and preamble:
+        tallest = max(preamble, key=lambda line: line.bottom - line.top)
+        if len(tallest.words) <= 6 and any(c.isalpha() for c in tallest.text):
+            meta.bank_name = clean_text(tallest.text)
+    if meta.currency is None:
+        meta.currency = _currency_in(" ".join(line.text for line in preamble))
+    if period := read_period(preamble, dayfirst):
+        meta.period_start, meta.period_end = period
+    return meta
+
+
+def _currency_in(text: str) -> str | None:
+    codes = [word for word in re.findall(r"\b[A-Z]{3}\b", text) if word in CURRENCY_CODES]
+    if codes:
+        return codes[0]
+    return next((code for symbol, code in SYMBOLS.items() if symbol in text), None)

@@ -1,0 +1,278 @@
+"""One PDF in, one ExtractedStatement out: pages through the strategies, then cleaning,
+metadata and balance validation. Synchronous and CPU-bound: callers run it in a worker thread.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+
+import pypdfium2 as pdfium
+
+from touchstone.statements.domain import (
+    ExtractedStatement,
+    PageReport,
+    StatementMeta,
+    StatementStatus,
+    Transaction,
+    ValidationIssue,
+)
+from touchstone.statements.engines.ocr import OcrEngine
+from touchstone.statements.extraction.layout import group_lines
+from touchstone.statements.extraction.metadata import read_metadata
+from touchstone.statements.extraction.normalise import parse_date, resolve_year
+from touchstone.statements.extraction.pdf import (
+    ExtractionLimits,
+    PdfInfo,
+    Word,
+    is_encrypted,
+    open_document,
+    read_page,
+    render_gray,
+)
+from touchstone.statements.extraction.strategies import (
+    OCR_STRATEGIES,
+    TEXT_STRATEGIES,
+    PageOutcome,
+    PageRows,
+    PageText,
+    run_strategies,
+)
+from touchstone.statements.extraction.validation import validate
+
+_NUMERIC_DATE = re.compile(r"(\d{1,2})[/.\-](\d{1,2})(?:[/.\-]\d{2,4})?")
+_YEAR = re.compile(r"\b(19[7-9]\d|20\d\d)\b")
+TEXT_LETTERS = {letter: (strategy,) for letter, strategy in TEXT_STRATEGIES.items()}
+OCR_LETTERS = {"E": OCR_STRATEGIES}
+
+
+def inspect_pdf(data: bytes, password: str | None = None, *, limits: ExtractionLimits) -> PdfInfo:
+    """Cheap upload-time check: a PDF, within the page limit, and opened by this password."""
+    document = open_document(data, password, limits)
+    try:
+        return PdfInfo(pages=len(document), encrypted=is_encrypted(document))
+    finally:
+        document.close()
+
+
+@dataclass
+class _Page:
+    text: PageText
+    chars: int
+    report: PageReport
+    rows: PageRows | None = None
+
+
+def extract_statement(
+    data: bytes,
+    password: str | None = None,
+    *,
+    limits: ExtractionLimits,
+    ocr: OcrEngine | None = None,
+    on_page: Callable[[int, int], None] | None = None,
+) -> ExtractedStatement:
+    document = open_document(data, password, limits)
+    try:
+        pages = _read_pages(document, limits)
+        dayfirst = _dayfirst(pages)
+        anchor: Decimal | None = None
+        for index, page in enumerate(pages):
+            anchor = _read_tables(document, page, dayfirst, anchor, limits, ocr) or anchor
+            if on_page is not None:
+                on_page(index + 1, len(pages))
+    finally:
+        document.close()
+    return _assemble(pages, dayfirst, anchor)
+
+
+def _read_pages(document: pdfium.PdfDocument, limits: ExtractionLimits) -> list[_Page]:
+    pages: list[_Page] = []
+    for index in range(len(document)):
+        page = document[index]
+        try:
+            content = read_page(page, index + 1, limits)
+        finally:
+            page.close()
+        text = PageText.of(group_lines(content.words), content.horizontal, content.vertical)
+        pages.append(_Page(text, content.chars, PageReport(page=index + 1, strategy=None)))
+    return pages
+
+
+def _dayfirst(pages: list[_Page]) -> bool:
+    """`03/04/2025` is 3 April unless some date on the statement only reads month-first."""
+    day_first = month_first = False
+    for page in pages:
+        for line in page.text.lines:
+            for word in line.words:
+                if match := _NUMERIC_DATE.fullmatch(word.text):
+                    day_first |= int(match[1]) > 12
+                    month_first |= int(match[2]) > 12
+    return day_first or not month_first
+
+
+def _read_tables(
+    document: pdfium.PdfDocument,
+    page: _Page,
+    dayfirst: bool,
+    anchor: Decimal | None,
+    limits: ExtractionLimits,
+    ocr: OcrEngine | None,
+) -> Decimal | None:
+    """Run the strategies on one page; returns the balance the page ends on."""
+    report = page.report
+    if page.chars > limits.max_chars_per_page:
+        report.flagged = True
+        report.rejected["text"] = f"{page.chars} characters; the limit is {limits.max_chars_per_page}"
+        return None
+    outcome = PageOutcome(None, {}, False)
+    if page.text.lines:
+        outcome = run_strategies(TEXT_LETTERS, page.text, dayfirst, anchor)
+    else:
+        outcome.rejected.update(dict.fromkeys(TEXT_STRATEGIES, "no text layer"))
+    if not outcome.readable:
+        if ocr is None:
+            outcome.rejected["E"] = "OCR disabled"
+        else:
+            scanned = _ocr_page(document, page, limits, ocr)
+            if isinstance(scanned, str):
+                outcome.rejected["E"] = scanned
+            else:
+                page.text = scanned
+                ocr_outcome = run_strategies(OCR_LETTERS, scanned, dayfirst, anchor)
+                outcome.rejected.update(ocr_outcome.rejected)
+                outcome.chosen = ocr_outcome.chosen
+    report.rejected = outcome.rejected
+    if outcome.chosen is None:
+        report.flagged = not page.text.lines or _looks_tabular(page.text)
+        return None
+    report.strategy = outcome.chosen.strategy
+    report.rejected.pop(outcome.chosen.strategy, None)
+    page.rows = outcome.chosen.rows
+    report.rows = len(page.rows.transactions)
+    return outcome.chosen.end_balance
+
+
+def _ocr_page(
+    document: pdfium.PdfDocument, page: _Page, limits: ExtractionLimits, ocr: OcrEngine
+) -> PageText | str:
+    """The page's words as OCR reads them, or why it could not be read."""
+    pdf_page = document[page.report.page - 1]
+    try:
+        rendered = render_gray(pdf_page, limits)
+    finally:
+        pdf_page.close()
+    if rendered is None:
+        return f"the page is too large to render within {limits.max_render_pixels} pixels"
+    image, scale = rendered
+    words: list[Word] = []
+    for found in ocr.read(image):
+        parts = found.text.split()
+        if not parts:
+            continue
+        # Engines box phrases; split them, sharing the width out by characters.
+        step = (found.right - found.left) / max(1, sum(len(p) + 1 for p in parts) - 1)
+        x = found.left
+        for part in parts:
+            width = len(part) * step
+            words.append(
+                Word(part, x / scale, (x + width) / scale, found.top / scale, found.bottom / scale)
+            )
+            x += width + step
+    if not words:
+        return "OCR found no text"
+    return PageText.of(group_lines(words), [], [])
+
+
+def _looks_tabular(text: PageText) -> bool:
+    """Whether a page nobody could read seems to hold transactions (then it is flagged)."""
+    for line in text.lines:
+        first = line.words[0].text
+        if parse_date(first) is not None and any(any(c.isdigit() for c in w.text) for w in line.words[1:]):
+            return True
+    return False
+
+
+def _assemble(pages: list[_Page], dayfirst: bool, end_balance: Decimal | None) -> ExtractedStatement:
+    first = pages[0].text
+    preamble = first.lines[: first.header[0]] if first.header else first.lines[:12]
+    meta = read_metadata(preamble, dayfirst)
+    read = [page for page in pages if page.rows is not None]
+    issues: list[ValidationIssue] = []
+    transactions = _transactions(read, meta)
+    if meta.period_start is None and transactions:
+        meta.period_start, meta.period_end = transactions[0].date, transactions[-1].date
+    openings = [p.rows.opening for p in read if p.rows and p.rows.opening is not None]
+    closings = [p.rows.closing for p in read if p.rows and p.rows.closing is not None]
+    meta.opening_balance = openings[0] if openings else _derived_opening(transactions)
+    meta.closing_balance = closings[-1] if closings else end_balance
+    issues += _page_seams(read)
+    currencies = {c for page in read if page.rows for c in page.rows.currencies}
+    if meta.currency:
+        currencies.add(meta.currency)
+    if len(currencies) > 1:
+        issues.append(ValidationIssue(None, f"mixed currencies: {', '.join(sorted(currencies))}"))
+    elif meta.currency is None and currencies:
+        meta.currency = currencies.pop()
+    status, balance_issues = validate(meta, transactions)
+    for report in (p.report for p in pages if p.report.flagged):
+        issues.append(ValidationIssue(None, f"page {report.page} could not be read"))
+    if issues and status is StatementStatus.VERIFIED:
+        status = StatementStatus.REVIEW
+    return ExtractedStatement(
+        meta=meta,
+        transactions=transactions,
+        pages=[p.report for p in pages],
+        status=status,
+        issues=issues + balance_issues,
+    )
+
+
+def _transactions(read: list[_Page], meta: StatementMeta) -> list[Transaction]:
+    raw = [(page.report.page, t) for page in read if page.rows for t in page.rows.transactions]
+    years = Counter(t.date.year for _, t in raw if t.date.year is not None)
+    fallback = years.most_common(1)[0][0] if years else _year_in_text(read) or dt.date.today().year
+    out: list[Transaction] = []
+    for row, (number, txn) in enumerate(raw):
+        date = resolve_year(txn.date, meta.period_start, meta.period_end, fallback)
+        if txn.date.year is None and meta.period_start is None and out and date < out[-1].date:
+            date = resolve_year(txn.date, out[-1].date, out[-1].date + dt.timedelta(days=366), fallback)
+        out.append(Transaction(date, txn.description, txn.amount, txn.balance, number, row))
+    return out
+
+
+def _year_in_text(read: list[_Page]) -> int | None:
+    years = Counter(
+        int(year) for page in read for line in page.text.lines for year in _YEAR.findall(line.text)
+    )
+    return years.most_common(1)[0][0] if years else None
+
+
+def _derived_opening(transactions: list[Transaction]) -> Decimal | None:
+    """Without a brought-forward line: the first printed balance minus the amounts up to it."""
+    total = Decimal(0)
+    for txn in transactions:
+        total += txn.amount
+        if txn.balance is not None:
+            return txn.balance - total
+    return None
+
+
+def _page_seams(read: list[_Page]) -> list[ValidationIssue]:
+    issues: list[ValidationIssue] = []
+    for before, after in zip(read, read[1:], strict=False):
+        if before.rows is None or after.rows is None:
+            continue
+        carried, brought = before.rows.closing, after.rows.opening
+        if carried is not None and brought is not None and carried != brought:
+            issues.append(
+                ValidationIssue(
+                    None,
+                    f"page {before.report.page} carries {carried} forward but page "
+                    f"{after.report.page} brings {brought} forward",
+                )
+            )
+    return issues
