@@ -14,6 +14,7 @@ import io
 import random
 from dataclasses import dataclass, replace
 from decimal import Decimal
+from itertools import pairwise
 
 import cv2
 import numpy as np
@@ -152,10 +153,7 @@ def _balance(value: Decimal, layout: Layout) -> str:
 
 
 def _description(rng: random.Random, credit: bool, multiline: bool) -> list[str]:
-    if credit:
-        lines = [rng.choice(_INCOME)]
-    else:
-        lines = [f"{rng.choice(_KINDS)} {rng.choice(_MERCHANTS)}"]
+    lines = [rng.choice(_INCOME) if credit else f"{rng.choice(_KINDS)} {rng.choice(_MERCHANTS)}"]
     if multiline and rng.random() < 0.6:
         lines.append(f"REF {rng.randrange(10**7, 10**8)}")
         if rng.random() < 0.4:
@@ -171,6 +169,8 @@ class _Row:
     balance: Decimal | None
     running: Decimal = Decimal(0)
     """The true balance after this row, printed or not (carried-forward lines show it)."""
+    symbol: str | None = None
+    """A currency symbol other than the layout's, for statements that mix currencies."""
 
 
 def _rows(layout: Layout, rng: random.Random, opening: Decimal) -> list[_Row]:
@@ -187,7 +187,7 @@ def _rows(layout: Layout, rng: random.Random, opening: Decimal) -> list[_Row]:
         lines = _description(rng, credit, layout.multiline)
         rows.append(_Row(day, lines, amount, balance, balance))
     if not layout.balance_every_row:
-        for row, following in zip(rows, rows[1:], strict=False):
+        for row, following in pairwise(rows):
             if following.date == row.date:
                 row.balance = None
     return rows
@@ -201,7 +201,9 @@ class _Writer:
         self.pdf = FPDF(format="A4", unit="mm")
         self.pdf.set_auto_page_break(False)
         self.pdf.set_margins(MARGIN, MARGIN)
-        widths = [24.0, 96.0, 24.0, 24.0, 22.0] if layout.debit_credit else [24.0, 118.0, 24.0, 24.0]
+        widths = (
+            [24.0, 96.0, 24.0, 24.0, 22.0] if layout.debit_credit else [24.0, 118.0, 24.0, 24.0]
+        )
         self.edges = [MARGIN]
         for width in widths:
             self.edges.append(self.edges[-1] + width)
@@ -225,7 +227,8 @@ class _Writer:
         pdf.set_font("helvetica", "", 9)
         y = MARGIN + 10
         if self.pages == 1:
-            assert meta.period_start and meta.period_end
+            assert meta.period_start is not None
+            assert meta.period_end is not None
             period = f"{meta.period_start:%d %b %Y} to {meta.period_end:%d %b %Y}"
             for line in (
                 f"Account holder: {meta.holder_name}",
@@ -258,7 +261,7 @@ class _Writer:
         return self.y + (lines + 1) * LINE_H <= TABLE_BOTTOM
 
     def row(self, row: _Row) -> None:
-        layout = self.layout
+        layout = self.layout if row.symbol is None else replace(self.layout, symbol=row.symbol)
         if row.date is not None:
             self._text(0, 0, row.date.strftime(layout.date_format))
         for index, line in enumerate(row.lines):
@@ -266,7 +269,9 @@ class _Writer:
         last = len(layout.headers) - 1
         if row.amount is not None:
             if layout.debit_credit:
-                plain = format_amount(abs(row.amount), european=layout.european, symbol=layout.symbol)
+                plain = format_amount(
+                    abs(row.amount), european=layout.european, symbol=layout.symbol
+                )
                 self._text(2 if row.amount < 0 else 3, 0, plain, right=True)
             else:
                 self._text(2, 0, _signed(row.amount, layout), right=True)
@@ -290,9 +295,11 @@ def generate_statement(
     tamper: bool = False,
     password: str | None = None,
     transactions: int | None = None,
+    foreign_symbol: str | None = None,
 ) -> GeneratedStatement:
     """A statement PDF and its ground truth. `tamper` prints one amount that does not match
-    the balances around it, as a forged or misprinted statement would."""
+    the balances around it, as a forged or misprinted statement would; `foreign_symbol`
+    prints one row's amounts in another currency."""
     if isinstance(layout, str):
         layout = LAYOUTS[layout]
     if transactions is not None:
@@ -314,9 +321,12 @@ def generate_statement(
     tampered_row: int | None = None
     if tamper:
         victim = rng.randrange(2, len(rows) - 2)
-        assert rows[victim].amount is not None
-        rows[victim].amount += Decimal("10.00") if rows[victim].amount > 0 else Decimal("-10.00")
+        printed = rows[victim].amount
+        assert printed is not None
+        rows[victim].amount = printed + (Decimal("10.00") if printed > 0 else Decimal("-10.00"))
         tampered_row = next(i for i in range(victim, len(rows)) if rows[i].balance is not None)
+    if foreign_symbol is not None:
+        rows[len(rows) // 2].symbol = foreign_symbol
     writer = _Writer(layout, meta)
     truth: list[Transaction] = []
     balance = opening
@@ -329,7 +339,8 @@ def generate_statement(
             writer.new_page()
             writer.row(_Row(None, ["Balance brought forward"], None, balance))
         writer.row(row)
-        assert row.date is not None and row.amount is not None
+        assert row.date is not None
+        assert row.amount is not None
         truth.append(
             Transaction(row.date, " ".join(row.lines), row.amount, row.balance, writer.pages, index)
         )
@@ -362,7 +373,9 @@ def scan(pdf: bytes, seed: int = 0, *, dpi: int = 150, pages: int | None = None)
         matrix = cv2.getRotationMatrix2D((width / 2, height / 2), angle, 1.0)
         gray = cv2.warpAffine(gray, matrix, (width, height), borderValue=255)
         gray = cv2.GaussianBlur(gray, (3, 3), 0.6)
-        noisy = gray.astype(np.int16) + rng.normal(0, 10, gray.shape).astype(np.int16)
+        noisy = gray.astype(np.int16) + np.asarray(rng.normal(0, 10, size=gray.shape)).astype(
+            np.int16
+        )
         gray = np.clip(noisy, 0, 255).astype(np.uint8)
         ok, jpeg = cv2.imencode(".jpg", gray, [cv2.IMWRITE_JPEG_QUALITY, 80])
         assert ok

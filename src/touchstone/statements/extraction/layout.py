@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import StrEnum
+from itertools import pairwise
 
 from touchstone.statements.extraction.normalise import MONTHS, parse_amount, parse_date
 from touchstone.statements.extraction.pdf import Word
@@ -32,25 +33,77 @@ MONEY_ROLES = frozenset({Role.DEBIT, Role.CREDIT, Role.AMOUNT, Role.BALANCE})
 
 _HEADER_WORDS: dict[Role, tuple[str, ...]] = {
     Role.DATE: (
-        "date", "txn date", "transaction date", "posting date", "post date", "booking date",
-        "datum", "buchungstag", "fecha", "data", "date opération",
+        "date",
+        "txn date",
+        "transaction date",
+        "posting date",
+        "post date",
+        "booking date",
+        "datum",
+        "buchungstag",
+        "fecha",
+        "data",
+        "date opération",
     ),
     Role.DESCRIPTION: (
-        "description", "details", "transaction details", "particulars", "narrative",
-        "narration", "transaction", "transactions", "memo", "payee", "beschreibung",
-        "verwendungszweck", "buchungstext", "libellé", "libelle", "concepto", "descrizione",
+        "description",
+        "details",
+        "transaction details",
+        "particulars",
+        "narrative",
+        "narration",
+        "transaction",
+        "transactions",
+        "memo",
+        "payee",
+        "beschreibung",
+        "verwendungszweck",
+        "buchungstext",
+        "libellé",
+        "libelle",
+        "concepto",
+        "descrizione",
     ),
     Role.DEBIT: (
-        "debit", "debits", "paid out", "withdrawal", "withdrawals", "money out", "out", "dr",
-        "payments", "soll", "débit", "cargo", "cargos", "uscite",
+        "debit",
+        "debits",
+        "paid out",
+        "withdrawal",
+        "withdrawals",
+        "money out",
+        "out",
+        "dr",
+        "payments",
+        "soll",
+        "débit",
+        "cargo",
+        "cargos",
+        "uscite",
     ),
     Role.CREDIT: (
-        "credit", "credits", "paid in", "deposit", "deposits", "money in", "in", "cr",
-        "receipts", "haben", "crédit", "abono", "abonos", "entrate",
+        "credit",
+        "credits",
+        "paid in",
+        "deposit",
+        "deposits",
+        "money in",
+        "in",
+        "cr",
+        "receipts",
+        "haben",
+        "crédit",
+        "abono",
+        "abonos",
+        "entrate",
     ),
     Role.AMOUNT: ("amount", "betrag", "umsatz", "montant", "importe", "importo"),
     Role.BALANCE: (
-        "balance", "running balance", "saldo", "kontostand", "solde", "balance (gbp)",
+        "balance",
+        "running balance",
+        "saldo",
+        "kontostand",
+        "solde",
+        "balance (gbp)",
     ),
 }
 HEADER_ROLES = {phrase: role for role, phrases in _HEADER_WORDS.items() for phrase in phrases}
@@ -109,9 +162,7 @@ def _tokens(words: list[Word]) -> list[Word]:
         merged = False
         for size in (3, 2) if _may_start_date(word.text) else ():
             group = words[index : index + size]
-            if len(group) == size and all(
-                b.x0 - a.x1 <= near for a, b in zip(group, group[1:], strict=False)
-            ):
+            if len(group) == size and all(b.x0 - a.x1 <= near for a, b in pairwise(group)):
                 text = " ".join(w.text for w in group)
                 if parse_date(text) is not None and parse_date(group[0].text) is None:
                     out.append(_join(group[0], group[-1], text))

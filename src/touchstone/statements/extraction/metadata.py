@@ -29,7 +29,7 @@ _ACCOUNT = re.compile(
     re.I,
 )
 _PERIOD = re.compile(r"\b(period|from|zeitraum|période|periodo)\b", re.I)
-_PERIOD_SPLIT = re.compile(r"\s+(?:to|until|through|bis|au|al|-|–)\s+", re.I)
+_PERIOD_SPLIT = re.compile(r"\s+(?:to|until|through|bis|au|al|-|\u2013)\s+", re.I)
 _DECLARED_CURRENCY = re.compile(r"\b(?:currency|währung|devise|moneda)\b\W*([A-Z]{3})\b", re.I)
 
 
@@ -89,7 +89,8 @@ def read_metadata(preamble: list[Line], dayfirst: bool) -> StatementMeta:
 
 
 def _currency_in(text: str) -> str | None:
-    codes = [word for word in re.findall(r"\b[A-Z]{3}\b", text) if word in CURRENCY_CODES]
-    if codes:
-        return codes[0]
+    codes: list[str] = re.findall(r"\b[A-Z]{3}\b", text)
+    known = [code for code in codes if code in CURRENCY_CODES]
+    if known:
+        return known[0]
     return next((code for symbol, code in SYMBOLS.items() if symbol in text), None)

@@ -41,11 +41,48 @@ _MONTH_DAY = re.compile(_MONTH + r"\s?" + _DAY + r"(?:,?\s(\d{4}))?")
 
 SYMBOLS = {"£": "GBP", "€": "EUR", "$": "USD", "¥": "JPY", "₹": "INR", "₦": "NGN", "R$": "BRL"}
 CURRENCY_CODES = frozenset(
-    "GBP EUR USD CHF JPY CNY INR AUD CAD NZD SGD HKD ZAR NGN KES GHS AED SAR SEK NOK DKK PLN "
-    "CZK HUF BRL MXN TRY ILS THB MYR IDR PHP PKR BDT LKR EGP".split()
+    [
+        "GBP",
+        "EUR",
+        "USD",
+        "CHF",
+        "JPY",
+        "CNY",
+        "INR",
+        "AUD",
+        "CAD",
+        "NZD",
+        "SGD",
+        "HKD",
+        "ZAR",
+        "NGN",
+        "KES",
+        "GHS",
+        "AED",
+        "SAR",
+        "SEK",
+        "NOK",
+        "DKK",
+        "PLN",
+        "CZK",
+        "HUF",
+        "BRL",
+        "MXN",
+        "TRY",
+        "ILS",
+        "THB",
+        "MYR",
+        "IDR",
+        "PHP",
+        "PKR",
+        "BDT",
+        "LKR",
+        "EGP",
+    ]
 )
 _AMOUNT = re.compile(
-    r"(?P<int>\d{1,3}(?:(?P<sep>[,.'\u00a0 ])\d{3})(?:(?P=sep)\d{3})*|\d+)(?P<dec>[.,])(?P<frac>\d{2})"
+    r"(?P<int>\d{1,3}(?:(?P<sep>[,.'\u00a0 ])\d{3})(?:(?P=sep)\d{3})*|\d+)"
+    r"(?P<dec>[.,])(?P<frac>\d{2})"
 )
 _CURRENCY_AFFIX = re.compile(r"^(R\$|[£€$¥₹₦]|[A-Z]{3}(?=[\s\d(+\-]))|(\s?[A-Z]{3}|[£€$])$")
 
@@ -95,11 +132,11 @@ def parse_date(text: str, *, dayfirst: bool = True) -> PartialDate | None:
         day, month = (first, second) if dayfirst else (second, first)
         return _valid(day, month, _year(match[3]))
     if match := _DAY_MONTH.fullmatch(text):
-        month = MONTHS.get(match[2].lower())
-        return _valid(int(match[1]), month, _year(match[3])) if month else None
+        named = MONTHS.get(match[2].lower())
+        return _valid(int(match[1]), named, _year(match[3])) if named else None
     if match := _MONTH_DAY.fullmatch(text):
-        month = MONTHS.get(match[1].lower())
-        return _valid(int(match[2]), month, _year(match[3])) if month else None
+        named = MONTHS.get(match[1].lower())
+        return _valid(int(match[2]), named, _year(match[3])) if named else None
     return None
 
 
@@ -178,9 +215,12 @@ def format_amount(
     text = symbol + text
     if value >= 0:
         return f"{text} CR" if style == "crdr" else text
-    return {"minus": f"-{text}", "parens": f"({text})", "crdr": f"{text} DR", "trailing": f"{text}-"}[
-        style
-    ]
+    return {
+        "minus": f"-{text}",
+        "parens": f"({text})",
+        "crdr": f"{text} DR",
+        "trailing": f"{text}-",
+    }[style]
 
 
 def clean_text(text: str) -> str:

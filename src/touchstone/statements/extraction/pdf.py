@@ -84,7 +84,9 @@ class PageContent:
     chars: int = 0
 
 
-def open_document(data: bytes, password: str | None, limits: ExtractionLimits) -> pdfium.PdfDocument:
+def open_document(
+    data: bytes, password: str | None, limits: ExtractionLimits
+) -> pdfium.PdfDocument:
     """Open the upload or raise the typed error that says what is wrong with it."""
     if PDF_MAGIC not in data[:MAGIC_WINDOW]:
         raise NotAPdf("The file does not start with a PDF header.")

@@ -7,9 +7,10 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from itertools import pairwise
 
 import pypdfium2 as pdfium
 
@@ -40,14 +41,17 @@ from touchstone.statements.extraction.strategies import (
     PageOutcome,
     PageRows,
     PageText,
+    Strategy,
     run_strategies,
 )
 from touchstone.statements.extraction.validation import validate
 
 _NUMERIC_DATE = re.compile(r"(\d{1,2})[/.\-](\d{1,2})(?:[/.\-]\d{2,4})?")
 _YEAR = re.compile(r"\b(19[7-9]\d|20\d\d)\b")
-TEXT_LETTERS = {letter: (strategy,) for letter, strategy in TEXT_STRATEGIES.items()}
-OCR_LETTERS = {"E": OCR_STRATEGIES}
+TEXT_LETTERS: dict[str, Sequence[Strategy]] = {
+    letter: (strategy,) for letter, strategy in TEXT_STRATEGIES.items()
+}
+OCR_LETTERS: dict[str, Sequence[Strategy]] = {"E": OCR_STRATEGIES}
 
 
 def inspect_pdf(data: bytes, password: str | None = None, *, limits: ExtractionLimits) -> PdfInfo:
@@ -126,7 +130,9 @@ def _read_tables(
     report = page.report
     if page.chars > limits.max_chars_per_page:
         report.flagged = True
-        report.rejected["text"] = f"{page.chars} characters; the limit is {limits.max_chars_per_page}"
+        report.rejected["text"] = (
+            f"{page.chars} characters; the limit is {limits.max_chars_per_page}"
+        )
         return None
     outcome = PageOutcome(None, {}, False)
     if page.text.lines:
@@ -191,12 +197,16 @@ def _looks_tabular(text: PageText) -> bool:
     """Whether a page nobody could read seems to hold transactions (then it is flagged)."""
     for line in text.lines:
         first = line.words[0].text
-        if parse_date(first) is not None and any(any(c.isdigit() for c in w.text) for w in line.words[1:]):
+        if parse_date(first) is not None and any(
+            any(c.isdigit() for c in w.text) for w in line.words[1:]
+        ):
             return True
     return False
 
 
-def _assemble(pages: list[_Page], dayfirst: bool, end_balance: Decimal | None) -> ExtractedStatement:
+def _assemble(
+    pages: list[_Page], dayfirst: bool, end_balance: Decimal | None
+) -> ExtractedStatement:
     first = pages[0].text
     preamble = first.lines[: first.header[0]] if first.header else first.lines[:12]
     meta = read_metadata(preamble, dayfirst)
@@ -239,7 +249,9 @@ def _transactions(read: list[_Page], meta: StatementMeta) -> list[Transaction]:
     for row, (number, txn) in enumerate(raw):
         date = resolve_year(txn.date, meta.period_start, meta.period_end, fallback)
         if txn.date.year is None and meta.period_start is None and out and date < out[-1].date:
-            date = resolve_year(txn.date, out[-1].date, out[-1].date + dt.timedelta(days=366), fallback)
+            date = resolve_year(
+                txn.date, out[-1].date, out[-1].date + dt.timedelta(days=366), fallback
+            )
         out.append(Transaction(date, txn.description, txn.amount, txn.balance, number, row))
     return out
 
@@ -263,7 +275,7 @@ def _derived_opening(transactions: list[Transaction]) -> Decimal | None:
 
 def _page_seams(read: list[_Page]) -> list[ValidationIssue]:
     issues: list[ValidationIssue] = []
-    for before, after in zip(read, read[1:], strict=False):
+    for before, after in pairwise(read):
         if before.rows is None or after.rows is None:
             continue
         carried, brought = before.rows.closing, after.rows.opening

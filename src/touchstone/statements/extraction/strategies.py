@@ -15,6 +15,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from itertools import pairwise
 
 from touchstone.statements.extraction.layout import (
     MONEY_ROLES,
@@ -150,7 +151,7 @@ def _intervals_from_rules(page: PageText) -> list[tuple[float, float]]:
     xs = [sum(g) / len(g) for g in _cluster(tall, RULE_MERGE)]
     if len(xs) < 4:
         raise Rejected(f"{len(xs)} vertical ruling lines; a table needs at least 4")
-    return list(zip(xs, xs[1:], strict=False))
+    return list(pairwise(xs))
 
 
 def _intervals_from_alignment(page: PageText) -> list[tuple[float, float]]:
@@ -182,7 +183,7 @@ def _columns_with_roles(page: PageText, intervals: list[tuple[float, float]]) ->
         if free:
             widest = max(free, key=lambda i: intervals[i][1] - intervals[i][0])
             roles[widest] = Role.DESCRIPTION
-    boundaries = [lefts[0] - 1e6] + [(a[1] + b[0]) / 2 for a, b in zip(intervals, intervals[1:], strict=False)]
+    boundaries = [lefts[0] - 1e6] + [(a[1] + b[0]) / 2 for a, b in pairwise(intervals)]
     return [Column(role or Role.OTHER, left) for role, left in zip(roles, boundaries, strict=True)]
 
 
@@ -228,7 +229,9 @@ def _inferred_columns(page: PageText) -> list[Column]:
     spans: list[tuple[float, float]] = []
     for group in groups:
         low, high = group[0] - AMOUNT_EDGE_TOLERANCE, group[-1] + AMOUNT_EDGE_TOLERANCE
-        lefts = [w.x0 for line in body for w in line.words if low <= w.x1 <= high and _is_amount(w.text)]
+        lefts = [
+            w.x0 for line in body for w in line.words if low <= w.x1 <= high and _is_amount(w.text)
+        ]
         spans.append((min(lefts), group[-1]))
     header = page.header[1] if page.header else []
     money_headers = [(w, role) for w, role in header if role in MONEY_ROLES]
@@ -243,7 +246,9 @@ def _inferred_columns(page: PageText) -> list[Column]:
     date_right = max([w.x1 for w in date_tokens] + ([date_header.x1] if date_header else []))
     description = next((w for w, role in header if role is Role.DESCRIPTION), None)
     description_left = (
-        (date_right + description.x0) / 2 if description and description.x0 > date_right else date_right + 1
+        (date_right + description.x0) / 2
+        if description and description.x0 > date_right
+        else date_right + 1
     )
     columns = [Column(Role.DATE, -1e6), Column(Role.DESCRIPTION, description_left)]
     previous_right = None
@@ -365,7 +370,9 @@ def read_rows(units: list[_Unit], dayfirst: bool) -> PageRows:
             raise Rejected(f"unreadable date {date_text!r}")
         text = clean_text(f"{description} {other}")
         if signed is None:
-            near = current is not None and unit.top - current_bottom <= (unit.bottom - unit.top) * 1.5
+            near = (
+                current is not None and unit.top - current_bottom <= (unit.bottom - unit.top) * 1.5
+            )
             if current is not None and near and not date and text:
                 current.description = clean_text(f"{current.description} {text}")
                 current_bottom = unit.bottom

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from decimal import Decimal
+from itertools import pairwise
 
 from touchstone.statements.domain import (
     ExtractedStatement,
@@ -79,7 +80,7 @@ def check_continuity(statements: Sequence[ExtractedStatement]) -> list[Validatio
         dated = sorted(
             (m for m in metas if m.period_start is not None), key=lambda m: m.period_start or 0
         )
-        for before, after in zip(dated, dated[1:], strict=False):
+        for before, after in pairwise(dated):
             if before.closing_balance is None or after.opening_balance is None:
                 continue
             if before.closing_balance != after.opening_balance:
