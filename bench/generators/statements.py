@@ -67,6 +67,8 @@ class Layout:
     symbol: str = ""
     """Prefixed to every amount, e.g. `£`."""
     headers: tuple[str, ...] = ("Date", "Description", "Paid out", "Paid in", "Balance")
+    period_line: bool = True
+    """Print the statement period; otherwise only the statement date (its last day)."""
     transactions: int = 50
     start: dt.date = dt.date(2025, 3, 3)
 
@@ -125,6 +127,7 @@ LAYOUTS: dict[str, Layout] = {
             currency="USD",
             headers=("Date", "Description", "Debits", "Credits", "Balance"),
             start=dt.date(2025, 12, 20),
+            period_line=False,
         ),
     )
 }
@@ -230,10 +233,15 @@ class _Writer:
             assert meta.period_start is not None
             assert meta.period_end is not None
             period = f"{meta.period_start:%d %b %Y} to {meta.period_end:%d %b %Y}"
+            dated = (
+                f"Statement period: {period}"
+                if layout.period_line
+                else f"Statement date: {meta.period_end:%B %d, %Y}"
+            )
             for line in (
                 f"Account holder: {meta.holder_name}",
                 f"Account number: 4021{(meta.account_number_masked or '')[-4:]}",
-                f"Statement period: {period}",
+                dated,
                 f"Currency: {layout.currency}",
             ):
                 pdf.set_xy(MARGIN, y)

@@ -31,7 +31,7 @@ from touchstone.statements.extraction import (
     extract_statement,
     inspect_pdf,
 )
-from touchstone.statements.extraction.layout import group_lines
+from touchstone.statements.extraction.layout import group_lines, phrases
 from touchstone.statements.extraction.pdf import open_document, read_page
 from touchstone.statements.extraction.strategies import TEXT_STRATEGIES, PageText, Rejected
 
@@ -187,6 +187,41 @@ def test_ocr_disabled_on_a_scan_flags_pages_and_fails() -> None:
     assert progress == [(1, 2), (2, 2)]
     assert all(p.flagged and p.rejected["E"] == "OCR disabled" for p in statement.pages)
     assert all(p.rejected["A"] == "no text layer" for p in statement.pages)
+
+
+class _TextLayerAsOcr:
+    """An OCR engine that "reads" the phrases of the original text-layer PDF, in pixels of
+    the image it is given: strategy E's plumbing checked exactly and fast."""
+
+    def __init__(self, pdf: bytes) -> None:
+        document = open_document(pdf, None, LIMITS)
+        self.pages = [
+            group_lines(read_page(document[i], i + 1, LIMITS).words) for i in range(len(document))
+        ]
+        self.calls = 0
+
+    def read(self, image: npt.NDArray[np.uint8]) -> list[OcrWord]:
+        scale = image.shape[0] / 842  # A4 height in points
+        lines = self.pages[self.calls]
+        self.calls += 1
+        return [
+            OcrWord(p.text, p.x0 * scale, p.top * scale, p.x1 * scale, p.bottom * scale, 0.99)
+            for line in lines
+            for p in phrases(line)
+        ]
+
+
+def test_scanned_pages_go_through_strategy_e_with_phrases_split_into_words() -> None:
+    generated = generate_statement("multiline_day_end", seed=8)
+    ocr = _TextLayerAsOcr(generated.pdf)
+
+    statement = extract_statement(scan(generated.pdf, seed=8, dpi=40), limits=LIMITS, ocr=ocr)
+
+    assert ocr.calls == generated.pages
+    assert [p.strategy for p in statement.pages] == ["E"] * generated.pages
+    _assert_exact(statement, generated.transactions)
+    assert statement.meta == generated.meta
+    assert statement.status is StatementStatus.VERIFIED
 
 
 def test_scanned_statement_is_read_by_ocr_without_network(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -63,6 +63,17 @@ def read_period(lines: list[Line], dayfirst: bool) -> tuple[dt.date, dt.date] | 
     return None
 
 
+def latest_date(lines: list[Line], dayfirst: bool) -> dt.date | None:
+    """The latest full date printed (a statement date, when no period is given)."""
+    found: list[dt.date] = []
+    for line in lines:
+        for word in line.words:
+            parsed = parse_date(word.text.rstrip(",."), dayfirst=dayfirst)
+            if parsed is not None and parsed.year is not None:
+                found.append(dt.date(parsed.year, parsed.month, parsed.day))
+    return max(found, default=None)
+
+
 def read_metadata(preamble: list[Line], dayfirst: bool) -> StatementMeta:
     """What the lines above the first page's table say about the statement."""
     meta = StatementMeta()

@@ -9,6 +9,7 @@ per page and shared by every strategy.
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -29,6 +30,10 @@ MAGIC_WINDOW = 1024  # the header may follow a little junk; readers accept it wi
 RULE_THICKNESS = 2.0  # points: thinner than this, a path is a line, not a box
 MIN_RULE_LENGTH = 8.0
 _WORD = re.compile(r"\S+")
+PDFIUM_LOCK = threading.Lock()
+"""PDFium is not thread-safe, not even across documents: every call into it holds this lock.
+Table reading and OCR run outside it, so an upload's `inspect_pdf` waits at most for one page
+of a running extraction."""
 
 
 @dataclass(frozen=True)

@@ -24,9 +24,10 @@ from touchstone.statements.domain import (
 )
 from touchstone.statements.engines.ocr import OcrEngine
 from touchstone.statements.extraction.layout import group_lines
-from touchstone.statements.extraction.metadata import read_metadata
+from touchstone.statements.extraction.metadata import latest_date, read_metadata
 from touchstone.statements.extraction.normalise import parse_date, resolve_year
 from touchstone.statements.extraction.pdf import (
+    PDFIUM_LOCK,
     ExtractionLimits,
     PdfInfo,
     Word,
@@ -56,11 +57,12 @@ OCR_LETTERS: dict[str, Sequence[Strategy]] = {"E": OCR_STRATEGIES}
 
 def inspect_pdf(data: bytes, password: str | None = None, *, limits: ExtractionLimits) -> PdfInfo:
     """Cheap upload-time check: a PDF, within the page limit, and opened by this password."""
-    document = open_document(data, password, limits)
-    try:
-        return PdfInfo(pages=len(document), encrypted=is_encrypted(document))
-    finally:
-        document.close()
+    with PDFIUM_LOCK:
+        document = open_document(data, password, limits)
+        try:
+            return PdfInfo(pages=len(document), encrypted=is_encrypted(document))
+        finally:
+            document.close()
 
 
 @dataclass
@@ -79,28 +81,32 @@ def extract_statement(
     ocr: OcrEngine | None = None,
     on_page: Callable[[int, int], None] | None = None,
 ) -> ExtractedStatement:
-    document = open_document(data, password, limits)
+    with PDFIUM_LOCK:
+        document = open_document(data, password, limits)
     try:
         pages = _read_pages(document, limits)
         dayfirst = _dayfirst(pages)
         anchor: Decimal | None = None
         for index, page in enumerate(pages):
-            anchor = _read_tables(document, page, dayfirst, anchor, limits, ocr) or anchor
+            end = _read_tables(document, page, dayfirst, anchor, limits, ocr)
+            anchor = anchor if end is None else end
             if on_page is not None:
                 on_page(index + 1, len(pages))
     finally:
-        document.close()
+        with PDFIUM_LOCK:
+            document.close()
     return _assemble(pages, dayfirst, anchor)
 
 
 def _read_pages(document: pdfium.PdfDocument, limits: ExtractionLimits) -> list[_Page]:
     pages: list[_Page] = []
     for index in range(len(document)):
-        page = document[index]
-        try:
-            content = read_page(page, index + 1, limits)
-        finally:
-            page.close()
+        with PDFIUM_LOCK:
+            page = document[index]
+            try:
+                content = read_page(page, index + 1, limits)
+            finally:
+                page.close()
         text = PageText.of(group_lines(content.words), content.horizontal, content.vertical)
         pages.append(_Page(text, content.chars, PageReport(page=index + 1, strategy=None)))
     return pages
@@ -166,11 +172,12 @@ def _ocr_page(
     document: pdfium.PdfDocument, page: _Page, limits: ExtractionLimits, ocr: OcrEngine
 ) -> PageText | str:
     """The page's words as OCR reads them, or why it could not be read."""
-    pdf_page = document[page.report.page - 1]
-    try:
-        rendered = render_gray(pdf_page, limits)
-    finally:
-        pdf_page.close()
+    with PDFIUM_LOCK:
+        pdf_page = document[page.report.page - 1]
+        try:
+            rendered = render_gray(pdf_page, limits)
+        finally:
+            pdf_page.close()
     if rendered is None:
         return f"the page is too large to render within {limits.max_render_pixels} pixels"
     image, scale = rendered
@@ -212,13 +219,14 @@ def _assemble(
     meta = read_metadata(preamble, dayfirst)
     read = [page for page in pages if page.rows is not None]
     issues: list[ValidationIssue] = []
-    transactions = _transactions(read, meta)
+    transactions = _transactions(read, meta, latest_date(preamble, dayfirst))
     if meta.period_start is None and transactions:
         meta.period_start, meta.period_end = transactions[0].date, transactions[-1].date
-    openings = [p.rows.opening for p in read if p.rows and p.rows.opening is not None]
-    closings = [p.rows.closing for p in read if p.rows and p.rows.closing is not None]
-    meta.opening_balance = openings[0] if openings else _derived_opening(transactions)
-    meta.closing_balance = closings[-1] if closings else end_balance
+    first_rows, last_rows = (read[0].rows, read[-1].rows) if read else (None, None)
+    opening = first_rows.opening if first_rows else None
+    closing = last_rows.closing if last_rows else None
+    meta.opening_balance = _derived_opening(transactions) if opening is None else opening
+    meta.closing_balance = end_balance if closing is None else closing
     issues += _page_seams(read)
     currencies = {c for page in read if page.rows for c in page.rows.currencies}
     if meta.currency:
@@ -241,17 +249,25 @@ def _assemble(
     )
 
 
-def _transactions(read: list[_Page], meta: StatementMeta) -> list[Transaction]:
+def _transactions(
+    read: list[_Page], meta: StatementMeta, statement_date: dt.date | None
+) -> list[Transaction]:
+    """Rows with full dates. A missing year comes from the printed period; else from the
+    statement date (the year up to it); else from the years seen, rows running in order."""
     raw = [(page.report.page, t) for page in read if page.rows for t in page.rows.transactions]
     years = Counter(t.date.year for _, t in raw if t.date.year is not None)
     fallback = years.most_common(1)[0][0] if years else _year_in_text(read) or dt.date.today().year
     out: list[Transaction] = []
     for row, (number, txn) in enumerate(raw):
-        date = resolve_year(txn.date, meta.period_start, meta.period_end, fallback)
-        if txn.date.year is None and meta.period_start is None and out and date < out[-1].date:
-            date = resolve_year(
-                txn.date, out[-1].date, out[-1].date + dt.timedelta(days=366), fallback
-            )
+        start, end = meta.period_start, meta.period_end
+        if start is None and statement_date is not None:
+            start, end = statement_date - dt.timedelta(days=364), statement_date
+        elif start is None and out:
+            # No printed period: rows run in date order, so a year-less date that falls before
+            # the previous row (December, then January) belongs to the following year.
+            start = out[-1].date
+            end = start + dt.timedelta(days=365)
+        date = resolve_year(txn.date, start, end, fallback)
         out.append(Transaction(date, txn.description, txn.amount, txn.balance, number, row))
     return out
 
