@@ -31,9 +31,10 @@ from touchstone.statements.extraction import (
     extract_statement,
     inspect_pdf,
 )
+from touchstone.statements.extraction.columns import PageText, Rejected
 from touchstone.statements.extraction.layout import group_lines, phrases
 from touchstone.statements.extraction.pdf import open_document, read_page
-from touchstone.statements.extraction.strategies import TEXT_STRATEGIES, PageText, Rejected
+from touchstone.statements.extraction.strategies import TEXT_STRATEGIES
 
 LIMITS = ExtractionLimits()
 

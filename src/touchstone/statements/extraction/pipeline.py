@@ -23,6 +23,7 @@ from touchstone.statements.domain import (
     ValidationIssue,
 )
 from touchstone.statements.engines.ocr import OcrEngine
+from touchstone.statements.extraction.columns import PageText
 from touchstone.statements.extraction.layout import group_lines
 from touchstone.statements.extraction.metadata import latest_date, read_metadata
 from touchstone.statements.extraction.normalise import parse_date, resolve_year
@@ -41,7 +42,6 @@ from touchstone.statements.extraction.strategies import (
     TEXT_STRATEGIES,
     PageOutcome,
     PageRows,
-    PageText,
     Strategy,
     run_strategies,
 )
