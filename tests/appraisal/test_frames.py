@@ -11,7 +11,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from touchstone.appraisal import frames
 from touchstone.appraisal.exceptions import FrameTooLarge, InvalidFrame
 from touchstone.appraisal.frames import (
     BgrFrame,
@@ -63,7 +62,7 @@ def imdecode_forbidden(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*_: object) -> None:
         raise AssertionError("cv2.imdecode ran on a frame that should have been refused")
 
-    monkeypatch.setattr(frames.cv2, "imdecode", refuse)
+    monkeypatch.setattr(cv2, "imdecode", refuse)
 
 
 def test_jpeg_and_png_decode_to_bgr_of_their_size() -> None:

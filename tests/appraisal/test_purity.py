@@ -1,0 +1,367 @@
+"""The purity pipeline: synthetic clips end with the right karat, the stage rules hold on
+scripted detections, and a test resumes from its snapshot."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import numpy as np
+import pytest
+from bench.generators.touchstone_clips import ClipSpec, Timeline, TouchstoneClip, Variant
+
+from touchstone.appraisal.engines import AcidObservation, ClassicalEngine, RubbingObservation
+from touchstone.appraisal.engines.base import Box, Detection
+from touchstone.appraisal.exceptions import InvalidFrame, InvalidPuritySnapshot
+from touchstone.appraisal.frames import BgrFrame
+from touchstone.appraisal.purity import (
+    EVIDENCE_KEYS,
+    AcidTiming,
+    Hint,
+    Karat,
+    PurityPipeline,
+    PurityStatus,
+    Stage,
+)
+
+FRAME = np.zeros((32, 32, 3), np.uint8)
+STONE = Detection("stone", 0.9, (100, 100, 300, 200))
+STATUS_KEYS = {
+    "type",
+    "frame_index",
+    "timestamp",
+    "stage",
+    "stage_changed",
+    "detections",
+    "confirmations",
+    "required_confirmations",
+    "hint",
+    "hint_code",
+    "acid_detected",
+    "karat",
+    "confidence",
+}
+
+
+def _clip(
+    karat: Karat | None, variant: Variant = Variant.CLEAN, **timeline: float
+) -> TouchstoneClip:
+    spec = ClipSpec(
+        karat, variant, seed=5, width=320, height=240, fps=10, timeline=Timeline(**timeline)
+    )
+    return TouchstoneClip(spec)  # fmt: skip
+
+
+def _run(
+    pipeline: PurityPipeline, clip: TouchstoneClip, frames: Iterable[int], offset: float = 0.0
+) -> list[PurityStatus]:
+    return [pipeline.process(clip.frame(i)[0], clip.timestamp(i) + offset) for i in frames]
+
+
+# --- synthetic clips with the classical engine ----------------------------------------------
+
+
+@pytest.mark.parametrize("karat", [Karat.K18, Karat.K22, Karat.K24])
+def test_a_clean_clip_ends_with_its_karat(karat: Karat) -> None:
+    clip = _clip(karat)
+    pipeline = PurityPipeline(ClassicalEngine())
+    statuses = _run(pipeline, clip, range(len(clip)))
+
+    assert pipeline.stage is Stage.COMPLETED
+    result = pipeline.result
+    assert result is not None
+    assert result.karat is karat
+    assert 0.5 < result.confidence <= 1
+    stages = [s.stage for s in statuses]
+    assert stages.index(Stage.ACID) < stages.index(Stage.COMPLETED)
+    switch = stages.index(Stage.ACID)
+    assert statuses[switch].stage_changed
+    assert statuses[switch - 1].confirmations == 2
+    assert statuses[switch].confirmations == 3
+    # The switch happens while the ornament is being rubbed, the result after the acid.
+    assert clip.frame(switch)[1].rubbing
+    timings = result.stage_timings
+    assert timings[Stage.RUBBING].started == 0
+    assert timings[Stage.RUBBING].ended == timings[Stage.ACID].started
+    assert timings[Stage.ACID].ended == timings[Stage.COMPLETED].started
+    assert result.milestones["acid_applied"] >= clip.spec.timeline.acid_starts
+    assert set(result.evidence) == set(EVIDENCE_KEYS)
+    assert all(jpeg.startswith(b"\xff\xd8") for jpeg in result.evidence.values())
+    assert result.detector_versions == {"classical": ClassicalEngine().version}
+    stored = json.loads(json.dumps(result.to_dict()))
+    assert stored["karat"] == karat.value
+    assert stored["evidence"] == sorted(EVIDENCE_KEYS)
+
+
+def test_a_clip_without_rubbing_never_reaches_acid() -> None:
+    clip = _clip(None, Variant.NO_RUBBING)
+    pipeline = PurityPipeline(ClassicalEngine())
+    statuses = _run(pipeline, clip, range(len(clip)))
+    assert all(s.stage is Stage.RUBBING for s in statuses)
+    assert pipeline.confirmations == 0
+    assert pipeline.result is None
+    assert {s.hint for s in statuses} <= {Hint.RUB_ORNAMENT, Hint.KEEP_RUBBING}
+
+
+def test_too_short_a_rubbing_stays_in_rubbing() -> None:
+    # Half a stroke, then the ornament leaves and acid goes on: fewer than 3 turns.
+    clip = _clip(Karat.K22, rubbing_ends=1.1)
+    pipeline = PurityPipeline(ClassicalEngine())
+    statuses = _run(pipeline, clip, range(len(clip)))
+    assert all(s.stage is Stage.RUBBING for s in statuses)
+    assert 0 < pipeline.confirmations < 3
+
+
+@pytest.mark.parametrize("variant", [Variant.SHAKE, Variant.OCCLUSION, Variant.LIGHTING])
+def test_noisy_clips_still_read_their_karat(variant: Variant) -> None:
+    clip = _clip(Karat.K18, variant)
+    pipeline = PurityPipeline(ClassicalEngine())
+    _run(pipeline, clip, range(len(clip)))
+    assert pipeline.result is not None
+    assert pipeline.result.karat is Karat.K18
+
+
+def test_status_messages_have_the_documented_keys_and_serialise() -> None:
+    clip = _clip(Karat.K24)
+    pipeline = PurityPipeline(ClassicalEngine())
+    messages = [
+        json.loads(json.dumps(s.to_message())) for s in _run(pipeline, clip, range(len(clip)))
+    ]
+    assert all(set(m) == STATUS_KEYS for m in messages)
+    assert messages[0]["hint"] == "rub the ornament on the stone"
+    assert [m["frame_index"] for m in messages] == list(range(len(clip)))
+    mid_rubbing = messages[12]
+    assert {d["label"] for d in mid_rubbing["detections"]} == {"stone", "gold", "streak"}
+    for detection in mid_rubbing["detections"]:
+        assert len(detection["box"]) == 4
+        assert 0 <= detection["score"] <= 1
+    done = messages[-1]
+    assert (done["stage"], done["karat"], done["hint_code"]) == ("completed", "24K", "done")
+    assert done["confidence"] > 0.5
+    assert all(m["karat"] is None for m in messages if m["stage"] != "completed")
+    hints = {m["hint_code"] for m in messages}
+    assert {"keep_rubbing", "apply_acid", "hold_steady", "done"} <= hints
+
+
+def test_a_test_resumes_at_acid_from_its_snapshot_on_a_new_clock() -> None:
+    clip = _clip(Karat.K22)
+    first = PurityPipeline(ClassicalEngine())
+    statuses = _run(first, clip, range(30))  # rubbing confirmed; no acid yet
+    assert first.stage is Stage.ACID
+    snapshot = json.loads(json.dumps(first.snapshot()))
+
+    resumed = PurityPipeline.restore(snapshot, ClassicalEngine())
+    assert resumed.stage is Stage.ACID
+    assert resumed.confirmations == 3
+    # The client reconnects: its timestamps now come from another clock.
+    rest = _run(resumed, clip, range(30, len(clip)), offset=5000.0)
+    assert rest[0].frame_index == 30
+    assert rest[0].timestamp >= statuses[-1].timestamp
+    assert resumed.result is not None
+    assert resumed.result.karat is Karat.K22
+    assert set(resumed.result.evidence) == set(EVIDENCE_KEYS)
+    assert resumed.result.evidence["rubbing_confirmed"] == first._evidence["rubbing_confirmed"]
+    assert resumed.result.milestones["rubbing_confirmed"] == first._milestones["rubbing_confirmed"]
+
+
+def test_a_test_resumes_mid_rubbing_with_its_confirmations() -> None:
+    clip = _clip(Karat.K24)
+    straight = PurityPipeline(ClassicalEngine())
+    _run(straight, clip, range(len(clip)))
+    first = PurityPipeline(ClassicalEngine())
+    _run(first, clip, range(14))
+    assert first.stage is Stage.RUBBING
+    assert 0 < first.confirmations < 3
+    resumed = PurityPipeline.restore(json.loads(json.dumps(first.snapshot())), ClassicalEngine())
+    _run(resumed, clip, range(14, len(clip)))
+    assert resumed.result is not None
+    assert straight.result is not None
+    assert resumed.result.karat is Karat.K24
+    resumed_timings, straight_timings = resumed.result.stage_timings, straight.result.stage_timings
+    for stage in Stage:
+        assert resumed_timings[stage].started == pytest.approx(straight_timings[stage].started)
+        assert resumed_timings[stage].ended == pytest.approx(straight_timings[stage].ended)
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda s: s.pop("stage"),
+        lambda s: s.update(stage="polishing"),
+        lambda s: s.update(version=99),
+        lambda s: s.update(gold_mask="zz"),
+        lambda s: s.update(readings=[[1.0]]),
+    ],
+)
+def test_a_damaged_snapshot_is_refused(damage: Callable[[dict[str, Any]], object]) -> None:
+    snapshot = PurityPipeline(ClassicalEngine()).snapshot()
+    damage(snapshot)
+    with pytest.raises(InvalidPuritySnapshot):
+        PurityPipeline.restore(snapshot, ClassicalEngine())
+
+
+def test_a_frame_that_is_not_an_image_is_refused() -> None:
+    with pytest.raises(InvalidFrame):
+        PurityPipeline(ClassicalEngine()).process(np.zeros((32, 32), np.uint8), 0.0)
+
+
+# --- stage rules on scripted detections -----------------------------------------------------
+
+
+class ScriptedEngine:
+    """Plays back the observations a test lists, one per frame (the last one repeats)."""
+
+    name = "scripted"
+    version = "test-1"
+
+    def __init__(
+        self,
+        rubbing: list[RubbingObservation] | None = None,
+        acid: list[AcidObservation] | None = None,
+    ) -> None:
+        self.rubbing, self.acid = list(rubbing or []), list(acid or [])
+        self.streak_regions: list[Box | None] = []
+
+    def detect_rubbing(self, frame: BgrFrame) -> RubbingObservation:
+        return self.rubbing.pop(0) if len(self.rubbing) > 1 else self.rubbing[0]
+
+    def detect_acid(self, frame: BgrFrame, streak_region: Box | None) -> AcidObservation:
+        self.streak_regions.append(streak_region)
+        return self.acid.pop(0) if len(self.acid) > 1 else self.acid[0]
+
+
+def _gold_at(x: float, *, streak: bool | None = True, y: float = 150) -> RubbingObservation:
+    gold = Detection("gold", 0.8, (x - 20, y - 20, x + 20, y + 20))
+    streak_box = Detection("streak", 0.7, (150, 145, 250, 155))
+    streaks = None if streak is None else ((streak_box,) if streak else ())
+    return RubbingObservation(stones=(STONE,), golds=(gold,), streaks=streaks)
+
+
+def _strokes(turns: int, *, streak: bool | None = True) -> list[RubbingObservation]:
+    """Gold swinging between the stone's centre and 60 px right of it: `turns` turns."""
+    return [_gold_at(260 if i % 2 == 0 else 200, streak=streak) for i in range(turns + 2)]
+
+
+def _feed(
+    pipeline: PurityPipeline, count: int, start: float = 0.0, step: float = 0.1
+) -> list[PurityStatus]:
+    return [pipeline.process(FRAME, start + i * step) for i in range(count)]  # fmt: skip
+
+
+@pytest.mark.parametrize(("turns", "stage"), [(2, Stage.RUBBING), (3, Stage.ACID)])
+def test_rubbing_switches_to_acid_on_the_third_confirmation(turns: int, stage: Stage) -> None:
+    engine = ScriptedEngine(rubbing=_strokes(turns), acid=[AcidObservation()])
+    pipeline = PurityPipeline(engine)
+    _feed(pipeline, turns + 2 + 20)  # the strokes, then the gold held still
+    assert pipeline.stage is stage
+    assert pipeline.confirmations == min(turns, 3)
+
+
+def test_required_confirmations_is_configurable() -> None:
+    engine = ScriptedEngine(rubbing=_strokes(5), acid=[AcidObservation()])
+    pipeline = PurityPipeline(engine, required_confirmations=5)
+    statuses = _feed(pipeline, 7)
+    assert [s.stage for s in statuses].count(Stage.ACID) == 1
+    assert statuses[-1].required_confirmations == 5
+
+
+def test_motion_without_a_streak_confirms_nothing() -> None:
+    pipeline = PurityPipeline(ScriptedEngine(rubbing=_strokes(8, streak=False)))
+    _feed(pipeline, 10)
+    assert (pipeline.stage, pipeline.confirmations) == (Stage.RUBBING, 0)
+
+
+def test_gold_footprint_stands_in_for_an_engine_without_streaks() -> None:
+    engine = ScriptedEngine(rubbing=_strokes(3, streak=None), acid=[AcidObservation()])
+    pipeline = PurityPipeline(engine)
+    _feed(pipeline, 6)
+    assert pipeline.stage is Stage.ACID
+    pipeline.process(FRAME, 1.0)
+    region = engine.streak_regions[0]
+    assert region is not None
+    assert region[0] <= 180
+    assert region[2] >= 280  # where the gold went on the stone
+
+
+def test_gold_off_the_stone_is_not_rubbing() -> None:
+    off_stone = [_gold_at(260 if i % 2 else 200, y=400) for i in range(10)]
+    pipeline = PurityPipeline(ScriptedEngine(rubbing=off_stone))
+    statuses = _feed(pipeline, 10)
+    assert pipeline.confirmations == 0
+    assert statuses[-1].hint is Hint.RUB_ORNAMENT
+    assert [d.label for d in statuses[-1].detections] == ["stone", "streak"]
+
+
+def test_without_a_stone_the_hint_asks_for_it() -> None:
+    status = PurityPipeline(ScriptedEngine(rubbing=[RubbingObservation()])).process(FRAME, 0)
+    assert (status.hint, status.detections) == (Hint.PLACE_STONE, ())
+    assert status.to_message()["hint"] == "place the stone in view"
+
+
+ACID = Detection("acid", 0.9, (150, 120, 250, 180))
+
+
+def _reading(label: str, score: float = 0.8) -> AcidObservation:
+    return AcidObservation(acids=(ACID,), readings=(Detection(label, score, ACID.box),))
+
+
+def _in_acid(acid: list[AcidObservation], timing: AcidTiming | None = None) -> PurityPipeline:
+    pipeline = PurityPipeline(ScriptedEngine(rubbing=_strokes(3), acid=acid), acid=timing)
+    _feed(pipeline, 5)
+    assert pipeline.stage is Stage.ACID
+    return pipeline
+
+
+def test_a_steady_reading_completes_after_the_reaction_time() -> None:
+    pipeline = _in_acid([AcidObservation(), AcidObservation(), _reading("22K", 0.9)])
+    statuses = _feed(pipeline, 40, start=1.0)
+    done = next(s for s in statuses if s.stage is Stage.COMPLETED)
+    # Acid first seen at 1.2 s; 1.5 s of reaction, then 1 s of steady readings.
+    assert done.timestamp == pytest.approx(1.2 + 1.5 + 1.0, abs=0.11)
+    assert pipeline.result is not None
+    assert pipeline.result.karat is Karat.K22
+    assert pipeline.result.confidence == pytest.approx(0.9)
+    assert pipeline.result.reason == "steady reading"
+    assert statuses[0].hint is Hint.APPLY_ACID
+    assert statuses[3].hint is Hint.HOLD_STEADY
+    assert statuses[-1].hint is Hint.DONE
+
+
+def test_no_acid_within_the_timeout_is_inconclusive() -> None:
+    pipeline = _in_acid([AcidObservation()])
+    statuses = _feed(pipeline, 40, start=1.0, step=1.0)
+    assert pipeline.result is not None
+    assert pipeline.result.karat is Karat.INCONCLUSIVE
+    assert pipeline.result.reason == "no acid seen"
+    done = next(s for s in statuses if s.stage is Stage.COMPLETED)
+    acid_started = pipeline.result.stage_timings[Stage.ACID].started
+    assert acid_started + 30 <= done.timestamp < acid_started + 31
+    assert done.hint is Hint.REPEAT_TEST
+    assert set(pipeline.result.evidence) == {"rubbing_confirmed", "result"}
+
+
+def test_a_reading_that_keeps_changing_is_inconclusive() -> None:
+    flipping = [_reading("18K") if i % 2 else _reading("24K") for i in range(400)]
+    pipeline = _in_acid(flipping, AcidTiming(reading_timeout_s=8.0))
+    statuses = _feed(pipeline, 200, start=1.0)
+    assert pipeline.result is not None
+    assert pipeline.result.karat is Karat.INCONCLUSIVE
+    assert pipeline.result.reason == "no steady reading after the acid"
+    done = next(s for s in statuses if s.stage is Stage.COMPLETED)
+    assert done.timestamp == pytest.approx(1.0 + 8.0, abs=0.11)
+
+
+def test_completed_tests_ignore_further_frames() -> None:
+    pipeline = _in_acid([_reading("24K")])
+    _feed(pipeline, 40, start=1.0)
+    result = pipeline.result
+    late = pipeline.process(FRAME, 100.0)
+    assert (late.stage, late.karat, late.stage_changed) == (Stage.COMPLETED, Karat.K24, False)
+    assert pipeline.result is result
+
+
+def test_a_clock_stepping_back_never_runs_time_backwards() -> None:
+    pipeline = PurityPipeline(ScriptedEngine(rubbing=[RubbingObservation()]))
+    times = [pipeline.process(FRAME, t).timestamp for t in (10.0, 11.0, 4.0, 11.5)]
+    assert times == [0.0, 1.0, 1.0, 1.5]
