@@ -69,6 +69,9 @@ class Layout:
     headers: tuple[str, ...] = ("Date", "Description", "Paid out", "Paid in", "Balance")
     period_line: bool = True
     """Print the statement period; otherwise only the statement date (its last day)."""
+    date_once_per_day: bool = False
+    """Print a date only on the day's first row (later rows of that day inherit it)."""
+    header_on_every_page: bool = True
     transactions: int = 50
     start: dt.date = dt.date(2025, 3, 3)
 
@@ -118,6 +121,15 @@ LAYOUTS: dict[str, Layout] = {
             symbol="£",
             headers=("Date", "Narrative", "Amount", "Balance"),
             start=dt.date(2025, 12, 12),
+        ),
+        Layout(
+            "date_once_per_day",
+            multiline=True,
+            balance_every_row=False,
+            date_once_per_day=True,
+            header_on_every_page=False,
+            date_format="%d %b %y",
+            headers=("Date", "Payment type and details", "Paid out", "Paid in", "Balance"),
         ),
         Layout(
             "us_month_day",
@@ -212,6 +224,7 @@ class _Writer:
             self.edges.append(self.edges[-1] + width)
         self.y = 0.0
         self.page_top = 0.0
+        self.last_date: dt.date | None = None
         self.pages = 0
 
     def _text(self, column: int, line: int, text: str, *, right: bool = False) -> None:
@@ -253,13 +266,14 @@ class _Writer:
             y += LINE_H
         self.y = y + 4
         self.page_top = self.y
-        pdf.set_font("helvetica", "B", 9)
-        amount_columns = len(layout.headers) - 2
-        for index, title in enumerate(layout.headers):
-            self._text(index, 0, title, right=index >= len(layout.headers) - amount_columns)
-        self.y += LINE_H
-        self._rule()
-        pdf.set_font("helvetica", "", 9)
+        if self.pages == 1 or layout.header_on_every_page:
+            pdf.set_font("helvetica", "B", 9)
+            amount_columns = len(layout.headers) - 2
+            for index, title in enumerate(layout.headers):
+                self._text(index, 0, title, right=index >= len(layout.headers) - amount_columns)
+            self.y += LINE_H
+            self._rule()
+            pdf.set_font("helvetica", "", 9)
 
     def _rule(self) -> None:
         if self.layout.ruled or self.y == self.page_top + LINE_H:
@@ -270,8 +284,9 @@ class _Writer:
 
     def row(self, row: _Row) -> None:
         layout = self.layout if row.symbol is None else replace(self.layout, symbol=row.symbol)
-        if row.date is not None:
+        if row.date is not None and not (layout.date_once_per_day and row.date == self.last_date):
             self._text(0, 0, row.date.strftime(layout.date_format))
+        self.last_date = row.date or self.last_date
         for index, line in enumerate(row.lines):
             self._text(1, index, line)
         last = len(layout.headers) - 1

@@ -34,7 +34,7 @@ from touchstone.statements.extraction import (
 from touchstone.statements.extraction.columns import PageText, Rejected
 from touchstone.statements.extraction.layout import group_lines, phrases
 from touchstone.statements.extraction.pdf import open_document, read_page
-from touchstone.statements.extraction.strategies import TEXT_STRATEGIES
+from touchstone.statements.extraction.strategies import TEXT_STRATEGIES, Context
 
 LIMITS = ExtractionLimits()
 
@@ -73,14 +73,15 @@ def test_every_strategy_reads_a_ruled_table_and_rule_based_ones_refuse_a_borderl
     page_truth = [(t.amount, t.balance) for t in ruled.transactions if t.page == 1]
     page = _page_text(ruled.pdf)
     for letter, strategy in TEXT_STRATEGIES.items():
-        rows = strategy(page, True)
+        rows = strategy(page, Context())
         assert [(t.amount, t.balance) for t in rows.transactions] == page_truth, letter
 
     borderless = _page_text(generate_statement("multiline_day_end", seed=3).pdf)
     for letter in "AC":
         with pytest.raises(Rejected, match="ruling lines"):
-            TEXT_STRATEGIES[letter](borderless, True)
-    assert TEXT_STRATEGIES["B"](borderless, True) == TEXT_STRATEGIES["D"](borderless, True)
+            TEXT_STRATEGIES[letter](borderless, Context())
+    aligned = TEXT_STRATEGIES["B"](borderless, Context())
+    assert aligned == TEXT_STRATEGIES["D"](borderless, Context())
 
 
 def test_page_report_names_the_strategy_used_and_why_earlier_ones_were_rejected() -> None:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import bisect
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import cached_property
 from itertools import pairwise
 
 from touchstone.statements.extraction.layout import MONEY_ROLES, Line, Role, find_header, phrases
@@ -30,6 +31,9 @@ class Column:
     left: float  # boundary, not text edge: words whose centre lies right of it belong here
 
 
+Header = list[tuple[Word, Role]]
+
+
 @dataclass(frozen=True)
 class PageText:
     """One page's lines and rules, shared by every strategy."""
@@ -37,25 +41,39 @@ class PageText:
     lines: list[Line]
     horizontal: list[Rule]
     vertical: list[Rule]
-    header: tuple[int, list[tuple[Word, Role]]] | None
+    header_line: int | None
+    """Index of this page's own header line."""
+    header: Header
+    """The named header phrases: this page's own, or the previous page's on a continuation
+    page that prints none (the table goes on in the same columns)."""
 
     @classmethod
     def of(cls, lines: list[Line], horizontal: list[Rule], vertical: list[Rule]) -> PageText:
-        return cls(lines, horizontal, vertical, find_header(lines))
+        found = find_header(lines)
+        return cls(lines, horizontal, vertical, *(found or (None, [])))
 
-    @property
+    def inheriting(self, header: Header) -> PageText:
+        return self if self.header_line is not None else replace(self, header=header)
+
+    @cached_property
     def body(self) -> list[Line]:
-        return self.lines[self.header[0] + 1 :] if self.header else self.lines
+        """The lines after the header; without one, from the first line with an amount."""
+        if self.header_line is not None:
+            return self.lines[self.header_line + 1 :]
+        start = next((i for i, line in enumerate(self.lines) if _has_amount(line)), 0)
+        return self.lines[start:]
 
+    @cached_property
     def table_lines(self) -> list[Line]:
         """The header and body up to the last line holding an amount (footers excluded)."""
-        start = self.header[0] if self.header else 0
-        lines = self.lines[start:]
-        last = max(
-            (i for i, line in enumerate(lines) if any(is_amount(w.text) for w in line.words)),
-            default=-1,
-        )
+        own_header = [] if self.header_line is None else [self.lines[self.header_line]]
+        lines = own_header + self.body
+        last = max((i for i, line in enumerate(lines) if _has_amount(line)), default=-1)
         return lines[: last + 1]
+
+
+def _has_amount(line: Line) -> bool:
+    return any(is_amount(word.text) for word in line.words)
 
 
 def is_amount(text: str) -> bool:
@@ -73,7 +91,7 @@ def cluster(values: list[float], tolerance: float) -> list[list[float]]:
 
 
 def intervals_from_rules(page: PageText) -> list[tuple[float, float]]:
-    table = page.table_lines()
+    table = page.table_lines
     if not table:
         raise Rejected("no table rows")
     top, bottom = table[0].top, table[-1].bottom
@@ -85,7 +103,9 @@ def intervals_from_rules(page: PageText) -> list[tuple[float, float]]:
 
 
 def intervals_from_alignment(page: PageText) -> list[tuple[float, float]]:
-    spans = sorted((p.x0, p.x1) for line in page.table_lines() for p in phrases(line))
+    # A continuation page's inherited header counts as if printed: a column may be empty here.
+    header = [(w.x0, w.x1) for w, _ in page.header]
+    spans = sorted([(p.x0, p.x1) for line in page.table_lines for p in phrases(line)] + header)
     merged: list[list[float]] = []
     for x0, x1 in spans:
         if merged and x0 <= merged[-1][1]:
@@ -101,12 +121,12 @@ def columns_with_roles(page: PageText, intervals: list[tuple[float, float]]) -> 
     """Name each interval from the header phrase over it, or from what its cells hold."""
     roles: list[Role | None] = [None] * len(intervals)
     lefts = [x0 for x0, _ in intervals]
-    for word, role in page.header[1] if page.header else ():
+    for word, role in page.header:
         index = max(0, bisect.bisect_right(lefts, (word.x0 + word.x1) / 2) - 1)
         if roles[index] not in (None, role):
             raise Rejected(f"one column holds the headers {roles[index]} and {role}")
         roles[index] = role
-    if page.header is None:
+    if not page.header:
         roles = _roles_from_content(page, lefts)
     if Role.DESCRIPTION not in roles:
         free = [i for i, role in enumerate(roles) if role is None]
@@ -153,18 +173,24 @@ def inferred_columns(page: PageText) -> list[Column]:
     by the nearest header keyword; the date column is where dates start the lines."""
     body = page.body
     edges = [w.x1 for line in body for w in line.words if is_amount(w.text)]
-    groups = [g for g in cluster(edges, AMOUNT_EDGE_TOLERANCE) if len(g) >= 2 or len(edges) < 4]
-    if not groups:
-        raise Rejected("no column of amounts")
+    header = page.header
+    money_headers = [(w, role) for w, role in header if role in MONEY_ROLES]
     spans: list[tuple[float, float]] = []
-    for group in groups:
+    for group in cluster(edges, AMOUNT_EDGE_TOLERANCE):
         low, high = group[0] - AMOUNT_EDGE_TOLERANCE, group[-1] + AMOUNT_EDGE_TOLERANCE
         lefts = [
             w.x0 for line in body for w in line.words if low <= w.x1 <= high and is_amount(w.text)
         ]
-        spans.append((min(lefts), group[-1]))
-    header = page.header[1] if page.header else []
-    money_headers = [(w, role) for w, role in header if role in MONEY_ROLES]
+        span = (min(lefts), group[-1])
+        # A lone amount makes a column only under a money header, not as a description stray.
+        if (
+            len(group) >= 2
+            or len(edges) < 4
+            or any(_overlap(span, w) > 0 for w, _ in money_headers)
+        ):
+            spans.append(span)
+    if not spans:
+        raise Rejected("no column of amounts")
     if money_headers:
         roles = [_nearest_header(span, money_headers) for span in spans]
     else:
@@ -191,10 +217,13 @@ def inferred_columns(page: PageText) -> list[Column]:
     return columns
 
 
-def _nearest_header(span: tuple[float, float], headers: list[tuple[Word, Role]]) -> Role:
+def _overlap(span: tuple[float, float], word: Word) -> float:
+    return min(span[1], word.x1) - max(span[0], word.x0)
+
+
+def _nearest_header(span: tuple[float, float], headers: Header) -> Role:
     def distance(item: tuple[Word, Role]) -> float:
-        word = item[0]
-        overlap = min(span[1], word.x1) - max(span[0], word.x0)
-        return -overlap if overlap > 0 else abs(span[1] - word.x1)
+        overlap = _overlap(span, item[0])
+        return -overlap if overlap > 0 else abs(span[1] - item[0].x1)
 
     return min(headers, key=distance)[1]

@@ -26,7 +26,7 @@ from touchstone.statements.engines.ocr import OcrEngine
 from touchstone.statements.extraction.columns import PageText
 from touchstone.statements.extraction.layout import group_lines
 from touchstone.statements.extraction.metadata import latest_date, read_metadata
-from touchstone.statements.extraction.normalise import parse_date, resolve_year
+from touchstone.statements.extraction.normalise import resolve_year
 from touchstone.statements.extraction.pdf import (
     PDFIUM_LOCK,
     ExtractionLimits,
@@ -40,9 +40,11 @@ from touchstone.statements.extraction.pdf import (
 from touchstone.statements.extraction.strategies import (
     OCR_STRATEGIES,
     TEXT_STRATEGIES,
+    Context,
     PageOutcome,
     PageRows,
     Strategy,
+    looks_like_a_table,
     run_strategies,
 )
 from touchstone.statements.extraction.validation import validate
@@ -85,17 +87,15 @@ def extract_statement(
         document = open_document(data, password, limits)
     try:
         pages = _read_pages(document, limits)
-        dayfirst = _dayfirst(pages)
-        anchor: Decimal | None = None
+        context = Context(dayfirst=_dayfirst(pages))
         for index, page in enumerate(pages):
-            end = _read_tables(document, page, dayfirst, anchor, limits, ocr)
-            anchor = anchor if end is None else end
+            context = _read_tables(document, page, context, limits, ocr)
             if on_page is not None:
                 on_page(index + 1, len(pages))
     finally:
         with PDFIUM_LOCK:
             document.close()
-    return _assemble(pages, dayfirst, anchor)
+    return _assemble(pages, context)
 
 
 def _read_pages(document: pdfium.PdfDocument, limits: ExtractionLimits) -> list[_Page]:
@@ -127,22 +127,22 @@ def _dayfirst(pages: list[_Page]) -> bool:
 def _read_tables(
     document: pdfium.PdfDocument,
     page: _Page,
-    dayfirst: bool,
-    anchor: Decimal | None,
+    context: Context,
     limits: ExtractionLimits,
     ocr: OcrEngine | None,
-) -> Decimal | None:
-    """Run the strategies on one page; returns the balance the page ends on."""
+) -> Context:
+    """Run the strategies on one page; returns what the next page inherits from it."""
     report = page.report
     if page.chars > limits.max_chars_per_page:
         report.flagged = True
         report.rejected["text"] = (
             f"{page.chars} characters; the limit is {limits.max_chars_per_page}"
         )
-        return None
+        return context
+    page.text = page.text.inheriting(context.header)
     outcome = PageOutcome(None, {}, False)
     if page.text.lines:
-        outcome = run_strategies(TEXT_LETTERS, page.text, dayfirst, anchor)
+        outcome = run_strategies(TEXT_LETTERS, page.text, context)
     else:
         outcome.rejected.update(dict.fromkeys(TEXT_STRATEGIES, "no text layer"))
     if not outcome.readable:
@@ -153,19 +153,25 @@ def _read_tables(
             if isinstance(scanned, str):
                 outcome.rejected["E"] = scanned
             else:
-                page.text = scanned
-                ocr_outcome = run_strategies(OCR_LETTERS, scanned, dayfirst, anchor)
+                page.text = scanned.inheriting(context.header)
+                ocr_outcome = run_strategies(OCR_LETTERS, page.text, context)
                 outcome.rejected.update(ocr_outcome.rejected)
                 outcome.chosen = ocr_outcome.chosen
     report.rejected = outcome.rejected
     if outcome.chosen is None:
-        report.flagged = not page.text.lines or _looks_tabular(page.text)
-        return None
+        report.flagged = not page.text.lines or looks_like_a_table(page.text)
+        return context
     report.strategy = outcome.chosen.strategy
     report.rejected.pop(outcome.chosen.strategy, None)
     page.rows = outcome.chosen.rows
     report.rows = len(page.rows.transactions)
-    return outcome.chosen.end_balance
+    end = outcome.chosen.end_balance
+    return Context(
+        context.dayfirst,
+        context.balance if end is None else end,
+        page.rows.transactions[-1].date,
+        page.text.header,
+    )
 
 
 def _ocr_page(
@@ -200,22 +206,10 @@ def _ocr_page(
     return PageText.of(group_lines(words), [], [])
 
 
-def _looks_tabular(text: PageText) -> bool:
-    """Whether a page nobody could read seems to hold transactions (then it is flagged)."""
-    for line in text.lines:
-        first = line.words[0].text
-        if parse_date(first) is not None and any(
-            any(c.isdigit() for c in w.text) for w in line.words[1:]
-        ):
-            return True
-    return False
-
-
-def _assemble(
-    pages: list[_Page], dayfirst: bool, end_balance: Decimal | None
-) -> ExtractedStatement:
+def _assemble(pages: list[_Page], context: Context) -> ExtractedStatement:
     first = pages[0].text
-    preamble = first.lines[: first.header[0]] if first.header else first.lines[:12]
+    preamble = first.lines if first.header_line is None else first.lines[: first.header_line]
+    dayfirst = context.dayfirst
     meta = read_metadata(preamble, dayfirst)
     read = [page for page in pages if page.rows is not None]
     issues: list[ValidationIssue] = []
@@ -226,7 +220,7 @@ def _assemble(
     opening = first_rows.opening if first_rows else None
     closing = last_rows.closing if last_rows else None
     meta.opening_balance = _derived_opening(transactions) if opening is None else opening
-    meta.closing_balance = end_balance if closing is None else closing
+    meta.closing_balance = context.balance if closing is None else closing
     issues += _page_seams(read)
     currencies = {c for page in read if page.rows for c in page.rows.currencies}
     if meta.currency:

@@ -19,6 +19,7 @@ from decimal import Decimal
 from touchstone.statements.extraction.columns import (
     RULE_MERGE,
     Column,
+    Header,
     PageText,
     Rejected,
     cluster,
@@ -26,6 +27,7 @@ from touchstone.statements.extraction.columns import (
     inferred_columns,
     intervals_from_alignment,
     intervals_from_rules,
+    is_amount,
 )
 from touchstone.statements.extraction.layout import MONEY_ROLES, Line, Role
 from touchstone.statements.extraction.normalise import (
@@ -47,6 +49,17 @@ _CLOSING = re.compile(
     r"|endsaldo|neuer\s+saldo|solde\s+final",
     re.IGNORECASE,
 )
+
+
+@dataclass(frozen=True)
+class Context:
+    """How to read a page, and what it inherits from the page before: the balance that page
+    ended on (the start of this page's chain) and its last date (for an undated first row)."""
+
+    dayfirst: bool = True
+    balance: Decimal | None = None
+    date: PartialDate | None = None
+    header: Header = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -150,13 +163,13 @@ def _signed(money: dict[Role, Amount]) -> Decimal | None:
     return amount.value if amount is not None else None
 
 
-def read_rows(units: list[_Unit], dayfirst: bool) -> PageRows:
+def read_rows(units: list[_Unit], context: Context) -> PageRows:
     """Transactions from row units: dates carried down, descriptions joined across lines,
     brought/carried-forward lines kept apart."""
     page = PageRows()
     current: RawTransaction | None = None
     current_bottom = 0.0
-    last_date: PartialDate | None = None
+    last_date = context.date
     for unit in units:
         started = bool(page.transactions) or page.opening is not None
         money = _money(unit, started)
@@ -178,7 +191,7 @@ def read_rows(units: list[_Unit], dayfirst: bool) -> PageRows:
         page.currencies.update(a.currency for a in money.values() if a.currency)
         signed = _signed(money)
         date_text = unit.text(Role.DATE)
-        date = parse_date(date_text, dayfirst=dayfirst) if date_text else None
+        date = parse_date(date_text, dayfirst=context.dayfirst) if date_text else None
         if date_text and date is None:
             if not started:
                 continue
@@ -209,6 +222,21 @@ def read_rows(units: list[_Unit], dayfirst: bool) -> PageRows:
     return page
 
 
+def looks_like_a_table(page: PageText) -> bool:
+    """Whether a page no strategy could read seems to hold transactions (it is then flagged):
+    a line that starts with a date and holds an amount, or a brought/carried-forward line."""
+    for line in page.lines:
+        text = line.text
+        amounts = any(is_amount(word.text) for word in line.words)
+        if amounts and (
+            parse_date(line.words[0].text) is not None
+            or _OPENING.search(text)
+            or _CLOSING.search(text)
+        ):
+            return True
+    return False
+
+
 def _candidate(letter: str, rows: PageRows, anchor: Decimal | None) -> Candidate:
     start = rows.opening if rows.opening is not None else anchor
     breaks, end = chain_breaks([(t.amount, t.balance) for t in rows.transactions], start)
@@ -220,25 +248,25 @@ def _candidate(letter: str, rows: PageRows, anchor: Decimal | None) -> Candidate
     return Candidate(letter, rows, count, end)
 
 
-Strategy = Callable[[PageText, bool], PageRows]
+Strategy = Callable[[PageText, Context], PageRows]
 
 
-def _ruled(page: PageText, dayfirst: bool) -> PageRows:
+def _ruled(page: PageText, context: Context) -> PageRows:
     columns = columns_with_roles(page, intervals_from_rules(page))
-    return read_rows(_units_from_rules(page, columns), dayfirst)
+    return read_rows(_units_from_rules(page, columns), context)
 
 
-def _aligned(page: PageText, dayfirst: bool) -> PageRows:
+def _aligned(page: PageText, context: Context) -> PageRows:
     columns = columns_with_roles(page, intervals_from_alignment(page))
-    return read_rows(_units_from_text(page, columns), dayfirst)
+    return read_rows(_units_from_text(page, columns), context)
 
 
-def _inferred_ruled(page: PageText, dayfirst: bool) -> PageRows:
-    return read_rows(_units_from_rules(page, inferred_columns(page)), dayfirst)
+def _inferred_ruled(page: PageText, context: Context) -> PageRows:
+    return read_rows(_units_from_rules(page, inferred_columns(page)), context)
 
 
-def _inferred_text(page: PageText, dayfirst: bool) -> PageRows:
-    return read_rows(_units_from_text(page, inferred_columns(page)), dayfirst)
+def _inferred_text(page: PageText, context: Context) -> PageRows:
+    return read_rows(_units_from_text(page, inferred_columns(page)), context)
 
 
 TEXT_STRATEGIES: dict[str, Strategy] = {
@@ -258,7 +286,7 @@ class PageOutcome:
 
 
 def run_strategies(
-    letters: dict[str, Sequence[Strategy]], page: PageText, dayfirst: bool, anchor: Decimal | None
+    letters: dict[str, Sequence[Strategy]], page: PageText, context: Context
 ) -> PageOutcome:
     """The first strategy whose rows pass the balance check; failing that, the readable one
     with the fewest breaks (a forged or misprinted statement still yields its rows)."""
@@ -268,7 +296,7 @@ def run_strategies(
         reasons = []
         for strategy in strategies:
             try:
-                candidate = _candidate(letter, strategy(page, dayfirst), anchor)
+                candidate = _candidate(letter, strategy(page, context), context.balance)
             except Rejected as exc:
                 reasons.append(str(exc))
                 continue
