@@ -45,7 +45,7 @@ GOAL_PAGES_PER_S = 25.0
 GOAL_TEXT_F1 = 1.0
 GOAL_SCANNED_F1 = 0.98
 DESCRIPTION_RATIO = 0.9
-SCANNED_LAYOUTS = ("ruled_uk", "borderless_signed", "crdr_iso")
+SCANNED_LAYOUTS = ("ruled_uk", "borderless_signed", "european", "crdr_iso", "multiline_day_end")
 LIMITS = ExtractionLimits()
 
 

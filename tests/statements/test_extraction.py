@@ -286,3 +286,15 @@ def test_continuity_between_consecutive_statements_of_one_account() -> None:
     assert "closes at 80.00" in issue.message
     assert "opens at 75.00" in issue.message
     assert check_continuity([january, february]) == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["european", "multiline_day_end", "crdr_iso", "no_year_year_end"])
+def test_scanned_statements_of_several_layouts_read_exactly(name: str) -> None:
+    generated = generate_statement(name, seed=21, transactions=30)
+    statement = extract_statement(
+        scan(generated.pdf, seed=21), limits=LIMITS, ocr=RapidOcrEngine(threads=2)
+    )
+    assert {p.strategy for p in statement.pages} == {"E"}
+    _assert_exact(statement, generated.transactions)
+    assert statement.status is StatementStatus.VERIFIED
