@@ -5,11 +5,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import pytest
-from bench.generators.touchstone_clips import ClipSpec, Timeline, TouchstoneClip, Variant
+from bench.generators.touchstone_clips import (
+    ClipSpec,
+    Timeline,
+    TouchstoneClip,
+    Variant,
+    write_y4m,
+)
 
 from touchstone.appraisal.engines import AcidObservation, ClassicalEngine, RubbingObservation
 from touchstone.appraisal.engines.base import Box, Detection
@@ -365,3 +373,52 @@ def test_a_clock_stepping_back_never_runs_time_backwards() -> None:
     pipeline = PurityPipeline(ScriptedEngine(rubbing=[RubbingObservation()]))
     times = [pipeline.process(FRAME, t).timestamp for t in (10.0, 11.0, 4.0, 11.5)]
     assert times == [0.0, 1.0, 1.0, 1.5]
+
+
+# --- the clip generator ---------------------------------------------------------------------
+
+
+def test_clips_are_deterministic_from_their_seed() -> None:
+    first, again = _clip(Karat.K22), _clip(Karat.K22)
+    other = TouchstoneClip(ClipSpec(Karat.K22, seed=6, width=320, height=240, fps=10))
+    for index in (0, 25, 60):
+        assert np.array_equal(first.frame(index)[0], again.frame(index)[0])
+        assert first.frame(index)[1] == again.frame(index)[1]
+    assert not np.array_equal(first.frame(25)[0], other.frame(25)[0])
+
+
+def test_ground_truth_follows_the_clip() -> None:
+    clip = _clip(Karat.K18)
+    line = clip.spec.timeline
+    truths = [clip.frame(i)[1] for i in range(len(clip))]
+    assert len(truths) == round(line.duration * 10)
+    assert all(t.karat is Karat.K18 for t in truths)
+    assert all((t.stage == "acid") == (t.timestamp >= line.acid_starts) for t in truths)
+    assert all(
+        t.rubbing == (line.rubbing_starts <= t.timestamp < line.rubbing_ends) for t in truths
+    )
+    assert all((t.acid is not None) == (t.stage == "acid") for t in truths)
+    assert truths[0].ornament is None
+    assert truths[0].streak is None
+    assert truths[-1].streak is not None
+    with pytest.raises(ValueError, match="karat"):
+        ClipSpec(None)
+
+
+def test_write_y4m_writes_the_header_and_i420_frames(tmp_path: Path) -> None:
+    clip = _clip(Karat.K24)
+    path = tmp_path / "clip.y4m"
+    frames = [clip.frame(i)[0] for i in range(3)]
+    written = write_y4m(iter(frames), path, fps=15)
+    data = path.read_bytes()
+    header = b"YUV4MPEG2 W320 H240 F15:1 Ip A1:1 C420jpeg\n"
+    frame_bytes = 320 * 240 * 3 // 2
+    assert written == 3
+    assert data.startswith(header)
+    assert len(data) == len(header) + 3 * (len(b"FRAME\n") + frame_bytes)
+    last = len(header) + 2 * (6 + frame_bytes)
+    assert data[last : last + 6] == b"FRAME\n"
+    expected = cv2.cvtColor(frames[2], cv2.COLOR_BGR2YUV_I420).tobytes()
+    assert data[last + 6 :] == expected
+    with pytest.raises(ValueError, match="even"):
+        write_y4m([np.zeros((241, 320, 3), np.uint8)], tmp_path / "odd.y4m")
