@@ -289,9 +289,9 @@ def test_continuity_between_consecutive_statements_of_one_account() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["european", "multiline_day_end", "crdr_iso", "no_year_year_end"])
-def test_scanned_statements_of_several_layouts_read_exactly(name: str) -> None:
-    generated = generate_statement(name, seed=21, transactions=30)
+@pytest.mark.parametrize("name", ["european", "no_year_year_end"])
+def test_scanned_statements_of_other_layouts_read_exactly(name: str) -> None:
+    generated = generate_statement(name, seed=21, transactions=20)
     statement = extract_statement(
         scan(generated.pdf, seed=21), limits=LIMITS, ocr=RapidOcrEngine(threads=2)
     )
