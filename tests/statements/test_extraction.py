@@ -10,6 +10,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 from bench.generators.statements import LAYOUTS, generate_statement, scan
+from fpdf import FPDF
 
 from touchstone.statements.domain import (
     ExtractedStatement,
@@ -138,8 +139,6 @@ def test_bad_files_get_typed_errors() -> None:
 
 
 def test_a_pdf_without_transactions_fails_without_flagging_pages() -> None:
-    from fpdf import FPDF
-
     letter = FPDF()
     letter.add_page()
     letter.set_font("helvetica", size=11)

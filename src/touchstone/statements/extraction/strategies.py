@@ -175,10 +175,8 @@ def read_rows(units: list[_Unit], context: Context) -> PageRows:
         money = _money(unit, started)
         if money is None:
             continue
-        description = unit.text(Role.DESCRIPTION)
-        other = unit.text(Role.OTHER)
-        label = f"{description} {other}"
-        opening, closing = _OPENING.search(label), _CLOSING.search(label)
+        text = clean_text(f"{unit.text(Role.DESCRIPTION)} {unit.text(Role.OTHER)}")
+        opening, closing = _OPENING.search(text), _CLOSING.search(text)
         if opening or closing:
             value = money.get(Role.BALANCE) or next(iter(money.values()), None)
             if value is not None:
@@ -196,7 +194,6 @@ def read_rows(units: list[_Unit], context: Context) -> PageRows:
             if not started:
                 continue
             raise Rejected(f"unreadable date {date_text!r}")
-        text = clean_text(f"{description} {other}")
         if signed is None:
             near = (
                 current is not None and unit.top - current_bottom <= (unit.bottom - unit.top) * 1.5
