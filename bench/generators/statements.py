@@ -8,7 +8,6 @@ tests and the benchmark read these PDFs and compare what comes back with `transa
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import io
 import random
@@ -405,13 +404,3 @@ def scan(pdf: bytes, seed: int = 0, *, dpi: int = 150, pages: int | None = None)
         out.add_page()
         out.image(io.BytesIO(jpeg.tobytes()), x=0, y=0, w=210, h=297)
     return bytes(out.output())
-
-
-def ground_truth_csv(transactions: list[Transaction]) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(["date", "description", "amount", "balance", "page"])
-    for txn in transactions:
-        balance = "" if txn.balance is None else str(txn.balance)
-        writer.writerow([txn.date.isoformat(), txn.description, str(txn.amount), balance, txn.page])
-    return buffer.getvalue()
