@@ -18,6 +18,8 @@ from bench.generators.touchstone_clips import (
     Variant,
     write_y4m,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from touchstone.appraisal.engines import AcidObservation, ClassicalEngine, RubbingObservation
 from touchstone.appraisal.engines.base import Box, Detection
@@ -308,6 +310,7 @@ def test_without_a_stone_the_hint_asks_for_it() -> None:
 
 
 ACID = Detection("acid", 0.9, (150, 120, 250, 180))
+KARAT_LABELS = ("18K", "22K", "24K")
 
 
 def _reading(label: str, score: float = 0.8) -> AcidObservation:
@@ -422,3 +425,88 @@ def test_write_y4m_writes_the_header_and_i420_frames(tmp_path: Path) -> None:
     assert data[last + 6 :] == expected
     with pytest.raises(ValueError, match="even"):
         write_y4m([np.zeros((241, 320, 3), np.uint8)], tmp_path / "odd.y4m")
+
+
+# --- any sequence of detections -------------------------------------------------------------
+
+RUBBING_CHOICES = [
+    RubbingObservation(),
+    RubbingObservation(stones=(STONE,), streaks=()),
+    _gold_at(200),
+    _gold_at(230),
+    _gold_at(260),
+    _gold_at(260, streak=False),
+    _gold_at(230, y=400),
+]
+ACID_CHOICES = [AcidObservation(), AcidObservation(acids=(ACID,)), *map(_reading, KARAT_LABELS)]
+FAST_TIMING = AcidTiming(acid_timeout_s=5.0, reading_timeout_s=4.0)
+STAGE_ORDER = [Stage.RUBBING, Stage.ACID, Stage.COMPLETED]
+
+
+class ScriptByFrame:
+    """Observations chosen per frame: frame i gets `script[i]` whichever stage asks."""
+
+    name = "script"
+    version = "1"
+
+    def __init__(self, script: list[tuple[int, int]], start: int = 0) -> None:
+        self.script, self.frame = script, start
+
+    def _next(self) -> tuple[int, int]:
+        choice = self.script[self.frame]
+        self.frame += 1
+        return choice
+
+    def detect_rubbing(self, frame: BgrFrame) -> RubbingObservation:
+        return RUBBING_CHOICES[self._next()[0]]
+
+    def detect_acid(self, frame: BgrFrame, streak_region: Box | None) -> AcidObservation:
+        return ACID_CHOICES[self._next()[1]]
+
+
+def _messages(pipeline: PurityPipeline, frames: range) -> list[dict[str, Any]]:
+    return [json.loads(json.dumps(pipeline.process(FRAME, i * 0.25).to_message())) for i in frames]
+
+
+def _script(rubbing: list[int], acid_runs: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    acid = [choice for choice, times in acid_runs for _ in range(times)]
+    acid += [acid[-1]] * (len(rubbing) - len(acid))
+    return list(zip(rubbing, acid, strict=False))
+
+
+# Rubbing observations change freely (so strokes happen); acid ones come in runs (so steady
+# readings happen): every outcome occurs.
+SCRIPTS = st.builds(
+    _script,
+    st.lists(st.integers(0, len(RUBBING_CHOICES) - 1), min_size=1, max_size=70),
+    st.lists(st.tuples(st.integers(0, len(ACID_CHOICES) - 1), st.integers(1, 12)), min_size=1),
+)
+
+
+@settings(max_examples=80, deadline=None)
+@given(script=SCRIPTS, cut=st.floats(0, 1))
+def test_any_detections_keep_the_stage_rules_and_resume_identically(
+    script: list[tuple[int, int]], cut: float
+) -> None:
+    straight = PurityPipeline(ScriptByFrame(script), acid=FAST_TIMING)
+    messages = _messages(straight, range(len(script)))
+    stages = [STAGE_ORDER.index(Stage(m["stage"])) for m in messages]
+    assert stages == sorted(stages)
+    confirmations = [m["confirmations"] for m in messages]
+    assert confirmations == sorted(confirmations)
+    assert confirmations[-1] <= 3
+    assert all(set(m) == STATUS_KEYS for m in messages)
+    assert all((m["karat"] is None) == (m["stage"] != "completed") for m in messages)
+    assert (straight.result is None) == (straight.stage is not Stage.COMPLETED)
+    assert sum(m["stage_changed"] for m in messages) == stages[-1]
+
+    # The frame interval a resumed test assumes is measured between two frames, so the cut
+    # comes before any frame or after two.
+    split = int(cut * len(script))
+    split = 0 if split == 1 else split
+    first = PurityPipeline(ScriptByFrame(script), acid=FAST_TIMING)
+    _messages(first, range(split))
+    resumed = PurityPipeline.restore(
+        json.loads(json.dumps(first.snapshot())), ScriptByFrame(script, split), acid=FAST_TIMING
+    )
+    assert _messages(resumed, range(split, len(script))) == messages[split:]
