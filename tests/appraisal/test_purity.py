@@ -328,8 +328,8 @@ def test_a_steady_reading_completes_after_the_reaction_time() -> None:
     pipeline = _in_acid([AcidObservation(), AcidObservation(), _reading("22K", 0.9)])
     statuses = _feed(pipeline, 40, start=1.0)
     done = next(s for s in statuses if s.stage is Stage.COMPLETED)
-    # Acid first seen at 1.2 s; 1.5 s of reaction, then 1 s of steady readings.
-    assert done.timestamp == pytest.approx(1.2 + 1.5 + 1.0, abs=0.11)
+    # Acid first seen at 1.2 s; 1.5 s of reaction, then 1.5 s of steady readings.
+    assert done.timestamp == pytest.approx(1.2 + 1.5 + 1.5, abs=0.11)
     assert pipeline.result is not None
     assert pipeline.result.karat is Karat.K22
     assert pipeline.result.confidence == pytest.approx(0.9)
