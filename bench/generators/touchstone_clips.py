@@ -281,8 +281,12 @@ class TouchstoneClip:
         region = frame[y1:y2, x1:x2].astype(np.float32)
         region += (np.array(STREAK_BGR, np.float32) - region) * alpha[:, :, None]
         frame[y1:y2, x1:x2] = region.astype(np.uint8)
-        return (float(x1), self.streak_y - self.streak_half_height, float(x2),
-                self.streak_y + self.streak_half_height)  # fmt: skip
+        return (
+            float(x1),
+            self.streak_y - self.streak_half_height,
+            float(x2),
+            self.streak_y + self.streak_half_height,
+        )
 
     def _draw_acid(self, frame: BgrFrame, t: float) -> Box | None:
         radii = self.acid_radii(t)
@@ -300,8 +304,17 @@ class TouchstoneClip:
         region += (np.array(ACID_BGR, np.float32) - region) * opacity
         frame[y1:y2, x1:x2] = region.astype(np.uint8)
         glint = (round(cx - 0.4 * rx), round(cy - 0.45 * ry))
-        cv2.ellipse(frame, glint, (max(1, round(0.18 * rx)), max(1, round(0.1 * ry))),
-                    -20, 0, 360, (235, 240, 240), -1, cv2.LINE_AA)  # fmt: skip
+        cv2.ellipse(
+            frame,
+            glint,
+            (max(1, round(0.18 * rx)), max(1, round(0.1 * ry))),
+            -20,
+            0,
+            360,
+            (235, 240, 240),
+            -1,
+            cv2.LINE_AA,
+        )
         return cx - rx, cy - ry, cx + rx, cy + ry
 
     def _draw_ornament(self, frame: BgrFrame, t: float) -> Box | None:
@@ -311,13 +324,32 @@ class TouchstoneClip:
         x, y = position
         ax, ay = self.ornament_axes
         center = (round(x), round(y))
-        cv2.ellipse(frame, center, (round(ax), round(ay)), 0, 0, 360, ORNAMENT_RIM_BGR, -1,
-                    cv2.LINE_AA)  # fmt: skip
-        cv2.ellipse(frame, center, (round(0.8 * ax), round(0.8 * ay)), 0, 0, 360, ORNAMENT_BGR,
-                    -1, cv2.LINE_AA)  # fmt: skip
+        cv2.ellipse(
+            frame, center, (round(ax), round(ay)), 0, 0, 360, ORNAMENT_RIM_BGR, -1, cv2.LINE_AA
+        )
+        cv2.ellipse(
+            frame,
+            center,
+            (round(0.8 * ax), round(0.8 * ay)),
+            0,
+            0,
+            360,
+            ORNAMENT_BGR,
+            -1,
+            cv2.LINE_AA,
+        )
         glint = (round(x - 0.35 * ax), round(y - 0.4 * ay))
-        cv2.ellipse(frame, glint, (max(1, round(0.2 * ax)), max(1, round(0.12 * ay))), 30, 0,
-                    360, (215, 245, 255), -1, cv2.LINE_AA)  # fmt: skip
+        cv2.ellipse(
+            frame,
+            glint,
+            (max(1, round(0.2 * ax)), max(1, round(0.12 * ay))),
+            30,
+            0,
+            360,
+            (215, 245, 255),
+            -1,
+            cv2.LINE_AA,
+        )
         return x - ax, y - ay, x + ax, y + ay
 
     def _draw_finger(self, frame: BgrFrame, t: float) -> None:

@@ -236,9 +236,16 @@ def test_build_engine_by_name(tmp_path: Path, acid_model: Path) -> None:
 
 @pytest.mark.parametrize(
     ("name", "label"),
-    [("18k", "18K"), ("22K", "22K"), (" 24 kt ", "24K"), ("24karat", "24K"), ("20k", None),
-     ("acid", None), ("k22", None)],
-)  # fmt: skip
+    [
+        ("18k", "18K"),
+        ("22K", "22K"),
+        (" 24 kt ", "24K"),
+        ("24karat", "24K"),
+        ("20k", None),
+        ("acid", None),
+        ("k22", None),
+    ],
+)
 def test_karat_labels(name: str, label: str | None) -> None:
     assert karat_label(name) == label
 

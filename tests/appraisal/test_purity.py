@@ -60,7 +60,7 @@ def _clip(
     spec = ClipSpec(
         karat, variant, seed=5, width=320, height=240, fps=10, timeline=Timeline(**timeline)
     )
-    return TouchstoneClip(spec)  # fmt: skip
+    return TouchstoneClip(spec)
 
 
 def _run(
@@ -256,7 +256,7 @@ def _strokes(turns: int, *, streak: bool | None = True) -> list[RubbingObservati
 def _feed(
     pipeline: PurityPipeline, count: int, start: float = 0.0, step: float = 0.1
 ) -> list[PurityStatus]:
-    return [pipeline.process(FRAME, start + i * step) for i in range(count)]  # fmt: skip
+    return [pipeline.process(FRAME, start + i * step) for i in range(count)]
 
 
 @pytest.mark.parametrize(("turns", "stage"), [(2, Stage.RUBBING), (3, Stage.ACID)])

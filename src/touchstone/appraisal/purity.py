@@ -254,8 +254,12 @@ def _best(candidates: list[Detection] | tuple[Detection, ...]) -> Detection | No
 
 
 def _intersection(box: Box, other: Box) -> Box:
-    return (max(box[0], other[0]), max(box[1], other[1]), min(box[2], other[2]),
-            min(box[3], other[3]))  # fmt: skip
+    return (
+        max(box[0], other[0]),
+        max(box[1], other[1]),
+        min(box[2], other[2]),
+        min(box[3], other[3]),
+    )
 
 
 class PurityPipeline:
@@ -516,9 +520,11 @@ class PurityPipeline:
         self._turns = _TurnCounter(int(turns["direction"]), None if extreme is None else extreme)
         self._mask = _StoneMask.from_hex(snapshot["gold_mask"])
         region = snapshot["streak_region"]
-        self._streak_region = None if region is None else (
-            float(region[0]), float(region[1]), float(region[2]), float(region[3])
-        )  # fmt: skip
+        self._streak_region = (
+            None
+            if region is None
+            else (float(region[0]), float(region[1]), float(region[2]), float(region[3]))
+        )
         seen = snapshot["acid_seen_at"]
         self._acid_seen_at = None if seen is None else float(seen)
         self._readings = [(float(t), label, float(s)) for t, label, s in snapshot["readings"]]

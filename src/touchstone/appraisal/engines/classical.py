@@ -169,8 +169,9 @@ class ClassicalEngine:
         if drop is None:
             return AcidObservation()
         x, y, w, h, area = drop
-        acid = Detection("acid", min(1.0, area / (w * h) * 4 / np.pi),
-                         work.to_frame(x + x1, y + y1, w, h))  # fmt: skip
+        acid = Detection(
+            "acid", min(1.0, area / (w * h) * 4 / np.pi), work.to_frame(x + x1, y + y1, w, h)
+        )
         if streak_region is None:
             return AcidObservation(acids=(acid,))
         ratio = self._retention(work, bgr, (x, y, x + w, y + h), streak_region, (x1, y1))
