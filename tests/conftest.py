@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -87,6 +88,7 @@ async def engine(database_urls: DatabaseUrls) -> AsyncIterator[AsyncEngine]:
 async def connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
     async with engine.connect() as connection:
         transaction = await connection.begin()
+        await connection.exec_driver_sql("select 1")  # begun on the server: reads join it
         yield connection
         await transaction.rollback()
 
@@ -102,6 +104,12 @@ def database(connection: AsyncConnection, settings: Settings) -> Database:
         sync_session_class=TenantSession,
         join_transaction_mode="create_savepoint",
     )
+
+    @asynccontextmanager
+    async def read_connection() -> AsyncIterator[Any]:
+        yield (await connection.get_raw_connection()).driver_connection
+
+    database.read_connection = read_connection  # type: ignore[method-assign]
     return database
 
 

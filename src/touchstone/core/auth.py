@@ -7,10 +7,9 @@ into `app.state.authenticator`; every other module sees only `Principal`.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
-
-from sqlalchemy.ext.asyncio import AsyncSession
+from typing import Any, Literal, Protocol
 
 from touchstone.core.errors import Forbidden
 
@@ -58,7 +57,27 @@ def system_principal(org_id: uuid.UUID, permissions: frozenset[str] = frozenset(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class TenantEntry:
+    """One statement that checks a credential and, only when it holds, enters its tenant.
+
+    The statement (`%s` placeholders) sets `app.org_id` for the rest of the transaction
+    through a SECURITY DEFINER function and returns one row, or none for a dead credential;
+    `to_principal` turns that row into the caller or raises `Unauthorized`. The ORM session
+    and the one-round-trip reader (`core.reads`) both authenticate through it, so there is a
+    single definition of a valid credential.
+    """
+
+    sql: str
+    params: tuple[Any, ...]
+    to_principal: Callable[[Sequence[Any] | None], Principal]
+    caller: str
+    """Who presents the credential, known before any database work (a verified token's
+    user, an API key's prefix and secret digest): the key of per-caller rate limits."""
+
+
 class Authenticator(Protocol):
-    async def authenticate(self, session: AsyncSession, credential: Credential) -> Principal:
-        """Verify the credential and put the session into the principal's tenant."""
+    def entry(self, credential: Credential) -> TenantEntry:
+        """The entry statement for `credential`; raises `Unauthorized` for a malformed one
+        before any database work."""
         ...

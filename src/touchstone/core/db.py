@@ -12,7 +12,9 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from typing import Any
 
+import psycopg
 from sqlalchemy import DateTime, MetaData, event, func, text
 from sqlalchemy.engine import URL, Connection
 from sqlalchemy.exc import IntegrityError
@@ -24,6 +26,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, SessionTransaction, mapped_column
 
+from touchstone.core.auth import Principal, TenantEntry
 from touchstone.core.config import Settings
 from touchstone.core.errors import Conflict
 
@@ -97,6 +100,14 @@ class Database:
         return self.sessionmaker(info={"org_id": org_id, "user_id": user_id})
 
     @asynccontextmanager
+    async def read_connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        """The pool's raw psycopg connection, for `core.reads` (no ORM on the hot path)."""
+        async with self.engine.connect() as connection:
+            raw = await connection.get_raw_connection()
+            driver: psycopg.AsyncConnection[Any] = raw.driver_connection  # type: ignore[assignment]
+            yield driver
+
+    @asynccontextmanager
     async def transaction(
         self, *, org_id: uuid.UUID | None = None, user_id: uuid.UUID | None = None
     ) -> AsyncIterator[AsyncSession]:
@@ -106,6 +117,19 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+async def enter(session: AsyncSession, entry: TenantEntry) -> Principal:
+    """Authenticate inside the session's transaction and stay in the caller's tenant.
+
+    The entry statement sets the tenant for this transaction; `info` carries it into the
+    session's later transactions through the `after_begin` hook.
+    """
+    connection = await session.connection()
+    row = (await connection.exec_driver_sql(entry.sql, entry.params)).one_or_none()
+    principal = entry.to_principal(row)
+    session.info.update(org_id=principal.org_id, user_id=principal.user_id)
+    return principal
 
 
 async def enter_tenant(session: AsyncSession, org_id: uuid.UUID) -> None:

@@ -16,9 +16,9 @@ from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from touchstone.core.auth import API_KEY_PREFIX, Authenticator, Credential, Principal
+from touchstone.core.auth import API_KEY_PREFIX, Authenticator, Credential, Principal, TenantEntry
 from touchstone.core.config import Settings
-from touchstone.core.db import Database
+from touchstone.core.db import Database, enter
 from touchstone.core.errors import AppError, Unauthorized
 
 _bearer = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
@@ -51,6 +51,19 @@ async def read_credential(
     raise Unauthorized("Send a bearer token or an X-API-Key header")
 
 
+CredentialDep = Annotated[Credential, Depends(read_credential)]
+
+
+async def tenant_entry(request: Request, credential: CredentialDep) -> TenantEntry:
+    """The statement that authenticates this request; cached for the request by FastAPI, so
+    the rate limiter and the session (or `core.reads`) share it."""
+    authenticator: Authenticator = request.app.state.authenticator
+    return authenticator.entry(credential)
+
+
+EntryDep = Annotated[TenantEntry, Depends(tenant_entry)]
+
+
 @asynccontextmanager
 async def _unit_of_work(session: AsyncSession) -> AsyncIterator[AsyncSession]:
     """Commit on success, roll back on error (or commit when the error says so).
@@ -72,14 +85,10 @@ async def _unit_of_work(session: AsyncSession) -> AsyncIterator[AsyncSession]:
         await session.close()
 
 
-async def tenant_session(
-    request: Request,
-    credential: Annotated[Credential, Depends(read_credential)],
-) -> AsyncIterator[AsyncSession]:
+async def tenant_session(request: Request, entry: EntryDep) -> AsyncIterator[AsyncSession]:
     session = get_database(request).session()
-    authenticator: Authenticator = request.app.state.authenticator
     try:
-        principal = await authenticator.authenticate(session, credential)
+        principal = await enter(session, entry)
     except BaseException:
         await session.close()
         raise

@@ -21,7 +21,7 @@ from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 
 from touchstone.core.auth import Credential, Principal
 from touchstone.core.config import Settings
-from touchstone.core.deps import read_credential, tenant_session
+from touchstone.core.deps import read_credential, tenant_entry, tenant_session
 from touchstone.core.errors import Forbidden
 from touchstone.core.storage import (
     FILES_PATH,
@@ -91,7 +91,8 @@ async def _caller_org(request: Request, credential: Credential) -> uuid.UUID:
     The session is committed and closed before streaming starts: a long download must not
     hold a database connection.
     """
-    async with asynccontextmanager(tenant_session)(request, credential):
+    entry = await tenant_entry(request, credential)
+    async with asynccontextmanager(tenant_session)(request, entry):
         principal: Principal = request.state.principal
     return principal.org_id
 

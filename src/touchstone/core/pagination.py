@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Depends, Query
 from pydantic import BaseModel
-from sqlalchemy import Select, func, over, select
+from sqlalchemy import Select, bindparam, func, over, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import QueryableAttribute
 from sqlalchemy.sql.elements import ColumnElement
 
 from touchstone.core.errors import InvalidInput
+from touchstone.core.reads import CompiledQuery, Rows, TenantRead, compile_query
 
 MAX_LIMIT = 100
 T = TypeVar("T")
@@ -50,13 +52,15 @@ class Page(BaseModel, Generic[T]):
 
 def order_by(params: PageParams, columns: Sortable, default: str) -> list[ColumnElement[Any]]:
     """Translate `sort=-created_at` into ORDER BY using only whitelisted columns."""
-    sort = params.sort or default
+    return sort_clause(params.sort or default, columns)
+
+
+def sort_clause(sort: str, columns: Sortable) -> list[ColumnElement[Any]]:
     name = sort.removeprefix("-")
     if name not in columns:
         raise InvalidInput(f"Cannot sort by '{name}'; choose one of: {', '.join(sorted(columns))}")
     column = columns[name]
-    primary = column.desc() if sort.startswith("-") else column.asc()
-    return [primary]
+    return [column.desc() if sort.startswith("-") else column.asc()]
 
 
 async def paginate(
@@ -91,3 +95,32 @@ def page_of(model: type[M], rows: Sequence[Any], total: int, params: PageParams)
         limit=params.limit,
         offset=params.offset,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class PageQueries:
+    """A list query compiled for `core.reads`: the page, and the total."""
+
+    page: CompiledQuery
+    total: CompiledQuery
+
+
+def page_queries(
+    query: AnySelect,
+    order: Sequence[ColumnElement[Any]],
+    *tiebreak: ColumnElement[Any] | QueryableAttribute[Any],
+) -> PageQueries:
+    """Compile `query` as a page (bound `limit`/`offset`) and its count; cache the result."""
+    page = query.order_by(*order, *tiebreak).limit(bindparam("limit")).offset(bindparam("offset"))
+    total = select(func.count().label("total")).select_from(query.subquery())
+    return PageQueries(compile_query(page), compile_query(total))
+
+
+async def read_page(
+    read: TenantRead, queries: PageQueries, values: Mapping[str, Any], params: PageParams
+) -> tuple[Rows, int]:
+    """The page's rows and the total in one round trip (which also ends the read)."""
+    paged = {**values, "limit": params.limit, "offset": params.offset}
+    rows, total = await read.fetch((queries.page, paged), (queries.total, values))
+    count: int = total[0]["total"]
+    return rows, count

@@ -23,7 +23,7 @@ from limits.errors import StorageError
 from starlette.requests import HTTPConnection
 
 from touchstone.core.config import Settings
-from touchstone.core.deps import CurrentPrincipal
+from touchstone.core.deps import EntryDep
 from touchstone.core.errors import ServiceUnavailable, TooManyRequests
 
 log = structlog.get_logger("touchstone.ratelimit")
@@ -127,12 +127,10 @@ def rate_limit(group: str) -> Callable[..., Coroutine[Any, Any, None]]:
     ("default" on every authenticated route, "uploads" on upload routes)."""
     setting = f"rate_limit_{group}"
 
-    async def check(request: Request, response: Response, principal: CurrentPrincipal) -> None:
+    async def check(request: Request, response: Response, entry: EntryDep) -> None:
         settings: Settings = request.app.state.settings
         limiter: RateLimiter = request.app.state.rate_limiter
-        window = await limiter.hit(
-            getattr(settings, setting), group, f"{principal.kind}:{principal.id}"
-        )
+        window = await limiter.hit(getattr(settings, setting), group, entry.caller)
         if window is not None:
             response.headers.update(window.headers())
 

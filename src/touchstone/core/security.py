@@ -8,7 +8,6 @@ only slow down every authenticated request.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -61,10 +60,6 @@ def digest_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def secrets_match(secret: str, expected_digest: str) -> bool:
-    return hmac.compare_digest(digest_secret(secret), expected_digest)
-
-
 def new_token(nbytes: int = 32) -> str:
     return secrets.token_urlsafe(nbytes)
 
@@ -74,6 +69,8 @@ class AccessClaims:
     user_id: uuid.UUID
     org_id: uuid.UUID
     session_id: uuid.UUID
+    expires_at: datetime | None = None
+    """Set on decoded tokens; issuing computes its own expiry."""
 
 
 def issue_access_token(
@@ -110,6 +107,7 @@ def decode_access_token(settings: Settings, token: str) -> AccessClaims:
             user_id=uuid.UUID(payload["sub"]),
             org_id=uuid.UUID(payload["org"]),
             session_id=uuid.UUID(payload["sid"]),
+            expires_at=datetime.fromtimestamp(payload["exp"], UTC),
         )
     except jwt.ExpiredSignatureError as exc:
         raise Unauthorized("The access token has expired") from exc

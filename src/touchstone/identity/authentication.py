@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, select, text, update
+from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from touchstone.core.audit import record_audit
-from touchstone.core.auth import API_KEY_PREFIX, Credential, Principal
+from touchstone.core.auth import API_KEY_PREFIX, Credential, Principal, TenantEntry
 from touchstone.core.config import Settings
-from touchstone.core.db import enter_tenant
+from touchstone.core.db import enter, enter_tenant
 from touchstone.core.errors import InvalidInput, Unauthorized
 from touchstone.core.permissions import ALL_PERMISSIONS, ROLE_PERMISSIONS, Role, permissions_for
 from touchstone.core.security import (
@@ -22,7 +23,6 @@ from touchstone.core.security import (
     hash_password,
     issue_access_token,
     new_token,
-    secrets_match,
     verify_password,
 )
 from touchstone.identity import repository
@@ -35,17 +35,13 @@ from touchstone.identity.exceptions import (
     RefreshTokenReused,
 )
 from touchstone.identity.models import (
-    ApiKey,
     AuthSession,
     Invitation,
-    Membership,
     RefreshToken,
     User,
 )
 from touchstone.identity.schemas import OrgChoice, TokenResponse
 from touchstone.identity.service import revoke_sessions
-
-API_KEY_TOUCH_INTERVAL = timedelta(seconds=60)
 
 
 def _user_principal(
@@ -164,9 +160,12 @@ async def refresh(session: AsyncSession, settings: Settings, token: str) -> Toke
         )
         raise RefreshTokenReused()
     stored.rotated_at = now
-    principal = await _load_user_principal(session, auth_session.user_id, org_id, auth_session.id)
-    if principal is None:
-        raise RefreshTokenInvalid()
+    try:
+        principal = await enter(
+            session, _session_entry(auth_session.user_id, org_id, auth_session.id)
+        )
+    except Unauthorized as exc:
+        raise RefreshTokenInvalid() from exc
     return await _issue_tokens(session, settings, principal, auth_session.id)
 
 
@@ -227,93 +226,79 @@ async def accept_invitation(session: AsyncSession, token: str, password: str) ->
     await record_audit(session, None, "user.invitation_accepted", "user", user.id, org_id=org_id)
 
 
-async def _load_user_principal(
-    session: AsyncSession, user_id: uuid.UUID, org_id: uuid.UUID, session_id: uuid.UUID
-) -> Principal | None:
-    """The live membership, or None if the user, membership or sign-in is no longer valid."""
-    row = (
-        await session.execute(_LIVE_MEMBERSHIP, {"user": user_id, "org": org_id, "sid": session_id})
-    ).one_or_none()
-    if row is None:
-        return None
-    return _user_principal(
-        user_id, org_id, row.role, row.branch_id, row.is_platform_admin, session_id
-    )
+def _session_entry(user_id: uuid.UUID, org_id: uuid.UUID, session_id: uuid.UUID) -> TenantEntry:
+    """A live sign-in: session not revoked, membership and account active (one SQL truth)."""
 
+    def to_principal(row: Sequence[Any] | None) -> Principal:
+        if row is None:
+            raise Unauthorized("The session has ended or the account is inactive")
+        role, branch_id, platform_admin = row
+        return _user_principal(user_id, org_id, role, branch_id, platform_admin, session_id)
 
-_LIVE_MEMBERSHIP = (
-    select(Membership.role, Membership.branch_id, User.is_platform_admin)
-    .join(User, User.id == Membership.user_id)
-    .join(AuthSession, AuthSession.user_id == User.id)
-    .where(
-        Membership.user_id == bindparam("user"),
-        Membership.org_id == bindparam("org"),
-        AuthSession.id == bindparam("sid"),
-        AuthSession.revoked_at.is_(None),
-        Membership.is_active,
-        User.is_active,
+    return TenantEntry(
+        "select role, branch_id, is_platform_admin from auth_enter_session(%s, %s, %s)",
+        (user_id, org_id, session_id),
+        to_principal,
+        caller=f"user:{user_id}",
     )
-)
 
 
 class IdentityAuthenticator:
-    """Turns a bearer token or API key into a principal, inside the caller's tenant."""
+    """Turns a bearer token or API key into the statement that checks it and enters its tenant.
 
-    def __init__(self, settings: Settings) -> None:
+    Verified access tokens are remembered until they expire, so a busy client does not pay
+    for HMAC and claim checks on every request; the database still checks the session,
+    membership and account on each one (`auth_enter_session`).
+    """
+
+    def __init__(self, settings: Settings, remembered_tokens: int = 10_000) -> None:
         self.settings = settings
+        self._verified: dict[str, AccessClaims] = {}
+        self._remembered_tokens = remembered_tokens
 
-    async def authenticate(self, session: AsyncSession, credential: Credential) -> Principal:
+    def entry(self, credential: Credential) -> TenantEntry:
         if credential.kind == "api_key":
-            return await self._api_key(session, credential.secret)
-        claims = decode_access_token(self.settings, credential.secret)
-        session.info.update(org_id=claims.org_id, user_id=claims.user_id)
-        principal = await _load_user_principal(
-            session, claims.user_id, claims.org_id, claims.session_id
-        )
-        if principal is None:
-            raise Unauthorized("The session has ended or the account is inactive")
-        return principal
+            return self._api_key_entry(credential.secret)
+        claims = self._claims(credential.secret)
+        return _session_entry(claims.user_id, claims.org_id, claims.session_id)
 
-    async def _api_key(self, session: AsyncSession, presented: str) -> Principal:
+    def _claims(self, token: str) -> AccessClaims:
+        claims = self._verified.get(token)
+        if claims is None or claims.expires_at is None or claims.expires_at <= datetime.now(UTC):
+            self._verified.pop(token, None)
+            claims = decode_access_token(self.settings, token)
+            if len(self._verified) >= self._remembered_tokens:
+                del self._verified[next(iter(self._verified))]  # the oldest
+            self._verified[token] = claims
+        return claims
+
+    @staticmethod
+    def _api_key_entry(presented: str) -> TenantEntry:
         prefix, _, secret = presented.removeprefix(API_KEY_PREFIX).partition("_")
         # Prefixes are short ASCII alphanumerics; anything else (a NUL byte would make
         # PostgreSQL fail the lookup as a 500) cannot name a key.
         well_formed = prefix.isascii() and prefix.isalnum() and len(prefix) <= 16
         if not presented.startswith(API_KEY_PREFIX) or not well_formed or not secret:
             raise ApiKeyInvalid()
-        row: Any = (
-            await session.execute(
-                text(
-                    "select id, org_id, secret_hash, scopes, expires_at, revoked_at "
-                    "from auth_api_key(:p)"
-                ),
-                {"p": prefix},
+
+        def to_principal(row: Sequence[Any] | None) -> Principal:
+            if row is None:
+                raise ApiKeyInvalid()
+            key_id, org_id, scopes = row
+            return Principal(
+                kind="api_key",
+                id=key_id,
+                org_id=org_id,
+                role=None,
+                branch_id=None,
+                permissions=frozenset(scopes) & ALL_PERMISSIONS,
             )
-        ).one_or_none()
-        now = datetime.now(UTC)
-        if (
-            row is None
-            or not secrets_match(secret, row.secret_hash)
-            or row.revoked_at
-            or (row.expires_at and row.expires_at <= now)
-        ):
-            raise ApiKeyInvalid()
-        await enter_tenant(session, row.org_id)
-        await session.execute(
-            update(ApiKey)
-            .where(
-                ApiKey.id == row.id,
-                ApiKey.org_id == row.org_id,
-                (ApiKey.last_used_at.is_(None))
-                | (ApiKey.last_used_at < now - API_KEY_TOUCH_INTERVAL),
-            )
-            .values(last_used_at=now)
-        )
-        return Principal(
-            kind="api_key",
-            id=row.id,
-            org_id=row.org_id,
-            role=None,
-            branch_id=None,
-            permissions=frozenset(row.scopes) & ALL_PERMISSIONS,
+
+        digest = digest_secret(secret)
+        return TenantEntry(
+            "select id, org_id, scopes from auth_enter_api_key(%s, %s)",
+            (prefix, digest),
+            to_principal,
+            # the digest too: someone who only knows a key's visible prefix cannot spend its budget
+            caller=f"api_key:{prefix}:{digest[:16]}",
         )

@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Row, Select, func, select, text
+from sqlalchemy import BindParameter, Row, Select, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from touchstone.core.audit import AuditEvent
@@ -14,7 +14,7 @@ from touchstone.core.pagination import AnySelect
 from touchstone.identity.models import ApiKey, Branch, Membership, Org, User
 
 
-def members_query(org_id: uuid.UUID) -> AnySelect:
+def members_query(org_id: uuid.UUID | BindParameter[uuid.UUID]) -> AnySelect:
     return (
         select(
             User.id,

@@ -19,6 +19,7 @@ from touchstone.core.deps import (
 from touchstone.core.idempotency import IdempotencyDep
 from touchstone.core.pagination import Page, PageDep, page_of
 from touchstone.core.permissions import Role
+from touchstone.core.reads import TenantRead, tenant_read
 from touchstone.core.schemas import SafeQuery
 from touchstone.identity import authentication, repository, service
 from touchstone.identity.dependencies import RateLimitedLogin
@@ -196,16 +197,13 @@ async def update_branch(
 
 @router.get("/users", response_model=Page[MemberOut], tags=["users"])
 async def list_users(
-    session: SessionDep,
+    read: Annotated[TenantRead, Depends(tenant_read("users:read"), scope="function")],
     page: PageDep,
-    principal: Annotated[Principal, Depends(require("users:read"))],
     role: Role | None = None,
     is_active: bool | None = None,
     q: Annotated[SafeQuery | None, Query(max_length=100)] = None,
 ) -> Page[MemberOut]:
-    items, total = await service.list_members(
-        session, principal, page, role=role, is_active=is_active, q=q
-    )
+    items, total = await service.list_members(read, page, role=role, is_active=is_active, q=q)
     return page_of(MemberOut, items, total, page)
 
 

@@ -6,12 +6,13 @@ work commits once at the end, so the audit event lands in the same transaction a
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, select, update
+from sqlalchemy import BindParameter, Row, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from touchstone.core.audit import AuditEvent, record_audit
@@ -19,8 +20,17 @@ from touchstone.core.auth import API_KEY_PREFIX, Principal
 from touchstone.core.config import Settings
 from touchstone.core.db import add_unique, enter_tenant
 from touchstone.core.errors import Forbidden, InvalidInput, NotFound
-from touchstone.core.pagination import PageParams, order_by, paginate
+from touchstone.core.pagination import (
+    PageParams,
+    PageQueries,
+    order_by,
+    page_queries,
+    paginate,
+    read_page,
+    sort_clause,
+)
 from touchstone.core.permissions import ALL_PERMISSIONS, Role
+from touchstone.core.reads import Rows, TenantRead
 from touchstone.core.security import digest_secret, hash_password, new_token
 from touchstone.identity import repository
 from touchstone.identity.exceptions import LastAdmin
@@ -155,33 +165,51 @@ def _plain(value: Any) -> Any:
 # --- members ---------------------------------------------------------------------------
 
 
+_MEMBER_SORTS = {
+    "email": User.email,
+    "full_name": User.full_name,
+    "created_at": Membership.created_at,
+    "role": Membership.role,
+}
+
+
+@functools.lru_cache(maxsize=128)
+def _member_page_queries(filters: frozenset[str], sort: str) -> PageQueries:
+    """The member list for one combination of filters and sort, compiled once."""
+    query = repository.members_query(bindparam("org_id"))
+    if "branch_id" in filters:
+        query = query.where(Membership.branch_id == bindparam("branch_id"))
+    if "role" in filters:
+        query = query.where(Membership.role == bindparam("role"))
+    if "is_active" in filters:
+        query = query.where(Membership.is_active == bindparam("is_active"))
+    if "pattern" in filters:
+        pattern: BindParameter[str] = bindparam("pattern")
+        query = query.where(User.email.ilike(pattern) | User.full_name.ilike(pattern))
+    return page_queries(query, sort_clause(sort, _MEMBER_SORTS), User.id)
+
+
 async def list_members(
-    session: AsyncSession,
-    principal: Principal,
+    read: TenantRead,
     page: PageParams,
     *,
     role: Role | None = None,
     is_active: bool | None = None,
     q: str | None = None,
-) -> tuple[Sequence[Row[Any]], int]:
-    query = repository.members_query(principal.org_id)
-    if scope := _branch_scope(principal):
-        query = query.where(Membership.branch_id == scope)
+) -> tuple[Rows, int]:
+    """The hot list: two round trips on the raw connection (see `core.reads`)."""
+    values: dict[str, Any] = {"org_id": read.principal.org_id}
+    if scope := _branch_scope(read.principal):
+        values["branch_id"] = scope
     if role is not None:
-        query = query.where(Membership.role == role)
+        values["role"] = role.value
     if is_active is not None:
-        query = query.where(Membership.is_active == is_active)
+        values["is_active"] = is_active
     if q:
-        pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        query = query.where(User.email.ilike(pattern) | User.full_name.ilike(pattern))
-    columns = {
-        "email": User.email,
-        "full_name": User.full_name,
-        "created_at": Membership.created_at,
-        "role": Membership.role,
-    }
-    query = query.order_by(*order_by(page, columns, "email"), User.id)
-    return await paginate(session, query, page)
+        escaped = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        values["pattern"] = f"%{escaped}%"
+    queries = _member_page_queries(frozenset(values), page.sort or "email")
+    return await read_page(read, queries, values, page)
 
 
 async def get_member(session: AsyncSession, principal: Principal, user_id: uuid.UUID) -> Row[Any]:

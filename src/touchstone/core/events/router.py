@@ -17,7 +17,7 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy import select
 
 from touchstone.core.auth import API_KEY_PREFIX, Authenticator, Credential
-from touchstone.core.db import Database
+from touchstone.core.db import Database, enter
 from touchstone.core.deps import CurrentPrincipal
 from touchstone.core.errors import AppError, InvalidInput
 from touchstone.core.events.hub import TOPIC_FILTER, EventHub, LiveEvent, topic_matches
@@ -168,7 +168,7 @@ async def websocket_events(
             raise InvalidInput("Send a bearer token, an X-API-Key header or access_token")
         authenticator: Authenticator = state.authenticator
         async with state.database.transaction() as session:
-            principal = await authenticator.authenticate(session, credential)
+            principal = await enter(session, authenticator.entry(credential))
     except AppError as error:
         await websocket.close(code=status.WS_1008_POLICY_VIOLATION, reason=error.code)
         return
