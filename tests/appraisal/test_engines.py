@@ -286,6 +286,10 @@ def test_classical_engine_reads_the_streak_under_the_acid(clip_22k: TouchstoneCl
     assert [r.label for r in seen.readings] == ["22K"]
     before_acid = engine.detect_acid(clip_22k.frame(28)[0], streak)
     assert before_acid.acids == ()
+    x1, y1, _, _ = truth.stone
+    beside_the_streak = engine.detect_acid(frame, (x1, y1, x1 + 20, y1 + 10))
+    assert len(beside_the_streak.acids) == 1
+    assert beside_the_streak.readings == ()
 
 
 def test_classical_karat_bands_are_configurable(clip_22k: TouchstoneClip) -> None:

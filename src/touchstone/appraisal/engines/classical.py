@@ -43,6 +43,11 @@ MIN_GOLD_PIXELS = 12
 MIN_STREAK_PIXELS = 10
 MIN_ACID_SHARE = 0.01
 """Of the stone's area."""
+GLINT_BRIGHTNESS = 1.3
+GLINT_MAX_SATURATION = 60
+MIN_STREAK_CONTRAST = 0.2
+"""The streak beside the drop must stand this share of the median brightness above the stone
+(in red minus blue), or there is nothing to compare the streak under the drop with."""
 
 KaratBands = tuple[tuple[float, str], ...]
 DEFAULT_KARAT_BANDS: KaratBands = ((0.52, "24K"), (0.23, "22K"), (0.0, "18K"))
@@ -172,7 +177,8 @@ class ClassicalEngine:
         acid = Detection(
             "acid", min(1.0, area / (w * h) * 4 / np.pi), work.to_frame(x + x1, y + y1, w, h)
         )
-        if streak_region is None:
+        # Acid beside the streak reads nothing: the operator must put it on the streak.
+        if streak_region is None or acid.overlap(Detection("streak", 1.0, streak_region)) == 0:
             return AcidObservation(acids=(acid,))
         ratio = self._retention(work, bgr, (x, y, x + w, y + h), streak_region, (x1, y1))
         if ratio is None:
@@ -191,7 +197,9 @@ class ClassicalEngine:
         gold = (stone_bgr[:, :, 2] - stone_bgr[:, :, 0]).astype(np.float32)
         # A glint on the drop is bright and colourless: it must not pass for gold.
         hsv = work.hsv[stone_origin[1] :, stone_origin[0] :][: gold.shape[0], : gold.shape[1]]
-        glint = (hsv[:, :, 2] > 1.3 * work.median_brightness) & (hsv[:, :, 1] < 60)
+        glint = (hsv[:, :, 2] > GLINT_BRIGHTNESS * work.median_brightness) & (
+            hsv[:, :, 1] < GLINT_MAX_SATURATION
+        )
         valid = (~glint).astype(np.float32)
         dx1, dy1, dx2, dy2 = drop
         sx1, _, sx2, _ = work.to_work(streak_region)
@@ -216,7 +224,7 @@ class ClassicalEngine:
         row = int(np.argmax(reference))
         band = slice(max(0, row - 1), row + 2)
         contrast_beside = float(reference[band].mean() - np.median(reference))
-        if contrast_beside < 0.2 * work.median_brightness:
+        if contrast_beside < MIN_STREAK_CONTRAST * work.median_brightness:
             return None
         contrast_under = float(under[band].mean() - np.median(under))
         return max(0.0, contrast_under / contrast_beside)
