@@ -11,6 +11,7 @@ from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from redis.asyncio import Redis
 
+from touchstone.appraisal import router as appraisal
 from touchstone.core.cache import get_cache
 from touchstone.core.config import Settings, get_settings
 from touchstone.core.db import Database
@@ -38,6 +39,7 @@ from touchstone.core.telemetry import configure_tracing
 from touchstone.event_consumers import EVENT_CONSUMERS
 from touchstone.identity import router as identity
 from touchstone.identity.authentication import IdentityAuthenticator
+from touchstone.statements import router as statements
 from touchstone.webhooks.router import router as webhooks_router
 
 API_PREFIX = "/api/v1"
@@ -129,6 +131,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         Depends(limit_by_address),
         Depends(rate_limit("default")),
     ]
-    for router in (identity.router, jobs_router, events_router, webhooks_router):
+    modules = (appraisal.router, statements.router, webhooks_router)
+    for router in (identity.router, jobs_router, events_router, *modules):
         app.include_router(router, prefix=API_PREFIX, dependencies=authenticated)
     return app

@@ -33,15 +33,28 @@ _ORG_ADMIN = _READ_ORG | {
     "webhooks:write",
 }
 
+# Gold-loan appraisal (seed 000): appraisers test and value, branch managers approve.
+_APPRAISAL_READ = {"customers:read", "appraisals:read"}
+_APPRAISER = _APPRAISAL_READ | {"customers:write", "appraisals:write", "purity:test"}
+_APPRAISAL_ADMIN = _APPRAISER | {"appraisals:approve", "appraisal_settings:write", "devices:write"}
+# Bank statements (seed 004): analysts (and API keys with these scopes) run batches.
+_STATEMENTS_READ = {"statements:read"}
+_ANALYST = _STATEMENTS_READ | {"statements:write", "statement_rules:write"}
+_STATEMENTS_ADMIN = _ANALYST | {"usage:read", "billing:write"}
+
+_MODULE_ADMIN = _APPRAISAL_ADMIN | _STATEMENTS_ADMIN
+
 ROLE_PERMISSIONS: dict[Role, frozenset[str]] = {
-    Role.PLATFORM_ADMIN: frozenset(_ORG_ADMIN | {"platform:orgs"}),
-    Role.ORG_ADMIN: frozenset(_ORG_ADMIN),
-    Role.BRANCH_MANAGER: frozenset(_READ_ORG | {"audit:read"}),
-    Role.APPRAISER: frozenset(_READ_ORG),
-    Role.ANALYST: frozenset(_READ_ORG),
+    Role.PLATFORM_ADMIN: frozenset(_ORG_ADMIN | _MODULE_ADMIN | {"platform:orgs"}),
+    Role.ORG_ADMIN: frozenset(_ORG_ADMIN | _MODULE_ADMIN),
+    Role.BRANCH_MANAGER: frozenset(
+        _READ_ORG | _APPRAISAL_READ | {"audit:read", "appraisals:approve"}
+    ),
+    Role.APPRAISER: frozenset(_READ_ORG | _APPRAISER),
+    Role.ANALYST: frozenset(_READ_ORG | _ANALYST),
     Role.TEACHER: frozenset(_READ_ORG),
     Role.EDITOR: frozenset(_READ_ORG),
-    Role.VIEWER: frozenset(_READ_ORG),
+    Role.VIEWER: frozenset(_READ_ORG | _APPRAISAL_READ | _STATEMENTS_READ),
 }
 
 ALL_PERMISSIONS: frozenset[str] = frozenset().union(*ROLE_PERMISSIONS.values())
