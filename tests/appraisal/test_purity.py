@@ -21,7 +21,13 @@ from bench.generators.touchstone_clips import (
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from touchstone.appraisal.engines import AcidObservation, ClassicalEngine, RubbingObservation
+from tests.appraisal.onnx_models import constant_output_model, yolo_output
+from touchstone.appraisal.engines import (
+    AcidObservation,
+    ClassicalEngine,
+    OnnxYoloEngine,
+    RubbingObservation,
+)
 from touchstone.appraisal.engines.base import Box, Detection
 from touchstone.appraisal.exceptions import InvalidFrame, InvalidPuritySnapshot
 from touchstone.appraisal.frames import BgrFrame
@@ -192,6 +198,30 @@ def test_a_test_resumes_mid_rubbing_with_its_confirmations() -> None:
     for stage in Stage:
         assert resumed_timings[stage].started == pytest.approx(straight_timings[stage].started)
         assert resumed_timings[stage].ended == pytest.approx(straight_timings[stage].ended)
+
+
+def test_a_test_resumes_on_the_onnx_engine(tmp_path: Path) -> None:
+    """An organisation switching engines mid-test: both versions end up in the result."""
+    clip = _clip(Karat.K24)
+    first = PurityPipeline(ClassicalEngine())
+    _run(first, clip, range(30))
+    assert first.stage is Stage.ACID
+    rubbing, acid = tmp_path / "rubbing.onnx", tmp_path / "acid.onnx"
+    rubbing.write_bytes(constant_output_model(yolo_output([], 2), names={0: "stone", 1: "gold"}))
+    readings = yolo_output([(320, 320, 80, 60, 0, 0.9), (320, 320, 80, 60, 2, 0.7)], 4)
+    acid.write_bytes(
+        constant_output_model(readings, names={0: "acid", 1: "18k", 2: "22k", 3: "24k"})
+    )
+    engine = OnnxYoloEngine(rubbing, acid)
+    resumed = PurityPipeline.restore(first.snapshot(), engine)
+    _run(resumed, clip, range(30, len(clip)))
+    assert resumed.result is not None
+    assert resumed.result.karat is Karat.K22  # what the acid model says, whatever the clip
+    assert resumed.result.confidence == pytest.approx(0.7)
+    assert resumed.result.detector_versions == {
+        "classical": ClassicalEngine().version,
+        "onnx-yolo": engine.version,
+    }
 
 
 @pytest.mark.parametrize(
