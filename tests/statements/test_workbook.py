@@ -290,3 +290,23 @@ def test_a_failed_statement_without_rows_builds() -> None:
     book = Book(build_workbook(report))
     assert book.cells("Summary")["S6"] == "failed"
     assert book.column("Flagged pages", "E") == ["no reason recorded"]
+
+
+def test_recurring_payments_split_over_monthly_statements_are_found() -> None:
+    def month_statement(months: tuple[int, ...], filename: str) -> StatementInput:
+        rows = [
+            Transaction(dt.date(2024, m, 1), "DD GYMBOX LTD", Decimal("-45"), None, 1, n)
+            for n, m in enumerate(months)
+        ]
+        assert not any(item.recurring for item in categorise(rows))  # too few alone
+        return statement(rows, filename=filename)
+
+    report = WorkbookInput(
+        batch_label="b",
+        generated_at=GENERATED,
+        statements=[month_statement((1, 2), "jan-feb.pdf"), month_statement((3, 4), "mar-apr.pdf")],
+    )
+    book = Book(build_workbook(report))
+    assert book.column("Recurring payments", "A") == ["GYMBOX LTD"]
+    assert book.column("Recurring payments", "H") == [4.0]
+    assert book.column("Transactions", "J") == [1.0] * 4  # TRUE, as Excel stores it
