@@ -192,6 +192,8 @@ class YoloModel:
             raise InvalidDetectorModel(f"{path.name}: class ids must be 0..{len(found) - 1}")
         self.names = found
         model_input = self.session.get_inputs()[0]
+        if model_input.type != "tensor(float)":  # e.g. a half-precision export
+            raise InvalidDetectorModel(f"{path.name} takes {model_input.type}, not float32")
         self.input_name = model_input.name
         shape = model_input.shape
         static = len(shape) == 4 and isinstance(shape[2], int) and isinstance(shape[3], int)
