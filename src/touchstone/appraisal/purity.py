@@ -161,16 +161,20 @@ class PurityResult:
     """JPEG key frames by `EVIDENCE_KEYS` name (those that happened)."""
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON for storage; the evidence JPEGs are stored apart, so only their names are here."""
+        """JSON for storage (times in milliseconds' precision); the evidence JPEGs are stored
+        apart, so only their names are here."""
         return {
             "karat": self.karat.value,
             "confidence": round(self.confidence, 4),
             "reason": self.reason,
             "stage_timings": {
-                stage.value: {"started": timing.started, "ended": timing.ended}
+                stage.value: {
+                    "started": round(timing.started, 3),
+                    "ended": None if timing.ended is None else round(timing.ended, 3),
+                }
                 for stage, timing in self.stage_timings.items()
             },
-            "milestones": dict(self.milestones),
+            "milestones": {key: round(at, 3) for key, at in self.milestones.items()},
             "detector_versions": dict(self.detector_versions),
             "evidence": sorted(self.evidence),
         }
