@@ -310,3 +310,17 @@ def test_recurring_payments_split_over_monthly_statements_are_found() -> None:
     assert book.column("Recurring payments", "A") == ["GYMBOX LTD"]
     assert book.column("Recurring payments", "H") == [4.0]
     assert book.column("Transactions", "J") == [1.0] * 4  # TRUE, as Excel stores it
+
+
+def test_names_that_look_like_references_stay_text_in_charts() -> None:
+    name = "=cmd|' /C calc'!A0.pdf"
+    hostile = statement(sample_rows(), filename=name, currency="X!A1")
+    report = WorkbookInput(batch_label="b", generated_at=GENERATED, statements=[hostile])
+    book = Book(build_workbook(report))
+    assert book.column("Transactions", "A")[0] == name
+    charts = [p for p in book.zip.namelist() if p.startswith("xl/charts/")]
+    assert len(charts) == 3
+    for part in charts:
+        references = b"".join(re.findall(rb"<c:f>.*?</c:f>", book.zip.read(part)))
+        assert b"cmd|" not in references
+        assert b"X!A1" not in references

@@ -74,6 +74,7 @@ _BOOK_OPTIONS = {
     "strings_to_numbers": False,
     "strings_to_urls": False,
 }
+_ISO_CURRENCY = re.compile(r"[A-Z]{3}")
 _LONG_DIGITS = re.compile(r"\d{9,}")  # account-number sized; dates (8 digits) stay readable
 
 
@@ -139,10 +140,10 @@ class _Totals:
     last: dt.date | None = None
 
     def add(self, amount: Decimal, day: dt.date) -> None:
-        if amount >= 0:
+        if amount > 0:
             self.credits += amount
             self.credit_count += 1
-        else:
+        elif amount < 0:
             self.debits -= amount
             self.debit_count += 1
         self.first = day if self.first is None else min(self.first, day)
@@ -231,6 +232,13 @@ class _Writer:
         sheet.freeze_panes(top + 1, 0)
         sheet.autofilter(top, 0, max(row, top + 1), len(columns) - 1)
         return sheet, row - top
+
+
+def _chart_title(title: str, currency: str | None) -> dict[str, str]:
+    """XlsxWriter reads a chart name shaped like "x!A1" as a cell reference, so only an
+    ISO-looking currency code from the statement goes into a title."""
+    code = currency if currency and _ISO_CURRENCY.fullmatch(currency) else ""
+    return {"name": f"{title} {code}".strip()}
 
 
 def _statement_label(statement: StatementInput) -> str:
@@ -397,7 +405,7 @@ def _monthly(writer: _Writer, rows: Sequence[_Row]) -> None:
         }
     )
     chart.combine(net)
-    chart.set_title({"name": f"Credits and debits per month {main}".strip()})
+    chart.set_title(_chart_title("Credits and debits per month", main))
     chart.set_x_axis({"num_format": "mmm yy"})
     chart.set_size({"width": 760, "height": 360})
     sheet.insert_chart("I2", chart)
@@ -439,7 +447,7 @@ def _categories(writer: _Writer, rows: Sequence[_Row]) -> None:
                 "fill": {"color": colour},
             }
         )
-    chart.set_title({"name": f"Money in and out by category {main}".strip()})
+    chart.set_title(_chart_title("Money in and out by category", main))
     chart.set_y_axis({"reverse": True})
     chart.set_size({"width": 760, "height": max(360, 22 * len(chosen))})
     sheet.insert_chart("I2", chart)
@@ -497,7 +505,7 @@ def _daily_balances(writer: _Writer, report: WorkbookInput) -> None:
         _Column("End-of-day balance", 18, "money"),
     )
     lines: list[tuple[Any, ...]] = []
-    spans: list[tuple[str, int, int]] = []
+    spans: list[tuple[int, int]] = []  # first and last sheet row of each statement
     for statement in report.statements:
         running = statement.meta.opening_balance
         days: dict[dt.date, _Totals] = {}
@@ -516,15 +524,15 @@ def _daily_balances(writer: _Writer, report: WorkbookInput) -> None:
         start = len(lines) + 1
         for day in sorted(days):
             lines.append((label, day, days[day].credits, days[day].debits, closing[day]))
-        spans.append((label, start, len(lines)))
+        spans.append((start, len(lines)))
     sheet, _ = writer.table("Daily balances", columns, lines)
     if not spans:
         return
     chart = writer.book.add_chart({"type": "line"})
-    for label, first, last in spans[:MAX_CHART_SERIES]:
+    for first, last in spans[:MAX_CHART_SERIES]:
         chart.add_series(
             {
-                "name": label,
+                "name": ["Daily balances", first, 0],  # a cell: a file name is no formula
                 "categories": ["Daily balances", first, 1, last, 1],
                 "values": ["Daily balances", first, 4, last, 4],
             }
