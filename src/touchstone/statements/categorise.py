@@ -98,7 +98,7 @@ def _walk_pattern(items: Any, repeated: bool, wide: list[int]) -> None:
             raise ValueError("pattern: backreferences are not allowed")
         if name in _REPEATS:
             low, high, body = arg
-            if high - low > WIDE_REPEAT_SPAN or high == _sre_parser.MAXREPEAT:
+            if high - low > WIDE_REPEAT_SPAN:  # MAXREPEAT for an open end
                 wide[0] += 1
             if repeated and high != low:
                 raise ValueError("pattern: a repeat inside a repeat can backtrack forever")
@@ -158,8 +158,10 @@ def _amount(value: object, what: str) -> Decimal | None:
 class Rule:
     """One categorisation rule: every condition given must hold (keywords: any of them).
 
-    Keywords match whole words, case-insensitively, in order ("CHQ RET" finds "chq-ret"); the
-    amount range is inclusive, on the absolute amount; `direction` None means either.
+    Keywords match whole words, case-insensitively, in order ("CHQ RET" finds "chq-ret");
+    `pattern` is a regex searched case-insensitively in the description (see
+    `compile_pattern` for what is refused); the amount range is inclusive, on the absolute
+    amount; `direction` None means either.
     """
 
     name: str
