@@ -7,6 +7,8 @@ import json
 from decimal import Decimal
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from touchstone.statements import categorise as cat
 from touchstone.statements.categorise import (
@@ -282,3 +284,50 @@ def test_a_busy_shop_is_not_a_subscription() -> None:
 def test_categorise_keeps_statement_order_and_transactions() -> None:
     rows = [txn(f"UPI/DR/4123/PAYEE {n}/SBIN", "-10", row=n) for n in range(5)]
     assert [i.transaction for i in categorise(rows)] == rows
+
+
+STATEMENT_WORDS = st.sampled_from(
+    [
+        "UPI", "NEFT", "IMPS", "POS", "ATM", "WDL", "DD", "SO", "BP", "CHQ", "RET", "CR", "DR",
+        "TO", "FROM", "REF", "ON", "ACME", "LTD", "RAHUL", "KUMAR", "TESCO", "SALARY", "JAN",
+        "/", "-", "*", "@", ")))", "4591XXXXXXXX1234", "HDFC0001234", "12-01-2024", "12JAN24",
+        "412345678901", "7", "rahul@oksbi", "ECS RTN", "INSUFFICIENT FUNDS",
+    ]
+)  # fmt: skip
+DESCRIPTIONS = st.one_of(
+    st.lists(STATEMENT_WORDS, max_size=12).map(" ".join),
+    st.lists(STATEMENT_WORDS, max_size=12).map("/".join),
+    st.text(alphabet="AB Zab01239/-*@.:|()&#", max_size=60),
+)
+
+
+def with_other_digits(description: str) -> str:
+    return description.translate(str.maketrans("0123456789", "9876501234"))
+
+
+@settings(max_examples=300, deadline=None)
+@given(DESCRIPTIONS)
+def test_a_counterparty_never_depends_on_digit_values(description: str) -> None:
+    """Why categorise() may share one answer between descriptions of the same shape."""
+    name = cat._counterparty_of_shape(description)
+    assert name == cat._counterparty_of_shape(with_other_digits(description))
+    assert name is None or (not any(ch.isdigit() for ch in name) and name == name.strip())
+
+
+@settings(max_examples=300, deadline=None)
+@given(DESCRIPTIONS)
+def test_candidate_rules_never_depend_on_digit_values(description: str) -> None:
+    compiled = cat._compile(DEFAULT_RULES)
+    assert not compiled.digit_keywords
+    candidates = cat._candidates(compiled, description)
+    assert candidates == cat._candidates(compiled, with_other_digits(description))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=40))
+def test_any_pattern_compiles_or_is_refused_with_a_value_error(pattern: str) -> None:
+    try:
+        compiled = cat.compile_pattern(pattern)
+    except ValueError:
+        return
+    compiled.search("NEFT-HDFCN1234-ACME LTD-SALARY" * 8, 0, cat.MATCHED_TEXT_LIMIT)
