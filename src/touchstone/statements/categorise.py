@@ -305,7 +305,7 @@ DEFAULT_RULES: tuple[Rule, ...] = (
         "cash withdrawal",
         CASH_WITHDRAWAL,
         15,
-        "ATM|ATW|NFS|LNK|CASHPOINT|CASH MACHINE|CASH WITHDRAWAL|CASH WDL|ATM WDL|CSH WDL|"
+        "ATM|ATW|NWD|NFS|LNK|CASHPOINT|CASH MACHINE|CASH WITHDRAWAL|CASH WDL|ATM WDL|CSH WDL|"
         "CASH W D|ATM WITHDRAWAL",
         direction=_DEBIT,
     ),
@@ -329,7 +329,8 @@ DEFAULT_RULES: tuple[Rule, ...] = (
         "loan repayment",
         LOAN_EMI,
         25,
-        "LOAN|EMI|MORTGAGE|FINANCE|FINSERV|HOME LOAN|CAR LOAN|PERSONAL LOAN|LOAN REPAYMENT",
+        "LOAN|EMI|MORTGAGE|FINANCE|FINSERV|BAJAJ FIN|HOME LOAN|CAR LOAN|PERSONAL LOAN|"
+        "LOAN REPAYMENT",
         direction=_DEBIT,
     ),
     _default(
@@ -464,7 +465,7 @@ DEFAULT_RULES: tuple[Rule, ...] = (
         "shopping",
         SHOPPING,
         160,
-        "AMAZON|AMZN|FLIPKART|MYNTRA|AJIO|MEESHO|NYKAA|EBAY|ARGOS|JOHN LEWIS|PRIMARK|IKEA",
+        "AMAZON|AMZN|PAYPAL|FLIPKART|MYNTRA|AJIO|MEESHO|NYKAA|EBAY|ARGOS|JOHN LEWIS|PRIMARK|IKEA",
         direction=_DEBIT,
     ),
     _default("cash withdrawal code", CASH_WITHDRAWAL, 200, pattern=r"^\s*CPT\b", direction=_DEBIT),
@@ -478,7 +479,7 @@ DEFAULT_RULES: tuple[Rule, ...] = (
         "direct debit",
         BILL_PAYMENT,
         350,
-        "DIRECT DEBIT|DD|BILL PAYMENT|BILLPAY|BILLDESK|BPAY|ECS|NACH",
+        "DIRECT DEBIT|DD|OBP|BILL PAYMENT|BILLPAY|BILLDESK|BPAY|ECS|NACH",
         direction=_DEBIT,
     ),
     _default("bill payment code", BILL_PAYMENT, 351, pattern=r"^\s*BP\b", direction=_DEBIT),
@@ -488,14 +489,14 @@ DEFAULT_RULES: tuple[Rule, ...] = (
         400,
         "NEFT|IMPS|RTGS|UPI|FUND TRANSFER|FUNDS TRANSFER|TRANSFER|TRF|TFR|BACS|FASTER PAYMENT|"
         "FASTER PAYMENTS|FPS|FPI|FPO|BGC|BANK GIRO|STANDING ORDER|STO|ACH|ZELLE|VENMO|WIRE|"
-        "SEPA|SWIFT|TPT|INB|NET BANKING|MOBILE BANKING|OWN ACCOUNT|SELF|MMT",
+        "SEPA|SWIFT|TPT|INB|INFT|NET BANKING|MOBILE BANKING|OWN ACCOUNT|SELF|MMT",
     ),
     _default("standing order code", TRANSFER, 401, pattern=r"^\s*SO\b"),
     _default(
         "card payment",
         CARD_PAYMENT,
         500,
-        "POS|VIS|VISA|VPS|DEBIT CARD|CARD PAYMENT|CARD PURCHASE|CONTACTLESS|MASTERCARD|"
+        "POS|VIS|VISA|VPS|DEB|DEBIT CARD|CARD PAYMENT|CARD PURCHASE|CONTACTLESS|MASTERCARD|"
         "MAESTRO|RUPAY|ECOM|PCD",
         direction=_DEBIT,
     ),
@@ -625,7 +626,8 @@ def categorise(
 # --- counterparties -----------------------------------------------------------------------
 
 _NO_COUNTERPARTY = re.compile(
-    r"^(?:ATM\b|ATW\b|NFS\b|CASH\b|CSH\b|INTEREST\b|INT\.?\s?(?:PD|CR|PAID)\b|SB\s?INT\b|"
+    r"^(?:ATM\b|ATW\b|NWD\b|NFS\b|CASH\b|BY CASH\b|CSH\b|INTEREST\b|"
+    r"INT\.?\s?(?:PD|CR|PAID)\b|SB\s?INT\b|"
     r"CREDIT INTEREST|DEBIT INTEREST|(?:SERVICE\s)?CHARGES?\b|CHGS?\b|BALANCE\b|OPENING\b|"
     r"CLOSING\b|B/F\b|C/F\b)"
 )
@@ -646,7 +648,7 @@ _FREE_PREFIX = re.compile(
     r"STANDING ORDER TO|STANDING ORDER|BILL PAYMENT TO|BILL PAYMENT|BANK GIRO CREDIT|"
     r"FASTER PAYMENTS? RECEIVED FROM|FASTER PAYMENTS? TO|FASTER PAYMENTS?|TRANSFER TO|"
     r"TRANSFER FROM|TRF TO|TRF FROM|PAYMENT TO|PAYMENT FROM|RECEIVED FROM|BACS|POS|VIS|VISA|"
-    r"VPS|DD|SO|STO|BP|BGC|FPI|FPO|TFR|CR|DR|ECOM|PCD|CHQ|P2A|P2M|\)\)\)|"
+    r"VPS|DEB|OBP|DD|SO|STO|BP|BGC|FPI|FPO|TFR|CR|DR|ECOM|PCD|CHQ|P2A|P2M|\)\)\)|"
     rf"{_RAILS})(?=[\s\d.:-]|$)"
     r"[\s.:-]*(?:[\dX*]{4,}\s+)?)+"
 )
@@ -656,7 +658,7 @@ _FREE_TAIL = re.compile(r"\s(?:(?:REF|REFERENCE|VIA)\b|ON\s+\d|AT\s+\d{1,2}[:.]\
 _NOISE = re.compile(
     r"\b\d{1,2}\s?(?:JAN(?:UARY)?|FEB(?:RUARY)?|MAR(?:CH)?|APR(?:IL)?|MAY|JUNE?|JULY?|"
     r"AUG(?:UST)?|SEP(?:T|TEMBER)?|OCT(?:OBER)?|NOV(?:EMBER)?|DEC(?:EMBER)?)(?![A-Z])"
-    r"(?:\s?\d{2,4})?|(?<!\S)[^\s\d]*+\d\S*"
+    r"(?:\s?\d{2,4})?|[^\s\d]*+\d\S*"
 )
 _SPACES = re.compile(r"\s+")
 _EDGE_PUNCTUATION = " -.,*#:/&"
