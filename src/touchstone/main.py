@@ -115,13 +115,19 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             ],
             expose_headers=["X-Request-ID", "Location", "Retry-After"],
         )
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    batch_bytes = settings.statements_max_files * settings.statements_max_file_bytes
+    app.add_middleware(
+        BodySizeLimitMiddleware,
+        max_bytes=settings.max_body_bytes,
+        overrides={f"{API_PREFIX}/batches": batch_bytes + settings.max_body_bytes},
+    )
     app.add_middleware(RequestContextMiddleware)
 
     app.include_router(health_router)
     # Routers are mounted one level deep: each nesting level costs route matching per request.
     public = [Depends(limit_by_address)]
     app.include_router(identity.public_router, prefix=API_PREFIX, dependencies=public)
+    app.include_router(statements.public_router, prefix=API_PREFIX, dependencies=public)
     # The WebSocket authenticates itself: browsers cannot send headers on it.
     app.include_router(events_websocket_router, prefix=API_PREFIX, dependencies=public)
     app.include_router(files_router())  # signed URLs or a credential; it checks itself

@@ -90,6 +90,22 @@ class Settings(BaseSettings):
     event_stream_queue_size: int = 1000
     event_heartbeat_seconds: float = 15.0
 
+    # statements
+    statements_max_files: int = 20
+    statements_max_file_bytes: int = 25 * 1024 * 1024
+    statements_max_pages: int = 500
+    statements_ocr_enabled: bool = True
+    statements_ocr_threads: int = 1
+    statements_plan_quotas: dict[str, int] = {"free": 500, "pro": 20_000, "enterprise": 0}
+    """Pages a month per plan; 0 means unlimited."""
+    billing_provider: Literal["disabled", "stripe"] = "disabled"
+    stripe_api_key: SecretStr | None = None
+    stripe_webhook_secret: SecretStr | None = None
+    stripe_webhook_tolerance_seconds: int = 300
+    stripe_meter_event_name: str = "statement_pages"
+    stripe_plans_by_price: dict[str, str] = {}
+    """Stripe price id or lookup key -> plan name, for subscription webhooks."""
+
     log_level: str = "INFO"
     log_format: Literal["json", "console"] | None = None
 
@@ -145,6 +161,17 @@ class Settings(BaseSettings):
             problems.append("CORS_ORIGINS='*' cannot be combined with CORS_ALLOW_CREDENTIALS")
         if problems:
             raise ValueError("unsafe production settings: " + "; ".join(problems))
+        return self
+
+    @model_validator(mode="after")
+    def _billing_complete(self) -> Settings:
+        """Stripe billing without its keys would fail on the first batch, not at start-up."""
+        if self.billing_provider == "stripe" and not (
+            self.stripe_api_key and self.stripe_webhook_secret
+        ):
+            raise ValueError(
+                "BILLING_PROVIDER=stripe needs STRIPE_API_KEY and STRIPE_WEBHOOK_SECRET"
+            )
         return self
 
 

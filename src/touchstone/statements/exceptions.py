@@ -27,3 +27,11 @@ class WrongPassword(AppError):
 
 class TooManyPages(AppError):
     status, code, title = 413, "too_many_pages", "The PDF has more pages than allowed"
+
+
+class QuotaExceeded(AppError):
+    status, code, title = 402, "quota_exceeded", "Monthly page quota exceeded"
+
+
+class TooManyFiles(AppError):
+    status, code, title = 422, "too_many_files", "Too many files in one batch"

@@ -1,5 +1,318 @@
-"""HTTP routes of the statements module (authenticated; mounted under /api/v1 by main.py)."""
+"""HTTP routes of the statements module (authenticated; mounted under /api/v1 by main.py).
 
-from fastapi import APIRouter
+`public_router` holds the one unauthenticated route: the billing provider's signed webhook.
+"""
 
-router = APIRouter()
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import uuid
+from decimal import Decimal
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, File, Form, Query, Request, Response, UploadFile, status
+from fastapi.responses import StreamingResponse
+
+from touchstone.core.auth import Principal
+from touchstone.core.deps import SessionDep, SettingsDep, SystemSessionDep, require
+from touchstone.core.errors import Conflict, InvalidInput
+from touchstone.core.idempotency import IdempotencyDep
+from touchstone.core.jobs import accepted, defer
+from touchstone.core.jobs.router import JobOut
+from touchstone.core.pagination import Page, PageDep, page_of
+from touchstone.core.ratelimit import rate_limit
+from touchstone.core.schemas import SafeQuery, reject_control_characters
+from touchstone.core.storage import StorageDep
+from touchstone.statements import service, tasks
+from touchstone.statements.engines.billing import BillingEngine, billing_engine
+from touchstone.statements.schemas import (
+    BatchOut,
+    BatchSummaryOut,
+    BillingCustomerIn,
+    CategoryOverride,
+    PasswordIn,
+    RuleIn,
+    RuleOut,
+    StatementOut,
+    SubscriptionOut,
+    TransactionOut,
+    UsageOut,
+)
+
+router = APIRouter(tags=["statements"])
+public_router = APIRouter(tags=["billing"])
+
+Reader = Annotated[Principal, Depends(require("statements:read"))]
+Writer = Annotated[Principal, Depends(require("statements:write"))]
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def get_billing(request: Request) -> BillingEngine:
+    """One engine per app (a Stripe client keeps its connection pool)."""
+    state = request.app.state
+    if not hasattr(state, "billing"):
+        state.billing = billing_engine(state.settings)
+    engine: BillingEngine = state.billing
+    return engine
+
+
+BillingDep = Annotated[BillingEngine, Depends(get_billing)]
+
+
+@router.post(
+    "/batches",
+    response_model=BatchOut,
+    status_code=status.HTTP_202_ACCEPTED,
+    dependencies=[Depends(rate_limit("uploads"))],
+)
+async def create_batch(
+    response: Response,
+    session: SessionDep,
+    settings: SettingsDep,
+    storage: StorageDep,
+    principal: Writer,
+    idempotency: IdempotencyDep,
+    files: Annotated[list[UploadFile], File(description="One or more statement PDFs")],
+    passwords: Annotated[
+        str | None, Form(description='JSON: {"file name": "password"}', max_length=20_000)
+    ] = None,
+    label: Annotated[str, Form(max_length=200)] = "",
+) -> BatchOut:
+    """Upload statements; `202` with the batch and `Location` of the job that reads them."""
+    uploads = await service.read_uploads(
+        [(f.filename or "statement.pdf", f.size, f) for f in files], passwords, settings
+    )
+    batch, record = await service.create_batch(
+        session, principal, settings, storage, uploads, reject_control_characters(label)
+    )
+    statements = await service.statements_of(session, batch)
+    out = _batch_out(batch, statements, None)
+    location = {"Location": f"/api/v1/jobs/{record.id}"}
+    response.headers.update(location)
+    return idempotency.remember(out, status.HTTP_202_ACCEPTED, location)
+
+
+def _batch_out(batch: object, statements: object, report_url: str | None) -> BatchOut:
+    out = BatchOut.model_validate(batch)
+    out.statements = [StatementOut.model_validate(s) for s in statements]  # type: ignore[attr-defined]
+    out.report_url = report_url
+    return out
+
+
+@router.get("/batches", response_model=Page[BatchSummaryOut])
+async def list_batches(
+    session: SessionDep, principal: Reader, page: PageDep
+) -> Page[BatchSummaryOut]:
+    items, total = await service.list_batches(session, principal, page)
+    return page_of(BatchSummaryOut, items, total, page)
+
+
+@router.get("/batches/{batch_id}", response_model=BatchOut)
+async def get_batch(
+    batch_id: uuid.UUID, session: SessionDep, storage: StorageDep, principal: Reader
+) -> BatchOut:
+    """Status, each statement's progress and findings, the summary and the workbook link."""
+    batch = await service.get_batch(session, principal, batch_id)
+    report_url = (
+        await storage.signed_url(principal.org_id, batch.report_key) if batch.report_key else None
+    )
+    return _batch_out(batch, await service.statements_of(session, batch), report_url)
+
+
+@router.delete("/batches/{batch_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_batch(batch_id: uuid.UUID, session: SessionDep, principal: Writer) -> Response:
+    """Delete the batch, its rows and (by a job, once the rows are gone) its files."""
+    keys: list[str] = []
+    await service.delete_batch(session, principal, keys, batch_id)
+    if keys:
+        await defer(session, principal, tasks.delete_files, keys="\n".join(keys))
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/batches/{batch_id}/transactions", response_model=Page[TransactionOut])
+async def list_transactions(
+    batch_id: uuid.UUID,
+    session: SessionDep,
+    principal: Reader,
+    page: PageDep,
+    statement_id: uuid.UUID | None = None,
+    date_from: dt.date | None = None,
+    date_to: dt.date | None = None,
+    min_amount: Annotated[Decimal | None, Query(ge=0, le=10**15)] = None,
+    max_amount: Annotated[Decimal | None, Query(ge=0, le=10**15)] = None,
+    category: Annotated[str | None, Query(max_length=60, pattern=r"^[a-z0-9_]+$")] = None,
+    q: Annotated[SafeQuery | None, Query(max_length=100)] = None,
+    export: Annotated[str | None, Query(alias="format", pattern="^(json|csv)$")] = None,
+) -> Page[TransactionOut] | Response:
+    """Filtered, paginated transactions; `format=csv` exports every match as CSV."""
+    if date_from and date_to and date_from > date_to:
+        raise InvalidInput("date_from is after date_to")
+    batch = await service.get_batch(session, principal, batch_id)
+    where = service.TransactionFilter(
+        statement_id, date_from, date_to, min_amount, max_amount, category, q
+    )
+    if export == "csv":
+        rows = await service.all_transactions(session, batch, where)
+        return Response(
+            _csv(rows),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{batch_id}.csv"'},
+        )
+    items, total = await service.list_transactions(session, batch, where, page)
+    return page_of(TransactionOut, items, total, page)
+
+
+_CSV_COLUMNS = ("statement_id", "row", "txn_date", "description", "amount", "balance")
+_CSV_EXTRA = ("category", "counterparty", "recurring")
+
+
+def _csv(rows: object) -> str:
+    """Text that spreadsheet programs cannot mistake for a formula."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow([*_CSV_COLUMNS, *_CSV_EXTRA])
+    for row in rows:  # type: ignore[attr-defined]
+        values = [getattr(row, name) for name in (*_CSV_COLUMNS, *_CSV_EXTRA)]
+        writer.writerow(["" if v is None else _defused(str(v)) for v in values])
+    return buffer.getvalue()
+
+
+def _defused(text: str) -> str:
+    return f"'{text}" if text[:1] in ("=", "+", "@", "\t", "\r") else text
+
+
+@router.patch("/batches/{batch_id}/transactions/{transaction_id}", response_model=TransactionOut)
+async def override_category(
+    batch_id: uuid.UUID,
+    transaction_id: uuid.UUID,
+    body: CategoryOverride,
+    session: SessionDep,
+    principal: Writer,
+) -> TransactionOut:
+    """Set a category by hand (audited); the workbook is rebuilt to show it."""
+    batch = await service.get_batch(session, principal, batch_id)
+    row = await service.override_category(session, principal, batch, transaction_id, body.category)
+    return TransactionOut.model_validate(row)
+
+
+@router.get("/batches/{batch_id}/report.xlsx", response_class=StreamingResponse)
+async def download_report(
+    batch_id: uuid.UUID, session: SessionDep, storage: StorageDep, principal: Reader
+) -> StreamingResponse:
+    batch = await service.get_batch(session, principal, batch_id)
+    if not batch.report_key:
+        raise Conflict("The workbook is not ready yet; follow the batch's job")
+    stream = await storage.open(principal.org_id, batch.report_key)
+    return StreamingResponse(
+        stream.chunks,
+        media_type=XLSX,
+        headers={
+            "Content-Length": str(stream.size),
+            "Content-Disposition": f'attachment; filename="statements-{batch_id}.xlsx"',
+        },
+    )
+
+
+@router.post(
+    "/batches/{batch_id}/statements/{statement_id}/password",
+    response_model=JobOut,
+    status_code=status.HTTP_202_ACCEPTED,
+)
+async def supply_password(
+    batch_id: uuid.UUID,
+    statement_id: uuid.UUID,
+    body: PasswordIn,
+    session: SessionDep,
+    settings: SettingsDep,
+    storage: StorageDep,
+    principal: Writer,
+) -> Response:
+    """Open a statement waiting in `needs_password`; a wrong password is 422, nothing changes."""
+    record = await service.supply_password(
+        session, principal, settings, storage, batch_id, statement_id, body.password
+    )
+    return accepted(record)
+
+
+@router.post(
+    "/batches/{batch_id}/statements/{statement_id}/reprocess",
+    response_model=JobOut,
+    status_code=status.HTTP_202_ACCEPTED,
+)
+async def reprocess(
+    batch_id: uuid.UUID, statement_id: uuid.UUID, session: SessionDep, principal: Writer
+) -> Response:
+    return accepted(await service.reprocess(session, principal, batch_id, statement_id))
+
+
+# --- rules ------------------------------------------------------------------------------
+
+RuleWriter = Annotated[Principal, Depends(require("statement_rules:write"))]
+
+
+@router.get("/statement-rules", response_model=list[RuleOut])
+async def list_rules(session: SessionDep, principal: Reader) -> list[RuleOut]:
+    """The org's own rules; they apply before the built-in ones to future processing."""
+    return [RuleOut.model_validate(r) for r in await service.list_rules(session, principal)]
+
+
+@router.post("/statement-rules", response_model=RuleOut, status_code=status.HTTP_201_CREATED)
+async def create_rule(
+    body: RuleIn, session: SessionDep, principal: RuleWriter, idempotency: IdempotencyDep
+) -> RuleOut:
+    rule = await service.create_rule(session, principal, body)
+    return idempotency.remember(RuleOut.model_validate(rule))
+
+
+@router.put("/statement-rules/{rule_id}", response_model=RuleOut)
+async def replace_rule(
+    rule_id: uuid.UUID, body: RuleIn, session: SessionDep, principal: RuleWriter
+) -> RuleOut:
+    return RuleOut.model_validate(await service.replace_rule(session, principal, rule_id, body))
+
+
+@router.delete("/statement-rules/{rule_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_rule(rule_id: uuid.UUID, session: SessionDep, principal: RuleWriter) -> Response:
+    await service.delete_rule(session, principal, rule_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+# --- usage and billing ------------------------------------------------------------------
+
+
+@router.get("/usage", response_model=UsageOut)
+async def get_usage(
+    session: SessionDep,
+    settings: SettingsDep,
+    billing: BillingDep,
+    principal: Annotated[Principal, Depends(require("usage:read"))],
+) -> UsageOut:
+    """Pages processed this month against the plan's quota."""
+    return UsageOut.model_validate(await service.usage(session, principal, settings, billing))
+
+
+@router.put("/billing/customer", response_model=SubscriptionOut)
+async def link_billing_customer(
+    body: BillingCustomerIn,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: Annotated[Principal, Depends(require("billing:write"))],
+) -> SubscriptionOut:
+    """Tie this org to its Stripe customer; subscription webhooks then set the plan."""
+    if body.plan not in settings.statements_plan_quotas:
+        raise InvalidInput(f"Unknown plan; choose one of {sorted(settings.statements_plan_quotas)}")
+    subscription = await service.link_customer(session, principal, body.customer_id, body.plan)
+    return SubscriptionOut.model_validate(subscription)
+
+
+@public_router.post("/billing/webhooks/stripe", status_code=status.HTTP_200_OK)
+async def stripe_webhook(
+    request: Request, session: SystemSessionDep, settings: SettingsDep, billing: BillingDep
+) -> dict[str, bool]:
+    """Stripe's signed events: the signature is checked on the raw body, each event id is
+    applied once (a replay answers 200 with `applied: false`), stale ones are refused."""
+    event = billing.verify_webhook(await request.body(), request.headers.get("stripe-signature"))
+    applied = await service.apply_billing_event(session, settings, event.id, event.type, event.data)
+    return {"applied": applied}

@@ -1,1 +1,44 @@
-"""Jobs of the statements module."""
+"""Jobs of the statements module (queue `documents`): they carry ids only."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from touchstone.core.jobs import JobRun, job
+from touchstone.core.storage import get_storage
+from touchstone.statements import processing
+from touchstone.statements.engines.billing import billing_engine
+
+
+@job(queue="documents", max_attempts=3, timeout_seconds=1800)
+async def process_batch(run: JobRun, batch_id: str) -> dict[str, Any]:
+    """Read every queued statement of the batch, then build its workbook."""
+    settings = run.settings
+    result = await processing.process_batch(
+        run, uuid.UUID(batch_id), settings, get_storage(settings)
+    )
+    async with run.transaction() as session:
+        result["usage_reported"] = await processing.report_usage(
+            session, run.org_id, billing_engine(settings)
+        )
+    return result
+
+
+@job(queue="reports", max_attempts=3, timeout_seconds=300)
+async def rebuild_report(run: JobRun, batch_id: str) -> dict[str, Any]:
+    """The workbook again, after a category was changed by hand."""
+    settings = run.settings
+    return await processing.build_report(
+        run, uuid.UUID(batch_id), get_storage(settings), finished=False
+    )
+
+
+@job(queue="default", max_attempts=5)
+async def delete_files(run: JobRun, keys: str) -> dict[str, Any]:
+    """Remove a deleted batch's files once its rows are gone (keys are newline-separated)."""
+    storage = get_storage(run.settings)
+    removed = [key for key in keys.split("\n") if key]
+    for key in removed:
+        await storage.delete(run.org_id, key)
+    return {"deleted": len(removed)}

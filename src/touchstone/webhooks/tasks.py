@@ -20,7 +20,7 @@ from typing import Any
 
 from sqlalchemy import text
 
-from touchstone.core.config import Settings, get_settings
+from touchstone.core.config import Settings
 from touchstone.core.db import Database
 from touchstone.core.jobs import JobRun, job
 from touchstone.core.jobs.runtime import system_job
@@ -82,7 +82,7 @@ async def deliver_webhook(run: JobRun, delivery_id: str) -> dict[str, Any]:
     (succeeded or failed) the job returns normally; the delivery log, not the job, is
     where the outcome is read.
     """
-    settings = get_settings()
+    settings = run.settings
     delivery_uuid = uuid.UUID(delivery_id)
     async with run.transaction() as session:
         loaded = await repository.delivery_with_endpoint(session, run.org_id, delivery_uuid)

@@ -18,6 +18,7 @@ from psycopg.types.json import Jsonb
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from touchstone.core.auth import Principal
+from touchstone.core.config import Settings
 from touchstone.core.db import Database
 from touchstone.core.errors import AppError
 from touchstone.core.jobs.models import JobRecord, JobStatus
@@ -39,6 +40,8 @@ class JobRun:
     """What a running job gets: its org's database context and a way to report progress."""
 
     database: Database
+    settings: Settings
+    """The worker's settings (not the process-wide cached ones: a test's worker has its own)."""
     org_id: uuid.UUID
     job_id: uuid.UUID
     attempt: int
@@ -128,7 +131,8 @@ def job(
                 started_at=datetime.now(UTC),
                 error=None,
             )
-            job_run = JobRun(database, org_uuid, job_uuid, attempt, context)
+            settings: Settings = context.additional_context["settings"]
+            job_run = JobRun(database, settings, org_uuid, job_uuid, attempt, context)
             try:
                 async with asyncio.timeout(timeout_seconds):
                     result = await func(job_run, **kwargs)

@@ -73,7 +73,7 @@ async def run_worker(
                     concurrency=concurrency,
                     name=name,
                     wait=wait,
-                    additional_context={"database": database},
+                    additional_context={"database": database, "settings": settings},
                     update_heartbeat_interval=settings.worker_heartbeat_seconds,
                     stalled_worker_timeout=settings.stalled_worker_seconds,
                     delete_jobs="successful",

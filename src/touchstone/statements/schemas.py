@@ -1,0 +1,132 @@
+"""Request and response models of the statements API."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from decimal import Decimal
+from typing import Annotated, Any
+
+from pydantic import Field, StringConstraints, field_validator
+
+from touchstone.core.schemas import InputModel, OutputModel
+from touchstone.statements.categorise import Rule
+
+Category = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{1,59}$")]
+
+
+class StatementOut(OutputModel):
+    id: uuid.UUID
+    position: int
+    filename: str
+    sha256: str
+    size: int
+    pages: int
+    pages_done: int
+    password_protected: bool
+    status: str
+    duplicate_of: uuid.UUID | None
+    error_code: str | None
+    error_detail: str | None
+    meta: dict[str, Any]
+    page_reports: list[Any]
+    issues: list[Any]
+    processed_at: dt.datetime | None
+
+
+class BatchOut(OutputModel):
+    id: uuid.UUID
+    label: str
+    status: str
+    job_id: uuid.UUID | None
+    created_at: dt.datetime
+    finished_at: dt.datetime | None
+    summary: dict[str, Any]
+    report_url: str | None = Field(
+        default=None, description="Signed, time-limited download of the workbook"
+    )
+    statements: list[StatementOut] = []
+
+
+class BatchSummaryOut(OutputModel):
+    id: uuid.UUID
+    label: str
+    status: str
+    created_at: dt.datetime
+    finished_at: dt.datetime | None
+    summary: dict[str, Any]
+
+
+class TransactionOut(OutputModel):
+    id: uuid.UUID
+    statement_id: uuid.UUID
+    row: int
+    page: int
+    txn_date: dt.date
+    description: str
+    amount: Decimal
+    balance: Decimal | None
+    category: str
+    counterparty: str | None
+    recurring: bool
+    rule: str | None
+    overridden: bool
+
+
+class CategoryOverride(InputModel):
+    category: Category
+
+
+class PasswordIn(InputModel):
+    password: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+
+class RuleIn(InputModel):
+    """A categorisation rule; checked by the same code that applies it."""
+
+    name: Annotated[str, StringConstraints(min_length=1, max_length=100)]
+    category: Category
+    priority: int = Field(default=100, ge=0, le=10_000)
+    keywords: list[Annotated[str, StringConstraints(min_length=1, max_length=100)]] = Field(
+        default=[], max_length=50
+    )
+    pattern: Annotated[str, StringConstraints(max_length=200)] | None = None
+    min_amount: Decimal | None = Field(default=None, ge=0)
+    max_amount: Decimal | None = Field(default=None, ge=0)
+    direction: str | None = Field(default=None, pattern="^(credit|debit)$")
+
+    def to_rule(self) -> Rule:
+        """The engine's own validation (regex safety, empty rules, inverted ranges) -> 422."""
+        return Rule.from_mapping(self.model_dump(exclude_none=True))
+
+    @field_validator("keywords")
+    @classmethod
+    def _distinct(cls, keywords: list[str]) -> list[str]:
+        return list(dict.fromkeys(keywords))
+
+
+class RuleOut(OutputModel):
+    id: uuid.UUID
+    name: str
+    definition: dict[str, Any]
+    created_at: dt.datetime
+
+
+class UsageOut(OutputModel):
+    plan: str
+    period_start: dt.date
+    pages_used: int
+    pages_quota: int | None = Field(description="None: unlimited")
+    billing: str
+
+
+class BillingCustomerIn(InputModel):
+    customer_id: Annotated[str, StringConstraints(pattern=r"^cus_[A-Za-z0-9]{1,64}$")]
+    plan: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{1,39}$")]
+
+
+class SubscriptionOut(OutputModel):
+    plan: str
+    status: str
+    external_customer_id: str | None
+    current_period_end: dt.datetime | None

@@ -1,0 +1,265 @@
+"""The statements API end to end: upload, the job, reads, downloads, passwords, tenancy."""
+
+from __future__ import annotations
+
+import io
+import uuid
+import zipfile
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+from bench.generators.statements import generate_statement
+from sqlalchemy import func, select
+
+from tests.conftest import Tenant, add_member, assert_problem
+from tests.core.jobs.conftest import drain
+from touchstone.core.config import Settings
+from touchstone.core.db import Database
+from touchstone.core.permissions import Role
+from touchstone.core.postgres import DatabaseUrls
+from touchstone.statements.models import Batch, UsageEvent
+
+API = "/api/v1"
+
+
+def pdf(name: str, data: bytes) -> tuple[str, tuple[str, bytes, str]]:
+    return ("files", (name, data, "application/pdf"))
+
+
+@pytest.fixture
+def run_jobs(settings: Settings, database_urls: DatabaseUrls) -> Callable[[], Any]:
+    async def run() -> None:
+        await drain(settings, database_urls)
+
+    return run
+
+
+async def upload(
+    client: httpx.AsyncClient, tenant: Tenant, files: list[Any], **form: str
+) -> httpx.Response:
+    return await client.post(f"{API}/batches", headers=tenant.headers, files=files, data=form)
+
+
+async def test_batch_reads_verifies_and_reports(
+    live_client: httpx.AsyncClient, tenant: Tenant, run_jobs: Callable[[], Any]
+) -> None:
+    first = generate_statement("ruled_uk", seed=1)
+    second = generate_statement("borderless_signed", seed=2)
+    response = await upload(
+        live_client, tenant, [pdf("a.pdf", first.pdf), pdf("b.pdf", second.pdf)], label="Q1"
+    )
+    assert response.status_code == 202, response.text
+    assert response.headers["Location"].startswith(f"{API}/jobs/")
+    batch = response.json()
+    assert [s["status"] for s in batch["statements"]] == ["queued", "queued"]
+
+    await run_jobs()
+    done = (await live_client.get(f"{API}/batches/{batch['id']}", headers=tenant.headers)).json()
+    assert done["status"] == "done"
+    assert [s["status"] for s in done["statements"]] == ["verified", "verified"]
+    expected = len(first.transactions) + len(second.transactions)
+    assert done["summary"]["transactions"] == expected
+    assert done["report_url"]
+
+    listed = await live_client.get(
+        f"{API}/batches/{batch['id']}/transactions",
+        headers=tenant.headers,
+        params={"statement_id": done["statements"][0]["id"], "limit": 100, "sort": "row"},
+    )
+    rows = listed.json()
+    assert rows["total"] == len(first.transactions)
+    truth = first.transactions
+    assert [(r["txn_date"], r["amount"]) for r in rows["items"]] == [
+        (t.date.isoformat(), f"{t.amount:.2f}") for t in truth
+    ]
+    assert all(r["category"] for r in rows["items"])
+
+    csv_text = (
+        await live_client.get(
+            f"{API}/batches/{batch['id']}/transactions",
+            headers=tenant.headers,
+            params={"format": "csv"},
+        )
+    ).text
+    assert len(csv_text.strip().splitlines()) == expected + 1
+
+    workbook = await live_client.get(
+        f"{API}/batches/{batch['id']}/report.xlsx", headers=tenant.headers
+    )
+    assert workbook.status_code == 200
+    with zipfile.ZipFile(io.BytesIO(workbook.content)) as book:
+        sheets = book.read("xl/workbook.xml").decode().count("<sheet ")
+    assert sheets >= 15
+
+
+async def test_password_protected_statement_waits_for_its_password(
+    live_client: httpx.AsyncClient, tenant: Tenant, run_jobs: Callable[[], Any]
+) -> None:
+    locked = generate_statement("ruled_uk", seed=3, password="s3cret")
+    batch = (await upload(live_client, tenant, [pdf("locked.pdf", locked.pdf)])).json()
+    statement = batch["statements"][0]
+    assert statement["status"] == "needs_password"
+    path = f"{API}/batches/{batch['id']}/statements/{statement['id']}/password"
+
+    wrong = await live_client.post(path, headers=tenant.headers, json={"password": "nope"})
+    assert_problem(wrong, 422, "wrong_password")
+    right = await live_client.post(path, headers=tenant.headers, json={"password": "s3cret"})
+    assert right.status_code == 202, right.text
+    await run_jobs()
+    done = (await live_client.get(f"{API}/batches/{batch['id']}", headers=tenant.headers)).json()
+    assert done["statements"][0]["status"] == "verified"
+    assert "s3cret" not in str(done)
+
+
+async def test_same_file_again_is_linked_not_read_or_metered_twice(
+    live_client: httpx.AsyncClient,
+    tenant: Tenant,
+    run_jobs: Callable[[], Any],
+    committed: Database,
+) -> None:
+    statement = generate_statement("ruled_uk", seed=4)
+    first = (await upload(live_client, tenant, [pdf("one.pdf", statement.pdf)])).json()
+    await run_jobs()
+    again = (await upload(live_client, tenant, [pdf("copy.pdf", statement.pdf)])).json()
+    original_id = first["statements"][0]["id"]
+    assert again["statements"][0]["duplicate_of"] == original_id
+    await run_jobs()
+    copy = (await live_client.get(f"{API}/batches/{again['id']}", headers=tenant.headers)).json()
+    assert copy["statements"][0]["status"] == "verified"
+    assert copy["summary"]["transactions"] == len(statement.transactions)
+    async with committed.transaction(org_id=tenant.org_id) as session:
+        metered = await session.execute(select(func.sum(UsageEvent.quantity)))
+        assert metered.scalar_one() == statement.pages
+
+
+@pytest.mark.parametrize(
+    ("data", "status", "code"),
+    [
+        (b"MZ\x90\x00 not a pdf at all", 415, "not_a_pdf"),
+        (b"%PDF-1.7\n1 0 obj << /Type /Catalog", 422, "corrupt_pdf"),
+    ],
+)
+async def test_bad_files_are_refused_and_leave_nothing(
+    client: httpx.AsyncClient,
+    tenant_a: Tenant,
+    database: Database,
+    data: bytes,
+    status: int,
+    code: str,
+) -> None:
+    good = generate_statement("ruled_uk", seed=5).pdf
+    response = await upload(client, tenant_a, [pdf("good.pdf", good), pdf("bad.pdf", data)])
+    assert_problem(response, status, code)
+    async with database.transaction(org_id=tenant_a.org_id) as session:
+        assert (await session.execute(select(func.count()).select_from(Batch))).scalar() == 0
+
+
+async def test_limits_on_files_and_pages(
+    client: httpx.AsyncClient, tenant_a: Tenant, settings: Settings
+) -> None:
+    statement = generate_statement("ruled_uk", seed=6).pdf
+    too_many = [pdf(f"{n}.pdf", statement) for n in range(settings.statements_max_files + 1)]
+    assert_problem(await upload(client, tenant_a, too_many), 422, "too_many_files")
+    assert_problem(await upload(client, tenant_a, []), 422)
+
+
+async def test_quota_is_a_clear_402(
+    client: httpx.AsyncClient, tenant_a: Tenant, settings: Settings
+) -> None:
+    settings_quota = settings.statements_plan_quotas
+    original = dict(settings_quota)
+    settings_quota["free"] = 1
+    try:
+        response = await upload(
+            client, tenant_a, [pdf("a.pdf", generate_statement("ruled_uk", seed=7).pdf)]
+        )
+    finally:
+        settings_quota.clear()
+        settings_quota.update(original)
+    problem = assert_problem(response, 402, "quota_exceeded")
+    assert problem["pages_quota"] == 1
+
+
+async def test_another_orgs_batch_is_not_found(
+    client: httpx.AsyncClient, tenant_a: Tenant, tenant_b: Tenant
+) -> None:
+    batch = (
+        await upload(client, tenant_a, [pdf("a.pdf", generate_statement("ruled_uk", seed=8).pdf)])
+    ).json()
+    statement = batch["statements"][0]["id"]
+    base = f"{API}/batches/{batch['id']}"
+    for method, path in [
+        ("GET", base),
+        ("GET", f"{base}/transactions"),
+        ("GET", f"{base}/report.xlsx"),
+        ("DELETE", base),
+        ("POST", f"{base}/statements/{statement}/reprocess"),
+        ("PATCH", f"{base}/transactions/{uuid.uuid4()}"),
+    ]:
+        body = {"category": "rent"} if method == "PATCH" else None
+        response = await client.request(method, path, headers=tenant_b.headers, json=body)
+        assert_problem(response, 404)
+    assert (await client.get(base, headers=tenant_a.headers)).status_code == 200
+
+
+async def test_viewer_reads_but_cannot_upload(client: httpx.AsyncClient, tenant_a: Tenant) -> None:
+    _, viewer = await add_member(client, tenant_a, Role.VIEWER)
+    statement = generate_statement("ruled_uk", seed=9).pdf
+    refused = await client.post(f"{API}/batches", headers=viewer, files=[pdf("a.pdf", statement)])
+    assert_problem(refused, 403)
+    assert (await client.get(f"{API}/batches", headers=viewer)).status_code == 200
+
+
+async def test_override_is_audited_and_kept(
+    live_client: httpx.AsyncClient, tenant: Tenant, run_jobs: Callable[[], Any]
+) -> None:
+    batch = (
+        await upload(
+            live_client, tenant, [pdf("a.pdf", generate_statement("ruled_uk", seed=10).pdf)]
+        )
+    ).json()
+    await run_jobs()
+    rows = (
+        await live_client.get(f"{API}/batches/{batch['id']}/transactions", headers=tenant.headers)
+    ).json()["items"]
+    target = rows[0]
+    changed = await live_client.patch(
+        f"{API}/batches/{batch['id']}/transactions/{target['id']}",
+        headers=tenant.headers,
+        json={"category": "rent"},
+    )
+    assert changed.json()["category"] == "rent"
+    assert changed.json()["overridden"] is True
+    await run_jobs()  # the workbook is rebuilt
+    audit = await live_client.get(
+        f"{API}/audit-events",
+        headers=tenant.headers,
+        params={"action": "statements.category_overridden"},
+    )
+    assert audit.json()["total"] == 1
+    bad = await live_client.patch(
+        f"{API}/batches/{batch['id']}/transactions/{target['id']}",
+        headers=tenant.headers,
+        json={"category": "rent", "org_id": str(uuid.uuid4())},
+    )
+    assert_problem(bad, 422)
+
+
+async def test_rules_are_validated_by_the_engine(
+    client: httpx.AsyncClient, tenant_a: Tenant
+) -> None:
+    good = {"name": "Landlord", "category": "rent", "keywords": ["acme lettings"]}
+    created = await client.post(f"{API}/statement-rules", headers=tenant_a.headers, json=good)
+    assert created.status_code == 201, created.text
+    assert created.json()["definition"]["keywords"] == ["acme lettings"]
+    for bad in (
+        {"name": "Empty", "category": "rent"},
+        {"name": "Bad regex", "category": "rent", "pattern": "(unclosed"},
+        {"name": "Range", "category": "rent", "min_amount": "10", "max_amount": "1"},
+    ):
+        refused = await client.post(f"{API}/statement-rules", headers=tenant_a.headers, json=bad)
+        assert_problem(refused, 422)
+    duplicate = await client.post(f"{API}/statement-rules", headers=tenant_a.headers, json=good)
+    assert_problem(duplicate, 409)
