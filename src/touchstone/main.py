@@ -127,6 +127,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     # Routers are mounted one level deep: each nesting level costs route matching per request.
     public = [Depends(limit_by_address)]
     app.include_router(identity.public_router, prefix=API_PREFIX, dependencies=public)
+    app.include_router(appraisal.public_router, dependencies=public)  # pages, purity WS
     app.include_router(statements.public_router, prefix=API_PREFIX, dependencies=public)
     # The WebSocket authenticates itself: browsers cannot send headers on it.
     app.include_router(events_websocket_router, prefix=API_PREFIX, dependencies=public)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -173,6 +173,16 @@ class Settings(BaseSettings):
                 "BILLING_PROVIDER=stripe needs STRIPE_API_KEY and STRIPE_WEBHOOK_SECRET"
             )
         return self
+
+    # appraisal
+    yolo_rubbing_model: Path | None = None
+    """ONNX export of the YOLOv8 stone/gold (rubbing stage) detector, for `onnx-yolo` orgs."""
+    yolo_acid_model: Path | None = None
+    """ONNX export of the YOLOv8 acid/karat (acid stage) detector, for `onnx-yolo` orgs."""
+    classification_model: Path | None = None
+    """Optional ONNX item-type classifier run on item photos; unset = no classification."""
+    webrtc_ice_servers: list[dict[str, Any]] = []
+    """RTCIceServer dicts (`urls`, `username`, `credential`) for the server and the page."""
 
 
 @lru_cache

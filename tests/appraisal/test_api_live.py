@@ -1,0 +1,283 @@
+"""The live purity test over a real socket: WebSocket end to end, bad frames, disconnect and
+resume, and WebRTC with an aiortc client in this process."""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import json
+import struct
+from collections.abc import AsyncIterator
+from typing import Any
+
+import av
+import cv2
+import httpx
+import numpy as np
+import pytest
+from aiortc import RTCPeerConnection, RTCSessionDescription, VideoStreamTrack
+from bench.generators.touchstone_clips import ClipSpec, TouchstoneClip
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import InvalidStatus
+
+from tests.appraisal.conftest import API, RING, Bank, make_bank
+from tests.conftest import Tenant, assert_problem, committed_tenant
+from tests.core.events.conftest import LiveServer, serve
+from touchstone.appraisal.purity import Karat
+from touchstone.core.config import Settings
+from touchstone.core.db import Database
+
+CLIP_22K = TouchstoneClip(ClipSpec(karat=Karat.K22, seed=7))
+
+
+@pytest.fixture
+async def server(settings: Settings, committed: Database) -> AsyncIterator[LiveServer]:
+    async with serve(settings, committed) as running:
+        yield running
+
+
+@pytest.fixture
+async def live_bank(live_client: httpx.AsyncClient, tenant: Tenant) -> Bank:
+    return await make_bank(live_client, tenant)
+
+
+def token(bank: Bank) -> str:
+    return bank.appraiser.headers["Authorization"].removeprefix("Bearer ")
+
+
+def timestamped(frame: np.ndarray[Any, Any], seconds: float) -> bytes:
+    """A clip frame as the WebSocket takes it: `TSF1`, the clip time, then the JPEG."""
+    jpeg = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 85])[1].tobytes()
+    return b"TSF1" + struct.pack(">d", seconds) + jpeg
+
+
+async def new_test(bank: Bank) -> tuple[str, str, str]:
+    appraisal_id = await bank.new_appraisal(RING)
+    item_id = (await bank.items(appraisal_id))[0]["id"]
+    response = await bank.client.post(
+        f"{API}/appraisals/{appraisal_id}/items/{item_id}/purity-sessions",
+        headers=bank.appraiser.headers,
+    )
+    assert response.status_code == 201, response.text
+    return appraisal_id, item_id, response.json()["id"]
+
+
+async def stream(ws: ClientConnection, start: int, stop: int) -> dict[str, Any]:
+    """Send clip frames in lockstep (one status per frame); the last status received."""
+    status: dict[str, Any] = {}
+    for index in range(start, stop):
+        frame, _ = CLIP_22K.frame(index)
+        await ws.send(timestamped(frame, CLIP_22K.timestamp(index)))
+        status = json.loads(await ws.recv())
+        assert status["type"] == "purity_status", status
+        if status.get("saved"):
+            break
+    return status
+
+
+def ws_url(server: LiveServer, test_id: str, bank: Bank) -> str:
+    return f"{server.ws_url}{API}/purity-sessions/{test_id}/ws?access_token={token(bank)}"
+
+
+async def test_websocket_purity_test_end_to_end(server: LiveServer, live_bank: Bank) -> None:
+    appraisal_id, _item_id, test_id = await new_test(live_bank)
+    async with connect(ws_url(server, test_id, live_bank), max_size=None) as ws:
+        status = await stream(ws, 0, len(CLIP_22K))
+        assert status["saved"] is True
+        assert status["karat"] == "22K"
+        assert status["stage"] == "completed"
+        assert status["appraisal_status"] == "purity_completed"
+        with pytest.raises(Exception, match="completed"):
+            await ws.recv()
+    client, headers = live_bank.client, live_bank.appraiser.headers
+    test = (await client.get(f"{API}/purity-sessions/{test_id}", headers=headers)).json()
+    assert test["status"] == "completed"
+    assert test["karat"] == "22K"
+    assert set(test["stage_timings"]) == {"rubbing", "acid", "completed"}
+    assert "classical" in test["detector_versions"]
+    assert test["frames_processed"] >= 30
+    evidence = (
+        await client.get(f"{API}/appraisals/{appraisal_id}/evidence", headers=headers)
+    ).json()
+    assert {e["kind"] for e in evidence} == {"rubbing_confirmed", "acid_applied", "result"}
+    download = await client.get(evidence[0]["download_url"])
+    assert download.status_code == 200
+    assert download.content[:3] == b"\xff\xd8\xff"
+    detail = (await client.get(f"{API}/appraisals/{appraisal_id}", headers=headers)).json()
+    assert detail["status"] == "purity_completed"
+    assert detail["items"][0]["karat"] == "22K"
+    # A finished test cannot be streamed again.
+    async with connect(ws_url(server, test_id, live_bank)) as ws:
+        refusal = json.loads(await ws.recv())
+        assert refusal["code"] == "purity_test_closed"
+
+
+async def test_bad_frames_get_an_error_message_and_the_test_goes_on(
+    server: LiveServer, live_bank: Bank
+) -> None:
+    _, _, test_id = await new_test(live_bank)
+    huge_header = bytearray(cv2.imencode(".jpg", np.zeros((32, 32, 3), np.uint8))[1].tobytes())
+    sof = huge_header.index(b"\xff\xc0")
+    huge_header[sof + 5 : sof + 9] = struct.pack(">HH", 30000, 30000)
+    async with connect(ws_url(server, test_id, live_bank), max_size=None) as ws:
+        for payload, code in (
+            (b"this is not an image", "invalid_frame"),
+            (bytes(huge_header), "frame_too_large"),
+            (b"\xff\xd8\xff" + b"\0" * (5 * 1024 * 1024), "frame_too_large"),
+        ):
+            await ws.send(payload)
+            message = json.loads(await ws.recv())
+            assert message["type"] == "error"
+            assert message["code"] == code
+        await ws.send("hello")
+        assert json.loads(await ws.recv())["code"] == "invalid_input"
+        await ws.send(json.dumps({"type": "ping"}))
+        assert json.loads(await ws.recv()) == {"type": "pong"}
+        status = await stream(ws, 0, 3)
+        assert status["stage"] == "rubbing"
+
+
+async def test_refused_without_credentials_or_for_another_bank(
+    server: LiveServer, live_bank: Bank, committed: Database, settings: Settings
+) -> None:
+    _, _, test_id = await new_test(live_bank)
+    base = f"{server.ws_url}{API}/purity-sessions/{test_id}/ws"
+    for url in (base, f"{base}?access_token=garbage"):
+        with pytest.raises(InvalidStatus, match="403"):
+            async with connect(url):
+                pass
+    other = await make_bank(
+        live_bank.client, await committed_tenant(committed, settings, live_bank.client)
+    )
+    async with connect(ws_url(server, test_id, other)) as ws:
+        assert json.loads(await ws.recv())["code"] == "purity_test_not_found"
+
+
+async def test_disconnect_mid_test_interrupts_and_resume_finishes(
+    server: LiveServer, live_bank: Bank
+) -> None:
+    appraisal_id, _, test_id = await new_test(live_bank)
+    async with connect(ws_url(server, test_id, live_bank), max_size=None) as ws:
+        status = await stream(ws, 0, 55)  # into ACID: rubbing is confirmed by ~3 s
+        assert status["stage"] == "acid"
+    client, headers = live_bank.client, live_bank.appraiser.headers
+    for _ in range(100):
+        test = (await client.get(f"{API}/purity-sessions/{test_id}", headers=headers)).json()
+        if test["status"] == "interrupted":
+            break
+        await asyncio.sleep(0.05)
+    assert test["status"] == "interrupted"
+    assert test["resumable"] is True
+    assert test["stage"] == "acid"
+    assert test["karat"] is None
+    detail = (await client.get(f"{API}/appraisals/{appraisal_id}", headers=headers)).json()
+    assert detail["status"] == "purity_in_progress"
+
+    async with connect(ws_url(server, test_id, live_bank), max_size=None) as ws:
+        status = await stream(ws, 55, len(CLIP_22K))
+        assert status["saved"] is True
+        assert status["karat"] == "22K"
+    chain = (
+        await client.get(f"{API}/appraisals/{appraisal_id}/audit-chain", headers=headers)
+    ).json()
+    actions = [event["action"] for event in chain]
+    assert actions.count("appraisal.purity_test_interrupted") == 1
+    assert "appraisal.purity_test_resumed" in actions
+    verified = await client.get(
+        f"{API}/appraisals/{appraisal_id}/audit-chain/verify", headers=headers
+    )
+    assert verified.json()["valid"] is True
+
+
+class ClipTrack(VideoStreamTrack):
+    """The synthetic clip as a camera, played at `speed` x its rate with its own timestamps
+    (so the server may drop frames it cannot keep up with, and the test still reads)."""
+
+    def __init__(self, clip: TouchstoneClip, speed: float = 1.0) -> None:
+        super().__init__()
+        self.clip = clip
+        self.speed = speed
+        self.index = 0
+
+    async def recv(self) -> av.VideoFrame:
+        index = min(self.index, len(self.clip) - 1)
+        self.index += 1
+        await asyncio.sleep(1 / self.clip.spec.fps / self.speed)
+        frame = av.VideoFrame.from_ndarray(self.clip.frame(index)[0], format="bgr24")
+        frame.pts = index
+        frame.time_base = fractions.Fraction(1, int(self.clip.spec.fps))
+        return frame
+
+
+async def test_webrtc_offer_answer_and_a_test_over_the_data_channel(
+    server: LiveServer, live_bank: Bank
+) -> None:
+    _appraisal_id, _, test_id = await new_test(live_bank)
+    pc = RTCPeerConnection()
+    statuses: list[dict[str, Any]] = []
+    done = asyncio.Event()
+    channel = pc.createDataChannel("purity")
+
+    @channel.on("message")
+    def on_message(message: str) -> None:
+        statuses.append(json.loads(message))
+        if statuses[-1].get("saved"):
+            done.set()
+
+    pc.addTrack(ClipTrack(CLIP_22K, speed=3.0))
+    await pc.setLocalDescription(await pc.createOffer())
+    async with httpx.AsyncClient(base_url=server.url, headers=live_bank.appraiser.headers) as http:
+        response = await http.post(
+            f"{API}/purity-sessions/{test_id}/webrtc/offer",
+            json={"sdp": pc.localDescription.sdp, "type": "offer"},
+        )
+        assert response.status_code == 200, response.text
+        answer = RTCSessionDescription(sdp=response.json()["sdp"], type="answer")
+        await pc.setRemoteDescription(answer)
+        try:
+            await asyncio.wait_for(done.wait(), 30)
+        finally:
+            await pc.close()
+        assert statuses[-1]["karat"] == "22K"
+        assert statuses[-1]["appraisal_status"] == "purity_completed"
+        assert any(s["stage"] == "acid" for s in statuses)
+        test = (await http.get(f"{API}/purity-sessions/{test_id}")).json()
+        assert test["status"] == "completed"
+        assert test["transport"] == "webrtc"
+
+
+@pytest.mark.parametrize(
+    ("sdp", "code"),
+    [
+        ("not sdp at all", "unsupported_sdp"),
+        (
+            "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n"
+            "a=rtpmap:111 opus/48000/2\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n",
+            "unsupported_sdp",
+        ),
+        (
+            "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 98\r\n"
+            "a=rtpmap:98 AV1/90000\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n",
+            "unsupported_codec",
+        ),
+    ],
+)
+async def test_unusable_offers_are_refused(
+    bank: Bank, client: httpx.AsyncClient, sdp: str, code: str
+) -> None:
+    appraisal_id = await bank.new_appraisal(RING)
+    item_id = (await bank.items(appraisal_id))[0]["id"]
+    created = await client.post(
+        f"{API}/appraisals/{appraisal_id}/items/{item_id}/purity-sessions",
+        headers=bank.appraiser.headers,
+    )
+    response = await client.post(
+        f"{API}/purity-sessions/{created.json()['id']}/webrtc/offer",
+        json={"sdp": sdp, "type": "offer"},
+        headers=bank.appraiser.headers,
+    )
+    assert_problem(response, 422, code)
+    test = await client.get(
+        f"{API}/purity-sessions/{created.json()['id']}", headers=bank.appraiser.headers
+    )
+    assert test.json()["status"] == "created"
