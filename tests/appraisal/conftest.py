@@ -140,6 +140,12 @@ async def bank(client: httpx.AsyncClient, tenant_a: Tenant) -> Bank:
     return await make_bank(client, tenant_a)
 
 
+@pytest.fixture
+async def live_bank(live_client: httpx.AsyncClient, tenant: Tenant) -> Bank:
+    """The same bank, committed: for live servers and other connections."""
+    return await make_bank(live_client, tenant)
+
+
 def fake_result(karat: Karat, evidence: bytes) -> PurityResult:
     """What a finished pipeline hands over, for tests that are not about the live test."""
     return PurityResult(

@@ -17,15 +17,17 @@ import numpy as np
 import pytest
 from aiortc import RTCPeerConnection, RTCSessionDescription, VideoStreamTrack
 from bench.generators.touchstone_clips import ClipSpec, TouchstoneClip
+from sqlalchemy import select
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
 from tests.appraisal.conftest import API, RING, Bank, make_bank
-from tests.conftest import Tenant, assert_problem, committed_tenant
+from tests.conftest import assert_problem, committed_tenant
 from tests.core.events.conftest import LiveServer, serve
 from touchstone.appraisal.purity import Karat
 from touchstone.core.config import Settings
 from touchstone.core.db import Database
+from touchstone.core.events import OutboxEvent
 
 CLIP_22K = TouchstoneClip(ClipSpec(karat=Karat.K22, seed=7))
 
@@ -34,11 +36,6 @@ CLIP_22K = TouchstoneClip(ClipSpec(karat=Karat.K22, seed=7))
 async def server(settings: Settings, committed: Database) -> AsyncIterator[LiveServer]:
     async with serve(settings, committed) as running:
         yield running
-
-
-@pytest.fixture
-async def live_bank(live_client: httpx.AsyncClient, tenant: Tenant) -> Bank:
-    return await make_bank(live_client, tenant)
 
 
 def token(bank: Bank) -> str:
@@ -79,7 +76,9 @@ def ws_url(server: LiveServer, test_id: str, bank: Bank) -> str:
     return f"{server.ws_url}{API}/purity-sessions/{test_id}/ws?access_token={token(bank)}"
 
 
-async def test_websocket_purity_test_end_to_end(server: LiveServer, live_bank: Bank) -> None:
+async def test_websocket_purity_test_end_to_end(
+    server: LiveServer, live_bank: Bank, committed: Database
+) -> None:
     appraisal_id, _item_id, test_id = await new_test(live_bank)
     async with connect(ws_url(server, test_id, live_bank), max_size=None) as ws:
         status = await stream(ws, 0, len(CLIP_22K))
@@ -106,6 +105,18 @@ async def test_websocket_purity_test_end_to_end(server: LiveServer, live_bank: B
     detail = (await client.get(f"{API}/appraisals/{appraisal_id}", headers=headers)).json()
     assert detail["status"] == "purity_completed"
     assert detail["items"][0]["karat"] == "22K"
+    async with committed.transaction(org_id=live_bank.tenant.org_id) as session:
+        topics = (
+            (
+                await session.execute(
+                    select(OutboxEvent.topic).where(OutboxEvent.aggregate_id == appraisal_id)
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert topics.count("appraisal.purity_progress") == 1  # on the switch to ACID only
+    assert topics.count("appraisal.completed") == 1
     # A finished test cannot be streamed again.
     async with connect(ws_url(server, test_id, live_bank)) as ws:
         refusal = json.loads(await ws.recv())
