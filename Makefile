@@ -42,6 +42,9 @@ bench: .venv/.synced  ## every benchmark, even after one misses its goal; fails 
 	$(UV) run --frozen python -m bench.jobs_throughput || echo jobs_throughput >> bench/results/.failed
 	$(UV) run --frozen python -m bench.event_latency || echo event_latency >> bench/results/.failed
 	$(UV) run --frozen python -m bench.idempotency_overhead || echo idempotency_overhead >> bench/results/.failed
+	$(UV) run --frozen python -m bench.statement_extraction || echo statement_extraction >> bench/results/.failed
+	$(UV) run --frozen python -m bench.statement_workbook || echo statement_workbook >> bench/results/.failed
+	$(UV) run --frozen python -m bench.purity_pipeline || echo purity_pipeline >> bench/results/.failed
 	@if [ -s bench/results/.failed ]; then echo "goal missed or not run:" $$(cat bench/results/.failed); exit 1; fi
 
 clean:
