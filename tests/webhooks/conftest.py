@@ -176,14 +176,21 @@ async def receiver() -> AsyncIterator[Receiver]:
 
 
 @pytest.fixture
+def worker_settings(settings: Settings) -> dict[str, Settings]:
+    """The settings the drained worker (and so the delivery job) runs with."""
+    return {"current": settings}
+
+
+@pytest.fixture
 def delivery_settings(
-    settings: Settings, monkeypatch: pytest.MonkeyPatch
+    worker_settings: dict[str, Settings], monkeypatch: pytest.MonkeyPatch
 ) -> Callable[..., Settings]:
     """Settings the delivery job sees (http and 127.0.0.1 allowed), and no backoff.
 
     Production waits 3 ** n seconds between attempts; here retries are due at once so a
     drained worker runs them all. Call the fixture's value to change settings.
     """
+    settings = worker_settings["current"]
 
     def configure(**overrides: Any) -> Settings:
         values = {
@@ -193,7 +200,7 @@ def delivery_settings(
             "webhook_max_attempts": 3,
         } | overrides
         configured = settings.model_copy(update=values)
-        monkeypatch.setattr(tasks, "get_settings", lambda: configured)
+        worker_settings["current"] = configured
         return configured
 
     monkeypatch.setattr(
@@ -242,12 +249,14 @@ Deliver = Callable[[], Awaitable[None]]
 
 
 @pytest.fixture
-def deliver(committed: Database, database_urls: DatabaseUrls, settings: Settings) -> Deliver:
+def deliver(
+    committed: Database, database_urls: DatabaseUrls, worker_settings: dict[str, Settings]
+) -> Deliver:
     """Relay the committed events, then run the worker until no delivery job is due."""
 
     async def run() -> None:
         await relay(committed, database_urls)
-        await drain(settings, database_urls)
+        await drain(worker_settings["current"], database_urls)
 
     return run
 
