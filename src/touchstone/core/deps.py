@@ -126,4 +126,5 @@ def require(permission: str) -> Callable[..., Coroutine[Any, Any, Principal]]:
         return principal
 
     check.__name__ = f"require_{permission.replace(':', '_')}"
+    check.permission = permission  # type: ignore[attr-defined]  # read by the route inventory
     return check

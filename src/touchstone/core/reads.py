@@ -142,4 +142,5 @@ def tenant_read(permission: str) -> Callable[..., AsyncIterator[TenantRead]]:
                 await read.close()
 
     dependency.__name__ = f"read_{permission.replace(':', '_')}"
+    dependency.permission = permission  # type: ignore[attr-defined]  # read by the route inventory
     return dependency
