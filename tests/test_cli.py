@@ -157,3 +157,36 @@ def test_serve_on_the_embedded_server_stops_cleanly_on_ctrl_c(worker_id: str) ->
             assert not (data_dir / "pgdata" / "postmaster.pid").exists(), "postgres still runs"
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def _worker_children(pid: int) -> set[int]:
+    """Children of every thread of `pid` (the supervisor thread starts the new worker)."""
+    tasks = Path(f"/proc/{pid}/task").glob("*/children")
+    return {int(child) for task in tasks for child in task.read_text().split()}
+
+
+def test_serve_starts_its_worker_again_after_it_is_killed(worker_id: str) -> None:
+    data_dir = ROOT / "var" / f"test-serve-kill-{worker_id}-{uuid.uuid4().hex[:6]}"
+    env = {**os.environ, "DATA_DIR": str(data_dir), "LOG_LEVEL": "WARNING"}
+    env.pop("DATABASE_URL", None)
+    try:
+        process, port = _serve_until_ready(env)
+        try:
+            [first] = _worker_children(process.pid)
+            os.kill(first, signal.SIGKILL)
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                children = _worker_children(process.pid) - {first}
+                ready = httpx.get(f"http://127.0.0.1:{port}/health/ready").status_code == 200
+                if children and ready:
+                    break
+                time.sleep(0.5)
+            else:
+                raise AssertionError("no new worker, or not ready again, within 30 s")
+        finally:
+            process.send_signal(signal.SIGINT)
+            output = process.communicate(timeout=30)[0]
+        assert process.returncode == 0, output
+        assert "job worker exited (-9); starting it again" in output
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)

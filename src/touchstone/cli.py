@@ -9,6 +9,7 @@ import secrets
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, TypeVar
@@ -84,7 +85,7 @@ def serve(
         "First admin: uv run touchstone orgs create 'My Bank' --admin-email you@example.com "
         "(or `uv run touchstone demo` for a demo bank)"
     )
-    worker_process = _start_worker() if settings.run_worker_with_api else None
+    worker = _SupervisedWorker() if settings.run_worker_with_api else None
     try:
         uvicorn.run(
             "touchstone.main:create_app",
@@ -98,13 +99,38 @@ def serve(
             ws="websockets-sansio",
         )
     finally:
-        if worker_process is not None:
-            _stop(worker_process)
+        if worker is not None:
+            worker.stop()
 
 
-def _start_worker() -> subprocess.Popen[bytes]:
-    """The job worker beside the API (`RUN_WORKER_WITH_API=false` to run workers apart)."""
-    return subprocess.Popen([sys.executable, "-m", "touchstone.cli", "worker", "--no-migrate"])
+class _SupervisedWorker:
+    """The job worker beside the API (`RUN_WORKER_WITH_API=false` to run workers apart),
+    started again if it dies (killed, out of memory): jobs it held are recovered as stalled,
+    and the API never needs a restart for its worker."""
+
+    RESTART_DELAY_S = 1.0
+
+    def __init__(self) -> None:
+        self._stopping = threading.Event()
+        self.process = self._start()
+        self._watcher = threading.Thread(target=self._watch, name="worker-supervisor", daemon=True)
+        self._watcher.start()
+
+    @staticmethod
+    def _start() -> subprocess.Popen[bytes]:
+        return subprocess.Popen([sys.executable, "-m", "touchstone.cli", "worker", "--no-migrate"])
+
+    def _watch(self) -> None:
+        while not self._stopping.wait(self.RESTART_DELAY_S):
+            code = self.process.poll()
+            if code is not None and not self._stopping.is_set():
+                typer.echo(f"job worker exited ({code}); starting it again", err=True)
+                self.process = self._start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._watcher.join()
+        _stop(self.process)
 
 
 def _stop(process: subprocess.Popen[bytes], grace_seconds: float = 20) -> None:
