@@ -6,6 +6,7 @@ the S3 backend runs against moto started here as a real HTTP server.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import os
@@ -51,7 +52,9 @@ from touchstone.core.storage import (
     sniff_content_type,
     store_upload,
 )
+from touchstone.core.storage import local as local_storage
 from touchstone.core.storage import sniff as mime
+from touchstone.core.storage.base import StorageFull
 from touchstone.main import create_app
 
 FILES = "/api/v1/files"
@@ -664,3 +667,27 @@ async def test_s3_size_limit_leaves_no_object_or_upload(s3: S3Storage, moto_endp
 def test_s3_needs_a_bucket(settings: Settings) -> None:
     with pytest.raises(ValueError, match="S3_BUCKET"):
         get_storage(settings.model_copy(update={"storage_backend": "s3", "s3_bucket": None}))
+
+
+async def test_a_full_volume_is_a_507_and_leaves_no_partial_file(
+    storage: LocalStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The chaos run fills a real small volume; here the write fails as a full disk does."""
+    org_id = uuid.uuid4()
+    create = local_storage._create_temporary
+
+    class FullDisk(io.BufferedWriter):
+        def write(self, data: Any) -> int:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    def create_on_full_disk(target: Path) -> tuple[Any, Path]:
+        file, temporary = create(target)
+        return FullDisk(file.raw), temporary
+
+    monkeypatch.setattr(local_storage, "_create_temporary", create_on_full_disk)
+    with pytest.raises(StorageFull):
+        await storage.put(org_id, chunks_of(png(3_000_000)), kind="evidence")
+    monkeypatch.undo()
+    assert files_in(storage.root) == []
+    stored = await storage.put(org_id, chunks_of(png(1_000)), kind="evidence")
+    assert await storage.exists(org_id, stored.key)

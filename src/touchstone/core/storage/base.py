@@ -7,6 +7,7 @@ Whatever a caller hands back as a key is matched against that exact shape and it
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import re
 import uuid
@@ -36,6 +37,15 @@ class RangeNotSatisfiable(AppError):
         super().__init__(
             f"The object has {size} bytes", headers={"Content-Range": f"bytes */{size}"}
         )
+
+
+class StorageFull(AppError):
+    """The volume (or quota) is full: a dependency problem, retried later, never a 500."""
+
+    status, code, title = 507, "insufficient_storage", "Storage is full"
+
+
+NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
 @dataclass(frozen=True, slots=True)

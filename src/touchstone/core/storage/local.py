@@ -7,6 +7,7 @@ into place, so a reader never sees a partial object and a crash leaves at most a
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Collection
@@ -18,7 +19,9 @@ import anyio.to_thread
 
 from touchstone.core.errors import NotFound
 from touchstone.core.storage.base import (
+    NO_SPACE,
     ByteRange,
+    StorageFull,
     StoredObject,
     StoredStream,
     check_key,
@@ -64,7 +67,10 @@ class LocalStorage:
             stream, max_bytes=max_bytes or self.default_max_bytes, allowed_types=allowed_types
         )
         target = self.root / key
-        file, temporary = await anyio.to_thread.run_sync(_create_temporary, target)
+        try:
+            file, temporary = await anyio.to_thread.run_sync(_create_temporary, target)
+        except OSError as exc:
+            raise _full(exc) from exc
         try:
             batch = bytearray()
             async for chunk in intake.chunks:
@@ -73,9 +79,11 @@ class LocalStorage:
                     data, batch = batch, bytearray()
                     await anyio.to_thread.run_sync(file.write, data)
             await anyio.to_thread.run_sync(_commit, file, bytes(batch), temporary, target)
-        except BaseException:
+        except BaseException as exc:
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(_discard, file, temporary)
+            if isinstance(exc, OSError):
+                raise _full(exc) from exc
             raise
         return intake.stored(key)
 
@@ -134,8 +142,18 @@ def _commit(file: BinaryIO, tail: bytes, temporary: Path, target: Path) -> None:
 
 
 def _discard(file: BinaryIO, temporary: Path) -> None:
-    file.close()
+    with contextlib.suppress(OSError):  # closing flushes, and a full disk refuses that too
+        file.close()
     temporary.unlink(missing_ok=True)
+
+
+def _full(exc: OSError) -> Exception:
+    """A full volume is the client's 507 (retry later); other I/O errors stay errors."""
+    return (
+        StorageFull("No space left for this file; try again later")
+        if exc.errno in NO_SPACE
+        else exc
+    )
 
 
 def _open_with_head(path: Path) -> tuple[BinaryIO, int, bytes]:
