@@ -1,0 +1,147 @@
+"""A real headless Chromium runs the live page against a live server: signs in with a
+token, picks the appraisal and item, streams the synthetic 22K clip as its camera over
+WebRTC (and, in a second run, over the WebSocket fallback) and shows the karat."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from bench.generators.touchstone_clips import ClipSpec, Timeline, TouchstoneClip, write_y4m
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.ui import Select, WebDriverWait
+
+from tests.appraisal.conftest import API, RING, Bank
+from tests.core.events.conftest import LiveServer, serve
+from touchstone.appraisal.purity import Karat
+from touchstone.core.config import Settings
+from touchstone.core.db import Database
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+PAGE_TIMEOUT_S = 60
+LEAD_IN_S = 4.0
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
+        reason="needs Debian's chromium and chromium-driver (apt-get install chromium "
+        "chromium-driver)",
+    ),
+]
+
+
+@pytest.fixture
+async def server(settings: Settings, committed: Database) -> AsyncIterator[LiveServer]:
+    async with serve(settings, committed) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("clips") / "touchstone_22k.y4m"
+    # Chromium's fake camera plays the clip from when the page opens the camera; the first
+    # seconds show the bare stone while the page connects, as with a real appraiser who
+    # opens the camera and then starts rubbing (a test joined mid-rubbing sees only part of
+    # the streak and cannot read it under the acid).
+    timeline = Timeline(
+        ornament_enters=LEAD_IN_S + 0.4,
+        rubbing_starts=LEAD_IN_S + 0.8,
+        rubbing_ends=LEAD_IN_S + 3.0,
+        ornament_gone=LEAD_IN_S + 3.4,
+        acid_starts=LEAD_IN_S + 3.6,
+        duration=LEAD_IN_S + 16.0,  # the test ends long before the clip loops
+    )
+    spec = ClipSpec(karat=Karat.K22, seed=3, timeline=timeline)
+    frames = (frame for frame, _ in TouchstoneClip(spec))
+    write_y4m(frames, path, fps=15)
+    return path
+
+
+def run_page(
+    url: str, token: str, appraisal_id: str, item_id: str, transport: str, clip: Path, profile: Path
+) -> dict[str, str]:
+    """Drive the page in Chromium (blocking: run it in a thread); the body's data-* state."""
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-video-capture={clip}",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--disable-dev-shm-usage",
+        "--allow-loopback-in-peer-connection",
+        f"--user-data-dir={profile}",
+    ):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    try:
+        wait = WebDriverWait(driver, PAGE_TIMEOUT_S)
+        driver.get(url)
+        driver.find_element(By.ID, "token").send_keys(token)
+        driver.find_element(By.CSS_SELECTOR, "#token-form button").click()
+        wait.until(
+            lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-state") == "ready"
+        )
+        Select(driver.find_element(By.ID, "appraisal")).select_by_value(appraisal_id)
+        wait.until(
+            expected_conditions.presence_of_element_located(
+                (By.CSS_SELECTOR, f"#item option[value='{item_id}']")
+            )
+        )
+        Select(driver.find_element(By.ID, "item")).select_by_value(item_id)
+        Select(driver.find_element(By.ID, "transport")).select_by_value(transport)
+        driver.find_element(By.ID, "start").click()
+        body = driver.find_element(By.TAG_NAME, "body")
+        wait.until(lambda d: body.get_attribute("data-state") == "completed")
+        return {
+            "result": body.get_attribute("data-result") or "",
+            "transport": body.get_attribute("data-transport") or "",
+            "shown": driver.find_element(By.ID, "result").text,
+            "message": driver.find_element(By.ID, "message").text,
+        }
+    finally:
+        driver.quit()
+
+
+@pytest.mark.parametrize(
+    ("transport", "expected"), [("auto", "webrtc"), ("websocket", "websocket")]
+)
+async def test_browser_runs_a_purity_test_end_to_end(
+    server: LiveServer, live_bank: Bank, clip: Path, tmp_path: Path, transport: str, expected: str
+) -> None:
+    appraisal_id = await live_bank.new_appraisal(RING)
+    item_id = (await live_bank.items(appraisal_id))[0]["id"]
+    token = live_bank.appraiser.headers["Authorization"].removeprefix("Bearer ")
+    state = await asyncio.to_thread(
+        run_page,
+        f"{server.url}/app/appraisal/live",
+        token,
+        appraisal_id,
+        item_id,
+        transport,
+        clip,
+        tmp_path / "profile",
+    )
+    shutil.rmtree(tmp_path / "profile", ignore_errors=True)
+    assert state["transport"] == expected, state
+    assert state["result"] == "22K", state
+    assert state["shown"].startswith("22K")
+    async with httpx.AsyncClient(base_url=server.url, headers=live_bank.appraiser.headers) as http:
+        detail = (await http.get(f"{API}/appraisals/{appraisal_id}")).json()
+    assert detail["status"] == "purity_completed"
+    assert detail["items"][0]["karat"] == "22K"
