@@ -5,7 +5,7 @@ UV := $(shell command -v uv 2>/dev/null || echo $(TOOLS)/bin/uv)
 export UV_PYTHON_DOWNLOADS := never
 PYTEST_ARGS ?=
 
-.PHONY: run test lint typecheck pytest test-fast bench clean
+.PHONY: run test lint typecheck pytest test-fast bench load chaos clean
 
 $(TOOLS)/bin/uv:
 	python3 -m venv $(TOOLS)
@@ -36,6 +36,9 @@ test: lint typecheck pytest  ## every gate: ruff, mypy, alembic check (a test), 
 test-fast: .venv/.synced  ## developers: skip the slow end-to-end tests
 	$(UV) run --frozen pytest -n 2 -m "not slow" $(PYTEST_ARGS)
 
+fuzz: .venv/.synced  ## schemathesis over every operation, FUZZ_EXAMPLES (50) valid and invalid cases each
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-50} $(UV) run --frozen pytest -p no:randomly -q tests/security/test_fuzz.py $(PYTEST_ARGS)
+
 bench: .venv/.synced  ## every benchmark, even after one misses its goal; fails if any did
 	@mkdir -p bench/results && rm -f bench/results/.failed
 	$(UV) run --frozen python -m bench.http_list || echo http_list >> bench/results/.failed
@@ -46,6 +49,12 @@ bench: .venv/.synced  ## every benchmark, even after one misses its goal; fails 
 	$(UV) run --frozen python -m bench.statement_workbook || echo statement_workbook >> bench/results/.failed
 	$(UV) run --frozen python -m bench.purity_pipeline || echo purity_pipeline >> bench/results/.failed
 	@if [ -s bench/results/.failed ]; then echo "goal missed or not run:" $$(cat bench/results/.failed); exit 1; fi
+
+load: .venv/.synced  ## two tenants' realistic mix for LOAD_SECONDS (300); p50/p95/p99, 5xx, memory, effects
+	$(UV) run --frozen python -m bench.load
+
+chaos: .venv/.synced  ## the load while PostgreSQL restarts, the worker is killed, storage fills, Redis pauses
+	$(UV) run --frozen python -m bench.chaos
 
 clean:
 	rm -rf .venv $(TOOLS) .mypy_cache .ruff_cache .pytest_cache

@@ -85,6 +85,12 @@ async def test_requests_fail_cleanly_and_everything_resumes_after_a_restart(
             down = await client.get("/api/v1/me", headers=tenant.headers)
             assert_problem(down, 503, "service_unavailable")
             assert down.headers["retry-after"]
+            # the raw-connection read path (core.reads) fails the same way
+            read = await client.get("/api/v1/users", headers=tenant.headers)
+            assert_problem(read, 503, "service_unavailable")
+            # the raw-connection read path (core.reads) fails the same way
+            read = await client.get("/api/v1/users", headers=tenant.headers)
+            assert_problem(read, 503, "service_unavailable")
             create = await client.post(
                 "/api/v1/branches", json={"name": "X", "code": "X"}, headers=tenant.headers
             )

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import socket
+from typing import Any
 
 import structlog
 from procrastinate import PsycopgConnector
@@ -16,6 +18,7 @@ from touchstone.core.jobs.runtime import QUEUES, job_app
 from touchstone.core.postgres import libpq_dsn
 
 log = structlog.get_logger("touchstone.worker")
+WORKER_RESTART_DELAY_S = 1.0
 
 
 def job_connector(url: URL, max_size: int) -> PsycopgConnector:
@@ -49,6 +52,36 @@ async def _recover_forever(settings: Settings) -> None:
             log.warning("stalled_job_recovery_failed", error=type(exc).__name__)
 
 
+async def _work_until_stopped(options: dict[str, Any], handle_signals: bool) -> None:
+    """Run procrastinate's worker again whenever it stops on its own.
+
+    It stops (returning normally) when its listener or heartbeat loses the database, e.g.
+    while PostgreSQL restarts; without this the process would sit idle with jobs queued.
+    Only SIGINT/SIGTERM (or cancelling this task) end the loop, letting running jobs finish.
+    """
+    stopping = asyncio.Event()
+    if handle_signals:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stopping.set)
+    while not stopping.is_set():
+        worker = asyncio.create_task(job_app.run_worker_async(**options))
+        stop = asyncio.create_task(stopping.wait())
+        try:
+            await asyncio.wait({worker, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+            if not worker.done():
+                worker.cancel()  # procrastinate stops gracefully: running jobs finish first
+                with contextlib.suppress(asyncio.CancelledError):
+                    await worker
+        if stopping.is_set():
+            return
+        error = worker.exception()
+        log.warning("worker_restarting", error=type(error).__name__ if error else None)
+        await asyncio.sleep(WORKER_RESTART_DELAY_S)
+
+
 async def run_worker(
     settings: Settings,
     runtime_url: URL,
@@ -64,21 +97,25 @@ async def run_worker(
         raise ValueError(f"unknown queues {sorted(unknown)}; choose from {QUEUES}")
     database = Database(runtime_url, settings)
     name = f"{socket.gethostname()}-{id(database):x}"
+    options: dict[str, Any] = {
+        "queues": list(queues or QUEUES),
+        "concurrency": concurrency,
+        "name": name,
+        "wait": wait,
+        "additional_context": {"database": database, "settings": settings},
+        "update_heartbeat_interval": settings.worker_heartbeat_seconds,
+        "stalled_worker_timeout": settings.stalled_worker_seconds,
+        "delete_jobs": "successful",
+        "install_signal_handlers": False,
+    }
     with job_app.replace_connector(job_connector(runtime_url, concurrency + 4)):
         async with job_app.open_async():
             recovery = asyncio.create_task(_recover_forever(settings))
             try:
-                await job_app.run_worker_async(
-                    queues=list(queues or QUEUES),
-                    concurrency=concurrency,
-                    name=name,
-                    wait=wait,
-                    additional_context={"database": database, "settings": settings},
-                    update_heartbeat_interval=settings.worker_heartbeat_seconds,
-                    stalled_worker_timeout=settings.stalled_worker_seconds,
-                    delete_jobs="successful",
-                    install_signal_handlers=wait and handle_signals,
-                )
+                if wait:
+                    await _work_until_stopped(options, handle_signals)
+                else:
+                    await job_app.run_worker_async(**options)
             finally:
                 recovery.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
