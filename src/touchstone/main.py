@@ -34,7 +34,7 @@ from touchstone.core.migrations import migration_head
 from touchstone.core.postgres import admin_url, runtime_url
 from touchstone.core.ratelimit import RateLimiter, limit_by_address, rate_limit
 from touchstone.core.security import configure_password_hashing
-from touchstone.core.storage import get_storage
+from touchstone.core.storage import get_storage, storage_check
 from touchstone.core.telemetry import configure_tracing
 from touchstone.event_consumers import EVENT_CONSUMERS
 from touchstone.identity import router as identity
@@ -94,7 +94,11 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.storage = get_storage(settings)
     app.state.cache = get_cache(settings)
     app.state.migration_head = migration_head()
-    app.state.health_checks = {"database": database_check, "workers": worker_check}
+    app.state.health_checks = {
+        "database": database_check,
+        "workers": worker_check,
+        "storage": storage_check,
+    }
     if database is not None:
         app.state.database = database
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 
 from tests.conftest import Tenant
 
@@ -9,7 +10,7 @@ async def test_live_ready_and_details(client: httpx.AsyncClient) -> None:
     assert (await client.get("/health/live")).json() == {"status": "ok"}
     ready = await client.get("/health/ready")
     assert ready.status_code == 200
-    assert ready.json()["components"] == {"database": True, "workers": True}
+    assert ready.json()["components"] == {"database": True, "workers": True, "storage": True}
     details = (await client.get("/health")).json()
     database = details["components"]["database"]
     assert database["ok"]
@@ -46,3 +47,14 @@ async def test_metrics_report_requests_by_route_template(
     assert 'route="/api/v1/users"' in metrics
     assert "touchstone_http_request_duration_seconds_bucket" in metrics
     assert "touchstone_db_pool_connections" in metrics
+
+
+async def test_ready_fails_when_the_storage_volume_cannot_take_an_upload(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk makes uploads fail with 507; readiness says so (the chaos run fills one)."""
+    app = client._transport.app  # type: ignore[attr-defined]
+    monkeypatch.setattr(app.state.storage, "default_max_bytes", 2**62)  # more than any disk
+    ready = await client.get("/health/ready")
+    assert ready.status_code == 503
+    assert ready.json()["components"]["storage"] is False

@@ -7,10 +7,13 @@ and hand out `storage.signed_url(...)` or link to `files_router`'s streaming end
 
 from __future__ import annotations
 
+import shutil
 import uuid
 from collections.abc import AsyncIterator, Collection
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Any
 
+import anyio
 from fastapi import Depends, Request, UploadFile
 
 from touchstone.core.config import Settings
@@ -71,6 +74,13 @@ def get_storage(settings: Settings) -> Storage:
     )
 
 
+def _free_bytes(root: Path) -> int:
+    """Free space of the volume `root` is on (or will be, before the first file creates it)."""
+    while not root.exists() and root != root.parent:
+        root = root.parent
+    return shutil.disk_usage(root).free
+
+
 def request_storage(request: Request) -> Storage:
     """The app's storage, `app.state.storage` (set by `create_app`)."""
     storage: Storage = request.app.state.storage
@@ -78,6 +88,16 @@ def request_storage(request: Request) -> Storage:
 
 
 StorageDep = Annotated[Storage, Depends(request_storage)]
+
+
+async def storage_check(request: Request) -> dict[str, Any]:
+    """Ready only while the largest allowed upload still fits on a local volume (object
+    stores report no free space: they are not probed)."""
+    storage = request_storage(request)
+    if not isinstance(storage, LocalStorage):
+        return {"ok": True, "backend": "s3"}
+    free = await anyio.to_thread.run_sync(_free_bytes, storage.root)
+    return {"ok": free >= storage.default_max_bytes, "free_mib": free // 2**20}
 
 
 async def store_upload(
