@@ -16,7 +16,7 @@ from touchstone.core.cache import get_cache
 from touchstone.core.config import Settings, get_settings
 from touchstone.core.db import Database
 from touchstone.core.deps import read_credential
-from touchstone.core.errors import install_error_handlers
+from touchstone.core.errors import install_error_handlers, problem_responses
 from touchstone.core.events.hub import EventHub
 from touchstone.core.events.listener import listen_postgres, listen_redis
 from touchstone.core.events.relay import OutboxRelay
@@ -29,7 +29,11 @@ from touchstone.core.idempotency import install_idempotency
 from touchstone.core.jobs.monitoring import worker_check
 from touchstone.core.jobs.router import router as jobs_router
 from touchstone.core.logging import configure_logging
-from touchstone.core.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from touchstone.core.middleware import (
+    BodySizeLimitMiddleware,
+    RequestContextMiddleware,
+    SecurityHeadersMiddleware,
+)
 from touchstone.core.migrations import migration_head
 from touchstone.core.postgres import admin_url, runtime_url
 from touchstone.core.ratelimit import RateLimiter, limit_by_address, rate_limit
@@ -43,6 +47,12 @@ from touchstone.statements import router as statements
 from touchstone.webhooks.router import router as webhooks_router
 
 API_PREFIX = "/api/v1"
+# What any route can answer besides its own: a body over the limit, bad input (also control
+# characters in the URL), a rate limit, the database away. Authenticated routes add the
+# credential, permission, tenant-scoped lookup and state checks, uploads a full volume (507).
+ANY_ROUTE = (413, 422, 429, 503)
+PUBLIC_ERRORS = problem_responses(400, 401, 403, 404, 409, *ANY_ROUTE)
+AUTHENTICATED_ERRORS = problem_responses(400, 401, 403, 404, 409, 415, *ANY_ROUTE, 507)
 
 
 def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
@@ -126,16 +136,21 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         overrides={f"{API_PREFIX}/batches": batch_bytes + settings.max_body_bytes},
     )
     app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(SecurityHeadersMiddleware, hsts_seconds=settings.hsts_seconds)
 
-    app.include_router(health_router)
+    app.include_router(health_router, responses=problem_responses(*ANY_ROUTE))
     # Routers are mounted one level deep: each nesting level costs route matching per request.
     public = [Depends(limit_by_address)]
-    app.include_router(identity.public_router, prefix=API_PREFIX, dependencies=public)
-    app.include_router(appraisal.public_router, dependencies=public)  # pages, purity WS
-    app.include_router(statements.public_router, prefix=API_PREFIX, dependencies=public)
-    # The WebSocket authenticates itself: browsers cannot send headers on it.
-    app.include_router(events_websocket_router, prefix=API_PREFIX, dependencies=public)
-    app.include_router(files_router())  # signed URLs or a credential; it checks itself
+    for router, prefix in (
+        (identity.public_router, API_PREFIX),
+        (appraisal.public_router, ""),  # pages, certificate verification, purity WS
+        (statements.public_router, API_PREFIX),
+        # The WebSocket authenticates itself: browsers cannot send headers on it.
+        (events_websocket_router, API_PREFIX),
+    ):
+        app.include_router(router, prefix=prefix, dependencies=public, responses=PUBLIC_ERRORS)
+    # Signed URLs or a credential; it checks itself.
+    app.include_router(files_router(), responses=PUBLIC_ERRORS)
     # Everything below requires a credential unless a route opts out above.
     authenticated = [
         Depends(read_credential),
@@ -144,5 +159,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     ]
     modules = (appraisal.router, statements.router, webhooks_router)
     for router in (identity.router, jobs_router, events_router, *modules):
-        app.include_router(router, prefix=API_PREFIX, dependencies=authenticated)
+        app.include_router(
+            router, prefix=API_PREFIX, dependencies=authenticated, responses=AUTHENTICATED_ERRORS
+        )
     return app

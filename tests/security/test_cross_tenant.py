@@ -11,6 +11,7 @@ purity WebSocket with another branch's test (tests/appraisal/test_api_live.py).
 from __future__ import annotations
 
 import hashlib
+import json
 from typing import Any
 
 import httpx
@@ -38,6 +39,7 @@ NOT_YET = {f"{API}/appraisals/{{appraisal_id}}/certificate": "issued only after 
 STREAMS = {f"{API}/events"}
 """Never end by themselves; their isolation is tested with a live server."""
 
+BRANCH_SCOPED = (f"{API}/appraisals", f"{API}/purity-sessions")
 Operation = tuple[str, str, dict[str, Any]]
 
 
@@ -76,17 +78,28 @@ async def prepared(
 
 
 async def snapshot(
-    client: httpx.AsyncClient, world: World, document: dict[str, Any]
+    client: httpx.AsyncClient,
+    world: World,
+    document: dict[str, Any],
+    under: str | tuple[str, ...] = API,
 ) -> dict[str, tuple[int, str]]:
-    """What the owner reads on every GET route: the status, and a digest of the body (the
-    problem code for errors, whose request ids differ each time)."""
-    paths = [path for method, path, _ in operations(document) if method == "get"]
+    """What the owner reads on every GET route (`under` a prefix): the status, and a digest
+    of the body (the problem code for errors, whose request ids differ each time)."""
+    paths = [
+        path
+        for method, path, _ in operations(document)
+        if method == "get" and path.startswith(under)
+    ]
     ids = {path: await world.ids_for(path) for path in paths if path not in STREAMS}
     seen = {}
     for path, values in ids.items():
         response = await client.get(path.format(**values), headers=world.headers)
-        if response.headers.get("content-type", "").startswith("application/problem+json"):
+        kind = response.headers.get("content-type", "")
+        if kind.startswith("application/problem+json"):
             seen[path] = (response.status_code, response.json()["code"])
+        elif kind.startswith("application/json"):  # the same data, keys in any order
+            canonical = json.dumps(response.json(), sort_keys=True).encode()
+            seen[path] = (response.status_code, hashlib.sha256(canonical).hexdigest())
         else:
             seen[path] = (response.status_code, hashlib.sha256(response.content).hexdigest())
     return seen
@@ -131,6 +144,7 @@ async def test_another_branch_gets_404_on_branch_scoped_routes(
         for method in route.methods
     }
     leaks, tried = {}, 0
+    before = await snapshot(client, world, document, under=BRANCH_SCOPED)
     for role, headers in (
         (Role.APPRAISER, bank.other_appraiser.headers),
         (Role.BRANCH_MANAGER, manager),
@@ -138,17 +152,15 @@ async def test_another_branch_gets_404_on_branch_scoped_routes(
         scoped = [
             (method, path, operation)
             for method, path, operation in with_ids(document)
-            if path.startswith((f"{API}/appraisals/", f"{API}/purity-sessions/"))
+            if path.startswith(BRANCH_SCOPED)
             and needs[(method.upper(), path)] <= permissions_for(role)
         ]
-        calls = await prepared(world, document, scoped)
-        before = await snapshot(client, world, document)
-        for method, url, body in calls:
+        for method, url, body in await prepared(world, document, scoped):
             response = await client.request(method.upper(), url, headers=headers, **body)
             tried += 1
             if response.status_code != 404:
                 leaks[f"{role} {method.upper()} {url}"] = response.status_code
-        assert await snapshot(client, world, document) == before
+    assert await snapshot(client, world, document, under=BRANCH_SCOPED) == before
     assert leaks == {}, f"another branch's appraisals must be 404: {leaks}"
     assert tried >= 15
 

@@ -9,6 +9,7 @@ new route cannot be left out silently.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 import uuid
 from collections.abc import Awaitable, Callable
@@ -18,6 +19,8 @@ from typing import Any
 
 import httpx
 from bench.generators.statements import generate_statement
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tests.appraisal.conftest import RING, Bank, make_bank
 from tests.conftest import Tenant, add_member
@@ -36,6 +39,18 @@ PNG = (
 )
 
 
+async def make_platform_admin(connection: AsyncConnection, tenant: Tenant) -> None:
+    """Tenant's admin may then use the platform routes (`POST /orgs`) too."""
+    await connection.execute(
+        text("select set_config('app.org_id', :org, true)"), {"org": str(tenant.org_id)}
+    )
+    await connection.execute(
+        text("update users set is_platform_admin = true where email = :e"),
+        {"e": tenant.admin_email},
+    )
+
+
+@functools.cache
 def statement_pdf(seed: int = 1) -> bytes:
     return generate_statement("ruled_uk", seed=seed).pdf
 
@@ -49,7 +64,7 @@ class World:
     owner: Tenant
     ids: dict[str, str] = field(default_factory=dict)
     bank: Bank | None = None
-    _made: set[str] = field(default_factory=set)
+    _made: set[Callable[[World], Awaitable[None]]] = field(default_factory=set)
 
     @property
     def headers(self) -> dict[str, str]:
@@ -66,10 +81,10 @@ class World:
         """Values for `path`'s parameters; the missing ones are left out."""
         matching = [prefix for prefix in FACTORIES if path.startswith(prefix)]
         if matching:
-            prefix = max(matching, key=len)
-            if prefix not in self._made:
-                self._made.add(prefix)
-                await FACTORIES[prefix](self)
+            factory = FACTORIES[max(matching, key=len)]
+            if factory not in self._made:  # several prefixes can share one
+                self._made.add(factory)
+                await factory(self)
         return {name: self.ids[name] for name in PARAM.findall(path) if name in self.ids}
 
     async def the_bank(self) -> Bank:
@@ -218,7 +233,9 @@ def resolve(document: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
-def sample(document: dict[str, Any], schema: dict[str, Any], name: str = "") -> Any:
+def sample(
+    document: dict[str, Any], schema: dict[str, Any], name: str = "", *, longest: bool = False
+) -> Any:
     """A small valid value for `schema`: required properties (and optional ones named in
     `SAMPLES`, which get a value known to pass the service's own checks), the first choice
     of any union or enum."""
@@ -232,17 +249,18 @@ def sample(document: dict[str, Any], schema: dict[str, Any], name: str = "") -> 
     for union in ("anyOf", "oneOf", "allOf"):
         if union in schema:
             options = [s for s in schema[union] if resolve(document, s).get("type") != "null"]
-            return sample(document, options[0], name) if options else None
+            return sample(document, options[0], name, longest=longest) if options else None
     kind = schema.get("type")
     if kind == "object" or "properties" in schema:
         properties = schema.get("properties", {})
         return {
-            key: sample(document, properties[key], key)
+            key: sample(document, properties[key], key, longest=longest)
             for key in properties
             if key in schema.get("required", []) or key in SAMPLES
         }
     if kind == "array":
-        return [sample(document, schema["items"], name)] * schema.get("minItems", 0)
+        count = schema.get("maxItems", 1) if longest else schema.get("minItems", 0)
+        return [sample(document, schema["items"], name, longest=longest)] * count
     if kind == "integer":
         return int(schema.get("minimum", 1))
     if kind == "number":
@@ -251,14 +269,20 @@ def sample(document: dict[str, Any], schema: dict[str, Any], name: str = "") -> 
         return True
     if fmt := _FORMATS.get(schema.get("format", "")):
         return fmt()
+    if longest and "maxLength" in schema and "pattern" not in schema:
+        return "ॐ" * int(schema["maxLength"])  # three bytes in UTF-8: byte limits show too
     return "x" * max(int(schema.get("minLength", 1)), 1)
 
 
-def request_body(document: dict[str, Any], operation: dict[str, Any]) -> dict[str, Any]:
-    """httpx keyword arguments for a valid body of `operation` (none if it takes none)."""
+def request_body(
+    document: dict[str, Any], operation: dict[str, Any], *, longest: bool = False
+) -> dict[str, Any]:
+    """httpx keyword arguments for a valid body of `operation` (none if it takes none);
+    `longest` fills every free-text string to its maxLength."""
     content = operation.get("requestBody", {}).get("content", {})
     if "application/json" in content:
-        return {"json": sample(document, content["application/json"]["schema"])}
+        schema = content["application/json"]["schema"]
+        return {"json": sample(document, schema, longest=longest)}
     if "multipart/form-data" in content:
         schema = resolve(document, content["multipart/form-data"]["schema"])
         files = [

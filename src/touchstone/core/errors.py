@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from http import HTTPStatus
 from typing import Any
 
 import psycopg
@@ -9,8 +10,11 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from touchstone.core.headers import API_CSP, BASE_HEADERS
 
 PROBLEM_JSON = "application/problem+json"
 log = structlog.get_logger("touchstone.errors")
@@ -92,6 +96,36 @@ _STATUS_CODES = {
     422: "invalid_input",
     429: "rate_limited",
 }
+
+
+class Problem(BaseModel):
+    """The body of every error, for the OpenAPI document (`problem_response` builds it).
+
+    Extra members are allowed: `invalid_params` on 422, and whatever an `AppError` adds.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    title: str
+    status: int
+    code: str
+    detail: str | None = None
+    instance: str | None = None
+    request_id: str | None = None
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """`responses=` documenting problem+json for `statuses`, so clients (and schemathesis)
+    know every error a route can answer with."""
+    return {
+        status: {
+            "description": HTTPStatus(status).phrase,
+            "model": Problem,
+            "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+        for status in statuses
+    }
 
 
 def problem_response(
@@ -185,16 +219,20 @@ async def _database_unavailable(request: Request, exc: Exception) -> JSONRespons
 
 async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
     # Starlette runs this outside the request middleware: its log context is already cleared
-    # and its response skips the middleware's X-Request-ID header, so both are set here.
+    # and its response skips the middleware's headers (request id, security), so they are set
+    # here.
     request_id = request.scope.get("state", {}).get("request_id")
     log.exception("unhandled_error", exc_info=exc, request_id=request_id)
+    headers = dict(BASE_HEADERS) | {"Content-Security-Policy": API_CSP}
+    if request_id:
+        headers["X-Request-ID"] = request_id
     return problem_response(
         request,
         status=500,
         code="internal_error",
         title="Internal server error",
         detail="Something went wrong on our side; quote the request id when reporting it.",
-        headers={"X-Request-ID": request_id} if request_id else None,
+        headers=headers,
     )
 
 

@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from touchstone.core.errors import PROBLEM_JSON
+from touchstone.core.headers import API_CSP, BASE_HEADERS, DOCS_CSP, DOCS_PATHS, PAGE_CSP
 from touchstone.core.metrics import HTTP_LATENCY, HTTP_REQUESTS
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -162,3 +163,36 @@ class BodySizeLimitMiddleware:
             return message
 
         await self.app(scope, counting_receive, send)
+
+
+class SecurityHeadersMiddleware:
+    """`nosniff`, no referrer, no framing and a Content-Security-Policy on every response,
+    early refusals included (it is the outermost middleware). A header the route set itself
+    wins: the appraisal pages carry their own, tighter policies."""
+
+    def __init__(self, app: ASGIApp, hsts_seconds: int = 0) -> None:
+        self.app = app
+        self.base = [(name.encode(), value.encode()) for name, value in BASE_HEADERS]
+        if hsts_seconds:
+            self.base.append((b"strict-transport-security", f"max-age={hsts_seconds}".encode()))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                present = {name.lower() for name, _ in headers}
+                content_type = next((v for k, v in headers if k.lower() == b"content-type"), b"")
+                csp = (
+                    (DOCS_CSP if scope["path"] in DOCS_PATHS else PAGE_CSP)
+                    if content_type.startswith(b"text/html")
+                    else API_CSP
+                )
+                extra = [*self.base, (b"content-security-policy", csp.encode())]
+                message["headers"] = headers + [h for h in extra if h[0] not in present]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
