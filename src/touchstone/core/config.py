@@ -106,6 +106,15 @@ class Settings(BaseSettings):
     stripe_plans_by_price: dict[str, str] = {}
     """Stripe price id or lookup key -> plan name, for subscription webhooks."""
 
+    # security
+    login_lockout_failures: int = Field(default=5, ge=1)
+    """Failed sign-ins for one email within the window that lock it."""
+    login_lockout_window_seconds: int = Field(default=900, ge=1)
+    login_lockout_seconds: int = Field(default=900, ge=1)
+    """How long a locked email refuses every sign-in, even with the right password."""
+    hsts_seconds: int = Field(default=0, ge=0)
+    """`Strict-Transport-Security` max-age; 0 sends none (set it where TLS terminates here)."""
+
     log_level: str = "INFO"
     log_format: Literal["json", "console"] | None = None
 

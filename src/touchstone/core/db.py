@@ -143,9 +143,20 @@ async def enter_tenant(session: AsyncSession, org_id: uuid.UUID) -> None:
 
 async def add_unique(session: AsyncSession, row: object, conflict: str) -> None:
     """Insert `row` inside a savepoint; a unique violation becomes a 409, not a dead transaction."""
+    async with unique_changes(session, conflict):
+        session.add(row)
+
+
+@asynccontextmanager
+async def unique_changes(session: AsyncSession, conflict: str) -> AsyncIterator[None]:
+    """Changes made inside are flushed in a savepoint; a unique violation becomes a 409.
+
+    Updates need it as much as inserts: renaming onto a taken name is the same conflict. The
+    changes must be made inside: pending ones are flushed before the savepoint begins.
+    """
     try:
         async with session.begin_nested():
-            session.add(row)
+            yield
     except IntegrityError as exc:
         if getattr(exc.orig, "sqlstate", None) == "23505":
             raise Conflict(conflict) from exc

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -16,6 +17,7 @@ from touchstone.core.config import Settings
 from touchstone.core.db import enter, enter_tenant
 from touchstone.core.errors import InvalidInput, Unauthorized
 from touchstone.core.permissions import ALL_PERMISSIONS, ROLE_PERMISSIONS, Role, permissions_for
+from touchstone.core.ratelimit import RateLimiter
 from touchstone.core.security import (
     AccessClaims,
     decode_access_token,
@@ -30,6 +32,7 @@ from touchstone.identity.exceptions import (
     ApiKeyInvalid,
     InvalidCredentials,
     InvitationInvalid,
+    LoginLocked,
     OrgChoiceRequired,
     RefreshTokenInvalid,
     RefreshTokenReused,
@@ -66,13 +69,58 @@ def _user_principal(
     )
 
 
+class LoginLockout:
+    """`login_lockout_failures` failed sign-ins for one email within the window lock it for
+    `login_lockout_seconds`, right password or not (OWASP API2: the per-address rate limit
+    alone lets a botnet guess one account's password).
+
+    Counted in the rate limiter's store, so with Redis every API process shares the count.
+    Keys hold a digest of the email, never the address.
+    """
+
+    def __init__(self, limiter: RateLimiter, settings: Settings) -> None:
+        self.storage = limiter.storage
+        self.settings = settings
+
+    @staticmethod
+    def _key(kind: str, email: str) -> str:
+        return f"login-{kind}/{hashlib.sha256(email.encode()).hexdigest()}"
+
+    async def ensure_open(self, email: str) -> None:
+        key = self._key("locked", email)
+        if await self.storage.get(key):
+            retry = max(1, int(await self.storage.get_expiry(key) - datetime.now(UTC).timestamp()))
+            raise LoginLocked(headers={"Retry-After": str(retry)})
+
+    async def failed(self, email: str) -> bool:
+        """Count a failure; True when it is the one that locks the email."""
+        settings = self.settings
+        failures = self._key("failures", email)
+        count = await self.storage.incr(failures, settings.login_lockout_window_seconds)
+        if count < settings.login_lockout_failures:
+            return False
+        await self.storage.incr(self._key("locked", email), settings.login_lockout_seconds)
+        await self.storage.clear(failures)
+        return True
+
+
 async def login(
-    session: AsyncSession, settings: Settings, email: str, password: str, org: str | None
+    session: AsyncSession,
+    settings: Settings,
+    email: str,
+    password: str,
+    org: str | None,
+    lockout: LoginLockout,
 ) -> TokenResponse:
     """Check the password (same work for unknown emails), pick the org, open a session."""
+    await lockout.ensure_open(email)
     user = await repository.find_user_by_email(session, email)
     password_ok = await verify_password(password, user.password_hash if user else None)
     if user is None or not password_ok or not user.is_active:
+        if await lockout.failed(email):
+            if user is not None:
+                await _audit_lockout(session, settings, user.id)
+            raise LoginLocked(headers={"Retry-After": str(settings.login_lockout_seconds)})
         raise InvalidCredentials()
     orgs = await repository.orgs_of_user(session, user.id)
     chosen = [o for o in orgs if org in (str(o.org_id), o.org_slug)] if org else list(orgs)
@@ -98,6 +146,22 @@ async def login(
     )
     await record_audit(session, principal, "auth.login", "user", user.id)
     return await _issue_tokens(session, settings, principal, auth_session.id)
+
+
+async def _audit_lockout(session: AsyncSession, settings: Settings, user_id: uuid.UUID) -> None:
+    """An `auth.locked_out` event in each of the user's orgs, so every admin sees it."""
+    for membership in await repository.orgs_of_user(session, user_id):
+        await enter_tenant(session, membership.org_id)
+        await record_audit(
+            session,
+            None,
+            "auth.locked_out",
+            "user",
+            user_id,
+            {"failures": settings.login_lockout_failures},
+            org_id=membership.org_id,
+        )
+        await session.flush()
 
 
 async def _issue_tokens(

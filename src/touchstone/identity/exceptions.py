@@ -1,10 +1,20 @@
 """Identity failures with stable codes clients can branch on."""
 
-from touchstone.core.errors import AppError, Conflict, Unauthorized
+from touchstone.core.errors import AppError, Conflict, TooManyRequests, Unauthorized
 
 
 class InvalidCredentials(Unauthorized):
     code, title = "invalid_credentials", "Incorrect email or password"
+
+
+class LoginLocked(TooManyRequests):
+    """Too many failed sign-ins for this email; the same answer whether or not it exists.
+
+    Commits: the attempt that locks the email also writes its audit events.
+    """
+
+    code, title = "login_locked", "Too many failed sign-ins; try again later"
+    keep_changes = True
 
 
 class OrgChoiceRequired(AppError):

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, status
+from fastapi import APIRouter, Depends, Query, Request, status
 
 from touchstone.core.auth import Principal
 from touchstone.core.deps import (
@@ -55,10 +55,15 @@ router = APIRouter()
 
 @public_router.post("/token", response_model=TokenResponse)
 async def issue_token(
-    form: RateLimitedLogin, session: SystemSessionDep, settings: SettingsDep
+    request: Request, form: RateLimitedLogin, session: SystemSessionDep, settings: SettingsDep
 ) -> TokenResponse:
-    """Sign in with email and password (`org` = id or slug when you belong to several)."""
-    return await authentication.login(session, settings, form.username, form.password, form.org)
+    """Sign in with email and password (`org` = id or slug when you belong to several).
+
+    Repeated failures lock the email for a while (`429 login_locked`, audited)."""
+    lockout = authentication.LoginLockout(request.app.state.rate_limiter, settings)
+    return await authentication.login(
+        session, settings, form.username, form.password, form.org, lockout
+    )
 
 
 @public_router.post("/refresh", response_model=TokenResponse)

@@ -142,7 +142,8 @@ class MeOut(OutputModel):
 
 
 class ApiKeyCreate(InputModel):
-    name: Name
+    name: Annotated[str, StringConstraints(min_length=1, max_length=120)]
+    """The column's length: a longer name reached PostgreSQL and failed there as a 500."""
     scopes: list[Scope] = Field(min_length=1, max_length=50)
     expires_at: AwareDatetime | None = None
 

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from touchstone.core.audit import record_audit
 from touchstone.core.auth import Principal
 from touchstone.core.config import Settings
-from touchstone.core.db import add_unique, enter_tenant
+from touchstone.core.db import add_unique, enter_tenant, unique_changes
 from touchstone.core.errors import InvalidInput, NotFound, PayloadTooLarge
 from touchstone.core.events import publish
 from touchstone.core.jobs import JobRecord, defer
@@ -537,8 +537,8 @@ async def replace_rule(
 ) -> CategoryRule:
     rule = _checked_rule(data)
     row = await _get_rule(session, principal, rule_id)
-    row.name, row.definition = rule.name, rule.to_mapping()
-    await session.flush()
+    async with unique_changes(session, "A rule with this name exists"):
+        row.name, row.definition = rule.name, rule.to_mapping()
     await record_audit(
         session, principal, "statements.rule_replaced", "rule", row.id, row.definition
     )
