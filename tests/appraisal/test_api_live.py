@@ -8,6 +8,7 @@ import fractions
 import json
 import struct
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import av
@@ -22,6 +23,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
 from tests.appraisal.conftest import API, RING, Bank, make_bank
+from tests.appraisal.onnx_models import constant_output_model, yolo_output
 from tests.conftest import assert_problem, committed_tenant
 from tests.core.events.conftest import LiveServer, serve
 from touchstone.appraisal.purity import Karat
@@ -292,3 +294,48 @@ async def test_unusable_offers_are_refused(
         f"{API}/purity-sessions/{created.json()['id']}", headers=bank.appraiser.headers
     )
     assert test.json()["status"] == "created"
+
+
+async def test_each_org_chooses_its_detector_engine(
+    settings: Settings,
+    committed: Database,
+    live_bank: Bank,
+    tmp_path: Path,
+) -> None:
+    """`onnx-yolo` needs the configured models; with them, the org's tests run on them."""
+    client, admin = live_bank.client, live_bank.admin
+    refused = await client.patch(
+        f"{API}/appraisal-settings", json={"detector_engine": "onnx-yolo"}, headers=admin
+    )
+    assert_problem(refused, 422, "invalid_detector_model")
+
+    rubbing = tmp_path / "rubbing.onnx"
+    rubbing.write_bytes(
+        constant_output_model(
+            yolo_output([(320, 240, 400, 200, 0, 0.9)], 2), names={0: "stone", 1: "gold"}
+        )
+    )
+    acid = tmp_path / "acid.onnx"
+    acid.write_bytes(
+        constant_output_model(yolo_output([], 4), names={0: "acid", 1: "18k", 2: "22k", 3: "24k"})
+    )
+    with_models = settings.model_copy(
+        update={"yolo_rubbing_model": rubbing, "yolo_acid_model": acid}
+    )
+    async with (
+        serve(with_models, committed) as server,
+        httpx.AsyncClient(base_url=server.url) as http,
+    ):
+        chosen = await http.patch(
+            f"{API}/appraisal-settings", json={"detector_engine": "onnx-yolo"}, headers=admin
+        )
+        assert chosen.status_code == 200, chosen.text
+        live_bank.client = http
+        _, _, test_id = await new_test(live_bank)
+        test = (await http.get(f"{API}/purity-sessions/{test_id}", headers=admin)).json()
+        assert test["engine"] == "onnx-yolo"
+        async with connect(ws_url(server, test_id, live_bank), max_size=None) as ws:
+            status = await stream(ws, 0, 2)
+        assert status["stage"] == "rubbing"
+        assert [d["label"] for d in status["detections"]] == ["stone"]
+        assert status["hint_code"] == "rub_ornament"

@@ -136,7 +136,12 @@ class PurityRun:
         transport: str,
         send: Send,
     ) -> PurityRun:
-        """Mark the test streaming (resuming from its snapshot if it has one)."""
+        """Mark the test streaming (resuming from its snapshot if it has one).
+
+        The engine is built and the snapshot restored inside the transaction that marks the
+        test started, so a detector that cannot load or a snapshot that cannot be resumed
+        leaves the test exactly as it was.
+        """
         if test_id in _active:
             raise PurityTestBusy()
         _active.add(test_id)
@@ -145,13 +150,12 @@ class PurityRun:
                 org_id=principal.org_id, user_id=principal.user_id
             ) as session:
                 test = await purity_tests.start(session, principal, test_id, transport)
-                snapshot, engine_name = test.snapshot, test.engine
-            engine = await anyio.to_thread.run_sync(engine_for, engine_name, settings)
-            pipeline = (
-                PurityPipeline.restore(snapshot, engine)
-                if snapshot is not None
-                else PurityPipeline(engine)
-            )
+                engine = await anyio.to_thread.run_sync(engine_for, test.engine, settings)
+                pipeline = (
+                    PurityPipeline.restore(test.snapshot, engine)
+                    if test.snapshot is not None
+                    else PurityPipeline(engine)
+                )
         except BaseException:
             _active.discard(test_id)
             raise

@@ -10,12 +10,14 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
+import anyio
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, UploadFile
 
 from touchstone.appraisal import (
     certificates,
     classifier,
     customers,
+    live,
     org_settings,
     purity_tests,
     service,
@@ -105,8 +107,12 @@ async def get_settings(session: SessionDep, principal: Reader) -> SettingsOut:
 
 @router.patch("/appraisal-settings", response_model=SettingsOut)
 async def update_settings(
-    body: SettingsUpdate, session: SessionDep, principal: SettingsWriter
+    body: SettingsUpdate, session: SessionDep, settings: SettingsDep, principal: SettingsWriter
 ) -> SettingsOut:
+    """An engine is loaded before it is chosen: `onnx-yolo` needs YOLO_RUBBING_MODEL and
+    YOLO_ACID_MODEL to be usable models, or the change is refused (422)."""
+    if body.detector_engine is not None:
+        await anyio.to_thread.run_sync(live.engine_for, body.detector_engine, settings)
     return _settings_out(await org_settings.update_settings(session, principal, body))
 
 
