@@ -150,6 +150,27 @@ async def test_bad_frames_get_an_error_message_and_the_test_goes_on(
         assert status["stage"] == "rubbing"
 
 
+async def test_frames_faster_than_the_pipeline_are_dropped_not_queued(
+    server: LiveServer, live_bank: Bank
+) -> None:
+    _, _, test_id = await new_test(live_bank)
+    sent = 60
+    async with connect(ws_url(server, test_id, live_bank), max_size=None) as ws:
+        for index in range(sent):  # all at once, no waiting for statuses
+            frame, _ = CLIP_22K.frame(index)
+            await ws.send(timestamped(frame, CLIP_22K.timestamp(index)))
+        statuses: list[dict[str, Any]] = []
+        while True:
+            try:
+                statuses.append(json.loads(await asyncio.wait_for(ws.recv(), 1.5)))
+            except TimeoutError:
+                break
+    assert 0 < len(statuses) < sent
+    assert statuses[-1]["frames_dropped"] == sent - len(statuses)
+    # The newest frame is always processed: nothing was left waiting behind the others.
+    assert statuses[-1]["frame_index"] == len(statuses) - 1
+
+
 async def test_refused_without_credentials_or_for_another_bank(
     server: LiveServer, live_bank: Bank, committed: Database, settings: Settings
 ) -> None:
