@@ -19,7 +19,7 @@ import pytest
 
 from tests.conftest import Tenant, add_member, assert_problem
 from tests.security.test_route_inventory import PUBLIC, inventory
-from tests.security.world import API, PARAM, World, request_body
+from tests.security.world import API, PARAM, World, request_body, resolve
 from touchstone.core.config import Settings
 from touchstone.core.db import Database
 from touchstone.core.permissions import Role, permissions_for
@@ -127,6 +127,45 @@ async def test_another_tenant_gets_404_on_every_id_route_and_changes_nothing(
     assert leaks == {}, f"another tenant's ids must be 404: {leaks}"
     assert await snapshot(client, world, document) == before, "tenant B changed A's data"
     assert len(answered) >= 40
+
+    # Lists: none of A's ids shows up in anything B can list.
+    owned = set(world.ids.values())
+    for method, path, _ in operations(document):
+        if method == "get" and not PARAM.search(path) and path not in STREAMS:
+            listed = await client.get(path, headers=tenant_b.headers)
+            assert not {i for i in owned if i in listed.text}, f"{path} lists A's objects to B"
+
+
+async def test_another_tenants_ids_in_a_body_are_refused(
+    client: httpx.AsyncClient, tenant_a: Tenant, tenant_b: Tenant, database: Database
+) -> None:
+    """References in bodies (`customer_id`, `branch_id`, `appraiser_id`...) to A's objects,
+    sent by B on B's own routes and objects: refused, never attached to B's data."""
+    document = await openapi(client)
+    theirs, mine = World(client, database, tenant_a), World(client, database, tenant_b)
+    for _, path, _ in operations(document):
+        await theirs.ids_for(path)
+    refused, tried = {}, 0
+    for method, path, operation in operations(document):
+        content = operation.get("requestBody", {}).get("content", {})
+        if "application/json" not in content or path in SELF_SERVICE:
+            continue
+        properties = resolve(document, content["application/json"]["schema"]).get("properties", {})
+        foreign = {
+            name: theirs.ids[name]
+            for name, schema in properties.items()
+            if name in theirs.ids and "uuid" in json.dumps(schema)
+        }
+        if not foreign:
+            continue
+        url = path.format(**await mine.ids_for(path))
+        body = request_body(document, operation)["json"] | foreign
+        response = await client.request(method.upper(), url, headers=tenant_b.headers, json=body)
+        tried += 1
+        if response.status_code not in (404, 422):
+            refused[f"{method.upper()} {path} {sorted(foreign)}"] = response.status_code
+    assert refused == {}, f"A's ids in B's bodies must be 404 or 422: {refused}"
+    assert tried >= 4
 
 
 async def test_another_branch_gets_404_on_branch_scoped_routes(

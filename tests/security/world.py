@@ -91,6 +91,7 @@ class World:
         if self.bank is None:
             self.bank = await make_bank(self.client, self.owner)
             self.ids["customer_id"] = self.bank.customer_id
+            self.ids["appraiser_id"] = self.bank.appraiser.id
         return self.bank
 
 
@@ -223,6 +224,7 @@ SAMPLES: dict[str, Any] = {
     "reason": "read again by hand",
     "scopes": ["statements:read"],
     "keywords": ["landlord"],
+    "role": "viewer",  # the first in the enum is platform_admin, which only its peers grant
 }
 
 
