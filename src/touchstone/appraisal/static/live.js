@@ -73,6 +73,35 @@ async function loadItems() {
     new Option(`${item.item_type} x${item.count}, ${item.net_weight_g} g${item.karat ? ` (${item.karat})` : ""}`, item.id)));
 }
 
+async function createAppraisal(event) {
+  event.preventDefault();
+  const post = (path, body) => api(path, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  try {
+    const customer = await post("/customers", {
+      full_name: $("c-name").value,
+      phone: $("c-phone").value,
+      id_document_type: $("c-id-type").value,
+      id_number: $("c-id-number").value,
+    });
+    const appraisal = await post("/appraisals", { customer_id: customer.id });
+    await post(`/appraisals/${appraisal.id}/items`, {
+      item_type: $("i-type").value,
+      count: Number($("i-count").value),
+      gross_weight_g: $("i-gross").value,
+      deduction_g: $("i-deduction").value || "0",
+    });
+    await showPicker();
+    $("appraisal").value = appraisal.id;
+    await loadItems();
+    $("new-appraisal").open = false;
+    say("Appraisal created; start the test when the stone is in view.");
+  } catch (error) { say(error.message); }
+}
+
 function show(status) {
   if (status.type === "error") { say(`${status.code}: ${status.detail}`); return; }
   if (status.type !== "purity_status") return;
@@ -245,6 +274,7 @@ function stop(release) {
 
 document.addEventListener("DOMContentLoaded", () => {
   $("signin-form").addEventListener("submit", signIn);
+  $("new-form").addEventListener("submit", createAppraisal);
   $("token-form").addEventListener("submit", (event) => { event.preventDefault(); setToken($("token").value.trim()); });
   $("appraisal").addEventListener("change", () => loadItems().catch((e) => say(e.message)));
   $("start").addEventListener("click", start);
