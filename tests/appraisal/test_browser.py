@@ -1,6 +1,8 @@
 """A real headless Chromium runs the live page against a live server: signs in with a
-token, picks the appraisal and item, streams the synthetic 22K clip as its camera over
-WebRTC (and, in a second run, over the WebSocket fallback) and shows the karat."""
+token, picks (or creates) the appraisal and item, streams the synthetic 22K clip as its
+camera over WebRTC (and, in a second run, over the WebSocket fallback) and shows the karat;
+then values it, the branch manager approves it and issues the certificate, and the
+certificate's verification page says it is genuine."""
 
 from __future__ import annotations
 
@@ -67,12 +69,21 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def run_page(
-    url: str, token: str, picked: tuple[str, str] | None, transport: str, clip: Path, profile: Path
+    url: str,
+    tokens: tuple[str, str],
+    picked: tuple[str, str] | None,
+    transport: str,
+    clip: Path,
+    profile: Path,
 ) -> dict[str, str]:
     """Drive the page in Chromium (blocking: run it in a thread); the body's data-* state.
 
-    `picked` is the (appraisal, item) to test; None creates them with the page's form.
+    `tokens` are the appraiser's and the branch manager's. `picked` is the (appraisal, item)
+    to test; None creates them with the page's form. After the test the appraiser values
+    the appraisal, the manager approves it and issues the certificate, and the certificate's
+    verification page is opened.
     """
+    token, manager_token = tokens
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
     for flag in (
@@ -126,7 +137,7 @@ def run_page(
         driver.find_element(By.ID, "start").click()
         body = driver.find_element(By.TAG_NAME, "body")
         wait.until(lambda d: body.get_attribute("data-state") == "completed")
-        return {
+        state = {
             "result": body.get_attribute("data-result") or "",
             "transport": body.get_attribute("data-transport") or "",
             "shown": driver.find_element(By.ID, "result").text,
@@ -136,6 +147,25 @@ def run_page(
             ).first_selected_option.get_attribute("value")
             or "",
         }
+        driver.find_element(By.ID, "amount").send_keys("50000")
+        driver.find_element(By.ID, "value").click()
+        outcome = driver.find_element(By.ID, "outcome")
+        wait.until(lambda d: "status: valued" in outcome.text)
+        driver.find_element(By.ID, "signout").click()
+        driver.find_element(By.ID, "token").clear()
+        driver.find_element(By.ID, "token").send_keys(manager_token)
+        driver.find_element(By.CSS_SELECTOR, "#token-form button").click()
+        wait.until(lambda d: body.get_attribute("data-state") == "ready")
+        Select(driver.find_element(By.ID, "appraisal")).select_by_value(state["appraisal"])
+        driver.find_element(By.ID, "comment").send_keys("Checked against the stone")
+        driver.find_element(By.ID, "approve").click()
+        wait.until(lambda d: "status: approved" in outcome.text)
+        driver.find_element(By.ID, "certificate").click()
+        verify = driver.find_element(By.ID, "verify")
+        wait.until(lambda d: verify.is_displayed())
+        driver.get(verify.get_attribute("href") or "")
+        state["verification"] = driver.find_element(By.TAG_NAME, "body").text
+        return state
     finally:
         driver.quit()
 
@@ -150,11 +180,14 @@ async def test_browser_runs_a_purity_test_end_to_end(
     if transport == "auto":  # the WebSocket run creates its appraisal in the page instead
         appraisal_id = await live_bank.new_appraisal(RING)
         picked = (appraisal_id, (await live_bank.items(appraisal_id))[0]["id"])
-    token = live_bank.appraiser.headers["Authorization"].removeprefix("Bearer ")
+    tokens = (
+        live_bank.appraiser.headers["Authorization"].removeprefix("Bearer "),
+        live_bank.manager.headers["Authorization"].removeprefix("Bearer "),
+    )
     state = await asyncio.to_thread(
         run_page,
         f"{server.url}/app/appraisal/live",
-        token,
+        tokens,
         picked,
         transport,
         clip,
@@ -167,5 +200,6 @@ async def test_browser_runs_a_purity_test_end_to_end(
     assert state["shown"].startswith("22K")
     async with httpx.AsyncClient(base_url=server.url, headers=live_bank.appraiser.headers) as http:
         detail = (await http.get(f"{API}/appraisals/{appraisal_id}")).json()
-    assert detail["status"] == "purity_completed"
+    assert detail["status"] == "approved"
     assert detail["items"][0]["karat"] == "22K"
+    assert "Genuine" in state["verification"]

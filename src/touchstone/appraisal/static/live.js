@@ -34,6 +34,7 @@ function signOut() {
   state.token = null;
   sessionStorage.removeItem("touchstone.token");
   $("pick").hidden = true;
+  $("decide").hidden = true;
   $("signin").hidden = false;
   document.body.dataset.state = "signed-out";
 }
@@ -51,6 +52,7 @@ async function signIn(event) {
 async function showPicker() {
   $("signin").hidden = true;
   $("pick").hidden = false;
+  $("decide").hidden = false;
   document.body.dataset.state = "signed-in";
   try {
     const me = await api("/me");
@@ -100,6 +102,40 @@ async function createAppraisal(event) {
     $("new-appraisal").open = false;
     say("Appraisal created; start the test when the stone is in view.");
   } catch (error) { say(error.message); }
+}
+
+async function act(path, body) {
+  const id = $("appraisal").value;
+  if (!id) { say("Pick an appraisal first."); return null; }
+  try {
+    return await api(`/appraisals/${id}/${path}`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch (error) { say(error.message); return null; }
+}
+
+function outcome(appraisal) {
+  if (!appraisal) return;
+  const valuation = appraisal.valuation;
+  const lines = [`status: ${appraisal.status}`];
+  if (valuation) {
+    lines.push(`value: ₹${valuation.total_value}, eligible loan: ₹${valuation.eligible_max_loan}`);
+    for (const check of valuation.checks) lines.push(`${check.passed ? "PASS" : "FAIL"} ${check.rule}: ${check.detail}`);
+  }
+  $("outcome").textContent = lines.join("\n");
+  say("");
+}
+
+async function issueCertificate() {
+  const certificate = await act("certificate");
+  if (!certificate) return;
+  for (const [id, url] of [["pdf", certificate.download_url], ["verify", certificate.verify_url]]) {
+    $(id).href = url;
+    $(id).hidden = false;
+  }
+  $("outcome").textContent = `certificate ${certificate.number}, digest ${certificate.digest}`;
 }
 
 function show(status) {
@@ -275,6 +311,11 @@ function stop(release) {
 document.addEventListener("DOMContentLoaded", () => {
   $("signin-form").addEventListener("submit", signIn);
   $("new-form").addEventListener("submit", createAppraisal);
+  $("value").addEventListener("click", async () =>
+    outcome(await act("valuation", $("amount").value ? { requested_amount: $("amount").value } : {})));
+  $("approve").addEventListener("click", async () => outcome(await act("approve", { comment: $("comment").value })));
+  $("reject").addEventListener("click", async () => outcome(await act("reject", { comment: $("comment").value })));
+  $("certificate").addEventListener("click", issueCertificate);
   $("token-form").addEventListener("submit", (event) => { event.preventDefault(); setToken($("token").value.trim()); });
   $("appraisal").addEventListener("change", () => loadItems().catch((e) => say(e.message)));
   $("start").addEventListener("click", start);
