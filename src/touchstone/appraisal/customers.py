@@ -29,8 +29,6 @@ from touchstone.core.pagination import PageParams, order_by, paginate
 from touchstone.core.storage import StoredObject
 
 SEAL_PURPOSE = "appraisal.customer.v1"
-PHOTO_TYPES = frozenset({"image/jpeg", "image/png"})
-MAX_PHOTO_BYTES = 10 * 1024 * 1024
 
 
 def sealer(settings: Settings) -> Sealer:
