@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -86,6 +87,7 @@ class Report:
         return {
             "no_500": self.hard_failures == 0,
             "effects_exact": not self.load.lost_or_duplicated,
+            "memory": self.load.verdicts["memory"],
             "recovered": all(f.recovered_s is not None for f in ran),
             "ready_reports_database": any(
                 f.name == "postgres restart" and f.ready_during == 503 for f in ran
@@ -93,7 +95,7 @@ class Report:
         }
 
     def table(self) -> str:
-        rows = [self.load.table(), "", "faults:"]
+        rows = [*self.load.endpoints(), "", "faults:"]
         for f in self.faults:
             if f.skipped:
                 rows.append(f"  {f.name:<20} skipped: {f.skipped}")
@@ -105,7 +107,9 @@ class Report:
                 )
         ok = self.verdicts
         rows += [
+            "",
             f"500s or dropped connections: {self.hard_failures}  {verdict(ok['no_500'])}",
+            *self.load.effects_and_memory(),
             f"every fault recovered without restarting the app  {verdict(ok['recovered'])}",
             f"/health/ready said 503 while PostgreSQL was down  "
             f"{verdict(ok['ready_reports_database'])}",
@@ -283,6 +287,8 @@ def run(seconds: float) -> Report:
                 loaded.lost_or_duplicated = asyncio.run(
                     load.settle_and_check(urls.runtime, tenants)
                 )
+        # kept for reading what the server said about each failure
+        shutil.copyfile(data_dir / "log", RESULTS_DIR / "chaos-server.log")
     return Report(loaded, faults)
 
 

@@ -8,10 +8,15 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import WebSocket
+from fastapi.testclient import TestClient
+from sqlalchemy.exc import OperationalError
+from starlette.websockets import WebSocketDisconnect
 
 from tests.conftest import Tenant, assert_problem
 from touchstone.core.config import Settings
 from touchstone.core.db import Database
+from touchstone.core.errors import NotFound
 from touchstone.main import create_app
 
 API = "/api/v1"
@@ -196,3 +201,31 @@ async def test_missing_credentials_get_401_with_challenge(client: httpx.AsyncCli
         body = _assert_full_problem(response, 401)
         assert body["code"] == "unauthorized"
         assert response.headers["www-authenticate"] == "Bearer"
+
+
+@pytest.mark.parametrize(
+    ("raised", "close_code"),
+    [
+        (OperationalError("select 1", {}, Exception("server closed")), 1013),
+        (NotFound("No such thing"), 1008),
+    ],
+)
+def test_websocket_errors_close_the_socket_with_a_code(
+    settings: Settings, raised: Exception, close_code: int
+) -> None:
+    """An HTTP problem cannot travel on a socket: the socket closes with a code instead
+    (1013 = try again later while the database is away), never an ASGI RuntimeError."""
+    app = create_app(settings, database=None)
+
+    @app.websocket("/ws-probe")
+    async def probe(websocket: WebSocket) -> None:
+        await websocket.accept()
+        raise raised
+
+    client = TestClient(app, raise_server_exceptions=False)
+    with (
+        client.websocket_connect("/ws-probe") as socket,
+        pytest.raises(WebSocketDisconnect) as closed,
+    ):
+        socket.receive_text()
+    assert closed.value.code == close_code

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 from typing import Any
 
 import psycopg
 import structlog
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, WebSocket
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
@@ -155,6 +157,25 @@ def problem_response(
     return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
 
 
+def _on_websocket_close(
+    handler: Callable[[Request, Exception], Awaitable[JSONResponse]], close_code: int
+) -> Callable[[Request, Exception], Awaitable[Any]]:
+    """Starlette hands WebSocket errors to the same handlers; an HTTP problem cannot be sent
+    on a socket (the server then logs a RuntimeError), so a socket is closed with a code."""
+
+    async def handle(connection: Request, exc: Exception) -> Any:  # a response, or None
+        if connection.scope["type"] != "websocket":
+            return await handler(connection, exc)
+        reason = exc.code if isinstance(exc, AppError) else type(exc).__name__
+        with contextlib.suppress(RuntimeError):  # already closed by the peer
+            await WebSocket(connection.scope, connection.receive, connection._send).close(
+                code=close_code, reason=reason[:120]
+            )
+        return None
+
+    return handle
+
+
 async def _app_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AppError)
     return problem_response(
@@ -237,12 +258,14 @@ async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(AppError, _app_error)
+    app.add_exception_handler(AppError, _on_websocket_close(_app_error, 1008))
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(OperationalError, _database_unavailable)
-    app.add_exception_handler(InterfaceError, _database_unavailable)
+    unavailable = _on_websocket_close(_database_unavailable, 1013)  # "try again later"
+    app.add_exception_handler(OperationalError, unavailable)
+    app.add_exception_handler(InterfaceError, unavailable)
     # The same failures raised by psycopg itself, on the raw connection of `core.reads`.
-    app.add_exception_handler(psycopg.OperationalError, _database_unavailable)
-    app.add_exception_handler(psycopg.InterfaceError, _database_unavailable)
+    app.add_exception_handler(psycopg.OperationalError, unavailable)
+    app.add_exception_handler(psycopg.InterfaceError, unavailable)
+    # Unhandled errors on a socket never reach this handler: the server closes it with 1011.
     app.add_exception_handler(Exception, _unhandled)

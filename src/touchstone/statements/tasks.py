@@ -11,7 +11,9 @@ from touchstone.statements import processing
 from touchstone.statements.engines.billing import billing_engine
 
 
-@job(queue="documents", max_attempts=3, timeout_seconds=1800)
+# Retries 3, 9, 27, 81 and 243 s apart: a database restart or a full volume (507) must not
+# leave a batch `processing` for good after a few seconds of outage.
+@job(queue="documents", max_attempts=6, backoff_seconds=3, timeout_seconds=1800)
 async def process_batch(run: JobRun, batch_id: str) -> dict[str, Any]:
     """Read every queued statement of the batch, then build its workbook."""
     settings = run.settings
@@ -25,7 +27,7 @@ async def process_batch(run: JobRun, batch_id: str) -> dict[str, Any]:
     return result
 
 
-@job(queue="reports", max_attempts=3, timeout_seconds=300)
+@job(queue="reports", max_attempts=6, backoff_seconds=3, timeout_seconds=300)
 async def rebuild_report(run: JobRun, batch_id: str) -> dict[str, Any]:
     """The workbook again, after a category was changed by hand."""
     settings = run.settings
