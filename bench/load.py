@@ -302,7 +302,7 @@ class Report:
             "memory": self.growth < MEMORY_GROWTH_LIMIT,
         }
 
-    def table(self) -> str:
+    def endpoints(self) -> list[str]:
         rows = [
             f"load run: {self.seconds:.0f} s, two tenants",
             "",
@@ -315,10 +315,11 @@ class Report:
                 f"{name:<28}{len(samples):>7}{summary['p50']:>9.1f}"
                 f"{summary['p95']:>9.1f}{summary['p99']:>9.1f}  {errors or ''}"
             )
+        return rows
+
+    def effects_and_memory(self) -> list[str]:
         ok = self.verdicts
-        rows += [
-            "",
-            f"5xx responses: {self.stats.server_errors}  {verdict(ok['no_5xx'])}",
+        return [
             f"effects checked against the database: "
             f"{'; '.join(self.lost_or_duplicated) or 'all exactly once'}  "
             f"{verdict(ok['effects_exact'])}",
@@ -326,7 +327,10 @@ class Report:
             f"{self.memory_end / 2**20:.0f} MiB at the end ({self.growth:+.1%}, "
             f"limit {MEMORY_GROWTH_LIMIT:.0%})  {verdict(ok['memory'])}",
         ]
-        return "\n".join(rows)
+
+    def table(self) -> str:
+        five_xx = f"5xx responses: {self.stats.server_errors}  {verdict(self.verdicts['no_5xx'])}"
+        return "\n".join([*self.endpoints(), "", five_xx, *self.effects_and_memory()])
 
     def to_json(self) -> dict[str, object]:
         return {
