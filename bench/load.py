@@ -31,6 +31,7 @@ import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from bench.common import (
     HOST,
@@ -197,6 +198,10 @@ async def purity_streams(
                 f"ws://{HOST}:{port}{session_url}?access_token={token}", frames
             )
             status = 200 if completed else 408
+        except ConnectionClosed as closed:  # 1013: the server's "try again later"
+            status = 503 if closed.rcvd is not None and closed.rcvd.code == 1013 else 599
+        except InvalidStatus as refused:
+            status = refused.response.status_code
         except Exception:
             status = 599
         stats.record("WS purity test", status, started)

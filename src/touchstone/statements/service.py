@@ -50,10 +50,9 @@ from touchstone.statements.models import (
     Subscription,
     UsageEvent,
 )
-from touchstone.statements.processing import extraction_limits, one_chunk, password_sealer
+from touchstone.statements.processing import PAGES, extraction_limits, one_chunk, password_sealer
 from touchstone.statements.schemas import RuleIn
 
-PAGES = "pages"
 PDF = "application/pdf"
 
 
