@@ -502,3 +502,49 @@ async def test_renaming_a_rule_onto_a_taken_name_is_409_and_changes_nothing(
     assert_problem(await client.put(url, headers=tenant_a.headers, json=taken), 409)
     listed = (await client.get(f"{API}/statement-rules", headers=tenant_a.headers)).json()
     assert sorted(r["name"] for r in listed) == ["Rent", "Salary"]
+
+
+WRONG_TYPES = {"boolean": [0, 1, "true", "no"], "integer": ["5", 5.5, True]}
+OPEN_APPRAISAL_DEFECTS: dict[str, list[str]] = {
+    "PATCH /api/v1/appraisal-settings": [
+        "require_registered_device=0",
+        "require_registered_device=1",
+        "require_registered_device='true'",
+        "require_registered_device='no'",
+    ],
+    "POST /api/v1/appraisals/{appraisal_id}/items": ["count='5'", "count=True"],
+}
+"""Coercions still accepted in the appraisal module (another engineer's files), reported to
+them; an entry here fails the test once it is fixed, so it cannot go stale."""
+
+
+async def test_every_json_body_refuses_values_of_the_wrong_type(
+    client: httpx.AsyncClient, tenant_a: Tenant, database: Database, connection: AsyncConnection
+) -> None:
+    """No lax coercion: `0` is not `false`, `"5"` is not `5`. The schema promises types, and
+    a value that changes meaning on the way in (`"no"` read as false) is an injection."""
+    document = await openapi(client)
+    world = World(client, database, tenant_a)
+    await make_platform_admin(connection, tenant_a)
+    accepted: dict[str, list[str]] = {}
+    for method, path, operation in _json_operations(document):
+        schema = resolve(
+            document, operation["requestBody"]["content"]["application/json"]["schema"]
+        )
+        body = request_body(document, operation)["json"]
+        url = path.format(**await world.ids_for(path))
+        for name, field in schema.get("properties", {}).items():
+            options = [resolve(document, o) for o in field.get("anyOf", [field])]
+            kinds = {o.get("type") for o in options}
+            for kind in kinds & set(WRONG_TYPES):
+                for value in WRONG_TYPES[kind]:
+                    if kind == "integer" and "number" in kinds:
+                        continue
+                    response = await client.request(
+                        method.upper(), url, headers=tenant_a.headers, json=body | {name: value}
+                    )
+                    if response.status_code != 422:
+                        accepted.setdefault(f"{method.upper()} {path}", []).append(
+                            f"{name}={value!r}"
+                        )
+    assert accepted == OPEN_APPRAISAL_DEFECTS

@@ -80,23 +80,28 @@ class World:
     async def ids_for(self, path: str) -> dict[str, str]:
         """Values for `path`'s parameters; the missing ones are left out."""
         matching = [prefix for prefix in FACTORIES if path.startswith(prefix)]
-        if matching:
-            factory = FACTORIES[max(matching, key=len)]
-            if factory not in self._made:  # several prefixes can share one
-                self._made.add(factory)
-                await factory(self)
+        if matching:  # several prefixes can share a factory; it runs once
+            await self.make(max(matching, key=len))
         return {name: self.ids[name] for name in PARAM.findall(path) if name in self.ids}
+
+    async def make(self, prefix: str) -> None:
+        """Run the factory of `prefix` (once per world)."""
+        factory = FACTORIES[prefix]
+        if factory not in self._made:
+            self._made.add(factory)
+            await factory(self)
 
     async def the_bank(self) -> Bank:
         if self.bank is None:
             self.bank = await make_bank(self.client, self.owner)
-            self.ids["customer_id"] = self.bank.customer_id
-            self.ids["appraiser_id"] = self.bank.appraiser.id
+        self.ids["customer_id"] = self.bank.customer_id
+        self.ids["appraiser_id"] = self.bank.appraiser.id
         return self.bank
 
 
 async def branch(world: World) -> None:
-    made = await world.post("/branches", json={"name": "North", "code": "NORTH"})
+    code = f"N{uuid.uuid4().hex[:6].upper()}"  # unique: the state machine makes many
+    made = await world.post("/branches", json={"name": "North", "code": code})
     world.ids["branch_id"] = made["id"]
 
 
@@ -141,7 +146,8 @@ async def batch(world: World) -> None:
 
 async def rule(world: World) -> None:
     made = await world.post(
-        "/statement-rules", json={"name": "Rent", "category": "rent", "keywords": ["landlord"]}
+        "/statement-rules",
+        json={"name": f"Rent {uuid.uuid4().hex[:6]}", "category": "rent", "keywords": ["landlord"]},
     )
     world.ids["rule_id"] = made["id"]
 
@@ -225,6 +231,7 @@ SAMPLES: dict[str, Any] = {
     "scopes": ["statements:read"],
     "keywords": ["landlord"],
     "role": "viewer",  # the first in the enum is platform_admin, which only its peers grant
+    "url": "https://hooks.example.com/touchstone",  # public in the tests' fake DNS
 }
 
 

@@ -5,7 +5,15 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    StrictBool,
+    StrictInt,
+    StringConstraints,
+    model_validator,
+)
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
@@ -47,6 +55,13 @@ class InputModel(BaseModel):
 class OutputModel(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
+
+Flag = StrictBool
+"""A JSON boolean and nothing else: lax pydantic reads `0`, `"no"` or `"off"` as false, so a
+typo or a crafted value would deactivate something. (FastAPI validates the parsed Python
+object, so `strict` cannot be switched on for whole models without refusing UUID strings.)"""
+Count = StrictInt
+"""A JSON integer: not `"5"`, not `true`."""
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{1,78}[a-z0-9]$")]

@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from pydantic import AwareDatetime, EmailStr, Field, StringConstraints, field_validator
 
 from touchstone.core.permissions import Role
-from touchstone.core.schemas import InputModel, Name, OutputModel, Slug
+from touchstone.core.schemas import Flag, InputModel, Name, OutputModel, Slug
 
 Password = Annotated[str, StringConstraints(min_length=10, max_length=256)]
 OrgKind = Literal["bank", "company", "school"]
@@ -82,7 +82,7 @@ def _not_null(value: object) -> object:
 
 class BranchUpdate(InputModel):
     name: Name | None = None
-    is_active: bool | None = None
+    is_active: Flag | None = None
 
     _no_nulls = field_validator("name", "is_active", mode="before")(_not_null)
 
@@ -109,7 +109,7 @@ class UserUpdate(InputModel):
     full_name: Name | None = None
     role: Role | None = Field(default=None, description="Change the user's role in this org")
     branch_id: uuid.UUID | None = None
-    is_active: bool | None = Field(default=None, description="false deactivates the membership")
+    is_active: Flag | None = Field(default=None, description="false deactivates the membership")
 
     _no_nulls = field_validator("full_name", "role", "is_active", mode="before")(_not_null)
 

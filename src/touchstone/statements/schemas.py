@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from pydantic import Field, StringConstraints, field_validator
 
-from touchstone.core.schemas import InputModel, OutputModel
+from touchstone.core.schemas import Count, InputModel, OutputModel
 from touchstone.statements.categorise import Rule
 
 Category = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{1,59}$")]
@@ -86,7 +86,7 @@ class RuleIn(InputModel):
 
     name: Annotated[str, StringConstraints(min_length=1, max_length=100)]
     category: Category
-    priority: int = Field(default=100, ge=0, le=10_000)
+    priority: Count = Field(default=100, ge=0, le=10_000)
     keywords: list[Annotated[str, StringConstraints(min_length=1, max_length=100)]] = Field(
         default=[], max_length=50
     )

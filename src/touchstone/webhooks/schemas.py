@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from pydantic import Field, StringConstraints, field_validator
 
 from touchstone.core.events.hub import TOPIC_FILTER
-from touchstone.core.schemas import InputModel, OutputModel
+from touchstone.core.schemas import Flag, InputModel, OutputModel
 from touchstone.webhooks.models import MAX_URL_LENGTH, DeliveryStatus
 
 MAX_TOPICS = 20
@@ -41,7 +41,7 @@ class WebhookCreate(InputModel):
     url: Url = Field(description="https URL on a public address")
     description: Description = ""
     topics: Topics = []
-    is_active: bool = True
+    is_active: Flag = True
 
     _topics = field_validator("topics")(_normalize_topics)
 
@@ -50,7 +50,7 @@ class WebhookUpdate(InputModel):
     url: Url | None = None
     description: Description | None = None
     topics: Topics | None = None
-    is_active: bool | None = None
+    is_active: Flag | None = None
 
     _no_nulls = field_validator("url", "description", "topics", "is_active", mode="before")(
         _not_null
