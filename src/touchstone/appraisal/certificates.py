@@ -31,7 +31,7 @@ from touchstone.appraisal.certificate import (
     certificate_items,
     render_certificate,
 )
-from touchstone.appraisal.errors import CertificateNotFound, IllegalTransition
+from touchstone.appraisal.exceptions import CertificateNotFound, IllegalTransition
 from touchstone.appraisal.models import (
     Appraisal,
     AppraisalStatus,

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from touchstone.appraisal import repository
 from touchstone.appraisal.certificate import mask_id_number, mask_phone
-from touchstone.appraisal.errors import CustomerNotFound
+from touchstone.appraisal.exceptions import CustomerNotFound
 from touchstone.appraisal.models import Customer
 from touchstone.appraisal.schemas import CustomerCreate, CustomerOut
 from touchstone.core.audit import record_audit

@@ -26,8 +26,7 @@ import structlog
 
 from touchstone.appraisal import purity_tests
 from touchstone.appraisal.engines import DetectorEngine, build_engine
-from touchstone.appraisal.errors import PurityTestBusy
-from touchstone.appraisal.exceptions import InvalidFrame
+from touchstone.appraisal.exceptions import InvalidFrame, PurityTestBusy
 from touchstone.appraisal.frames import BgrFrame
 from touchstone.appraisal.purity import PurityPipeline, PurityStatus
 from touchstone.core.auth import Principal

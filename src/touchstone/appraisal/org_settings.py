@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 import touchstone.identity.service as identity
 from touchstone.appraisal import repository
-from touchstone.appraisal.errors import (
+from touchstone.appraisal.exceptions import (
     DeviceNotFound,
     DeviceNotRegistered,
     GoldRateMissing,

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from touchstone.appraisal import org_settings, repository, service
-from touchstone.appraisal.errors import (
+from touchstone.appraisal.exceptions import (
     IllegalTransition,
     PurityTestClosed,
     PurityTestNotFound,

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 import touchstone.identity.service as identity
 from touchstone.appraisal import chain, org_settings, repository
-from touchstone.appraisal.errors import (
+from touchstone.appraisal.exceptions import (
     AppraisalNotFound,
     BranchMismatch,
     BranchRequired,

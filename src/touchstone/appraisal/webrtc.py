@@ -30,7 +30,7 @@ from aiortc import (
 )
 from aiortc.mediastreams import MediaStreamError
 
-from touchstone.appraisal.errors import UnsupportedCodec, UnsupportedSdp
+from touchstone.appraisal.exceptions import UnsupportedCodec, UnsupportedSdp
 from touchstone.appraisal.live import PurityRun, drive, dumps
 from touchstone.core.auth import Principal
 from touchstone.core.config import Settings
