@@ -97,6 +97,10 @@ def serve(
             access_log=False,
             proxy_headers=False,
             ws="websockets-sansio",
+            # Longer than clients' idle pools (httpx 5 s, browsers ~60 s, load balancers
+            # 60 s): the client, not the server, closes an idle connection, so a request is
+            # never sent down a connection the server is closing.
+            timeout_keep_alive=75,
         )
     finally:
         if worker is not None:
