@@ -133,7 +133,12 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.add_middleware(
         BodySizeLimitMiddleware,
         max_bytes=settings.max_body_bytes,
-        overrides={f"{API_PREFIX}/batches": batch_bytes + settings.max_body_bytes},
+        overrides={
+            f"{API_PREFIX}/batches": batch_bytes + settings.max_body_bytes,
+            # customer and item photos (JSON bodies there are still parsed by their models)
+            f"{API_PREFIX}/customers/": appraisal.MAX_PHOTO_BYTES + settings.max_body_bytes,
+            f"{API_PREFIX}/appraisals/": appraisal.MAX_PHOTO_BYTES + settings.max_body_bytes,
+        },
     )
     app.add_middleware(RequestContextMiddleware)
     app.add_middleware(SecurityHeadersMiddleware, hsts_seconds=settings.hsts_seconds)

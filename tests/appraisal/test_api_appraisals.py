@@ -343,6 +343,15 @@ async def test_customers_are_masked_and_searchable(bank: Bank, client: httpx.Asy
         headers=bank.appraiser.headers,
     )
     assert_problem(not_an_image, 415)
+    camera_photo = np.random.default_rng(1).integers(0, 255, (1200, 1600, 3), np.uint8)
+    large = bytes(cv2.imencode(".jpg", camera_photo, [cv2.IMWRITE_JPEG_QUALITY, 95])[1])
+    assert len(large) > 2 * 1024 * 1024  # over MAX_BODY_BYTES, under the photo limit
+    accepted = await client.put(
+        f"{API}/customers/{bank.customer_id}/photo",
+        files={"photo": ("face.jpg", large, "image/jpeg")},
+        headers=bank.appraiser.headers,
+    )
+    assert accepted.status_code == 200, accepted.text
 
 
 async def test_registered_device_rule(bank: Bank, client: httpx.AsyncClient) -> None:

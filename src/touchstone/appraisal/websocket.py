@@ -13,13 +13,14 @@ event stream.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import struct
 import time
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, WebSocket, status
+from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect, status
 
 from touchstone.appraisal.exceptions import FrameTooLarge
 from touchstone.appraisal.frames import decode_frame
@@ -117,9 +118,12 @@ async def purity_websocket(
                 continue
             await _answer_text(message.get("text") or "", send)
 
-    await drive(run, receive)
-    if run.finished and not run.client_gone:
-        await websocket.close(code=status.WS_1000_NORMAL_CLOSURE, reason="completed")
+    # A client that hangs up as soon as it reads "completed" makes the last send or the
+    # close fail; that is the end of the conversation, not a server error.
+    with contextlib.suppress(WebSocketDisconnect):
+        await drive(run, receive)
+        if run.finished and not run.client_gone:
+            await websocket.close(code=status.WS_1000_NORMAL_CLOSURE, reason="completed")
 
 
 async def _answer_text(text: str, send: Any) -> None:
