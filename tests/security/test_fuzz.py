@@ -16,6 +16,7 @@ import os
 from typing import Any
 
 import httpx
+import pytest
 import requests
 import schemathesis
 from hypothesis import HealthCheck, Phase, given
@@ -86,6 +87,7 @@ async def send(client: httpx.AsyncClient, case: Case, headers: dict[str, str]) -
 _REQUEST_ARGS = {"method", "url", "headers", "files", "data", "params", "json"}
 
 
+@pytest.mark.slow  # ~40 s: in `make test` and CI, not in `make test-fast`
 async def test_every_operation_survives_fuzzing(
     client: httpx.AsyncClient, tenant_a: Tenant, database: Database
 ) -> None:
