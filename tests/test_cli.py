@@ -102,6 +102,7 @@ def test_orgs_users_demo_backup_restore(cli_env: dict[str, str], tmp_path: Path)
     assert "No organization" in missing.output
     demo = _touchstone(cli_env, "demo")
     assert "branch_manager" in demo.stdout
+    assert "24K gold rate" in demo.stdout
     assert _touchstone(cli_env, "demo", check=False).exit_code == 1
 
     backup = tmp_path / "touchstone.dump"

@@ -17,6 +17,7 @@ from typing import Annotated, TypeVar
 import typer
 import uvicorn
 from pydantic import ValidationError
+from sqlalchemy import text
 
 from touchstone.core.config import Settings, get_settings
 from touchstone.core.db import Database
@@ -242,10 +243,21 @@ def create_user(
 @app.command()
 def demo() -> None:
     """Load a demo bank with two branches and one user per role; print their credentials."""
+    from touchstone.appraisal import service as appraisal
     from touchstone.identity import admin
 
-    credentials = _run_in_database(admin.load_demo)
-    typer.echo("Demo bank 'demo-bank' loaded. Sign in at POST /api/v1/auth/token with:")
+    async def load(database: Database, settings: Settings) -> list[tuple[str, str, str]]:
+        credentials = await admin.load_demo(database, settings)
+        async with database.transaction() as session:
+            org_id = (
+                await session.execute(text("select org_id_by_slug(:s)"), {"s": admin.DEMO_SLUG})
+            ).scalar_one()
+        await appraisal.load_demo_rates(database, org_id)
+        return credentials
+
+    credentials = _run_in_database(load)
+    typer.echo("Demo bank 'demo-bank' loaded, with a 24K gold rate of Rs 7,000/g.")
+    typer.echo("Sign in at POST /api/v1/auth/token (or on /app/appraisal/live) with:")
     for email, password, role in credentials:
         typer.echo(f"  {role:<15} {email:<40} {password}")
 

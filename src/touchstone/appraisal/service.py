@@ -40,7 +40,12 @@ from touchstone.appraisal.models import (
     PurityTest,
     PurityTestStatus,
 )
-from touchstone.appraisal.schemas import AppraisalCreate, ItemCreate, OverrideCreate
+from touchstone.appraisal.schemas import (
+    AppraisalCreate,
+    GoldRateCreate,
+    ItemCreate,
+    OverrideCreate,
+)
 from touchstone.appraisal.valuation import (
     GoldRates,
     ItemForValuation,
@@ -50,8 +55,8 @@ from touchstone.appraisal.valuation import (
     net_weight,
 )
 from touchstone.core.audit import record_audit
-from touchstone.core.auth import Principal
-from touchstone.core.db import utcnow
+from touchstone.core.auth import Principal, system_principal
+from touchstone.core.db import Database, utcnow
 from touchstone.core.errors import InvalidInput, NotFound
 from touchstone.core.events import publish
 from touchstone.core.pagination import PageParams, order_by, paginate
@@ -514,3 +519,16 @@ async def verify_chain(
     session: AsyncSession, principal: Principal, appraisal_id: uuid.UUID
 ) -> chain.Verification:
     return chain.verify(await chain_of(session, principal, appraisal_id))
+
+
+DEMO_RATE_24K_PER_G = Decimal("7000.00")
+
+
+async def load_demo_rates(database: Database, org_id: uuid.UUID) -> None:
+    """A 24K gold rate for the demo bank, so a demo appraisal can be valued at once."""
+    async with database.transaction(org_id=org_id) as session:
+        await org_settings.set_gold_rate(
+            session,
+            system_principal(org_id),
+            GoldRateCreate(karat="24K", rate_per_g=DEMO_RATE_24K_PER_G),
+        )
