@@ -502,17 +502,6 @@ async def test_renaming_a_rule_onto_a_taken_name_is_409_and_changes_nothing(
 
 
 WRONG_TYPES = {"boolean": [0, 1, "true", "no"], "integer": ["5", 5.5, True]}
-OPEN_APPRAISAL_DEFECTS: dict[str, list[str]] = {
-    "PATCH /api/v1/appraisal-settings": [
-        "require_registered_device=0",
-        "require_registered_device=1",
-        "require_registered_device='true'",
-        "require_registered_device='no'",
-    ],
-    "POST /api/v1/appraisals/{appraisal_id}/items": ["count='5'", "count=True"],
-}
-"""Coercions still accepted in the appraisal module (another engineer's files), reported to
-them; an entry here fails the test once it is fixed, so it cannot go stale."""
 
 
 async def test_every_json_body_refuses_values_of_the_wrong_type(
@@ -544,4 +533,4 @@ async def test_every_json_body_refuses_values_of_the_wrong_type(
                         accepted.setdefault(f"{method.upper()} {path}", []).append(
                             f"{name}={value!r}"
                         )
-    assert accepted == OPEN_APPRAISAL_DEFECTS
+    assert accepted == {}

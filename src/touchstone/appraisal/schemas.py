@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, Field, StringConstraints, model_validator
 
-from touchstone.core.schemas import InputModel, Name, OutputModel
+from touchstone.core.schemas import Count, Flag, InputModel, Name, OutputModel
 
 ItemType = Literal["ring", "chain", "bangle", "coin", "necklace", "earring", "other"]
 TestedKarat = Literal["18K", "22K", "24K"]
@@ -38,7 +38,7 @@ class SettingsOut(OutputModel):
 
 class SettingsUpdate(InputModel):
     detector_engine: Literal["classical", "onnx-yolo"] | None = None
-    require_registered_device: bool | None = None
+    require_registered_device: Flag | None = None
     lending_policy: dict[str, Any] | None = None
     """Keys of `LendingPolicy` (validated by it); left-out keys keep their defaults."""
 
@@ -107,7 +107,7 @@ class AppraisalCreate(InputModel):
 class ItemCreate(InputModel):
     item_type: ItemType
     description: Annotated[str, StringConstraints(max_length=500)] = ""
-    count: Annotated[int, Field(ge=1, le=1000)] = 1
+    count: Annotated[Count, Field(ge=1, le=1000)] = 1
     gross_weight_g: Annotated[Grams, Field(gt=0)]
     deduction_g: Grams = Decimal(0)
 
