@@ -217,7 +217,7 @@ async def _store_rows(
             StatementTransaction.statement_id == statement.id, StatementTransaction.overridden
         )
     )
-    overrides = dict(kept.tuples().all())
+    overrides: dict[int, str] = dict(kept.all())
     await _delete_rows(session, statement)
     categorised = categorise(
         extracted.transactions, await org_rules(session, statement.org_id), overrides
