@@ -7,6 +7,7 @@ and the categoriser and workbook read them back, so each stage can be tested on 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
@@ -73,7 +74,7 @@ class PageReport:
 class StatementMeta:
     bank_name: str | None = None
     holder_name: str | None = None
-    account_number_masked: str | None = None  # only the last 4 digits kept, e.g. "XXXX1234"
+    account_number_masked: str | None = None  # `mask_account_number`: the last 4 kept
     currency: str | None = None  # ISO 4217
     period_start: dt.date | None = None
     period_end: dt.date | None = None
@@ -96,3 +97,12 @@ class ExtractedStatement:
     pages: list[PageReport]
     status: StatementStatus
     issues: list[ValidationIssue] = field(default_factory=list)
+
+
+ACCOUNT_MASK = "X" * 4
+
+
+def mask_account_number(number: str) -> str:
+    """Only the last four characters of an account number survive (the bank convention)."""
+    kept = re.sub(r"[^0-9A-Za-z]", "", number)[-4:]
+    return ACCOUNT_MASK + kept

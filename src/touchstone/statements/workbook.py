@@ -15,7 +15,7 @@ import io
 import re
 import statistics
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -31,6 +31,7 @@ from touchstone.statements.domain import (
     StatementMeta,
     StatementStatus,
     ValidationIssue,
+    mask_account_number,
 )
 
 SHEETS = (
@@ -156,10 +157,8 @@ def mask_digits(text: str) -> str:
 
 
 def _masked_account(value: str | None) -> str | None:
-    if value is None:
-        return None
-    digits = re.sub(r"\D", "", value)
-    return "XXXX" + digits[-4:] if len(digits) > 4 else value
+    """Masked again here: the workbook leaves the building, whatever reached the meta."""
+    return mask_account_number(value) if value and len(re.sub(r"\D", "", value)) > 4 else value
 
 
 class _Writer:
@@ -365,36 +364,17 @@ def _monthly(writer: _Writer, rows: Sequence[_Row]) -> None:
         day = row.item.transaction.date
         months[_currency(row.statement), day.replace(day=1)].add(row.item.transaction.amount, day)
     keys = sorted(months)
-    columns = (
-        _Column("Currency", 9),
-        _Column("Month", 12, "month"),
-        _Column("Credits", 15, "money"),
-        _Column("Debits", 15, "money"),
-        _Column("Net", 15, "money"),
-        _Column("Credit count", 10, "int"),
-        _Column("Debit count", 10, "int"),
+    columns = _totals_columns(
+        _Column("Month", 12, "month"), ("Credits", "Debits"), ("Credit count", "Debit count"), 10
     )
-    lines = [
-        (cur, month, t.credits, t.debits, t.credits - t.debits, t.credit_count, t.debit_count)
-        for cur, month in keys
-        for t in (months[cur, month],)
-    ]
-    sheet, _ = writer.table("Monthly", columns, lines)
+    sheet, _ = writer.table("Monthly", columns, _totals_lines(keys, months))
     main = _main_currency(rows)
-    chosen = [i for i, (cur, _) in enumerate(keys, start=1) if cur == main]
-    if not chosen:
+    span = _rows_of(keys, main)
+    if span is None:
         return
-    first, last = chosen[0], chosen[-1]
+    first, last = span
     chart = writer.book.add_chart({"type": "column"})
-    for col, colour in ((2, "#2E7D32"), (3, "#C62828")):
-        chart.add_series(
-            {
-                "name": ["Monthly", 0, col],
-                "categories": ["Monthly", first, 1, last, 1],
-                "values": ["Monthly", first, col, last, col],
-                "fill": {"color": colour},
-            }
-        )
+    _add_in_out(chart, "Monthly", first, last, (2, 3))
     net = writer.book.add_chart({"type": "line"})
     net.add_series(
         {
@@ -411,45 +391,72 @@ def _monthly(writer: _Writer, rows: Sequence[_Row]) -> None:
     sheet.insert_chart("I2", chart)
 
 
+_IN_OUT_COLOURS = {2: "#2E7D32", 3: "#C62828"}  # credits green, debits red
+
+
+def _totals_columns(
+    key: _Column, money: tuple[str, str], counts: tuple[str, str], count_width: int
+) -> tuple[_Column, ...]:
+    """Currency, the key, money in/out, net and the two counts (Monthly and Categories)."""
+    return (
+        _Column("Currency", 9),
+        key,
+        _Column(money[0], 15, "money"),
+        _Column(money[1], 15, "money"),
+        _Column("Net", 15, "money"),
+        _Column(counts[0], count_width, "int"),
+        _Column(counts[1], count_width, "int"),
+    )
+
+
+def _totals_lines(
+    keys: Sequence[tuple[str, Any]], totals: Mapping[tuple[str, Any], _Totals]
+) -> list[tuple[Any, ...]]:
+    return [
+        (cur, key, t.credits, t.debits, t.credits - t.debits, t.credit_count, t.debit_count)
+        for cur, key in keys
+        for t in (totals[cur, key],)
+    ]
+
+
+def _rows_of(keys: Sequence[tuple[str, Any]], currency: str | None) -> tuple[int, int] | None:
+    """The sheet rows of the main currency (charts plot one currency)."""
+    chosen = [i for i, (cur, _) in enumerate(keys, start=1) if cur == currency]
+    return (chosen[0], chosen[-1]) if chosen else None
+
+
+def _add_in_out(chart: Any, sheet: str, first: int, last: int, columns: tuple[int, int]) -> None:
+    for col in columns:
+        chart.add_series(
+            {
+                "name": [sheet, 0, col],
+                "categories": [sheet, first, 1, last, 1],
+                "values": [sheet, first, col, last, col],
+                "fill": {"color": _IN_OUT_COLOURS[col]},
+            }
+        )
+
+
 def _categories(writer: _Writer, rows: Sequence[_Row]) -> None:
     groups: defaultdict[tuple[str, str], _Totals] = defaultdict(_Totals)
     for row in rows:
         key = (_currency(row.statement), row.item.category)
         groups[key].add(row.item.transaction.amount, row.item.transaction.date)
     keys = sorted(groups, key=lambda k: (k[0], -groups[k].debits, -groups[k].credits, k[1]))
-    columns = (
-        _Column("Currency", 9),
-        _Column("Category", 20),
-        _Column("Money in", 15, "money"),
-        _Column("Money out", 15, "money"),
-        _Column("Net", 15, "money"),
-        _Column("Count in", 9, "int"),
-        _Column("Count out", 9, "int"),
+    columns = _totals_columns(
+        _Column("Category", 20), ("Money in", "Money out"), ("Count in", "Count out"), 9
     )
-    lines = [
-        (cur, name, t.credits, t.debits, t.credits - t.debits, t.credit_count, t.debit_count)
-        for cur, name in keys
-        for t in (groups[cur, name],)
-    ]
-    sheet, _ = writer.table("Categories", columns, lines)
+    sheet, _ = writer.table("Categories", columns, _totals_lines(keys, groups))
     main = _main_currency(rows)
-    chosen = [i for i, (cur, _) in enumerate(keys, start=1) if cur == main]
-    if not chosen:
+    span = _rows_of(keys, main)
+    if span is None:
         return
-    first, last = chosen[0], chosen[-1]
+    first, last = span
     chart = writer.book.add_chart({"type": "bar"})
-    for col, colour in ((3, "#C62828"), (2, "#2E7D32")):
-        chart.add_series(
-            {
-                "name": ["Categories", 0, col],
-                "categories": ["Categories", first, 1, last, 1],
-                "values": ["Categories", first, col, last, col],
-                "fill": {"color": colour},
-            }
-        )
+    _add_in_out(chart, "Categories", first, last, (3, 2))
     chart.set_title(_chart_title("Money in and out by category", main))
     chart.set_y_axis({"reverse": True})
-    chart.set_size({"width": 760, "height": max(360, 22 * len(chosen))})
+    chart.set_size({"width": 760, "height": max(360, 22 * (last - first + 1))})
     sheet.insert_chart("I2", chart)
 
 

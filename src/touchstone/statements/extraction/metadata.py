@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-from touchstone.statements.domain import StatementMeta
+from touchstone.statements.domain import StatementMeta, mask_account_number
 from touchstone.statements.extraction.layout import Line
 from touchstone.statements.extraction.normalise import (
     CURRENCY_CODES,
@@ -31,11 +31,6 @@ _ACCOUNT = re.compile(
 _PERIOD = re.compile(r"\b(period|from|zeitraum|période|periodo)\b", re.I)
 _PERIOD_SPLIT = re.compile(r"\s+(?:to|until|through|bis|au|al|-|\u2013)\s+", re.I)
 _DECLARED_CURRENCY = re.compile(r"\b(?:currency|währung|devise|moneda)\b\W*([A-Z]{3})\b", re.I)
-
-
-def mask_account(number: str) -> str:
-    digits = re.sub(r"[^0-9A-Za-z]", "", number)
-    return f"XXXX{digits[-4:]}"
 
 
 def _date_at(words: list[str], *, end: bool, dayfirst: bool) -> dt.date | None:
@@ -80,7 +75,7 @@ def read_metadata(preamble: list[Line], dayfirst: bool) -> StatementMeta:
     for line in preamble:
         text = clean_text(line.text)
         if meta.account_number_masked is None and (found := _ACCOUNT.search(text)):
-            meta.account_number_masked = mask_account(found[1])
+            meta.account_number_masked = mask_account_number(found[1])
         if meta.holder_name is None and (found := _HOLDER.search(text)):
             meta.holder_name = found[1].strip()
         if meta.bank_name is None and _BANK.search(text) and len(text.split()) <= 8:
