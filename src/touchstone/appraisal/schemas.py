@@ -13,18 +13,18 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, Field, StringConstraints, model_validator
 
-from touchstone.core.schemas import Count, Flag, InputModel, Name, OutputModel
+from touchstone.core.schemas import Count, Flag, InputModel, Name, NonBlank, OutputModel, Trimmed
 
 ItemType = Literal["ring", "chain", "bangle", "coin", "necklace", "earring", "other"]
 TestedKarat = Literal["18K", "22K", "24K"]
 KaratResult = Literal["18K", "22K", "24K", "inconclusive"]
 IdDocumentType = Literal["aadhaar", "pan", "passport", "voter_id", "driving_licence", "other"]
-Phone = Annotated[str, StringConstraints(pattern=r"^\+?[0-9 ()-]{8,20}$")]
-IdNumber = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9 -]{4,30}$")]
+Phone = Annotated[str, StringConstraints(pattern=r"^\+?[0-9 ()-]{8,20}$"), Trimmed]
+IdNumber = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9 -]{4,30}$"), Trimmed]
 Grams = Annotated[Decimal, Field(ge=0, le=100_000, max_digits=10, decimal_places=3)]
 Rupees = Annotated[Decimal, Field(gt=0, le=10_000_000_000, max_digits=14, decimal_places=2)]
-Comment = Annotated[str, StringConstraints(min_length=1, max_length=2000)]
-Reason = Annotated[str, StringConstraints(min_length=5, max_length=1000)]
+Comment = Annotated[str, StringConstraints(min_length=1, max_length=2000), NonBlank]
+Reason = Annotated[str, StringConstraints(min_length=5, max_length=1000), NonBlank]
 
 
 # --- settings, devices, rates ------------------------------------------------------------
@@ -106,7 +106,7 @@ class AppraisalCreate(InputModel):
 
 class ItemCreate(InputModel):
     item_type: ItemType
-    description: Annotated[str, StringConstraints(max_length=500)] = ""
+    description: Annotated[str, StringConstraints(max_length=500), Trimmed] = ""
     count: Annotated[Count, Field(ge=1, le=1000)] = 1
     gross_weight_g: Annotated[Grams, Field(gt=0)]
     deduction_g: Grams = Decimal(0)

@@ -43,7 +43,7 @@ class InputModel(BaseModel):
     otherwise reach PostgreSQL and fail there as a 500.
     """
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid")
 
     @model_validator(mode="before")
     @classmethod
@@ -63,6 +63,21 @@ object, so `strict` cannot be switched on for whole models without refusing UUID
 Count = StrictInt
 """A JSON integer: not `"5"`, not `true`."""
 
-Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+def _not_blank(value: str) -> str:
+    stripped = value.strip()
+    if not stripped:
+        raise ValueError("must not be blank")
+    return stripped
+
+
+Trimmed = AfterValidator(str.strip)
+"""Drop surrounding whitespace *after* the length checks, so the documented `maxLength` holds
+for the value as sent. Secrets, passwords and patterns are never trimmed: a space is part of
+them."""
+NonBlank = AfterValidator(_not_blank)
+"""`Trimmed`, and nothing but whitespace is refused."""
+
+Name = Annotated[str, StringConstraints(min_length=1, max_length=200), NonBlank]
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{1,78}[a-z0-9]$")]
 SafeQuery = Annotated[str, AfterValidator(reject_control_characters)]

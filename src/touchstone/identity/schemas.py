@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from pydantic import AwareDatetime, EmailStr, Field, StringConstraints, field_validator
 
 from touchstone.core.permissions import Role
-from touchstone.core.schemas import Flag, InputModel, Name, OutputModel, Slug
+from touchstone.core.schemas import Flag, InputModel, Name, NonBlank, OutputModel, Slug
 
 Password = Annotated[str, StringConstraints(min_length=10, max_length=256)]
 OrgKind = Literal["bank", "company", "school"]
@@ -142,7 +142,7 @@ class MeOut(OutputModel):
 
 
 class ApiKeyCreate(InputModel):
-    name: Annotated[str, StringConstraints(min_length=1, max_length=120)]
+    name: Annotated[str, StringConstraints(min_length=1, max_length=120), NonBlank]
     """The column's length: a longer name reached PostgreSQL and failed there as a 500."""
     scopes: list[Scope] = Field(min_length=1, max_length=50)
     expires_at: AwareDatetime | None = None

@@ -9,10 +9,11 @@ from typing import Annotated, Any
 
 from pydantic import Field, StringConstraints, field_validator
 
-from touchstone.core.schemas import Count, InputModel, OutputModel
+from touchstone.core.schemas import Count, InputModel, NonBlank, OutputModel
 from touchstone.statements.categorise import Rule
 
 Category = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{1,59}$")]
+RuleText = Annotated[str, StringConstraints(min_length=1, max_length=100), NonBlank]
 
 
 class StatementOut(OutputModel):
@@ -84,12 +85,10 @@ class PasswordIn(InputModel):
 class RuleIn(InputModel):
     """A categorisation rule; checked by the same code that applies it."""
 
-    name: Annotated[str, StringConstraints(min_length=1, max_length=100)]
+    name: RuleText
     category: Category
     priority: Count = Field(default=100, ge=0, le=10_000)
-    keywords: list[Annotated[str, StringConstraints(min_length=1, max_length=100)]] = Field(
-        default=[], max_length=50
-    )
+    keywords: list[RuleText] = Field(default=[], max_length=50)
     pattern: Annotated[str, StringConstraints(max_length=200)] | None = None
     min_amount: Decimal | None = Field(default=None, ge=0)
     max_amount: Decimal | None = Field(default=None, ge=0)

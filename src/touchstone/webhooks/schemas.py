@@ -10,12 +10,12 @@ from typing import Annotated, Any
 from pydantic import Field, StringConstraints, field_validator
 
 from touchstone.core.events.hub import TOPIC_FILTER
-from touchstone.core.schemas import Flag, InputModel, OutputModel
+from touchstone.core.schemas import Flag, InputModel, OutputModel, Trimmed
 from touchstone.webhooks.models import MAX_URL_LENGTH, DeliveryStatus
 
 MAX_TOPICS = 20
 Url = Annotated[str, StringConstraints(min_length=1, max_length=MAX_URL_LENGTH)]
-Description = Annotated[str, StringConstraints(max_length=500)]
+Description = Annotated[str, StringConstraints(max_length=500), Trimmed]
 TopicFilter = Annotated[str, StringConstraints(pattern=TOPIC_FILTER.pattern, max_length=80)]
 Topics = Annotated[
     list[TopicFilter],
