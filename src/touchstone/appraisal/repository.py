@@ -23,14 +23,9 @@ from touchstone.appraisal.models import (
 from touchstone.core.auth import Principal
 
 
-def branch_scope(principal: Principal) -> uuid.UUID | None:
-    """Branch-bound roles (appraisers, branch managers) see their own branch only."""
-    return None if principal.can("org:write") else principal.branch_id
-
-
 def appraisals_query(principal: Principal) -> Select[Appraisal]:
     query = select(Appraisal).where(Appraisal.org_id == principal.org_id)
-    if (scope := branch_scope(principal)) is not None:
+    if (scope := principal.branch_scope) is not None:
         query = query.where(Appraisal.branch_id == scope)
     return query
 
@@ -80,7 +75,7 @@ async def get_test(
         .join(Appraisal, Appraisal.id == PurityTest.appraisal_id)
         .where(PurityTest.org_id == principal.org_id, PurityTest.id == test_id)
     )
-    if (scope := branch_scope(principal)) is not None:
+    if (scope := principal.branch_scope) is not None:
         query = query.where(Appraisal.branch_id == scope)
     if for_update:
         query = query.with_for_update(of=PurityTest)

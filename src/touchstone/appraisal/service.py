@@ -134,7 +134,7 @@ async def _name_of(session: AsyncSession, principal: Principal) -> str:
 async def create_appraisal(
     session: AsyncSession, principal: Principal, data: AppraisalCreate
 ) -> Appraisal:
-    scope = repository.branch_scope(principal)
+    scope = principal.branch_scope
     if scope is not None and data.branch_id not in (None, scope):
         raise BranchMismatch("Branch-bound users create appraisals in their own branch")
     branch_id = scope or data.branch_id

@@ -37,6 +37,11 @@ class Principal:
     def user_id(self) -> uuid.UUID | None:
         return self.id if self.kind == "user" else None
 
+    @property
+    def branch_scope(self) -> uuid.UUID | None:
+        """The one branch a branch-bound member sees; None for org-wide admins (`org:write`)."""
+        return None if "org:write" in self.permissions else self.branch_id
+
     def can(self, permission: str) -> bool:
         return permission in self.permissions
 

@@ -57,6 +57,14 @@ ROLE_PERMISSIONS: dict[Role, frozenset[str]] = {
     Role.VIEWER: frozenset(_READ_ORG | _APPRAISAL_READ | _STATEMENTS_READ),
 }
 
+TOPIC_PERMISSIONS: dict[str, str] = {
+    "appraisal": "appraisals:read",
+    "statements": "statements:read",
+}
+"""What a live-event subscriber needs, by the topic's module (`appraisal.completed` ->
+`appraisal`). Topics of other modules are org-wide news for every member; a test checks
+that every topic the code publishes is listed here."""
+
 ALL_PERMISSIONS: frozenset[str] = frozenset().union(*ROLE_PERMISSIONS.values())
 
 

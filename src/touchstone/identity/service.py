@@ -52,12 +52,6 @@ from touchstone.identity.schemas import (
     UserUpdate,
 )
 
-
-def _branch_scope(principal: Principal) -> uuid.UUID | None:
-    """Branch-bound roles see their own branch only; org-wide admins see all."""
-    return None if principal.can("org:write") else principal.branch_id
-
-
 # --- orgs -----------------------------------------------------------------------------
 
 
@@ -117,7 +111,7 @@ async def list_branches(
     session: AsyncSession, principal: Principal, page: PageParams
 ) -> tuple[Sequence[Branch], int]:
     query = select(Branch).where(Branch.org_id == principal.org_id)
-    if scope := _branch_scope(principal):
+    if scope := principal.branch_scope:
         query = query.where(Branch.id == scope)
     columns = {"name": Branch.name, "code": Branch.code, "created_at": Branch.created_at}
     return await paginate(session, query.order_by(*order_by(page, columns, "name")), page)
@@ -125,7 +119,7 @@ async def list_branches(
 
 async def get_branch(session: AsyncSession, principal: Principal, branch_id: uuid.UUID) -> Branch:
     branch = await repository.get_branch(session, principal.org_id, branch_id)
-    scope = _branch_scope(principal)
+    scope = principal.branch_scope
     if branch is None or (scope and branch.id != scope):
         raise NotFound("Branch not found")
     return branch
@@ -199,7 +193,7 @@ async def list_members(
 ) -> tuple[Rows, int]:
     """The hot list: two round trips on the raw connection (see `core.reads`)."""
     values: dict[str, Any] = {"org_id": read.principal.org_id}
-    if scope := _branch_scope(read.principal):
+    if scope := read.principal.branch_scope:
         values["branch_id"] = scope
     if role is not None:
         values["role"] = role.value
@@ -214,7 +208,7 @@ async def list_members(
 
 async def get_member(session: AsyncSession, principal: Principal, user_id: uuid.UUID) -> Row[Any]:
     member = await repository.get_member(session, principal.org_id, user_id)
-    scope = _branch_scope(principal)
+    scope = principal.branch_scope
     if member is None or (scope and member.branch_id != scope):
         raise NotFound("User not found")
     return member
@@ -415,7 +409,7 @@ async def list_audit_events(
     until: datetime | None = None,
 ) -> tuple[Sequence[AuditEvent], int]:
     query = repository.audit_query(principal.org_id)
-    if scope := _branch_scope(principal):
+    if scope := principal.branch_scope:
         query = query.where(AuditEvent.branch_id == scope)
     filters = {
         AuditEvent.actor_id: actor_id,

@@ -16,12 +16,13 @@ from fastapi import APIRouter, Header, Query, Request, WebSocket, WebSocketDisco
 from fastapi.responses import StreamingResponse
 from sqlalchemy import select
 
-from touchstone.core.auth import API_KEY_PREFIX, Authenticator, Credential
+from touchstone.core.auth import API_KEY_PREFIX, Authenticator, Credential, Principal
 from touchstone.core.db import Database, enter
 from touchstone.core.deps import CurrentPrincipal
 from touchstone.core.errors import AppError, InvalidInput
 from touchstone.core.events.hub import TOPIC_FILTER, EventHub, LiveEvent, topic_matches
 from touchstone.core.events.models import OutboxEvent
+from touchstone.core.permissions import TOPIC_PERMISSIONS
 
 router = APIRouter(tags=["events"])
 websocket_router = APIRouter(tags=["events"])
@@ -77,22 +78,34 @@ async def replay(
             return
 
 
+def visible_to(principal: Principal, event: LiveEvent) -> bool:
+    """A module's events need its read permission; a branch's events stay in the branch."""
+    needed = TOPIC_PERMISSIONS.get(event.topic.partition(".")[0])
+    if needed is not None and not principal.can(needed):
+        return False
+    scope, branch = principal.branch_scope, event.payload.get("branch_id")
+    return scope is None or branch is None or branch == str(scope)
+
+
 async def follow(
     hub: EventHub,
     database: Database,
-    org_id: uuid.UUID,
+    principal: Principal,
     topics: frozenset[str],
     after: int | None,
     heartbeat: float,
 ) -> AsyncIterator[LiveEvent | None]:
-    """Replay, then live events; yields None when a keep-alive is due. Ends if dropped."""
+    """Replay, then live events the principal may see; yields None when a keep-alive is
+    due. Ends if dropped."""
+    org_id = principal.org_id
     subscription = hub.subscribe(org_id, topics)  # before replay, so nothing slips between
     try:
         last = after or 0
         if after is not None:
             async for event in replay(database, org_id, topics, after):
                 last = event.seq
-                yield event
+                if visible_to(principal, event):
+                    yield event
         while True:
             try:
                 live = await asyncio.wait_for(subscription.next(), heartbeat)
@@ -103,7 +116,8 @@ async def follow(
                 return
             if live.seq > last:
                 last = live.seq
-                yield live
+                if visible_to(principal, live):
+                    yield live
     finally:
         hub.unsubscribe(subscription)
 
@@ -126,7 +140,7 @@ async def server_sent_events(
         async for event in follow(
             state.event_hub,
             state.database,
-            principal.org_id,
+            principal,
             filters,
             after,
             state.settings.event_heartbeat_seconds,
@@ -178,7 +192,7 @@ async def websocket_events(
         async for event in follow(
             state.event_hub,
             state.database,
-            principal.org_id,
+            principal,
             filters,
             after,
             state.settings.event_heartbeat_seconds,
