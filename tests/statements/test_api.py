@@ -156,6 +156,17 @@ async def test_bad_files_are_refused_and_leave_nothing(
         assert (await session.execute(select(func.count()).select_from(Batch))).scalar() == 0
 
 
+async def test_a_label_with_control_characters_is_a_422_and_leaves_nothing(
+    client: httpx.AsyncClient, tenant_a: Tenant, database: Database
+) -> None:
+    """Found by `make fuzz`: the label was checked outside validation, so it was a 500."""
+    good = generate_statement("ruled_uk", seed=5).pdf
+    response = await upload(client, tenant_a, [pdf("good.pdf", good)], label="March\x07")
+    assert_problem(response, 422)
+    async with database.transaction(org_id=tenant_a.org_id) as session:
+        assert (await session.execute(select(func.count()).select_from(Batch))).scalar() == 0
+
+
 async def test_limits_on_files_and_pages(
     client: httpx.AsyncClient, tenant_a: Tenant, settings: Settings
 ) -> None:

@@ -67,7 +67,7 @@ from touchstone.core.deps import SessionDep, SettingsDep, require
 from touchstone.core.errors import Forbidden
 from touchstone.core.idempotency import IdempotencyDep
 from touchstone.core.pagination import Page, PageDep, page_of
-from touchstone.core.schemas import SafeQuery
+from touchstone.core.schemas import PlainText
 from touchstone.core.storage import Storage, StorageDep, store_upload
 
 router = APIRouter(tags=["appraisal"])
@@ -177,8 +177,8 @@ async def search_customers(
     settings: SettingsDep,
     page: PageDep,
     principal: CustomerReader,
-    name: Annotated[SafeQuery | None, Query(max_length=200)] = None,
-    phone: Annotated[SafeQuery | None, Query(max_length=30)] = None,
+    name: Annotated[PlainText | None, Query(max_length=200)] = None,
+    phone: Annotated[PlainText | None, Query(max_length=30)] = None,
 ) -> Page[CustomerOut]:
     """By part of the name, the full phone number, or its last digits (up to four)."""
     rows, total = await customers.search_customers(

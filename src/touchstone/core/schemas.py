@@ -80,4 +80,4 @@ NonBlank = AfterValidator(_not_blank)
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200), NonBlank]
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{1,78}[a-z0-9]$")]
-SafeQuery = Annotated[str, AfterValidator(reject_control_characters)]
+PlainText = Annotated[str, AfterValidator(reject_control_characters)]

@@ -20,7 +20,7 @@ from touchstone.core.idempotency import IdempotencyDep
 from touchstone.core.pagination import Page, PageDep, page_of
 from touchstone.core.permissions import Role
 from touchstone.core.reads import TenantRead, tenant_read
-from touchstone.core.schemas import SafeQuery
+from touchstone.core.schemas import PlainText
 from touchstone.identity import authentication, repository, service
 from touchstone.identity.dependencies import RateLimitedLogin
 from touchstone.identity.schemas import (
@@ -206,7 +206,7 @@ async def list_users(
     page: PageDep,
     role: Role | None = None,
     is_active: bool | None = None,
-    q: Annotated[SafeQuery | None, Query(max_length=100)] = None,
+    q: Annotated[PlainText | None, Query(max_length=100)] = None,
 ) -> Page[MemberOut]:
     items, total = await service.list_members(read, page, role=role, is_active=is_active, q=q)
     return page_of(MemberOut, items, total, page)
@@ -291,9 +291,9 @@ async def list_audit_events(
     page: PageDep,
     principal: Annotated[Principal, Depends(require("audit:read"))],
     actor_id: uuid.UUID | None = None,
-    action: Annotated[SafeQuery | None, Query(max_length=80)] = None,
-    object_type: Annotated[SafeQuery | None, Query(max_length=60)] = None,
-    object_id: Annotated[SafeQuery | None, Query(max_length=80)] = None,
+    action: Annotated[PlainText | None, Query(max_length=80)] = None,
+    object_type: Annotated[PlainText | None, Query(max_length=60)] = None,
+    object_id: Annotated[PlainText | None, Query(max_length=80)] = None,
     since: datetime | None = None,
     until: datetime | None = None,
 ) -> Page[AuditEventOut]:

@@ -23,7 +23,7 @@ from touchstone.core.jobs import accepted, defer
 from touchstone.core.jobs.router import JobOut
 from touchstone.core.pagination import Page, PageDep, page_of
 from touchstone.core.ratelimit import rate_limit
-from touchstone.core.schemas import SafeQuery, reject_control_characters
+from touchstone.core.schemas import PlainText
 from touchstone.core.storage import StorageDep
 from touchstone.statements import service, tasks
 from touchstone.statements.engines.billing import BillingEngine, billing_engine
@@ -78,14 +78,14 @@ async def create_batch(
     passwords: Annotated[
         str | None, Form(description='JSON: {"file name": "password"}', max_length=20_000)
     ] = None,
-    label: Annotated[str, Form(max_length=200)] = "",
+    label: Annotated[PlainText, Form(max_length=200)] = "",
 ) -> BatchOut:
     """Upload statements; `202` with the batch and `Location` of the job that reads them."""
     uploads = await service.read_uploads(
         [(f.filename or "statement.pdf", f.size, f) for f in files], passwords, settings
     )
     batch, record = await service.create_batch(
-        session, principal, settings, storage, uploads, reject_control_characters(label)
+        session, principal, settings, storage, uploads, label
     )
     statements = await service.statements_of(session, batch)
     out = _batch_out(batch, statements, None)
@@ -143,7 +143,7 @@ async def list_transactions(
     min_amount: Annotated[Decimal | None, Query(ge=0, le=10**15)] = None,
     max_amount: Annotated[Decimal | None, Query(ge=0, le=10**15)] = None,
     category: Annotated[str | None, Query(max_length=60, pattern=r"^[a-z0-9_]+$")] = None,
-    q: Annotated[SafeQuery | None, Query(max_length=100)] = None,
+    q: Annotated[PlainText | None, Query(max_length=100)] = None,
     export: Annotated[str | None, Query(alias="format", pattern="^(json|csv)$")] = None,
 ) -> Page[TransactionOut] | Response:
     """Filtered, paginated transactions; `format=csv` exports every match as CSV."""
