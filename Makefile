@@ -37,7 +37,7 @@ test-fast: .venv/.synced  ## developers: skip the slow end-to-end tests
 	$(UV) run --frozen pytest -n 2 -m "not slow" $(PYTEST_ARGS)
 
 fuzz: .venv/.synced  ## schemathesis, FUZZ_EXAMPLES (50) cases per operation, and the two-tenant state machine
-	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-50} $(UV) run --frozen pytest -p no:randomly -q \
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-50} $(UV) run --frozen pytest -p no:randomly -q -rP \
 		tests/security/test_fuzz.py tests/security/test_fuzz_stateful.py $(PYTEST_ARGS)
 
 bench: .venv/.synced  ## every benchmark, even after one misses its goal; fails if any did

@@ -98,11 +98,12 @@ async def test_every_operation_survives_fuzzing(
     # factory half-way through the run.
     ids = {path: await world.ids_for(path) for path in document["paths"] if PARAM.search(path)}
     failures: list[str] = []
-    sent = 0
+    sent = operations = 0
     for result in schema.get_all_operations():
         operation = result.ok()
         if operation.path in STREAMS:
             continue
+        operations += 1
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
             checks = CHECKS + ([negative_data_rejection] if mode is GenerationMode.NEGATIVE else [])
             for number, case in enumerate(generate(operation, mode, EXAMPLES)):
@@ -119,5 +120,6 @@ async def test_every_operation_survives_fuzzing(
                     case.validate_response(response, checks=checks, headers=headers)
                 except FailureGroup as group:
                     failures.append(f"{operation.method.upper()} {operation.path}: {group}")
+    print(f"schemathesis: {operations} operations, {sent} cases, {len(failures)} failing")
     assert failures == [], "\n".join(failures[:20]) + f"\n({len(failures)} failures)"
     assert sent >= EXAMPLES * 80

@@ -62,8 +62,8 @@ TOPIC_PERMISSIONS: dict[str, str] = {
     "statements": "statements:read",
 }
 """What a live-event subscriber needs, by the topic's module (`appraisal.completed` ->
-`appraisal`). Topics of other modules are org-wide news for every member; a test checks
-that every topic the code publishes is listed here."""
+`appraisal`). A topic of an unlisted module would reach every member of the org, so a test
+fails when the code publishes one."""
 
 ALL_PERMISSIONS: frozenset[str] = frozenset().union(*ROLE_PERMISSIONS.values())
 
