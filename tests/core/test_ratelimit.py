@@ -57,15 +57,20 @@ async def test_address_budget_covers_public_and_private_routes(
 async def test_unreachable_redis_fails_open_by_default_and_closed_if_configured(
     settings: Settings, database: Database, tenant_a: Tenant
 ) -> None:
+    """Sign-ins too: the login lockout counts in the same store (a 500 in `make chaos`)."""
     dead = "redis://127.0.0.1:1/0"
+    wrong = {"username": tenant_a.admin_email, "password": "not-the-password"}
     async for client in _client(settings, database, redis_url=dead, rate_limit_default="1/minute"):
         for _ in range(3):
             response = await client.get("/api/v1/me", headers=tenant_a.headers)
             assert response.status_code == 200
             assert "ratelimit" not in response.headers
+        assert await login(client, tenant_a.admin_email)
+        assert_problem(await client.post("/api/v1/auth/token", data=wrong), 401)
     async for client in _client(settings, database, redis_url=dead, rate_limit_fail_open=False):
         closed = await client.get("/api/v1/me", headers=tenant_a.headers)
         assert_problem(closed, 503, "service_unavailable")
+        assert_problem(await client.post("/api/v1/auth/token", data=wrong), 503)
 
 
 @pytest.mark.skipif(

@@ -10,7 +10,8 @@ from __future__ import annotations
 import functools
 import math
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,19 +68,26 @@ class RateLimiter:
         """Count one request; 429 when the window is full; None if the store is unreachable
         and the policy is to fail open."""
         limit = _parse(rule)
-        try:
+        with self.unless_store_down():
             allowed = await self.strategy.hit(limit, policy, *keys)
             reset_at, remaining = await self.strategy.get_window_stats(limit, policy, *keys)
+            window = _window(policy, limit, remaining, reset_at)
+            if not allowed:
+                raise TooManyRequests(
+                    f"Too many requests; retry in {window.reset_seconds} s",
+                    headers={"Retry-After": str(window.reset_seconds), **window.headers()},
+                )
+            return window
+        return None
+
+    @contextmanager
+    def unless_store_down(self) -> Iterator[None]:
+        """For every use of the store (limits, login lockout): if it is unreachable, the
+        rest of the block is skipped (fail open, logged) or the request gets a 503."""
+        try:
+            yield
         except StorageError as exc:
             self._storage_down(exc)
-            return None
-        window = _window(policy, limit, remaining, reset_at)
-        if not allowed:
-            raise TooManyRequests(
-                f"Too many requests; retry in {window.reset_seconds} s",
-                headers={"Retry-After": str(window.reset_seconds), **window.headers()},
-            )
-        return window
 
     def _storage_down(self, exc: Exception) -> None:
         now = time.monotonic()

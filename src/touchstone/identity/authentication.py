@@ -79,6 +79,7 @@ class LoginLockout:
     """
 
     def __init__(self, limiter: RateLimiter, settings: Settings) -> None:
+        self.limiter = limiter
         self.storage = limiter.storage
         self.settings = settings
 
@@ -88,20 +89,24 @@ class LoginLockout:
 
     async def ensure_open(self, email: str) -> None:
         key = self._key("locked", email)
-        if await self.storage.get(key):
-            retry = max(1, int(await self.storage.get_expiry(key) - datetime.now(UTC).timestamp()))
-            raise LoginLocked(headers={"Retry-After": str(retry)})
+        with self.limiter.unless_store_down():
+            if await self.storage.get(key):
+                expiry = await self.storage.get_expiry(key)
+                retry = max(1, int(expiry - datetime.now(UTC).timestamp()))
+                raise LoginLocked(headers={"Retry-After": str(retry)})
 
     async def failed(self, email: str) -> bool:
         """Count a failure; True when it is the one that locks the email."""
         settings = self.settings
         failures = self._key("failures", email)
-        count = await self.storage.incr(failures, settings.login_lockout_window_seconds)
-        if count < settings.login_lockout_failures:
-            return False
-        await self.storage.incr(self._key("locked", email), settings.login_lockout_seconds)
-        await self.storage.clear(failures)
-        return True
+        with self.limiter.unless_store_down():
+            count = await self.storage.incr(failures, settings.login_lockout_window_seconds)
+            if count < settings.login_lockout_failures:
+                return False
+            await self.storage.incr(self._key("locked", email), settings.login_lockout_seconds)
+            await self.storage.clear(failures)
+            return True
+        return False
 
 
 async def login(
