@@ -15,7 +15,7 @@ from touchstone.appraisal import router as appraisal
 from touchstone.core.cache import get_cache
 from touchstone.core.config import Settings, get_settings
 from touchstone.core.db import Database
-from touchstone.core.deps import read_credential
+from touchstone.core.deps import authenticate
 from touchstone.core.errors import install_error_handlers, problem_responses
 from touchstone.core.events.hub import EventHub
 from touchstone.core.events.listener import listen_postgres, listen_redis
@@ -36,7 +36,8 @@ from touchstone.core.middleware import (
 )
 from touchstone.core.migrations import migration_head
 from touchstone.core.postgres import admin_url, runtime_url
-from touchstone.core.ratelimit import RateLimiter, limit_by_address, rate_limit
+from touchstone.core.ratelimit import RateLimiter, limit_by_address
+from touchstone.core.reads import PrincipalHints
 from touchstone.core.security import configure_password_hashing
 from touchstone.core.storage import get_storage, storage_check
 from touchstone.core.telemetry import configure_tracing
@@ -100,6 +101,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.settings = settings
     app.state.authenticator = IdentityAuthenticator(settings)
     app.state.rate_limiter = RateLimiter(settings)
+    app.state.principal_hints = PrincipalHints()
     app.state.event_hub = EventHub(settings.event_stream_queue_size)
     app.state.storage = get_storage(settings)
     app.state.cache = get_cache(settings)
@@ -147,11 +149,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     # authenticated API, which takes nearly all the traffic, comes first (about 0.1 ms a
     # request); the paths of the groups are disjoint, so the order changes nothing else.
     # Routers are mounted one level deep: each nesting level costs route matching too.
-    authenticated = [
-        Depends(read_credential),
-        Depends(limit_by_address),
-        Depends(rate_limit("default")),
-    ]
+    authenticated = [Depends(authenticate)]
     modules = (appraisal.router, statements.router, webhooks_router)
     for router in (identity.router, jobs_router, events_router, *modules):
         app.include_router(

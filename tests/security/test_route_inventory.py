@@ -16,7 +16,7 @@ from fastapi.routing import APIRoute, APIWebSocketRoute, iter_route_contexts
 from starlette.routing import compile_path
 
 from touchstone.core.config import Settings
-from touchstone.core.deps import read_credential
+from touchstone.core.deps import authenticate
 from touchstone.main import create_app
 
 PUBLIC = {
@@ -77,7 +77,7 @@ def inventory(settings: Settings) -> list[RouteFacts]:
             RouteFacts(
                 methods=tuple(sorted(route.methods or ("WEBSOCKET",))),
                 path=str(route.path_format),
-                authenticated=read_credential in calls,
+                authenticated=authenticate in calls,
                 permissions=frozenset(
                     p for call in calls if (p := getattr(call, "permission", None)) is not None
                 ),

@@ -91,7 +91,7 @@ async def _caller_org(request: Request, credential: Credential) -> uuid.UUID:
     The session is committed and closed before streaming starts: a long download must not
     hold a database connection.
     """
-    entry = await tenant_entry(request, credential)
+    entry = tenant_entry(request, credential)
     async with asynccontextmanager(tenant_session)(request, entry):
         principal: Principal = request.state.principal
     return principal.org_id

@@ -10,13 +10,11 @@ from __future__ import annotations
 import functools
 import math
 import time
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
 
 import structlog
-from fastapi import Request, Response
 from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import FixedWindowRateLimiter
@@ -24,7 +22,6 @@ from limits.errors import StorageError
 from starlette.requests import HTTPConnection
 
 from touchstone.core.config import Settings
-from touchstone.core.deps import EntryDep
 from touchstone.core.errors import ServiceUnavailable, TooManyRequests
 
 log = structlog.get_logger("touchstone.ratelimit")
@@ -128,21 +125,3 @@ async def limit_by_address(connection: HTTPConnection) -> None:
     settings: Settings = connection.app.state.settings
     limiter: RateLimiter = connection.app.state.rate_limiter
     await limiter.hit(settings.rate_limit_per_ip, "address", client_address(connection))
-
-
-def rate_limit(group: str) -> Callable[..., Coroutine[Any, Any, None]]:
-    """Dependency: count the request against the caller's budget for `group`
-    ("default" on every authenticated route, "uploads" on upload routes)."""
-    setting = f"rate_limit_{group}"
-
-    async def check(request: Request, response: Response, entry: EntryDep) -> None:
-        settings: Settings = request.app.state.settings
-        limiter: RateLimiter = request.app.state.rate_limiter
-        window = await limiter.hit(getattr(settings, setting), group, entry.caller)
-        if window is not None:
-            response.headers.update(window.headers())
-
-    if setting not in Settings.model_fields:
-        raise ValueError(f"no setting {setting.upper()} for rate-limit group {group!r}")
-    check.__name__ = f"rate_limit_{group}"
-    return check

@@ -16,13 +16,12 @@ from fastapi import APIRouter, Depends, File, Form, Query, Request, Response, Up
 from fastapi.responses import StreamingResponse
 
 from touchstone.core.auth import Principal
-from touchstone.core.deps import SessionDep, SettingsDep, SystemSessionDep, require
+from touchstone.core.deps import SessionDep, SettingsDep, SystemSessionDep, rate_limit, require
 from touchstone.core.errors import Conflict, InvalidInput
 from touchstone.core.idempotency import IdempotencyDep
 from touchstone.core.jobs import accepted, defer
 from touchstone.core.jobs.router import JobOut
 from touchstone.core.pagination import Page, PageDep, page_of
-from touchstone.core.ratelimit import rate_limit
 from touchstone.core.schemas import PlainText
 from touchstone.core.storage import StorageDep
 from touchstone.statements import service, tasks
