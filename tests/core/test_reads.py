@@ -6,11 +6,13 @@ import asyncio
 
 import httpx
 import pytest
+from psycopg.pq import TransactionStatus
 from sqlalchemy import text
 
-from tests.conftest import Tenant
+from tests.conftest import Tenant, add_member
 from touchstone.core.config import Settings
 from touchstone.core.db import Database
+from touchstone.core.permissions import Role
 from touchstone.core.postgres import DatabaseUrls
 from touchstone.main import create_app
 
@@ -20,8 +22,8 @@ API = "/api/v1"
 async def test_read_leaves_the_pooled_connection_clean(
     database_urls: DatabaseUrls, settings: Settings, tenant: Tenant
 ) -> None:
-    """On a one-connection pool the next user of the backend sees no tenant and a normal
-    (non-autocommit) connection, after both a served read and a refused one."""
+    """On a one-connection pool the next user of the connection sees no tenant and no open
+    transaction, after both a served read and a refused one."""
     pooled = Database(
         database_urls.runtime,
         settings.model_copy(update={"database_pool_size": 1, "database_max_overflow": 0}),
@@ -36,7 +38,7 @@ async def test_read_leaves_the_pooled_connection_clean(
             refused = await client.get(f"{API}/users", headers={"X-API-Key": "tsk_abc_wrong"})
             assert refused.status_code == 401
         async with pooled.read_connection() as connection:
-            assert not connection.autocommit
+            assert connection.info.transaction_status == TransactionStatus.IDLE
             cursor = await connection.execute("select current_setting('app.org_id', true)")
             assert (await cursor.fetchone()) in (("",), (None,))
         async with pooled.transaction() as session:
@@ -75,3 +77,39 @@ async def test_every_sort_compiles_and_orders(
     values = [item[key] for item in page["items"]]
     assert values == sorted(values, reverse=sort.startswith("-"))
     assert page["total"] == 4
+
+
+async def test_a_moved_member_or_an_ended_session_shows_on_the_very_next_read(
+    client: httpx.AsyncClient, tenant_a: Tenant
+) -> None:
+    """Reads are planned for the principal last seen for a credential; the database's answer
+    decides. A move to another branch changes the next page; a role change (which ends the
+    member's sessions) refuses the next read."""
+    north, south = [
+        (
+            await client.post(
+                f"{API}/branches", headers=tenant_a.headers, json={"name": name, "code": name}
+            )
+        ).json()["id"]
+        for name in ("North", "South")
+    ]
+    user_id, manager = await add_member(client, tenant_a, Role.BRANCH_MANAGER, north)
+    await add_member(client, tenant_a, Role.APPRAISER, south)
+
+    async def emails() -> set[str]:
+        listed = await client.get(f"{API}/users", headers=manager)
+        assert listed.status_code == 200, listed.text
+        return {item["email"].split("-")[0] for item in listed.json()["items"]}
+
+    assert await emails() == {"branch_manager"}
+    assert await emails() == {"branch_manager"}  # planned from the hint, confirmed
+    moved = await client.patch(
+        f"{API}/users/{user_id}", headers=tenant_a.headers, json={"branch_id": south}
+    )
+    assert moved.status_code == 200, moved.text
+    assert await emails() == {"branch_manager", "appraiser"}
+    promoted = await client.patch(
+        f"{API}/users/{user_id}", headers=tenant_a.headers, json={"role": "org_admin"}
+    )
+    assert promoted.status_code == 200, promoted.text
+    assert (await client.get(f"{API}/users", headers=manager)).status_code == 401

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
+from psycopg_pool import AsyncConnectionPool
 from sqlalchemy import DateTime, MetaData, event, func, text
 from sqlalchemy.engine import URL, Connection
 from sqlalchemy.exc import IntegrityError
@@ -93,6 +94,15 @@ class Database:
         self.sessionmaker = async_sessionmaker(
             self.engine, expire_on_commit=False, sync_session_class=TenantSession
         )
+        # `core.reads` runs its own BEGIN/COMMIT on autocommit connections of a plain psycopg
+        # pool: a checkout from it costs a tenth of SQLAlchemy's. Opened on first use.
+        self.read_pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] = AsyncConnectionPool(
+            url.set(drivername="postgresql").render_as_string(hide_password=False),
+            min_size=1,
+            max_size=settings.database_pool_size,
+            kwargs={"autocommit": True, "application_name": "touchstone-reads"},
+            open=False,
+        )
 
     def session(
         self, *, org_id: uuid.UUID | None = None, user_id: uuid.UUID | None = None
@@ -101,11 +111,10 @@ class Database:
 
     @asynccontextmanager
     async def read_connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
-        """The pool's raw psycopg connection, for `core.reads` (no ORM on the hot path)."""
-        async with self.engine.connect() as connection:
-            raw = await connection.get_raw_connection()
-            driver: psycopg.AsyncConnection[Any] = raw.driver_connection  # type: ignore[assignment]
-            yield driver
+        """An autocommit psycopg connection, for `core.reads` (no ORM on the hot path)."""
+        await self.read_pool.open()  # once; later calls return at once
+        async with self.read_pool.connection() as connection:
+            yield connection
 
     @asynccontextmanager
     async def transaction(
@@ -116,6 +125,7 @@ class Database:
             yield session
 
     async def dispose(self) -> None:
+        await self.read_pool.close()
         await self.engine.dispose()
 
 

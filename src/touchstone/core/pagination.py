@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Generic, TypeVar
 
@@ -13,8 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import QueryableAttribute
 from sqlalchemy.sql.elements import ColumnElement
 
+from touchstone.core.auth import Principal
 from touchstone.core.errors import InvalidInput
-from touchstone.core.reads import CompiledQuery, Rows, TenantRead, compile_query
+from touchstone.core.reads import CompiledQuery, Rows, Statements, TenantRead, compile_query
 
 MAX_LIMIT = 100
 T = TypeVar("T")
@@ -117,10 +118,17 @@ def page_queries(
 
 
 async def read_page(
-    read: TenantRead, queries: PageQueries, values: Mapping[str, Any], params: PageParams
+    read: TenantRead,
+    plan: Callable[[Principal], tuple[PageQueries, Mapping[str, Any]]],
+    params: PageParams,
 ) -> tuple[Rows, int]:
-    """The page's rows and the total in one round trip (which also ends the read)."""
-    paged = {**values, "limit": params.limit, "offset": params.offset}
-    rows, total = await read.fetch((queries.page, paged), (queries.total, values))
+    """The page's rows and the total, for the queries and values `plan` gives the caller."""
+
+    def statements(principal: Principal) -> Statements:
+        queries, values = plan(principal)
+        paged = {**values, "limit": params.limit, "offset": params.offset}
+        return [(queries.page, paged), (queries.total, values)]
+
+    rows, total = await read.fetch(statements)
     count: int = total[0]["total"]
     return rows, count

@@ -1,26 +1,34 @@
-"""Hot reads in two round trips: enter the tenant, then the queries and the commit.
+"""Hot reads in one round trip: authenticate, enter the tenant and read in one message.
 
 Through the ORM a list endpoint costs five round trips (BEGIN and the tenant, the
 principal, the rows, the total, COMMIT) and several milliseconds of Python in SQLAlchemy's
-async bridge. A `TenantRead` runs on the same pool's raw psycopg connection instead:
+async bridge. A `TenantRead` sends, on a pooled autocommit psycopg connection,
 
-    BEGIN; SELECT … FROM auth_enter_session(…)      -- the caller's row; the tenant is set
-    <query>; <query>; COMMIT                         -- after the permission check
+    BEGIN; SELECT … FROM auth_enter_session(…);      -- the caller's row; the tenant is set
+    <query>; <query>; COMMIT
 
-Statements are SQLAlchemy Core compiled once per shape (`compile_query`) and bound on the
-client by psycopg, so a batch of several statements is one simple-protocol message.
+as one simple-protocol message. The queries depend on the caller (its org, its branch), so
+they are built for the principal this process last saw for the same credential: a hint,
+never trusted. The caller's row comes back with the results, and the results are used only
+if that row is exactly the hinted principal and holds the permission. Otherwise (the first
+read of a credential in this process, a changed role or branch, a revoked session) they
+are dropped, and the read runs in two round trips: enter, then the queries built for the
+principal just read.
+
 Row-level security applies exactly as on the ORM path: the tenant is the one the entry
-function set for this transaction, and it vanishes at COMMIT or ROLLBACK. Inside an enclosing
-transaction (the tests' per-test one) the read joins it as a savepoint and rolls back to
-it, so no tenant outlives the request there either.
+function set for this transaction, and it vanishes at COMMIT. Inside an enclosing
+transaction (the tests' per-test one) the read is a savepoint that is rolled back, so no
+tenant outlives the request there either. Statements are SQLAlchemy Core compiled once per
+shape (`compile_query`) and bound on the client by psycopg.
 
 Use it for the busiest read endpoints; anything that writes goes through `SessionDep`.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import structlog
@@ -61,82 +69,138 @@ def compile_query(statement: ClauseElement) -> CompiledQuery:
 
 
 Rows = list[dict[str, Any]]
+Statements = Sequence[tuple[CompiledQuery, Mapping[str, Any]]]
+Plan = Callable[[Principal], Statements]
+"""The queries to run for a given caller (its org, its branch scope)."""
+
+
+class PrincipalHints:
+    """The principal last read for each credential, bounded (the oldest goes first)."""
+
+    def __init__(self, size: int = 10_000) -> None:
+        self._size = size
+        self._hints: dict[tuple[str, tuple[Any, ...]], Principal] = {}
+
+    def get(self, entry: TenantEntry) -> Principal | None:
+        return self._hints.get((entry.sql, entry.params))
+
+    def remember(self, entry: TenantEntry, principal: Principal) -> None:
+        key = (entry.sql, entry.params)
+        if key not in self._hints and len(self._hints) >= self._size:
+            del self._hints[next(iter(self._hints))]
+        self._hints[key] = principal
 
 
 class TenantRead:
-    """One read-only unit of work, authenticated and inside the caller's tenant.
+    """One read-only unit of work for a caller holding `permission`; `fetch` once."""
 
-    On an idle connection it is a transaction of its own; inside an enclosing one it is a
-    savepoint that is rolled back, so either way no tenant setting outlives it.
-    """
-
-    principal: Principal
-    """Set by `enter`."""
-
-    def __init__(self, connection: AsyncConnection[Any]) -> None:
+    def __init__(
+        self,
+        connection: AsyncConnection[Any],
+        entry: TenantEntry,
+        permission: str,
+        hints: PrincipalHints,
+        on_principal: Callable[[Principal], None] = lambda _: None,
+    ) -> None:
         self.connection = connection
-        self.nested = connection.info.transaction_status != TransactionStatus.IDLE
+        self.entry = entry
+        self.permission = permission
+        self.hints = hints
+        self.on_principal = on_principal
+        nested = connection.info.transaction_status != TransactionStatus.IDLE
+        self._begin = f"SAVEPOINT {_SAVEPOINT}" if nested else "BEGIN"
+        self._end = (
+            f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}; RELEASE SAVEPOINT {_SAVEPOINT}"
+            if nested
+            else "COMMIT"
+        )
+        self._rollback = self._end if nested else "ROLLBACK"
         self._open = False
 
-    async def enter(self, entry: TenantEntry) -> Principal:
-        """Begin and run the entry statement: one round trip, then the caller is known."""
-        if self.nested:
-            begin = f"SAVEPOINT {_SAVEPOINT}"
-        else:
-            await self.connection.set_autocommit(True)  # BEGIN/COMMIT travel with our SQL
-            begin = "BEGIN"
-        self._open = True
-        cursor = AsyncClientCursor(self.connection)
-        await cursor.execute(f"{begin}; {entry.sql}", entry.params)
+    async def fetch(self, plan: Plan) -> list[Rows]:
+        """The result of each planned query, for the caller the database confirmed."""
+        hint = self.hints.get(self.entry)
+        if hint is not None:
+            principal, results = await self._in_one_round_trip(plan(hint))
+            if principal == hint:
+                return self._accept(principal, results)
+        principal = await self._enter()
+        return self._accept(principal, await self._finish(plan(principal)))
+
+    async def _in_one_round_trip(self, statements: Statements) -> tuple[Principal, list[Rows]]:
+        """Enter and query together; the principal raises `Unauthorized` if the credential
+        is dead (then the queries saw no tenant, so no rows)."""
+        cursor = await self._execute(
+            [self._begin, self.entry.sql, *(query.sql for query, _ in statements), self._end],
+            [*self.entry.params, *_bound(statements)],
+        )
+        cursor.nextset()  # past BEGIN
+        row = await cursor.fetchone()
+        cursor.row_factory = dict_row
+        results = []
+        for _ in statements:
+            cursor.nextset()
+            results.append(await cursor.fetchall())
+        return self.entry.to_principal(row), results
+
+    async def _enter(self) -> Principal:
+        cursor = await self._execute([self._begin, self.entry.sql], self.entry.params)
         cursor.nextset()
-        self.principal = entry.to_principal(await cursor.fetchone())
-        return self.principal
+        principal = self.entry.to_principal(await cursor.fetchone())
+        principal.ensure(self.permission)  # before any query runs
+        return principal
 
-    async def fetch(self, *queries: tuple[CompiledQuery, Mapping[str, Any]]) -> list[Rows]:
-        """Run the queries and end the transaction in one round trip; call it once."""
-        if not self._open:
-            raise RuntimeError("a TenantRead fetches once, after enter()")
-        sql = "; ".join([*(query.sql for query, _ in queries), self._end_sql()])
-        params = [value for query, values in queries for value in query.bind(values)]
-        self._open = False
-        cursor = AsyncClientCursor(self.connection, row_factory=dict_row)
-        try:
-            await cursor.execute(sql, params)
-        except BaseException:
-            self._open = True  # still to be rolled back by close()
-            raise
+    async def _finish(self, statements: Statements) -> list[Rows]:
+        """The queries and the end of the transaction, after `_enter`."""
+        cursor = await self._execute(
+            [*(query.sql for query, _ in statements), self._end], _bound(statements), dict_row
+        )
         results = [await cursor.fetchall()]
-        while len(results) < len(queries) and cursor.nextset():
+        while len(results) < len(statements) and cursor.nextset():
             results.append(await cursor.fetchall())
         return results
 
+    async def _execute(
+        self, sql: list[str], params: Sequence[Any], row_factory: Any = None
+    ) -> AsyncClientCursor[Any]:
+        cursor = AsyncClientCursor(self.connection, row_factory=row_factory)
+        self._open = True  # until the message that ends the transaction has run
+        await cursor.execute("; ".join(sql), params)
+        self._open = sql[-1] != self._end
+        return cursor
+
+    def _accept(self, principal: Principal, results: list[Rows]) -> list[Rows]:
+        self.hints.remember(self.entry, principal)
+        principal.ensure(self.permission)
+        self.on_principal(principal)
+        return results
+
     async def close(self) -> None:
-        """Roll back what did not end, and hand the connection back as the pool lent it."""
+        """Roll back a transaction an error left open."""
         if self._open:
             self._open = False
-            await self.connection.execute(self._end_sql(rollback=True))
-        if self.connection.autocommit:
-            await self.connection.set_autocommit(False)
+            await self.connection.execute(self._rollback)
 
-    def _end_sql(self, *, rollback: bool = False) -> str:
-        if self.nested:
-            return f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}; RELEASE SAVEPOINT {_SAVEPOINT}"
-        return "ROLLBACK" if rollback else "COMMIT"
+
+def _bound(statements: Statements) -> list[Any]:
+    return [value for query, values in statements for value in query.bind(values)]
+
+
+def _identify(request: Request, principal: Principal) -> None:
+    request.state.principal = principal
+    structlog.contextvars.bind_contextvars(
+        org_id=str(principal.org_id), principal=f"{principal.kind}:{principal.id}"
+    )
 
 
 def tenant_read(permission: str) -> Callable[..., AsyncIterator[TenantRead]]:
     """Dependency factory: a `TenantRead` for a caller holding `permission`."""
 
     async def dependency(request: Request, entry: EntryDep) -> AsyncIterator[TenantRead]:
+        hints: PrincipalHints = request.app.state.principal_hints
         async with get_database(request).read_connection() as connection:
-            read = TenantRead(connection)
+            read = TenantRead(connection, entry, permission, hints, partial(_identify, request))
             try:
-                principal = await read.enter(entry)
-                request.state.principal = principal
-                structlog.contextvars.bind_contextvars(
-                    org_id=str(principal.org_id), principal=f"{principal.kind}:{principal.id}"
-                )
-                principal.ensure(permission)
                 yield read
             finally:
                 await read.close()
