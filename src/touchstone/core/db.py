@@ -8,6 +8,7 @@ connection carries nothing over to the next request.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -103,6 +104,7 @@ class Database:
             kwargs={"autocommit": True, "application_name": "touchstone-reads"},
             open=False,
         )
+        self._pool_check: asyncio.Task[None] | None = None
 
     def session(
         self, *, org_id: uuid.UUID | None = None, user_id: uuid.UUID | None = None
@@ -113,8 +115,14 @@ class Database:
     async def read_connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
         """An autocommit psycopg connection, for `core.reads` (no ORM on the hot path)."""
         await self.read_pool.open()  # once; later calls return at once
-        async with self.read_pool.connection() as connection:
-            yield connection
+        try:
+            async with self.read_pool.connection() as connection:
+                yield connection
+        except psycopg.OperationalError:
+            # The server went away (a restart): the idle connections are dead too. Test them
+            # all now, rather than fail one request on each.
+            self._pool_check = asyncio.create_task(self.read_pool.check())
+            raise
 
     @asynccontextmanager
     async def transaction(
