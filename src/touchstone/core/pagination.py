@@ -6,8 +6,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Generic, TypeVar
 
-from fastapi import Depends, Query
-from pydantic import BaseModel
+from fastapi import Query
+from pydantic import BaseModel, Field
 from sqlalchemy import Select, bindparam, func, over, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import QueryableAttribute
@@ -25,23 +25,14 @@ Sortable = Mapping[str, ColumnElement[Any] | QueryableAttribute[Any]]
 
 
 class PageParams(BaseModel):
-    limit: int
-    offset: int
-    sort: str | None
+    limit: int = Field(20, ge=1, le=MAX_LIMIT, description="Items per page")
+    offset: int = Field(0, ge=0, le=1_000_000)
+    sort: str | None = Field(
+        None, max_length=40, pattern=r"^-?[a-z_]+$", description="Field, '-' for descending"
+    )
 
 
-async def page_params(
-    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page")] = 20,
-    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
-    sort: Annotated[
-        str | None,
-        Query(max_length=40, pattern=r"^-?[a-z_]+$", description="Field, '-' for descending"),
-    ] = None,
-) -> PageParams:
-    return PageParams(limit=limit, offset=offset, sort=sort)
-
-
-PageDep = Annotated[PageParams, Depends(page_params)]
+PageDep = Annotated[PageParams, Query()]
 
 
 class Page(BaseModel, Generic[T]):
