@@ -78,7 +78,7 @@ class Report:
             n
             for codes in self.load.stats.errors.values()
             for status, n in codes.items()
-            if status in (500, 502, 599)
+            if status in (500, 502, load.DROPPED)
         )
 
     @property

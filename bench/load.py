@@ -60,6 +60,8 @@ RESULTS = RESULTS_DIR / "load.json"
 USERS_PER_TENANT = 4
 WARMUP_S = 20.0
 MEMORY_GROWTH_LIMIT = 0.10
+DROPPED = 599
+"""Recorded for a connection that ended without an HTTP answer (counted as a server failure)."""
 PASSWORD = secrets.token_urlsafe(16)
 API = "/api/v1"
 
@@ -82,11 +84,15 @@ class Stats:
     errors: dict[str, dict[int, int]] = field(
         default_factory=lambda: defaultdict(lambda: defaultdict(int))
     )
+    dropped: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    """What ended each dropped connection (status 599), by endpoint: for the diagnosis."""
 
-    def record(self, name: str, status: int, started: float) -> None:
+    def record(self, name: str, status: int, started: float, why: str = "") -> None:
         self.latencies[name].append((time.perf_counter() - started) * 1000)
         if status >= 400:
             self.errors[name][status] += 1
+        if status == DROPPED:
+            self.dropped[name].append(f"{why} at {time.strftime('%H:%M:%S')}")
 
     @property
     def server_errors(self) -> int:
@@ -99,8 +105,8 @@ async def call(
     started = time.perf_counter()
     try:
         response = await client.request(method, url, **kwargs)
-    except httpx.HTTPError:
-        stats.record(name, 599, started)  # a dropped connection counts as a server failure
+    except httpx.HTTPError as error:  # a dropped connection counts as a server failure
+        stats.record(name, DROPPED, started, repr(error))
         raise
     stats.record(name, response.status_code, started)
     return response
@@ -192,19 +198,20 @@ async def purity_streams(
             await asyncio.sleep(2)
             continue
         token = tenant.headers["Authorization"].removeprefix("Bearer ")
-        started = time.perf_counter()
+        started, why = time.perf_counter(), ""
         try:
             completed = await _stream(
                 f"ws://{HOST}:{port}{session_url}?access_token={token}", frames
             )
             status = 200 if completed else 408
         except ConnectionClosed as closed:  # 1013: the server's "try again later"
-            status = 503 if closed.rcvd is not None and closed.rcvd.code == 1013 else 599
+            status = 503 if closed.rcvd is not None and closed.rcvd.code == 1013 else DROPPED
+            why = repr(closed)
         except InvalidStatus as refused:
             status = refused.response.status_code
-        except Exception:
-            status = 599
-        stats.record("WS purity test", status, started)
+        except Exception as error:
+            status, why = DROPPED, repr(error)
+        stats.record("WS purity test", status, started, why)
 
 
 async def _stream(url: str, frames: list[bytes]) -> bool:
@@ -320,6 +327,9 @@ class Report:
                 f"{name:<28}{len(samples):>7}{summary['p50']:>9.1f}"
                 f"{summary['p95']:>9.1f}{summary['p99']:>9.1f}  {errors or ''}"
             )
+        rows += [
+            f"  dropped: {name}: {why}" for name, whys in self.stats.dropped.items() for why in whys
+        ]
         return rows
 
     def effects_and_memory(self) -> list[str]:
@@ -343,6 +353,7 @@ class Report:
             "seconds": self.seconds,
             "endpoints": {n: latency_summary(s) for n, s in self.stats.latencies.items()},
             "errors": {n: dict(e) for n, e in self.stats.errors.items()},
+            "dropped": dict(self.stats.dropped),
             "memory_after_warmup": self.memory_after_warmup,
             "memory_end": self.memory_end,
             "lost_or_duplicated": self.lost_or_duplicated,
