@@ -17,6 +17,7 @@ from tests.conftest import Tenant, assert_problem
 from touchstone.core.config import Settings
 from touchstone.core.db import Database
 from touchstone.core.errors import NotFound
+from touchstone.core.storage.base import StorageFull
 from touchstone.main import create_app
 
 API = "/api/v1"
@@ -208,13 +209,14 @@ async def test_missing_credentials_get_401_with_challenge(client: httpx.AsyncCli
     [
         (OperationalError("select 1", {}, Exception("server closed")), 1013),
         (NotFound("No such thing"), 1008),
+        (StorageFull("The volume is full"), 1013),  # was 1008 until `make chaos` filled it
     ],
 )
 def test_websocket_errors_close_the_socket_with_a_code(
     settings: Settings, raised: Exception, close_code: int
 ) -> None:
     """An HTTP problem cannot travel on a socket: the socket closes with a code instead
-    (1013 = try again later while the database is away), never an ASGI RuntimeError."""
+    (1013 = try again later while a dependency is away or full), never an ASGI RuntimeError."""
     app = create_app(settings, database=None)
 
     @app.websocket("/ws-probe")

@@ -158,18 +158,21 @@ def problem_response(
 
 
 def _on_websocket_close(
-    handler: Callable[[Request, Exception], Awaitable[JSONResponse]], close_code: int
+    handler: Callable[[Request, Exception], Awaitable[JSONResponse]],
 ) -> Callable[[Request, Exception], Awaitable[Any]]:
     """Starlette hands WebSocket errors to the same handlers; an HTTP problem cannot be sent
-    on a socket (the server then logs a RuntimeError), so a socket is closed with a code."""
+    on a socket (the server then logs a RuntimeError), so a socket is closed with a code:
+    1008 (policy violation) for the client's fault, 1013 (try again later) for the server's
+    own trouble, a database or a full volume, as an HTTP client would get a 5xx."""
 
     async def handle(connection: Request, exc: Exception) -> Any:  # a response, or None
         if connection.scope["type"] != "websocket":
             return await handler(connection, exc)
+        client_fault = isinstance(exc, AppError) and exc.status < 500
         reason = exc.code if isinstance(exc, AppError) else type(exc).__name__
         with contextlib.suppress(RuntimeError):  # already closed by the peer
             await WebSocket(connection.scope, connection.receive, connection._send).close(
-                code=close_code, reason=reason[:120]
+                code=1008 if client_fault else 1013, reason=reason[:120]
             )
         return None
 
@@ -258,10 +261,10 @@ async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(AppError, _on_websocket_close(_app_error, 1008))
+    app.add_exception_handler(AppError, _on_websocket_close(_app_error))
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
-    unavailable = _on_websocket_close(_database_unavailable, 1013)  # "try again later"
+    unavailable = _on_websocket_close(_database_unavailable)
     app.add_exception_handler(OperationalError, unavailable)
     app.add_exception_handler(InterfaceError, unavailable)
     # The same failures raised by psycopg itself, on the raw connection of `core.reads`.
