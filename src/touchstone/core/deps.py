@@ -65,10 +65,8 @@ async def authenticate(
     api_key: Annotated[str | None, Depends(_api_key_header)],
 ) -> TenantEntry:
     """The one dependency of every authenticated router: the credential, the address and
-    caller ("default") rate limits, and the entry statement.
-
-    One dependency rather than four, because FastAPI resolves each on every request. It is
-    cached for the request, so the session (or `core.reads`) and upload limits reuse it.
+    caller ("default") rate limits, and the entry statement. Cached for the request, so the
+    session (or `core.reads`) and upload limits reuse it.
     """
     credential = await read_credential(bearer, api_key)
     await limit_by_address(request)
