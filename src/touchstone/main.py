@@ -9,6 +9,7 @@ from importlib.metadata import version
 
 from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.routing import iter_route_contexts
 from redis.asyncio import Redis
 
 from touchstone.appraisal import router as appraisal
@@ -169,4 +170,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         app.include_router(router, prefix=prefix, dependencies=public, responses=PUBLIC_ERRORS)
     # Signed URLs or a credential; it checks itself.
     app.include_router(files_router(), responses=PUBLIC_ERRORS)
+    # FastAPI builds an included route's handler on its first request; build them all now, so
+    # a route that cannot be served (say, a TenantReadRoute of the wrong shape) stops start-up.
+    list(iter_route_contexts(app.routes))
     return app

@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
+from typing import Annotated, Any
 
 import httpx
 import pytest
+from fastapi import APIRouter, Depends, FastAPI, Query, Response
+from fastapi.routing import iter_route_contexts
 from psycopg.pq import TransactionStatus
 from sqlalchemy import text
 
-from tests.conftest import Tenant, add_member
+from tests.conftest import Tenant, add_member, assert_problem
 from touchstone.core.config import Settings
 from touchstone.core.db import Database
+from touchstone.core.deps import authenticate, rate_limit, require
+from touchstone.core.pagination import PageParams
 from touchstone.core.permissions import Role
 from touchstone.core.postgres import DatabaseUrls
+from touchstone.core.reads import TenantRead, TenantReadRoute, tenant_read
 from touchstone.main import create_app
 
 API = "/api/v1"
@@ -113,3 +120,44 @@ async def test_a_moved_member_or_an_ended_session_shows_on_the_very_next_read(
     )
     assert promoted.status_code == 200, promoted.text
     assert (await client.get(f"{API}/users", headers=manager)).status_code == 401
+
+
+async def test_the_lean_route_answers_as_fastapi_would(
+    client: httpx.AsyncClient, tenant_a: Tenant
+) -> None:
+    """`GET /users` runs its dependency tree itself (`TenantReadRoute`): the same rate-limit
+    headers, the same 422 for a bad query parameter, the same 401 without a credential."""
+    listed = await client.get(f"{API}/users", headers=tenant_a.headers, params={"limit": 1})
+    assert listed.status_code == 200
+    assert listed.json()["limit"] == 1
+    assert listed.headers["ratelimit-policy"].startswith('"default"')
+    bad = await client.get(f"{API}/users", headers=tenant_a.headers, params={"limit": 0})
+    body = assert_problem(bad, 422, "invalid_input")
+    assert body["invalid_params"][0]["name"] == "limit"
+    assert body["invalid_params"][0]["in"] == "query"
+    assert_problem(await client.get(f"{API}/users"), 401)
+
+
+def _lean_app(*extra: Any, router_dependencies: Sequence[Any] = ()) -> FastAPI:
+    async def endpoint(
+        read: Annotated[TenantRead, Depends(tenant_read("users:read"))],
+        query: Annotated[PageParams, Query()],
+    ) -> Response:
+        return Response()
+
+    router = APIRouter()
+    router.add_api_route(
+        "/lean", endpoint, dependencies=list(extra), route_class_override=TenantReadRoute
+    )
+    app = FastAPI()
+    app.include_router(router, dependencies=[Depends(authenticate), *router_dependencies])
+    list(iter_route_contexts(app.routes))  # builds each included route's handler, as at start-up
+    return app
+
+
+def test_a_lean_route_refuses_a_dependency_it_would_not_run() -> None:
+    _lean_app()  # the supported shape builds
+    with pytest.raises(TypeError, match="TenantReadRoute"):
+        _lean_app(Depends(require("users:write")))
+    with pytest.raises(TypeError, match="TenantReadRoute"):
+        _lean_app(router_dependencies=[Depends(rate_limit("uploads"))])

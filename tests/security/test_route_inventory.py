@@ -7,16 +7,14 @@ only "who are you?" and not "may you?", fails here until someone adds it with a 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
 
-from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute, APIWebSocketRoute, iter_route_contexts
 from starlette.routing import compile_path
 
 from touchstone.core.config import Settings
 from touchstone.core.deps import authenticate
+from touchstone.core.reads import dependency_calls
 from touchstone.main import create_app
 
 PUBLIC = {
@@ -59,20 +57,13 @@ class RouteFacts:
     permissions: frozenset[str]
 
 
-def _calls(dependant: Dependant) -> Iterator[Callable[..., Any]]:
-    for dependency in dependant.dependencies:
-        if dependency.call is not None:
-            yield dependency.call
-        yield from _calls(dependency)
-
-
 def inventory(settings: Settings) -> list[RouteFacts]:
     """Every HTTP and WebSocket route with what its dependency tree demands."""
     facts = []
     for route in iter_route_contexts(create_app(settings).routes):
         original = route.original_route
         dependant = route.dependant if isinstance(original, APIRoute | APIWebSocketRoute) else None
-        calls = list(_calls(dependant)) if dependant is not None else []
+        calls = list(dependency_calls(dependant)) if dependant is not None else []
         facts.append(
             RouteFacts(
                 methods=tuple(sorted(route.methods or ("WEBSOCKET",))),

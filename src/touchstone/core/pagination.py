@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Generic, TypeVar
 
-from fastapi import Query
-from pydantic import BaseModel, Field
+from fastapi import Query, Response
+from pydantic import BaseModel, Field, TypeAdapter
 from sqlalchemy import Select, bindparam, func, over, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import QueryableAttribute
@@ -78,6 +79,18 @@ async def paginate(
     # every column of an entity, so `select(Branch)` would come back as (Branch, total) rows.
     items = [row[0] for row in rows] if len(query.column_descriptions) == 1 else rows
     return items, rows[0][-1]
+
+
+@functools.cache
+def _page_adapter(model: type[M]) -> TypeAdapter[Page[M]]:
+    return TypeAdapter(Page[model])  # type: ignore[valid-type]
+
+
+def page_response(model: type[M], rows: Sequence[Any], total: int, params: PageParams) -> Response:
+    """The page as JSON, validated and serialised once (hot reads return it directly)."""
+    adapter = _page_adapter(model)
+    page = {"items": rows, "total": total, "limit": params.limit, "offset": params.offset}
+    return Response(adapter.dump_json(adapter.validate_python(page)), media_type="application/json")
 
 
 def page_of(model: type[M], rows: Sequence[Any], total: int, params: PageParams) -> Page[M]:

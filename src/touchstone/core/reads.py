@@ -26,22 +26,28 @@ Use it for the busiest read endpoints; anything that writes goes through `Sessio
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+import inspect
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
 import structlog
-from fastapi import Request
+from fastapi import Request, Response
+from fastapi.dependencies.models import Dependant
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute, _effective_route_context_var
 from psycopg import AsyncClientCursor, AsyncConnection
 from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
+from pydantic import BaseModel, ValidationError
 from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from touchstone.core.auth import Principal, TenantEntry
-from touchstone.core.deps import EntryDep, get_database
+from touchstone.core.deps import EntryDep, _api_key_header, _bearer, authenticate, get_database
 
 _DIALECT = PGDialect_psycopg(paramstyle="format")  # type: ignore[no-untyped-call]
 _SAVEPOINT = "tenant_read"
@@ -208,3 +214,81 @@ def tenant_read(permission: str) -> Callable[..., AsyncIterator[TenantRead]]:
     dependency.__name__ = f"read_{permission.replace(':', '_')}"
     dependency.permission = permission  # type: ignore[attr-defined]  # read by the route inventory
     return dependency
+
+
+class TenantReadRoute(APIRoute):
+    """A hot read served without FastAPI's per-request dependency resolution.
+
+    The route is declared like any other (`read: Annotated[TenantRead, Depends(tenant_read(
+    …))]` and one query model `Annotated[Model, Query()]`), so the docs, the route inventory
+    and the security suite see its real dependency tree. The handler runs exactly that tree
+    itself: `authenticate`, the query model, the read. Resolving it generically costs FastAPI
+    about 0.35 ms a request, a third of the whole list request. Any other shape (a further
+    dependency on the route or its router, another parameter) is refused at start-up, so the
+    handler can never skip something the declaration promises.
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        # Under an include, FastAPI builds the handler with the effective (router-merged)
+        # route in this context variable; its dependant holds the router's dependencies too.
+        context = _effective_route_context_var.get()
+        dependant = context.dependant if context is not None else self.dependant
+        read_param, read_dependency, query_param, query_model = self._shape(dependant)
+        endpoint = self.endpoint
+
+        async def handle(request: Request) -> Response:
+            headers = Response()  # collects the rate-limit headers, as FastAPI's sub-response
+            del headers.headers["content-length"]
+            entry = await authenticate(
+                request, headers, await _bearer(request), await _api_key_header(request)
+            )
+            try:
+                query = query_model.model_validate(dict(request.query_params))
+            except ValidationError as error:
+                raise RequestValidationError(list(_in_query(error))) from None
+            async with asynccontextmanager(read_dependency)(request, entry) as read:
+                response: Response = await endpoint(**{read_param: read, query_param: query})
+            response.headers.update(headers.headers)
+            return response
+
+        return handle
+
+    def _shape(self, dependant: Dependant) -> tuple[str, Callable[..., Any], str, type[BaseModel]]:
+        """(read parameter, its dependency, query parameter, query model), or a TypeError."""
+        reads = [  # tenant_read() dependencies: generators naming their permission
+            d
+            for d in dependant.dependencies
+            if inspect.isasyncgenfunction(d.call) and hasattr(d.call, "permission")
+        ]
+        queries = dependant.query_params
+        allowed = {authenticate, _bearer, _api_key_header, *(d.call for d in reads)}
+        calls = set(dependency_calls(dependant))
+        model = queries[0].field_info.annotation if len(queries) == 1 else None
+        if (
+            len(reads) != 1
+            or not (calls <= allowed and authenticate in calls)
+            or not (isinstance(model, type) and issubclass(model, BaseModel))
+            or dependant.path_params
+            or dependant.header_params
+            or dependant.cookie_params
+            or dependant.body_params
+        ):
+            raise TypeError(
+                f"{self.path}: a TenantReadRoute takes one tenant_read() dependency and one "
+                "query model, under `authenticate` alone"
+            )
+        return reads[0].name or "read", reads[0].call, queries[0].name, model  # type: ignore[return-value]
+
+
+def dependency_calls(dependant: Dependant) -> Iterator[Callable[..., Any]]:
+    """Every dependency callable in the tree, depth first (the route inventory uses it too)."""
+    for dependency in dependant.dependencies:
+        if dependency.call is not None:
+            yield dependency.call
+        yield from dependency_calls(dependency)
+
+
+def _in_query(error: ValidationError) -> Iterator[dict[str, Any]]:
+    """Pydantic's errors, located as FastAPI locates query errors (`("query", name)`)."""
+    for detail in error.errors(include_url=False):
+        yield {**detail, "loc": ("query", *detail["loc"])}

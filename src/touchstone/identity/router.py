@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from touchstone.core.auth import Principal
 from touchstone.core.deps import (
@@ -17,9 +17,8 @@ from touchstone.core.deps import (
     require,
 )
 from touchstone.core.idempotency import IdempotencyDep
-from touchstone.core.pagination import Page, PageDep, page_of
-from touchstone.core.permissions import Role
-from touchstone.core.reads import TenantRead, tenant_read
+from touchstone.core.pagination import Page, PageDep, page_of, page_response
+from touchstone.core.reads import TenantRead, TenantReadRoute, tenant_read
 from touchstone.core.schemas import PlainText
 from touchstone.identity import authentication, repository, service
 from touchstone.identity.dependencies import RateLimitedLogin
@@ -33,6 +32,7 @@ from touchstone.identity.schemas import (
     BranchOut,
     BranchUpdate,
     MemberOut,
+    MemberQuery,
     MeOut,
     OrgChoice,
     OrgCreate,
@@ -200,16 +200,24 @@ async def update_branch(
 # --- users -----------------------------------------------------------------------------
 
 
-@router.get("/users", response_model=Page[MemberOut], tags=["users"])
 async def list_users(
     read: Annotated[TenantRead, Depends(tenant_read("users:read"), scope="function")],
-    page: PageDep,
-    role: Role | None = None,
-    is_active: bool | None = None,
-    q: Annotated[PlainText | None, Query(max_length=100)] = None,
-) -> Page[MemberOut]:
-    items, total = await service.list_members(read, page, role=role, is_active=is_active, q=q)
-    return page_of(MemberOut, items, total, page)
+    query: Annotated[MemberQuery, Query()],
+) -> Response:
+    items, total = await service.list_members(
+        read, query, role=query.role, is_active=query.is_active, q=query.q
+    )
+    return page_response(MemberOut, items, total, query)
+
+
+router.add_api_route(  # the busiest read: see TenantReadRoute
+    "/users",
+    list_users,
+    methods=["GET"],
+    response_model=Page[MemberOut],
+    tags=["users"],
+    route_class_override=TenantReadRoute,
+)
 
 
 @router.post("/users", response_model=UserCreated, status_code=201, tags=["users"])

@@ -8,8 +8,9 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, EmailStr, Field, StringConstraints, field_validator
 
+from touchstone.core.pagination import PageParams
 from touchstone.core.permissions import Role
-from touchstone.core.schemas import Flag, InputModel, Name, NonBlank, OutputModel, Slug
+from touchstone.core.schemas import Flag, InputModel, Name, NonBlank, OutputModel, PlainText, Slug
 
 Password = Annotated[str, StringConstraints(min_length=10, max_length=256)]
 OrgKind = Literal["bank", "company", "school"]
@@ -112,6 +113,14 @@ class UserUpdate(InputModel):
     is_active: Flag | None = Field(default=None, description="false deactivates the membership")
 
     _no_nulls = field_validator("full_name", "role", "is_active", mode="before")(_not_null)
+
+
+class MemberQuery(PageParams):
+    """`GET /users`: a page of members, filtered."""
+
+    role: Role | None = None
+    is_active: bool | None = None
+    q: PlainText | None = Field(None, max_length=100, description="Part of an email or name")
 
 
 class MemberOut(OutputModel):
