@@ -204,9 +204,7 @@ async def list_users(
     read: Annotated[TenantRead, Depends(tenant_read("users:read"), scope="function")],
     query: Annotated[MemberQuery, Query()],
 ) -> Response:
-    items, total = await service.list_members(
-        read, query, role=query.role, is_active=query.is_active, q=query.q
-    )
+    items, total = await service.list_members(read, query)
     return page_response(MemberOut, items, total, query)
 
 

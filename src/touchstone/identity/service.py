@@ -47,6 +47,7 @@ from touchstone.identity.schemas import (
     ApiKeyCreate,
     BranchCreate,
     BranchUpdate,
+    MemberQuery,
     OrgCreate,
     UserCreate,
     UserUpdate,
@@ -183,31 +184,24 @@ def _member_page_queries(filters: frozenset[str], sort: str) -> PageQueries:
     return page_queries(query, sort_clause(sort, _MEMBER_SORTS), User.id)
 
 
-async def list_members(
-    read: TenantRead,
-    page: PageParams,
-    *,
-    role: Role | None = None,
-    is_active: bool | None = None,
-    q: str | None = None,
-) -> tuple[Rows, int]:
+async def list_members(read: TenantRead, query: MemberQuery) -> tuple[Rows, int]:
     """The hot list: one round trip on a raw connection (see `core.reads`)."""
     filters: dict[str, Any] = {}
-    if role is not None:
-        filters["role"] = role.value
-    if is_active is not None:
-        filters["is_active"] = is_active
-    if q:
-        escaped = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    if query.role is not None:
+        filters["role"] = query.role.value
+    if query.is_active is not None:
+        filters["is_active"] = query.is_active
+    if query.q:
+        escaped = query.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         filters["pattern"] = f"%{escaped}%"
 
     def plan(principal: Principal) -> tuple[PageQueries, dict[str, Any]]:
         values = {"org_id": principal.org_id, **filters}
         if scope := principal.branch_scope:
             values["branch_id"] = scope
-        return _member_page_queries(frozenset(values), page.sort or "email"), values
+        return _member_page_queries(frozenset(values), query.sort or "email"), values
 
-    return await read_page(read, plan, page)
+    return await read_page(read, plan, query)
 
 
 async def get_member(session: AsyncSession, principal: Principal, user_id: uuid.UUID) -> Row[Any]:
