@@ -20,7 +20,7 @@ from touchstone.core.deps import authenticate, rate_limit, require
 from touchstone.core.pagination import PageParams
 from touchstone.core.permissions import Role
 from touchstone.core.postgres import DatabaseUrls
-from touchstone.core.reads import TenantRead, TenantReadRoute, tenant_read
+from touchstone.core.reads import _PREPARED, TenantRead, TenantReadRoute, tenant_read
 from touchstone.main import create_app
 
 API = "/api/v1"
@@ -51,6 +51,35 @@ async def test_read_leaves_the_pooled_connection_clean(
         async with pooled.transaction() as session:
             rows = await session.execute(text("select count(*) from memberships"))
             assert rows.scalar() == 0  # no tenant: row-level security shows nothing
+    finally:
+        await pooled.dispose()
+
+
+async def test_pooled_reads_prepare_each_query_once_and_survive_a_forgotten_one(
+    database_urls: DatabaseUrls, settings: Settings, tenant: Tenant
+) -> None:
+    """On pooled connections each query shape is PREPAREd once and then EXECUTEd; a statement
+    the connection already holds (its record lost) is taken as prepared, not an error."""
+    pooled = Database(database_urls.runtime, settings.model_copy(update={"database_pool_size": 1}))
+    app = create_app(settings, database=pooled)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+
+            async def emails(**params: str) -> list[str]:
+                listed = await client.get(f"{API}/users", headers=tenant.headers, params=params)
+                assert listed.status_code == 200, listed.text
+                return [item["email"] for item in listed.json()["items"]]
+
+            first = await emails()
+            assert first == [tenant.admin_email]
+            assert await emails() == first  # EXECUTE of what the first read prepared
+            assert await emails(q="admin", sort="-email") == first  # another shape
+            async with pooled.read_connection() as connection:
+                cursor = await connection.execute("select count(*) from pg_prepared_statements")
+                assert (await cursor.fetchone()) == (4,)  # two shapes, page and total each
+                _PREPARED.pop(connection)
+            assert await emails() == first
     finally:
         await pooled.dispose()
 
