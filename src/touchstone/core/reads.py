@@ -70,15 +70,13 @@ class CompiledQuery:
     """The values filling the `%s`, in order."""
     literals: Mapping[str, Any]
     """Values the statement itself carries (e.g. `is_active == True`)."""
+    name: str
+    """The prepared statement's name, derived from its SQL."""
     prepare: str
     """`PREPARE <name> AS …` with `$n` parameters."""
     execute: str
     """`EXECUTE <name>(%s, …)`."""
     execute_names: tuple[str, ...]
-
-    @property
-    def name(self) -> str:
-        return self.prepare.split()[1]
 
     def bind(self, values: Mapping[str, Any], names: tuple[str, ...] | None = None) -> list[Any]:
         merged = {**self.literals, **values}
@@ -98,6 +96,7 @@ def compile_query(statement: ClauseElement) -> CompiledQuery:
         sql=str(compiled),
         names=tuple(compiled.positiontup or ()),
         literals=dict(compiled.params),
+        name=name,
         prepare=f"PREPARE {name} AS {numbered}",
         execute=f"EXECUTE {name}{arguments}",
         execute_names=execute_names,
