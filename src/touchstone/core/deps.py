@@ -22,8 +22,9 @@ from touchstone.core.db import Database, enter
 from touchstone.core.errors import AppError, Unauthorized
 from touchstone.core.ratelimit import RateLimiter, limit_by_address
 
-_bearer = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
-_api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False)
+bearer_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
+api_key_scheme = APIKeyHeader(name="X-API-Key", auto_error=False)
+"""The two ways to present a credential, as OpenAPI security schemes (the Authorize button)."""
 
 
 async def get_settings(request: Request) -> Settings:
@@ -40,8 +41,8 @@ def get_database(request: Request) -> Database:
 
 
 async def read_credential(
-    bearer: Annotated[str | None, Depends(_bearer)],
-    api_key: Annotated[str | None, Depends(_api_key_header)],
+    bearer: Annotated[str | None, Depends(bearer_scheme)],
+    api_key: Annotated[str | None, Depends(api_key_scheme)],
 ) -> Credential:
     if api_key:
         return Credential("api_key", api_key)
@@ -61,8 +62,8 @@ def tenant_entry(request: Request, credential: Credential) -> TenantEntry:
 async def authenticate(
     request: Request,
     response: Response,
-    bearer: Annotated[str | None, Depends(_bearer)],
-    api_key: Annotated[str | None, Depends(_api_key_header)],
+    bearer: Annotated[str | None, Depends(bearer_scheme)],
+    api_key: Annotated[str | None, Depends(api_key_scheme)],
 ) -> TenantEntry:
     """The one dependency of every authenticated router: the credential, the address and
     caller ("default") rate limits, and the entry statement. Cached for the request, so the

@@ -17,11 +17,16 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
-from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 
 from touchstone.core.auth import Credential, Principal
 from touchstone.core.config import Settings
-from touchstone.core.deps import read_credential, tenant_entry, tenant_session
+from touchstone.core.deps import (
+    api_key_scheme,
+    bearer_scheme,
+    read_credential,
+    tenant_entry,
+    tenant_session,
+)
 from touchstone.core.errors import Forbidden
 from touchstone.core.storage import (
     FILES_PATH,
@@ -33,8 +38,6 @@ from touchstone.core.storage import (
     served_inline,
 )
 
-_bearer = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
-_api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False)
 _RANGE = re.compile(r"bytes=([0-9]{0,19})-([0-9]{0,19})")
 
 
@@ -60,8 +63,8 @@ async def download_file(
     request: Request,
     key: str,
     storage: StorageDep,
-    bearer: Annotated[str | None, Depends(_bearer)],
-    api_key: Annotated[str | None, Depends(_api_key_header)],
+    bearer: Annotated[str | None, Depends(bearer_scheme)],
+    api_key: Annotated[str | None, Depends(api_key_scheme)],
     expires: Annotated[int | None, Query(ge=0)] = None,
     sig: Annotated[str | None, Query(max_length=128)] = None,
     range_header: Annotated[str | None, Header(alias="Range")] = None,

@@ -7,13 +7,14 @@ async bridge. A `TenantRead` sends, on a pooled autocommit psycopg connection,
     BEGIN; SELECT … FROM auth_enter_session(…);      -- the caller's row; the tenant is set
     <query>; <query>; COMMIT
 
-as one simple-protocol message. The queries depend on the caller (its org, its branch), so
-they are built for the principal this process last saw for the same credential: a hint,
-never trusted. The caller's row comes back with the results, and the results are used only
-if that row is exactly the hinted principal and holds the permission. Otherwise (the first
-read of a credential in this process, a changed role or branch, a revoked session) they
-are dropped, and the read runs in two round trips: enter, then the queries built for the
-principal just read.
+as one simple-protocol message; on pooled connections each query is an EXECUTE of a
+statement the connection PREPAREd on its first use, so PostgreSQL plans it once. The queries
+depend on the caller (its org, its branch), so they are built for the principal this process
+last saw for the same credential: a hint, never trusted. The caller's row comes back with
+the results, and the results are used only if that row is exactly the hinted principal and
+holds the permission. Otherwise (the first read of a credential in this process, a changed
+role or branch, a revoked session) they are dropped, and the read runs in two round trips:
+enter, then the queries built for the principal just read.
 
 Row-level security applies exactly as on the ORM path: the tenant is the one the entry
 function set for this transaction, and it vanishes at COMMIT. Inside an enclosing
@@ -51,7 +52,7 @@ from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from touchstone.core.auth import Principal, TenantEntry
-from touchstone.core.deps import EntryDep, _api_key_header, _bearer, authenticate, get_database
+from touchstone.core.deps import EntryDep, api_key_scheme, authenticate, bearer_scheme, get_database
 
 _DIALECT = PGDialect_psycopg(paramstyle="format")  # type: ignore[no-untyped-call]
 _NUMBERED = PGDialect_psycopg(paramstyle="numeric_dollar")  # type: ignore[no-untyped-call]
@@ -280,7 +281,7 @@ class TenantReadRoute(APIRoute):
             headers = Response()  # collects the rate-limit headers, as FastAPI's sub-response
             del headers.headers["content-length"]
             entry = await authenticate(
-                request, headers, await _bearer(request), await _api_key_header(request)
+                request, headers, await bearer_scheme(request), await api_key_scheme(request)
             )
             try:
                 query = query_model.model_validate(dict(request.query_params))
@@ -301,7 +302,7 @@ class TenantReadRoute(APIRoute):
             if inspect.isasyncgenfunction(d.call) and hasattr(d.call, "permission")
         ]
         queries = dependant.query_params
-        allowed = {authenticate, _bearer, _api_key_header, *(d.call for d in reads)}
+        allowed = {authenticate, bearer_scheme, api_key_scheme, *(d.call for d in reads)}
         calls = set(dependency_calls(dependant))
         model = queries[0].field_info.annotation if len(queries) == 1 else None
         if (
