@@ -414,30 +414,21 @@ async def settle_and_check(runtime_url: Any, tenants: list[Tenant]) -> list[str]
                     if pending == 0:
                         break
                     await asyncio.sleep(2)
-                branches = set(
+                for told, stored, sql in (
                     (
-                        await connection.execute(
-                            text("select id::text from branches where name like 'Branch %'")
-                        )
-                    ).scalars()
-                )
-                if branches != tenant.branches_created:
-                    problems.append(
-                        f"{tenant.slug}: {len(tenant.branches_created)} branches acknowledged, "
-                        f"{len(branches)} stored"
-                    )
-                batches = set(
+                        tenant.branches_created,
+                        "branches acknowledged, {} stored",
+                        "select id::text from branches where name like 'Branch %'",
+                    ),
                     (
-                        await connection.execute(
-                            text("select id::text from statement_batches where status = 'done'")
-                        )
-                    ).scalars()
-                )
-                if batches != tenant.batches_accepted:
-                    problems.append(
-                        f"{tenant.slug}: {len(tenant.batches_accepted)} batches accepted, "
-                        f"{len(batches)} done"
-                    )
+                        tenant.batches_accepted,
+                        "batches accepted, {} done",
+                        "select id::text from statement_batches where status = 'done'",
+                    ),
+                ):
+                    found = set((await connection.execute(text(sql))).scalars())
+                    if found != told:
+                        problems.append(f"{tenant.slug}: {len(told)} {stored.format(len(found))}")
                 failed = (
                     await connection.execute(
                         text("select count(*) from jobs where status = 'failed'")
