@@ -38,7 +38,7 @@ from touchstone.core.middleware import (
 from touchstone.core.migrations import migration_head
 from touchstone.core.postgres import admin_url, runtime_url
 from touchstone.core.ratelimit import RateLimiter, limit_by_address
-from touchstone.core.reads import PrincipalHints
+from touchstone.core.reads import PrincipalHints, hot_reads_first
 from touchstone.core.security import configure_password_hashing
 from touchstone.core.storage import get_storage, storage_check
 from touchstone.core.telemetry import configure_tracing
@@ -146,13 +146,15 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.add_middleware(RequestContextMiddleware)
     app.add_middleware(SecurityHeadersMiddleware, hsts_seconds=settings.hsts_seconds)
 
-    # FastAPI matches a request against the included routers one after another, so the
-    # authenticated API, which takes nearly all the traffic, comes first (about 0.1 ms a
-    # request); the paths of the groups are disjoint, so the order changes nothing else.
+    # FastAPI matches a request against the included routers one after another, and inside
+    # one against its routes one after another, so the authenticated API, which takes nearly
+    # all the traffic, comes first, and in each router its hot reads (`hot_reads_first`).
+    # No request matches two routes (a test proves it), so the order changes nothing else.
     # Routers are mounted one level deep: each nesting level costs route matching too.
     authenticated = [Depends(authenticate)]
     modules = (appraisal.router, statements.router, webhooks_router)
     for router in (identity.router, jobs_router, events_router, *modules):
+        hot_reads_first(router)
         app.include_router(
             router, prefix=API_PREFIX, dependencies=authenticated, responses=AUTHENTICATED_ERRORS
         )

@@ -41,7 +41,7 @@ import structlog
 from fastapi import Request, Response
 from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
-from fastapi.routing import APIRoute, _effective_route_context_var
+from fastapi.routing import APIRoute, APIRouter, _effective_route_context_var
 from psycopg import AsyncClientCursor, AsyncConnection
 from psycopg.errors import DuplicatePreparedStatement
 from psycopg.pq import TransactionStatus
@@ -319,6 +319,17 @@ class TenantReadRoute(APIRoute):
                 "query model, under `authenticate` alone"
             )
         return reads[0].name or "read", reads[0].call, queries[0].name, model  # type: ignore[return-value]
+
+
+def hot_reads_first(router: APIRouter) -> None:
+    """Move the router's `TenantReadRoute`s to the front, keeping the order otherwise.
+
+    FastAPI (0.137 and later) matches an included router's routes one by one, twice a request
+    (once to pick the router, once the route), at about 15,000 instructions a route: `GET
+    /users`, eleventh in its router, paid 12% of its whole request for it. Call it before the
+    router is included; routes added later are not moved.
+    """
+    router.routes.sort(key=lambda route: not isinstance(route, TenantReadRoute))
 
 
 def dependency_calls(dependant: Dependant) -> Iterator[Callable[..., Any]]:
