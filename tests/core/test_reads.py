@@ -11,16 +11,26 @@ import pytest
 from fastapi import APIRouter, Depends, FastAPI, Query, Response
 from fastapi.routing import iter_route_contexts
 from psycopg.pq import TransactionStatus
-from sqlalchemy import text
+from sqlalchemy import bindparam, text
 
 from tests.conftest import Tenant, add_member, assert_problem
 from touchstone.core.config import Settings
 from touchstone.core.db import Database
 from touchstone.core.deps import authenticate, rate_limit, require
-from touchstone.core.pagination import PageParams
+from touchstone.core.pagination import PageParams, page_queries
 from touchstone.core.permissions import Role
 from touchstone.core.postgres import DatabaseUrls
-from touchstone.core.reads import _PREPARED, TenantRead, TenantReadRoute, tenant_read
+from touchstone.core.reads import (
+    _PREPARED,
+    TenantRead,
+    TenantReadRoute,
+    hot_reads_first,
+    tenant_read,
+)
+from touchstone.identity import router as identity
+from touchstone.identity.models import User
+from touchstone.identity.repository import members_query
+from touchstone.identity.schemas import MemberOut
 from touchstone.main import create_app
 
 API = "/api/v1"
@@ -75,9 +85,13 @@ async def test_pooled_reads_prepare_each_query_once_and_survive_a_forgotten_one(
             assert first == [tenant.admin_email]
             assert await emails() == first  # EXECUTE of what the first read prepared
             assert await emails(q="admin", sort="-email") == first  # another shape
+            beyond = await client.get(f"{API}/users?offset=5", headers=tenant.headers)
+            assert (beyond.json()["items"], beyond.json()["total"]) == ([], 1)
             async with pooled.read_connection() as connection:
                 cursor = await connection.execute("select count(*) from pg_prepared_statements")
-                assert (await cursor.fetchone()) == (4,)  # two shapes, page and total each
+                # two page shapes (each row carries the total), and the total alone, which
+                # only a page past the end needs
+                assert (await cursor.fetchone()) == (3,)
                 _PREPARED.pop(connection)
             assert await emails() == first
     finally:
@@ -167,16 +181,17 @@ async def test_the_lean_route_answers_as_fastapi_would(
     assert_problem(await client.get(f"{API}/users"), 401)
 
 
-def _lean_app(*extra: Any, router_dependencies: Sequence[Any] = ()) -> FastAPI:
-    async def endpoint(
-        read: Annotated[TenantRead, Depends(tenant_read("users:read"))],
-        query: Annotated[PageParams, Query()],
-    ) -> Response:
-        return Response()
+async def _lean_endpoint(
+    read: Annotated[TenantRead, Depends(tenant_read("users:read"))],
+    query: Annotated[PageParams, Query()],
+) -> Response:
+    return Response()
 
+
+def _lean_app(*extra: Any, router_dependencies: Sequence[Any] = ()) -> FastAPI:
     router = APIRouter()
     router.add_api_route(
-        "/lean", endpoint, dependencies=list(extra), route_class_override=TenantReadRoute
+        "/lean", _lean_endpoint, dependencies=list(extra), route_class_override=TenantReadRoute
     )
     app = FastAPI()
     app.include_router(router, dependencies=[Depends(authenticate), *router_dependencies])
@@ -190,3 +205,27 @@ def test_a_lean_route_refuses_a_dependency_it_would_not_run() -> None:
         _lean_app(Depends(require("users:write")))
     with pytest.raises(TypeError, match="TenantReadRoute"):
         _lean_app(router_dependencies=[Depends(rate_limit("uploads"))])
+
+
+def test_hot_reads_are_matched_first(settings: Settings) -> None:
+    """FastAPI tries a router's routes in order; `hot_reads_first` puts the TenantReadRoutes
+    at the front and leaves the others in their order."""
+    router = APIRouter()
+    router.add_api_route("/a", lambda: None)
+    router.add_api_route("/lean", _lean_endpoint, route_class_override=TenantReadRoute)
+    router.add_api_route("/b", lambda: None)
+    hot_reads_first(router)
+    assert [getattr(route, "path", None) for route in router.routes] == ["/lean", "/a", "/b"]
+    create_app(settings)  # leaves the identity router with its one hot read, GET /users, first
+    first = identity.router.routes[0]
+    assert isinstance(first, TenantReadRoute)
+    assert first.path == "/users"
+
+
+def test_a_page_must_select_its_item_fields() -> None:
+    """`page_response` serialises rows as they come, so the query is checked against the
+    item model when it is compiled."""
+    members, order = members_query(bindparam("org_id")), [User.email.asc()]
+    page_queries(members, order, item=MemberOut)
+    with pytest.raises(TypeError, match="MemberOut"):
+        page_queries(members.add_columns(User.is_platform_admin), order, item=MemberOut)

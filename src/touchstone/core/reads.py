@@ -128,7 +128,7 @@ class PrincipalHints:
 
 
 class TenantRead:
-    """One read-only unit of work for a caller holding `permission`; `fetch` once."""
+    """Read-only work for a caller holding `permission`; each `fetch` is one transaction."""
 
     def __init__(
         self,

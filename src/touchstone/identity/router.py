@@ -205,7 +205,7 @@ async def list_users(
     query: Annotated[MemberQuery, Query()],
 ) -> Response:
     items, total = await service.list_members(read, query)
-    return page_response(MemberOut, items, total, query)
+    return page_response(items, total, query)
 
 
 router.add_api_route(  # the busiest read: see TenantReadRoute

@@ -47,6 +47,7 @@ from touchstone.identity.schemas import (
     ApiKeyCreate,
     BranchCreate,
     BranchUpdate,
+    MemberOut,
     MemberQuery,
     OrgCreate,
     UserCreate,
@@ -181,7 +182,7 @@ def _member_page_queries(filters: frozenset[str], sort: str) -> PageQueries:
     if "pattern" in filters:
         pattern: BindParameter[str] = bindparam("pattern")
         query = query.where(User.email.ilike(pattern) | User.full_name.ilike(pattern))
-    return page_queries(query, sort_clause(sort, _MEMBER_SORTS), User.id)
+    return page_queries(query, sort_clause(sort, _MEMBER_SORTS), User.id, item=MemberOut)
 
 
 async def list_members(read: TenantRead, query: MemberQuery) -> tuple[Rows, int]:
