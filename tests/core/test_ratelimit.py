@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 
 from tests.conftest import Tenant, assert_problem, login
+from touchstone.core import ratelimit
 from touchstone.core.config import Settings
 from touchstone.core.db import Database
 from touchstone.main import create_app
@@ -90,3 +92,25 @@ async def test_processes_share_counters_through_redis(
                 for api in (first, second, first, second)
             ]
     assert statuses == [200, 200, 200, 429]
+
+
+async def test_memory_counters_expire_and_sweep(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The in-process store counts, expires and clears as `limits`' stores do, and drops
+    counters nobody uses again (one per address seen would otherwise grow without bound)."""
+    now = 1_000.0
+    monkeypatch.setattr(time, "time", lambda: now)
+    counters = ratelimit.MemoryCounters()
+    assert [await counters.incr("a", 10) for _ in range(3)] == [1, 2, 3]
+    assert (await counters.get("a"), await counters.get_expiry("a")) == (3, 1_010.0)
+    assert (await counters.get("absent"), await counters.get_expiry("absent")) == (0, now)
+    await counters.incr("b", 50)
+    now = 1_010.0  # "a" has expired: a new window starts with this hit
+    assert await counters.get("a") == 0
+    assert await counters.incr("a", 10) == 1
+    assert await counters.get_expiry("a") == 1_020.0
+    await counters.clear("a")
+    assert await counters.get("a") == 0
+    await counters.incr("c", 5)
+    now = 1_000.0 + ratelimit.SWEEP_INTERVAL + 1  # "b" and "c" expired; the next hit sweeps
+    await counters.incr("d", 5)
+    assert set(counters._counters) == {"d"}

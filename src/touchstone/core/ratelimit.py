@@ -1,8 +1,9 @@
-"""Rate limits per principal and per client address (the `limits` library).
+"""Rate limits per principal and per client address (rules and Redis store from `limits`).
 
-Fixed windows (O(1) per hit; moving windows cost a list scan per request), in-process by
-default and in Redis when `REDIS_URL` is set, so every API process counts together. If
-Redis goes away the policy is a setting: serve without limits (and log it) or answer 503.
+Fixed windows (O(1) per hit; moving windows cost a list scan per request), counted in this
+process by default (`MemoryCounters`) and in Redis when `REDIS_URL` is set, so every API
+process counts together. If Redis goes away the policy is a setting: serve without limits
+(and log it) or answer 503.
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Protocol
 
 import structlog
 from limits import RateLimitItem, parse
-from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.storage import RedisStorage
 from limits.errors import StorageError
 from starlette.requests import HTTPConnection
 
@@ -25,6 +27,59 @@ from touchstone.core.errors import ServiceUnavailable, TooManyRequests
 
 log = structlog.get_logger("touchstone.ratelimit")
 OUTAGE_LOG_INTERVAL = 60.0
+SWEEP_INTERVAL = 60.0
+"""How often `MemoryCounters` drops expired counters (keys nobody uses again)."""
+
+
+class Counters(Protocol):
+    """Counters that expire, as `limits`' stores keep them (its Redis store is one)."""
+
+    async def incr(self, key: str, expiry: int, amount: int = 1) -> int:
+        """Add to the counter, started with `expiry` seconds to live if absent or expired."""
+        ...
+
+    async def get(self, key: str) -> int: ...
+
+    async def get_expiry(self, key: str) -> float:
+        """When the counter expires (epoch seconds); now if there is none."""
+        ...
+
+    async def clear(self, key: str) -> None: ...
+
+
+class MemoryCounters:
+    """In-process `Counters`: what the platform used of `limits`' memory store, without its
+    per-call lock, expiry task and wrapping coroutines, which cost two rate-limit hits about
+    7% of a hot read's instructions. No lock is needed: nothing here awaits, so the event loop
+    runs each call to its end."""
+
+    def __init__(self) -> None:
+        self._counters: dict[str, tuple[int, float]] = {}
+        """key -> (count, expires at)"""
+        self._next_sweep = time.time() + SWEEP_INTERVAL
+
+    async def incr(self, key: str, expiry: int, amount: int = 1) -> int:
+        now = time.time()
+        if now >= self._next_sweep:
+            self._counters = {k: c for k, c in self._counters.items() if c[1] > now}
+            self._next_sweep = now + SWEEP_INTERVAL
+        count, expires_at = self._counters.get(key, (0, 0.0))
+        if expires_at <= now:
+            count, expires_at = 0, now + expiry
+        count += amount
+        self._counters[key] = (count, expires_at)
+        return count
+
+    async def get(self, key: str) -> int:
+        count, expires_at = self._counters.get(key, (0, 0.0))
+        return count if expires_at > time.time() else 0
+
+    async def get_expiry(self, key: str) -> float:
+        now = time.time()
+        return max(self._counters.get(key, (0, now))[1], now)
+
+    async def clear(self, key: str) -> None:
+        self._counters.pop(key, None)
 
 
 @dataclass(frozen=True)
@@ -46,7 +101,7 @@ class Window:
 class RateLimiter:
     def __init__(self, settings: Settings) -> None:
         self.fail_open = settings.rate_limit_fail_open
-        self.storage: Storage = (
+        self.storage: Counters = (
             RedisStorage(
                 f"async+{settings.redis_url}",
                 implementation="redispy",
@@ -55,7 +110,7 @@ class RateLimiter:
                 socket_connect_timeout=0.5,
             )
             if settings.redis_url
-            else MemoryStorage()
+            else MemoryCounters()
         )
         self._last_outage_log = 0.0
 
@@ -64,18 +119,20 @@ class RateLimiter:
         and the policy is to fail open."""
         limit = _parse(rule)
         key = limit.key_for(policy, *keys)
-        with self.unless_store_down():
+        try:
             # A fixed window as `limits` keeps it, in two store calls rather than its three.
             count = await self.storage.incr(key, limit.get_expiry())
             reset_at = await self.storage.get_expiry(key)
-            window = _window(policy, limit, limit.amount - count, reset_at)
-            if count > limit.amount:
-                raise TooManyRequests(
-                    f"Too many requests; retry in {window.reset_seconds} s",
-                    headers={"Retry-After": str(window.reset_seconds), **window.headers()},
-                )
-            return window
-        return None
+        except StorageError as exc:
+            self._storage_down(exc)
+            return None
+        window = _window(policy, limit, limit.amount - count, reset_at)
+        if count > limit.amount:
+            raise TooManyRequests(
+                f"Too many requests; retry in {window.reset_seconds} s",
+                headers={"Retry-After": str(window.reset_seconds), **window.headers()},
+            )
+        return window
 
     @contextmanager
     def unless_store_down(self) -> Iterator[None]:
