@@ -114,7 +114,8 @@ class Database:
     @asynccontextmanager
     async def read_connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
         """An autocommit psycopg connection, for `core.reads` (no ORM on the hot path)."""
-        await self.read_pool.open()  # once; later calls return at once
+        if self.read_pool.closed:  # until the first read (open() takes the pool's lock)
+            await self.read_pool.open()
         try:
             async with self.read_pool.connection() as connection:
                 yield connection

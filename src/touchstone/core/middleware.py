@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 import time
-import uuid
 from typing import Any
 
 import structlog
@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from touchstone.core.errors import PROBLEM_JSON
 from touchstone.core.headers import API_CSP, BASE_HEADERS, DOCS_CSP, DOCS_PATHS, PAGE_CSP
-from touchstone.core.metrics import HTTP_LATENCY, HTTP_REQUESTS
+from touchstone.core.metrics import observe_request
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _CONTROL_IN_URL = re.compile(rb"%(0[0-9a-f]|1[0-9a-f]|7f)", re.IGNORECASE)
@@ -50,7 +50,7 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         supplied = _header(scope, b"x-request-id")
-        request_id = supplied if supplied and _REQUEST_ID.match(supplied) else uuid.uuid4().hex
+        request_id = supplied if supplied and _REQUEST_ID.match(supplied) else secrets.token_hex(16)
         scope.setdefault("state", {})["request_id"] = request_id
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)
@@ -80,8 +80,7 @@ class RequestContextMiddleware:
             if scope["type"] == "http":
                 elapsed = time.perf_counter() - started
                 route = route_template(scope)
-                HTTP_REQUESTS.labels(scope["method"], route, str(status)).inc()
-                HTTP_LATENCY.labels(scope["method"], route).observe(elapsed)
+                observe_request(scope["method"], route, status, elapsed)
                 access_log.info(
                     "request",
                     method=scope["method"],
