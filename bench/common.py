@@ -247,7 +247,7 @@ def child_env(data_dir: Path, extra: dict[str, str] | None = None) -> dict[str, 
         "DATA_DIR": str(data_dir),
         "HOST": HOST,
         "LOG_LEVEL": "WARNING",
-        "ENVIRONMENT": "test",
+        "ENVIRONMENT": "production",  # as deployed: cached loggers, no docs
         "SECRET_KEY": secrets.token_urlsafe(48),
         **extra,
     }

@@ -135,7 +135,9 @@ class LoadOptions:
     threads: int
     connections: int
     duration_s: int
+    """Seconds measured per round and server."""
     warmup_s: int
+    rounds: int
 
     def describe(self) -> str:
         tool = (
@@ -143,8 +145,8 @@ class LoadOptions:
         )
         threads = self.threads if self.generator == "wrk" else 1
         return (
-            f"{tool}, {threads} thread(s), {self.connections} connections, "
-            f"{self.duration_s} s after a {self.warmup_s} s warm-up"
+            f"{tool}, {threads} thread(s), {self.connections} connections, a {self.warmup_s} s "
+            f"warm-up each, then {self.rounds} rounds of {self.duration_s} s each, alternating"
         )
 
 
@@ -277,18 +279,65 @@ def _python_load(
         raise BenchError(f"the server dropped a connection: {exc!r}") from exc
 
 
+def _load(options: LoadOptions) -> LoadRun:
+    return _wrk if options.generator == "wrk" else _python_load
+
+
 def _measure(options: LoadOptions, server: Server, headers: dict[str, str]) -> LoadResult:
-    """Warm up first (connection pool, lazy imports, caches), then measure."""
-    run: LoadRun = _wrk if options.generator == "wrk" else _python_load
-    run(options, server.port, headers, options.warmup_s)
+    """One measured run of `options.duration_s`, with the server's CPU time."""
     cpu_before, started = cpu_seconds(server.process.pid), time.perf_counter()
-    result = run(options, server.port, headers, options.duration_s)
+    result = _load(options)(options, server.port, headers, options.duration_s)
     cpu_after, elapsed = cpu_seconds(server.process.pid), time.perf_counter() - started
     if cpu_before is None or cpu_after is None:
         return result
     used = cpu_after - cpu_before
     return replace(
         result, server_cpu_ms=used * 1000 / result.requests, server_cpu_share=used / elapsed
+    )
+
+
+def _alternate(
+    options: LoadOptions, baseline: Server, touchstone: Server, headers: dict[str, str]
+) -> list[Round]:
+    """Warm both servers up (connection pool, lazy imports, caches), then measure them in
+    turn, round after round. This machine's speed drifts by a tenth or more within minutes,
+    so one long run of each would compare two different machines."""
+    for server in (baseline, touchstone):
+        _load(options)(options, server.port, headers, options.warmup_s)
+    rounds = []
+    for number in range(1, options.rounds + 1):
+        measured = Round(
+            _measure(options, baseline, headers), _measure(options, touchstone, headers)
+        )
+        say(f"round {number}/{options.rounds}: {measured.ratio:.1%}")
+        rounds.append(measured)
+    return rounds
+
+
+@dataclass(frozen=True)
+class Round:
+    baseline: LoadResult
+    touchstone: LoadResult
+
+    @property
+    def ratio(self) -> float:
+        return self.touchstone.requests_per_s / self.baseline.requests_per_s
+
+
+def _combined(results: list[LoadResult]) -> LoadResult:
+    """One server's rounds as one run: req/s over all of them, the median round's p50 and p99,
+    CPU per request and busy share over all of them."""
+    requests = sum(r.requests for r in results)
+    seconds = sum(r.requests / r.requests_per_s for r in results)
+    cpu = [r.server_cpu_ms * r.requests for r in results if r.server_cpu_ms is not None]
+    shares = [r.server_cpu_share for r in results if r.server_cpu_share is not None]
+    return LoadResult(
+        requests / seconds,
+        statistics.median(r.p50_ms for r in results),
+        statistics.median(r.p99_ms for r in results),
+        requests,
+        sum(cpu) / requests if len(cpu) == len(results) else None,
+        statistics.mean(shares) if len(shares) == len(results) else None,
     )
 
 
@@ -299,8 +348,7 @@ def _measure(options: LoadOptions, server: Server, headers: dict[str, str]) -> L
 class Report:
     load: LoadOptions
     busy_before: float | None
-    baseline: LoadResult
-    touchstone: LoadResult
+    rounds: list[Round]
     startup_fresh_s: float
     startup_second_s: float
     shutdowns: list[Shutdown]
@@ -308,8 +356,17 @@ class Report:
     finished: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
     @property
+    def baseline(self) -> LoadResult:
+        return _combined([r.baseline for r in self.rounds])
+
+    @property
+    def touchstone(self) -> LoadResult:
+        return _combined([r.touchstone for r in self.rounds])
+
+    @property
     def ratio(self) -> float:
-        return self.touchstone.requests_per_s / self.baseline.requests_per_s
+        """The median round's: a round compares the two servers on the same machine speed."""
+        return statistics.median(r.ratio for r in self.rounds)
 
     @property
     def verdicts(self) -> dict[str, bool]:
@@ -337,6 +394,7 @@ class Report:
             "response_bytes": self.response_bytes,
             "baseline": asdict(self.baseline),
             "touchstone": asdict(self.touchstone),
+            "rounds": [asdict(r) | {"ratio": round(r.ratio, 4)} for r in self.rounds],
             "ratio": round(self.ratio, 4),
             "goal_ratio": GOAL_RATIO,
             "startup_s": {
@@ -374,9 +432,12 @@ class Report:
                 f"{'n/a' if share is None else f'{share:.0%}':>10}"
             )
         rows += [
-            "(server CPU: the uvicorn process alone; Touchstone's PostgreSQL work is not in it)",
-            f"ratio touchstone/baseline: {self.ratio:.1%} (goal >= {GOAL_RATIO:.0%})  "
-            f"{verdict[passed['ratio']]}",
+            "(all rounds together; server CPU: the uvicorn process alone, Touchstone's "
+            "PostgreSQL work is not in it)",
+            f"ratio touchstone/baseline per round: "
+            f"{', '.join(f'{r.ratio:.1%}' for r in self.rounds)}",
+            f"ratio touchstone/baseline (median round): {self.ratio:.1%} (goal >= "
+            f"{GOAL_RATIO:.0%})  {verdict[passed['ratio']]}",
             "",
             f"start-up to {READY_PATH} = 200 (limit {STARTUP_LIMIT_S:.0f} s)",
             f"  fresh data dir (initdb + migrations)  {self.startup_fresh_s:6.2f} s  "
@@ -451,16 +512,13 @@ def run(load: LoadOptions, users: int) -> Report:
                         "the baseline's body differs from Touchstone's: bring the models in "
                         "bench/baseline_app.py back in line with Page[MemberOut]"
                     )
-                say("measuring the baseline")
-                baseline_result = _measure(load, baseline, headers)
-            say("measuring touchstone")
-            touchstone_result = _measure(load, server, headers)
+                say(f"measuring both, {load.rounds} rounds")
+                rounds = _alternate(load, baseline, server, headers)
             shutdowns.append(_stop_and_check(server, data_dir))
     return Report(
         load,
         busy_before,
-        baseline_result,
-        touchstone_result,
+        rounds,
         fresh_s,
         second_s,
         shutdowns,
@@ -482,7 +540,10 @@ def _parse_args(argv: list[str] | None) -> tuple[LoadOptions, int]:
     )
     parser.add_argument("--threads", type=int, default=1, help="wrk threads (default 1)")
     parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--duration", type=int, default=10, help="seconds measured")
+    parser.add_argument(
+        "--duration", type=int, default=4, help="seconds measured per round and server"
+    )
+    parser.add_argument("--rounds", type=int, default=5, help="rounds, each measuring both")
     parser.add_argument("--warmup", type=int, default=3, help="seconds before measuring")
     parser.add_argument("--users", type=int, default=24, help="members besides the admin")
     args = parser.parse_args(argv)
@@ -499,7 +560,11 @@ def _parse_args(argv: list[str] | None) -> tuple[LoadOptions, int]:
                 f"figures install wrk: {WRK_INSTALL}. The Python generator needs much more "
                 f"CPU per request, so it can cap the baseline and flatter the ratio."
             )
-    load = LoadOptions(generator, args.threads, args.connections, args.duration, args.warmup)
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
+    load = LoadOptions(
+        generator, args.threads, args.connections, args.duration, args.warmup, args.rounds
+    )
     return load, args.users
 
 
