@@ -16,7 +16,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from touchstone.core.auth import Principal
 from touchstone.core.errors import InvalidInput
-from touchstone.core.reads import CompiledQuery, Rows, Statements, TenantRead, compile_query
+from touchstone.core.reads import CompiledQuery, Statements, TenantRead, compile_query
 
 MAX_LIMIT = 100
 T = TypeVar("T")
@@ -81,11 +81,14 @@ async def paginate(
     return items, rows[0][-1]
 
 
-def page_response(rows: Rows, total: int, params: PageParams) -> Response:
-    """The page as JSON, serialised straight from the rows of `page_queries`, which checked
-    when it compiled them that they carry exactly the item model's fields; validating each
-    row into the model again would double the cost of a hot read's serialisation."""
-    page = {"items": rows, "total": total, "limit": params.limit, "offset": params.offset}
+Items = list[dict[str, Any]]
+
+
+def page_response(items: Items, total: int, params: PageParams) -> Response:
+    """The page as JSON, serialised straight from the items of `read_page`, whose query was
+    checked when it was compiled to select exactly the item model's fields; validating each
+    item into the model again would double the cost of a hot read's serialisation."""
+    page = {"items": items, "total": total, "limit": params.limit, "offset": params.offset}
     return Response(to_json(page), media_type="application/json")
 
 
@@ -108,6 +111,8 @@ class PageQueries:
 
     page: CompiledQuery
     total: CompiledQuery
+    fields: tuple[str, ...]
+    """The item model's fields: the page's columns, before the total."""
 
 
 def page_queries(
@@ -121,8 +126,8 @@ def page_queries(
     The query must select the `item` model's fields, in order, so that `page_response` can
     serialise its rows as they are.
     """
-    columns = [column.key for column in query.selected_columns]
-    if columns != list(item.model_fields):
+    fields, columns = tuple(item.model_fields), [c.key for c in query.selected_columns]
+    if list(fields) != columns:
         raise TypeError(f"the page selects {columns}, not the fields of {item.__name__}")
     # PostgreSQL reads every matching row to sort them anyway, so `count(*) over ()` costs
     # next to nothing, where a second query would join and filter them all again.
@@ -133,20 +138,22 @@ def page_queries(
         .offset(bindparam("offset"))
     )
     total = select(func.count().label(_TOTAL)).select_from(query.subquery())
-    return PageQueries(compile_query(page), compile_query(total))
+    return PageQueries(compile_query(page), compile_query(total), fields)
 
 
 async def read_page(
     read: TenantRead,
     plan: Callable[[Principal], tuple[PageQueries, Mapping[str, Any]]],
     params: PageParams,
-) -> tuple[Rows, int]:
-    """The page's rows and the total, for the queries and values `plan` gives the caller:
+) -> tuple[Items, int]:
+    """The page's items and the total, for the queries and values `plan` gives the caller:
     one round trip, and a second only for a page past the end."""
     paged = {"limit": params.limit, "offset": params.offset}
+    planned: list[PageQueries] = []  # the last one is the read that counted
 
     def page(principal: Principal) -> Statements:
         queries, values = plan(principal)
+        planned.append(queries)
         return [(queries.page, {**values, **paged})]
 
     def total(principal: Principal) -> Statements:
@@ -155,8 +162,6 @@ async def read_page(
 
     (rows,) = await read.fetch(page)
     if not rows:
-        return rows, 0 if params.offset == 0 else (await read.fetch(total))[0][0][_TOTAL]
-    count: int = rows[0][_TOTAL]
-    for row in rows:
-        del row[_TOTAL]
-    return rows, count
+        return [], 0 if params.offset == 0 else (await read.fetch(total))[0][0][0]
+    fields, count = planned[-1].fields, rows[0][-1]
+    return [dict(zip(fields, row, strict=False)) for row in rows], count  # the total left out

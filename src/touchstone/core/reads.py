@@ -45,7 +45,6 @@ from fastapi.routing import APIRoute, APIRouter, _effective_route_context_var
 from psycopg import AsyncClientCursor, AsyncConnection
 from psycopg.errors import DuplicatePreparedStatement
 from psycopg.pq import TransactionStatus
-from psycopg.rows import dict_row
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlalchemy.sql import ClauseElement
@@ -104,7 +103,8 @@ def compile_query(statement: ClauseElement) -> CompiledQuery:
     )
 
 
-Rows = list[dict[str, Any]]
+Rows = list[tuple[Any, ...]]
+"""A result as PostgreSQL sent it: tuples in the query's column order (cheaper than dicts)."""
 Statements = Sequence[tuple[CompiledQuery, Mapping[str, Any]]]
 Plan = Callable[[Principal], Statements]
 """The queries to run for a given caller (its org, its branch scope)."""
@@ -172,7 +172,6 @@ class TenantRead:
         )
         cursor.nextset()  # past BEGIN
         row = await cursor.fetchone()
-        cursor.row_factory = dict_row
         results = []
         for _ in statements:
             cursor.nextset()
@@ -189,7 +188,7 @@ class TenantRead:
     async def _finish(self, statements: Statements) -> list[Rows]:
         """The queries and the end of the transaction, after `_enter`."""
         sql, params = await self._prepared(statements)
-        cursor = await self._execute([*sql, self._end], params, dict_row)
+        cursor = await self._execute([*sql, self._end], params)
         results = [await cursor.fetchall()]
         while len(results) < len(statements) and cursor.nextset():
             results.append(await cursor.fetchall())
@@ -211,10 +210,8 @@ class TenantRead:
         values = [v for query, bound in statements for v in query.bind(bound, query.execute_names)]
         return [query.execute for query, _ in statements], values
 
-    async def _execute(
-        self, sql: list[str], params: Sequence[Any], row_factory: Any = None
-    ) -> AsyncClientCursor[Any]:
-        cursor = AsyncClientCursor(self.connection, row_factory=row_factory)
+    async def _execute(self, sql: list[str], params: Sequence[Any]) -> AsyncClientCursor[Any]:
+        cursor = AsyncClientCursor(self.connection)
         self._open = True  # until the message that ends the transaction has run
         await cursor.execute("; ".join(sql), params)
         self._open = sql[-1] != self._end

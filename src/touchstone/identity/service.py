@@ -21,6 +21,7 @@ from touchstone.core.config import Settings
 from touchstone.core.db import add_unique, enter_tenant
 from touchstone.core.errors import Forbidden, InvalidInput, NotFound
 from touchstone.core.pagination import (
+    Items,
     PageParams,
     PageQueries,
     order_by,
@@ -30,7 +31,7 @@ from touchstone.core.pagination import (
     sort_clause,
 )
 from touchstone.core.permissions import ALL_PERMISSIONS, Role
-from touchstone.core.reads import Rows, TenantRead
+from touchstone.core.reads import TenantRead
 from touchstone.core.security import digest_secret, hash_password, new_token
 from touchstone.identity import repository
 from touchstone.identity.exceptions import LastAdmin
@@ -185,7 +186,7 @@ def _member_page_queries(filters: frozenset[str], sort: str) -> PageQueries:
     return page_queries(query, sort_clause(sort, _MEMBER_SORTS), User.id, item=MemberOut)
 
 
-async def list_members(read: TenantRead, query: MemberQuery) -> tuple[Rows, int]:
+async def list_members(read: TenantRead, query: MemberQuery) -> tuple[Items, int]:
     """The hot list: one round trip on a raw connection (see `core.reads`)."""
     filters: dict[str, Any] = {}
     if query.role is not None:
