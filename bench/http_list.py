@@ -300,15 +300,19 @@ def _alternate(
     options: LoadOptions, baseline: Server, touchstone: Server, headers: dict[str, str]
 ) -> list[Round]:
     """Warm both servers up (connection pool, lazy imports, caches), then measure them in
-    turn, round after round. This machine's speed drifts by a tenth or more within minutes,
-    so one long run of each would compare two different machines."""
+    short turns, round after round, each round in the other order than the one before. This
+    machine's speed drifts by a tenth or more within seconds, so one long run of each would
+    compare two different machines."""
     for server in (baseline, touchstone):
         _load(options)(options, server.port, headers, options.warmup_s)
     rounds = []
     for number in range(1, options.rounds + 1):
-        measured = Round(
-            _measure(options, baseline, headers), _measure(options, touchstone, headers)
-        )
+        if number % 2:
+            first = _measure(options, baseline, headers)
+            measured = Round(first, _measure(options, touchstone, headers))
+        else:
+            first = _measure(options, touchstone, headers)
+            measured = Round(_measure(options, baseline, headers), first)
         say(f"round {number}/{options.rounds}: {measured.ratio:.1%}")
         rounds.append(measured)
     return rounds
@@ -541,9 +545,9 @@ def _parse_args(argv: list[str] | None) -> tuple[LoadOptions, int]:
     parser.add_argument("--threads", type=int, default=1, help="wrk threads (default 1)")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument(
-        "--duration", type=int, default=4, help="seconds measured per round and server"
+        "--duration", type=int, default=2, help="seconds measured per round and server"
     )
-    parser.add_argument("--rounds", type=int, default=5, help="rounds, each measuring both")
+    parser.add_argument("--rounds", type=int, default=12, help="rounds, each measuring both")
     parser.add_argument("--warmup", type=int, default=3, help="seconds before measuring")
     parser.add_argument("--users", type=int, default=24, help="members besides the admin")
     args = parser.parse_args(argv)
