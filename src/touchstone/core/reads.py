@@ -110,21 +110,28 @@ Plan = Callable[[Principal], Statements]
 """The queries to run for a given caller (its org, its branch scope)."""
 
 
+@dataclass(frozen=True, slots=True)
+class Hint:
+    row: tuple[Any, ...]
+    """What the entry statement returned: the principal is a function of it."""
+    principal: Principal
+
+
 class PrincipalHints:
-    """The principal last read for each credential, bounded (the oldest goes first)."""
+    """The caller last read for each credential, bounded (the oldest goes first)."""
 
     def __init__(self, size: int = 10_000) -> None:
         self._size = size
-        self._hints: dict[tuple[str, tuple[Any, ...]], Principal] = {}
+        self._hints: dict[tuple[str, tuple[Any, ...]], Hint] = {}
 
-    def get(self, entry: TenantEntry) -> Principal | None:
+    def get(self, entry: TenantEntry) -> Hint | None:
         return self._hints.get((entry.sql, entry.params))
 
-    def remember(self, entry: TenantEntry, principal: Principal) -> None:
+    def remember(self, entry: TenantEntry, hint: Hint) -> None:
         key = (entry.sql, entry.params)
         if key not in self._hints and len(self._hints) >= self._size:
             del self._hints[next(iter(self._hints))]
-        self._hints[key] = principal
+        self._hints[key] = hint
 
 
 class TenantRead:
@@ -157,15 +164,19 @@ class TenantRead:
         """The result of each planned query, for the caller the database confirmed."""
         hint = self.hints.get(self.entry)
         if hint is not None:
-            principal, results = await self._in_one_round_trip(plan(hint))
-            if principal == hint:
-                return self._accept(principal, results)
-        principal = await self._enter()
-        return self._accept(principal, await self._finish(plan(principal)))
+            row, results = await self._in_one_round_trip(plan(hint.principal))
+            if row == hint.row:  # the caller is exactly the one the queries were built for
+                return self._accept(hint, results)
+            self.entry.to_principal(row)  # `Unauthorized` for a dead credential
+        confirmed = await self._enter()
+        self.hints.remember(self.entry, confirmed)
+        return self._accept(confirmed, await self._finish(plan(confirmed.principal)))
 
-    async def _in_one_round_trip(self, statements: Statements) -> tuple[Principal, list[Rows]]:
-        """Enter and query together; the principal raises `Unauthorized` if the credential
-        is dead (then the queries saw no tenant, so no rows)."""
+    async def _in_one_round_trip(
+        self, statements: Statements
+    ) -> tuple[tuple[Any, ...] | None, list[Rows]]:
+        """Enter and query together: the entry's row (None for a dead credential: then the
+        queries saw no tenant, so no rows) and the results."""
         sql, params = await self._prepared(statements)
         cursor = await self._execute(
             [self._begin, self.entry.sql, *sql, self._end], [*self.entry.params, *params]
@@ -176,14 +187,16 @@ class TenantRead:
         for _ in statements:
             cursor.nextset()
             results.append(await cursor.fetchall())
-        return self.entry.to_principal(row), results
+        return row, results
 
-    async def _enter(self) -> Principal:
+    async def _enter(self) -> Hint:
         cursor = await self._execute([self._begin, self.entry.sql], self.entry.params)
         cursor.nextset()
-        principal = self.entry.to_principal(await cursor.fetchone())
+        row = await cursor.fetchone()
+        principal = self.entry.to_principal(row)
         principal.ensure(self.permission)  # before any query runs
-        return principal
+        assert row is not None  # to_principal refuses None
+        return Hint(row, principal)
 
     async def _finish(self, statements: Statements) -> list[Rows]:
         """The queries and the end of the transaction, after `_enter`."""
@@ -217,10 +230,9 @@ class TenantRead:
         self._open = sql[-1] != self._end
         return cursor
 
-    def _accept(self, principal: Principal, results: list[Rows]) -> list[Rows]:
-        self.hints.remember(self.entry, principal)
-        principal.ensure(self.permission)
-        self.on_principal(principal)
+    def _accept(self, confirmed: Hint, results: list[Rows]) -> list[Rows]:
+        confirmed.principal.ensure(self.permission)
+        self.on_principal(confirmed.principal)
         return results
 
     async def close(self) -> None:
