@@ -82,19 +82,26 @@ class MemoryCounters:
         self._counters.pop(key, None)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Window:
+    """One caller's fixed window after a hit (figures derived only when asked: most hits
+    need none of them)."""
+
     policy: str
-    limit: int
-    window_seconds: int
-    remaining: int
-    reset_seconds: int
+    limit: RateLimitItem
+    count: int
+    reset_at: float
+
+    @property
+    def reset_seconds(self) -> int:
+        return max(1, math.ceil(self.reset_at - time.time()))
 
     def headers(self) -> dict[str, str]:
         """draft-ietf-httpapi-ratelimit-headers: `RateLimit-Policy` and `RateLimit`."""
+        limit, remaining = self.limit, max(0, self.limit.amount - self.count)
         return {
-            "RateLimit-Policy": f'"{self.policy}";q={self.limit};w={self.window_seconds}',
-            "RateLimit": f'"{self.policy}";r={self.remaining};t={self.reset_seconds}',
+            "RateLimit-Policy": f'"{self.policy}";q={limit.amount};w={limit.get_expiry()}',
+            "RateLimit": f'"{self.policy}";r={remaining};t={self.reset_seconds}',
         }
 
 
@@ -126,7 +133,7 @@ class RateLimiter:
         except StorageError as exc:
             self._storage_down(exc)
             return None
-        window = _window(policy, limit, limit.amount - count, reset_at)
+        window = Window(policy, limit, count, reset_at)
         if count > limit.amount:
             raise TooManyRequests(
                 f"Too many requests; retry in {window.reset_seconds} s",
@@ -161,16 +168,6 @@ class RateLimiter:
 @functools.cache
 def _parse(rule: str) -> RateLimitItem:
     return parse(rule)
-
-
-def _window(policy: str, limit: RateLimitItem, remaining: int, reset_at: float) -> Window:
-    return Window(
-        policy=policy,
-        limit=limit.amount,
-        window_seconds=limit.get_expiry(),
-        remaining=max(0, remaining),
-        reset_seconds=max(1, math.ceil(reset_at - time.time())),
-    )
 
 
 def client_address(connection: HTTPConnection) -> str:

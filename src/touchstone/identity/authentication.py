@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import time
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -315,31 +316,31 @@ def _session_entry(user_id: uuid.UUID, org_id: uuid.UUID, session_id: uuid.UUID)
 class IdentityAuthenticator:
     """Turns a bearer token or API key into the statement that checks it and enters its tenant.
 
-    Verified access tokens are remembered until they expire, so a busy client does not pay
-    for HMAC and claim checks on every request; the database still checks the session,
-    membership and account on each one (`auth_enter_session`).
+    Verified access tokens are remembered with their entry until they expire, so a busy
+    client does not pay for HMAC and claim checks on every request; the database still checks
+    the session, membership and account on each one (`auth_enter_session`).
     """
 
     def __init__(self, settings: Settings, remembered_tokens: int = 10_000) -> None:
         self.settings = settings
-        self._verified: dict[str, AccessClaims] = {}
+        self._verified: dict[str, tuple[float, TenantEntry]] = {}
+        """token -> (expiry as a timestamp, its entry)"""
         self._remembered_tokens = remembered_tokens
 
     def entry(self, credential: Credential) -> TenantEntry:
         if credential.kind == "api_key":
             return self._api_key_entry(credential.secret)
-        claims = self._claims(credential.secret)
-        return _session_entry(claims.user_id, claims.org_id, claims.session_id)
-
-    def _claims(self, token: str) -> AccessClaims:
-        claims = self._verified.get(token)
-        if claims is None or claims.expires_at is None or claims.expires_at <= datetime.now(UTC):
+        token = credential.secret
+        expires_at, entry = self._verified.get(token, (0.0, None))
+        if entry is None or expires_at <= time.time():
             self._verified.pop(token, None)
             claims = decode_access_token(self.settings, token)
-            if len(self._verified) >= self._remembered_tokens:
-                del self._verified[next(iter(self._verified))]  # the oldest
-            self._verified[token] = claims
-        return claims
+            entry = _session_entry(claims.user_id, claims.org_id, claims.session_id)
+            if claims.expires_at is not None:
+                if len(self._verified) >= self._remembered_tokens:
+                    del self._verified[next(iter(self._verified))]  # the oldest
+                self._verified[token] = (claims.expires_at.timestamp(), entry)
+        return entry
 
     @staticmethod
     def _api_key_entry(presented: str) -> TenantEntry:
