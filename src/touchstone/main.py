@@ -33,7 +33,6 @@ from touchstone.core.logging import configure_logging
 from touchstone.core.middleware import (
     BodySizeLimitMiddleware,
     RequestContextMiddleware,
-    SecurityHeadersMiddleware,
 )
 from touchstone.core.migrations import migration_head
 from touchstone.core.postgres import admin_url, runtime_url
@@ -143,8 +142,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             f"{API_PREFIX}/appraisals/": appraisal.MAX_PHOTO_BYTES + settings.max_body_bytes,
         },
     )
-    app.add_middleware(RequestContextMiddleware)
-    app.add_middleware(SecurityHeadersMiddleware, hsts_seconds=settings.hsts_seconds)
+    app.add_middleware(RequestContextMiddleware, hsts_seconds=settings.hsts_seconds)
 
     # FastAPI matches a request against the included routers one after another, and inside
     # one against its routes one after another, so the authenticated API, which takes nearly

@@ -6,6 +6,7 @@ import json
 import re
 import secrets
 import time
+from collections.abc import Iterable
 from typing import Any
 
 import structlog
@@ -40,10 +41,17 @@ def route_template(scope: Scope) -> str:
 
 
 class RequestContextMiddleware:
-    """Request id, log context, access log line and HTTP metrics for every request."""
+    """For every request: its id, the log context, the access log line and HTTP metrics; and
+    on every response, early refusals included, the security headers: `nosniff`, no
+    referrer, no framing and a Content-Security-Policy. A header the route set itself wins:
+    the appraisal pages carry their own, tighter policies. One middleware rather than two,
+    so a response passes one more `send` wrapper, not two."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, hsts_seconds: int = 0) -> None:
         self.app = app
+        self.security = [(name.encode(), value.encode()) for name, value in BASE_HEADERS]
+        if hsts_seconds:
+            self.security.append((b"strict-transport-security", f"max-age={hsts_seconds}".encode()))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -57,25 +65,24 @@ class RequestContextMiddleware:
         started = time.perf_counter()
         status = 500
 
-        async def send_with_id(message: Message) -> None:
+        async def send_with_headers(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                # Replace, not append: early refusals (`_send_problem`) already carry the id.
-                message["headers"] = [
-                    *(h for h in message.get("headers", []) if h[0].lower() != b"x-request-id"),
-                    (b"x-request-id", request_id.encode()),
-                ]
+                message["headers"] = self._headers(scope, message.get("headers", ()), request_id)
             await send(message)
 
         try:
             if scope["type"] == "http" and _has_control_characters(scope):
                 await _send_problem(
-                    send, 422, "invalid_input", "Control characters in the URL", request_id
+                    send_with_headers,
+                    422,
+                    "invalid_input",
+                    "Control characters in the URL",
+                    request_id,
                 )
-                status = 422
                 return
-            await self.app(scope, receive, send_with_id)
+            await self.app(scope, receive, send_with_headers)
         finally:
             if scope["type"] == "http":
                 elapsed = time.perf_counter() - started
@@ -89,6 +96,22 @@ class RequestContextMiddleware:
                     duration_ms=round(elapsed * 1000, 2),
                 )
             structlog.contextvars.clear_contextvars()
+
+    def _headers(
+        self, scope: Scope, headers: Iterable[tuple[bytes, bytes]], request_id: str
+    ) -> list[tuple[bytes, bytes]]:
+        """The response's own headers (the request id replaced: early refusals carry it
+        already), then each security header it did not set."""
+        own = [h for h in headers if h[0].lower() != b"x-request-id"]
+        present = {name.lower() for name, _ in own}
+        extra = [(b"x-request-id", request_id.encode())]
+        extra += (h for h in self.security if h[0] not in present)
+        if b"content-security-policy" not in present:
+            content_type = next((v for k, v in own if k.lower() == b"content-type"), b"")
+            html = content_type.startswith(b"text/html")
+            csp = (DOCS_CSP if scope["path"] in DOCS_PATHS else PAGE_CSP) if html else API_CSP
+            extra.append((b"content-security-policy", csp.encode()))
+        return own + extra
 
 
 def _has_control_characters(scope: Scope) -> bool:
@@ -162,36 +185,3 @@ class BodySizeLimitMiddleware:
             return message
 
         await self.app(scope, counting_receive, send)
-
-
-class SecurityHeadersMiddleware:
-    """`nosniff`, no referrer, no framing and a Content-Security-Policy on every response,
-    early refusals included (it is the outermost middleware). A header the route set itself
-    wins: the appraisal pages carry their own, tighter policies."""
-
-    def __init__(self, app: ASGIApp, hsts_seconds: int = 0) -> None:
-        self.app = app
-        self.base = [(name.encode(), value.encode()) for name, value in BASE_HEADERS]
-        if hsts_seconds:
-            self.base.append((b"strict-transport-security", f"max-age={hsts_seconds}".encode()))
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                present = {name.lower() for name, _ in headers}
-                content_type = next((v for k, v in headers if k.lower() == b"content-type"), b"")
-                csp = (
-                    (DOCS_CSP if scope["path"] in DOCS_PATHS else PAGE_CSP)
-                    if content_type.startswith(b"text/html")
-                    else API_CSP
-                )
-                extra = [*self.base, (b"content-security-policy", csp.encode())]
-                message["headers"] = headers + [h for h in extra if h[0] not in present]
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
