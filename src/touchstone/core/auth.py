@@ -50,6 +50,11 @@ class Principal:
             raise Forbidden(f"This needs the '{permission}' permission")
 
 
+def log_context(principal: Principal) -> dict[str, str]:
+    """What every log line of the principal's request carries about it."""
+    return {"org_id": str(principal.org_id), "principal": f"{principal.kind}:{principal.id}"}
+
+
 def system_principal(org_id: uuid.UUID, permissions: frozenset[str] = frozenset()) -> Principal:
     """The platform acting inside one org (relays, jobs, the CLI); audited as `system`."""
     return Principal(

@@ -16,7 +16,14 @@ from fastapi import Depends, Request, Response
 from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from touchstone.core.auth import API_KEY_PREFIX, Authenticator, Credential, Principal, TenantEntry
+from touchstone.core.auth import (
+    API_KEY_PREFIX,
+    Authenticator,
+    Credential,
+    Principal,
+    TenantEntry,
+    log_context,
+)
 from touchstone.core.config import Settings
 from touchstone.core.db import Database, enter
 from touchstone.core.errors import AppError, Unauthorized
@@ -129,9 +136,7 @@ async def tenant_session(request: Request, entry: EntryDep) -> AsyncIterator[Asy
         await session.close()
         raise
     request.state.principal = principal
-    structlog.contextvars.bind_contextvars(
-        org_id=str(principal.org_id), principal=f"{principal.kind}:{principal.id}"
-    )
+    structlog.contextvars.bind_contextvars(**log_context(principal))
     async with _unit_of_work(session) as item:
         yield item
 

@@ -50,7 +50,7 @@ from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
-from touchstone.core.auth import Principal, TenantEntry
+from touchstone.core.auth import Principal, TenantEntry, log_context
 from touchstone.core.deps import EntryDep, api_key_scheme, authenticate, bearer_scheme, get_database
 
 _DIALECT = PGDialect_psycopg(paramstyle="format")  # type: ignore[no-untyped-call]
@@ -115,6 +115,8 @@ class Hint:
     row: tuple[Any, ...]
     """What the entry statement returned: the principal is a function of it."""
     principal: Principal
+    log_context: dict[str, str]
+    """`log_context(principal)`, formatted once rather than on every request."""
 
 
 class PrincipalHints:
@@ -143,7 +145,7 @@ class TenantRead:
         entry: TenantEntry,
         permission: str,
         hints: PrincipalHints,
-        on_principal: Callable[[Principal], None] = lambda _: None,
+        on_principal: Callable[[Hint], None] = lambda _: None,
     ) -> None:
         self.connection = connection
         self.entry = entry
@@ -196,7 +198,7 @@ class TenantRead:
         principal = self.entry.to_principal(row)
         principal.ensure(self.permission)  # before any query runs
         assert row is not None  # to_principal refuses None
-        return Hint(row, principal)
+        return Hint(row, principal, log_context(principal))
 
     async def _finish(self, statements: Statements) -> list[Rows]:
         """The queries and the end of the transaction, after `_enter`."""
@@ -232,7 +234,7 @@ class TenantRead:
 
     def _accept(self, confirmed: Hint, results: list[Rows]) -> list[Rows]:
         confirmed.principal.ensure(self.permission)
-        self.on_principal(confirmed.principal)
+        self.on_principal(confirmed)
         return results
 
     async def close(self) -> None:
@@ -242,11 +244,9 @@ class TenantRead:
             await self.connection.execute(self._rollback)
 
 
-def _identify(request: Request, principal: Principal) -> None:
-    request.state.principal = principal
-    structlog.contextvars.bind_contextvars(
-        org_id=str(principal.org_id), principal=f"{principal.kind}:{principal.id}"
-    )
+def _identify(request: Request, caller: Hint) -> None:
+    request.state.principal = caller.principal
+    structlog.contextvars.bind_contextvars(**caller.log_context)
 
 
 def tenant_read(permission: str) -> Callable[..., AsyncIterator[TenantRead]]:
