@@ -97,6 +97,10 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         redoc_url="/redoc" if settings.show_docs else None,
         openapi_url="/openapi.json" if settings.show_docs else None,
         debug=settings.debug,
+        # Ours instead: OpenTelemetry's FastAPI and SQLAlchemy instrumentation when an
+        # exporter is set (`configure_tracing`), Prometheus metrics, structlog. FastAPI's own
+        # would look up the global OpenTelemetry providers on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
     app.state.authenticator = IdentityAuthenticator(settings)
