@@ -284,7 +284,7 @@ class TenantReadRoute(APIRoute):
         context = _effective_route_context_var.get()
         dependant = context.dependant if context is not None else self.dependant
         read_param, read_dependency, query_param, query_model = self._shape(dependant)
-        endpoint = self.endpoint
+        read_context, endpoint = asynccontextmanager(read_dependency), self.endpoint
 
         async def handle(request: Request) -> Response:
             headers = Response()  # collects the rate-limit headers, as FastAPI's sub-response
@@ -296,7 +296,7 @@ class TenantReadRoute(APIRoute):
                 query = query_model.model_validate(dict(request.query_params))
             except ValidationError as error:
                 raise RequestValidationError(list(_in_query(error))) from None
-            async with asynccontextmanager(read_dependency)(request, entry) as read:
+            async with read_context(request, entry) as read:
                 response: Response = await endpoint(**{read_param: read, query_param: query})
             response.headers.update(headers.headers)
             return response
