@@ -5,16 +5,17 @@ principal, the rows, the total, COMMIT) and several milliseconds of Python in SQ
 async bridge. A `TenantRead` sends, on a pooled autocommit psycopg connection,
 
     BEGIN; SELECT … FROM auth_enter_session(…);      -- the caller's row; the tenant is set
-    <query>; <query>; COMMIT
+    <query>; …; COMMIT
 
 as one simple-protocol message; on pooled connections each query is an EXECUTE of a
 statement the connection PREPAREd on its first use, so PostgreSQL plans it once. The queries
 depend on the caller (its org, its branch), so they are built for the principal this process
 last saw for the same credential: a hint, never trusted. The caller's row comes back with
-the results, and the results are used only if that row is exactly the hinted principal and
-holds the permission. Otherwise (the first read of a credential in this process, a changed
-role or branch, a revoked session) they are dropped, and the read runs in two round trips:
-enter, then the queries built for the principal just read.
+the results, and the results are used only if that row is exactly the row the hint was made
+from (the principal is a function of it) and the principal holds the permission. Otherwise
+(the first read of a credential in this process, a changed role or branch, a revoked
+session) they are dropped, and the read runs in two round trips: enter, then the queries
+built for the principal just read. Rows come back as tuples, in each query's column order.
 
 Row-level security applies exactly as on the ORM path: the tenant is the one the entry
 function set for this transaction, and it vanishes at COMMIT. Inside an enclosing
