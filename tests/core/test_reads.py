@@ -179,6 +179,11 @@ async def test_the_lean_route_answers_as_fastapi_would(
     assert body["invalid_params"][0]["name"] == "limit"
     assert body["invalid_params"][0]["in"] == "query"
     assert_problem(await client.get(f"{API}/users"), 401)
+    # The query string is read as FastAPI reads it: the last of a repeated name wins, and a
+    # blank value is a value (so it fails validation rather than taking the default).
+    repeated = await client.get(f"{API}/users?limit=0&limit=2", headers=tenant_a.headers)
+    assert repeated.json()["limit"] == 2
+    assert_problem(await client.get(f"{API}/users?limit=", headers=tenant_a.headers), 422)
 
 
 async def _lean_endpoint(

@@ -36,6 +36,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
+from urllib.parse import parse_qsl
 from weakref import WeakKeyDictionary
 
 import structlog
@@ -294,7 +295,7 @@ class TenantReadRoute(APIRoute):
                 request, headers, await bearer_scheme(request), await api_key_scheme(request)
             )
             try:
-                query = query_model.model_validate(dict(request.query_params))
+                query = query_model.model_validate(_query_values(request))
             except ValidationError as error:
                 raise RequestValidationError(list(_in_query(error))) from None
             async with read_context(request, entry) as read:
@@ -348,6 +349,14 @@ def dependency_calls(dependant: Dependant) -> Iterator[Callable[..., Any]]:
         if dependency.call is not None:
             yield dependency.call
         yield from dependency_calls(dependency)
+
+
+def _query_values(request: Request) -> dict[str, str]:
+    """The query string as `request.query_params` reads it (latin-1, blank values kept, the
+    last of a repeated name wins, as FastAPI takes a scalar), without building Starlette's
+    multi-dict: a quarter of the cost."""
+    query: bytes = request.scope["query_string"]
+    return dict(parse_qsl(query.decode("latin-1"), keep_blank_values=True))
 
 
 def _in_query(error: ValidationError) -> Iterator[dict[str, Any]]:
