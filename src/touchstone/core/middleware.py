@@ -45,7 +45,7 @@ class RequestContextMiddleware:
     on every response, early refusals included, the security headers: `nosniff`, no
     referrer, no framing and a Content-Security-Policy. A header the route set itself wins:
     the appraisal pages carry their own, tighter policies. One middleware rather than two,
-    so a response passes one more `send` wrapper, not two."""
+    so a response passes through one `send` wrapper of ours, not two."""
 
     def __init__(self, app: ASGIApp, hsts_seconds: int = 0) -> None:
         self.app = app
