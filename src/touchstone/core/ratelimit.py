@@ -126,20 +126,17 @@ class RateLimiter:
         and the policy is to fail open."""
         limit = _parse(rule)
         key = limit.key_for(policy, *keys)
-        try:
+        with self.unless_store_down():
             # A fixed window as `limits` keeps it, in two store calls rather than its three.
             count = await self.storage.incr(key, limit.get_expiry())
-            reset_at = await self.storage.get_expiry(key)
-        except StorageError as exc:
-            self._storage_down(exc)
-            return None
-        window = Window(policy, limit, count, reset_at)
-        if count > limit.amount:
-            raise TooManyRequests(
-                f"Too many requests; retry in {window.reset_seconds} s",
-                headers={"Retry-After": str(window.reset_seconds), **window.headers()},
-            )
-        return window
+            window = Window(policy, limit, count, await self.storage.get_expiry(key))
+            if count > limit.amount:
+                raise TooManyRequests(
+                    f"Too many requests; retry in {window.reset_seconds} s",
+                    headers={"Retry-After": str(window.reset_seconds), **window.headers()},
+                )
+            return window
+        return None
 
     @contextmanager
     def unless_store_down(self) -> Iterator[None]:

@@ -147,13 +147,13 @@ class TenantRead:
         entry: TenantEntry,
         permission: str,
         hints: PrincipalHints,
-        on_principal: Callable[[Hint], None] = lambda _: None,
+        on_caller: Callable[[Hint], None] = lambda _: None,
     ) -> None:
         self.connection = connection
         self.entry = entry
         self.permission = permission
         self.hints = hints
-        self.on_principal = on_principal
+        self.on_caller = on_caller
         self.nested = nested = connection.info.transaction_status != TransactionStatus.IDLE
         self._begin = f"SAVEPOINT {_SAVEPOINT}" if nested else "BEGIN"
         self._end = (
@@ -236,7 +236,7 @@ class TenantRead:
 
     def _accept(self, confirmed: Hint, results: list[Rows]) -> list[Rows]:
         confirmed.principal.ensure(self.permission)
-        self.on_principal(confirmed)
+        self.on_caller(confirmed)
         return results
 
     async def close(self) -> None:
