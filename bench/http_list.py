@@ -296,6 +296,16 @@ def _measure(options: LoadOptions, server: Server, headers: dict[str, str]) -> L
     )
 
 
+@dataclass(frozen=True)
+class Round:
+    baseline: LoadResult
+    touchstone: LoadResult
+
+    @property
+    def ratio(self) -> float:
+        return self.touchstone.requests_per_s / self.baseline.requests_per_s
+
+
 def _alternate(
     options: LoadOptions, baseline: Server, touchstone: Server, headers: dict[str, str]
 ) -> list[Round]:
@@ -318,19 +328,9 @@ def _alternate(
     return rounds
 
 
-@dataclass(frozen=True)
-class Round:
-    baseline: LoadResult
-    touchstone: LoadResult
-
-    @property
-    def ratio(self) -> float:
-        return self.touchstone.requests_per_s / self.baseline.requests_per_s
-
-
 def _combined(results: list[LoadResult]) -> LoadResult:
-    """One server's rounds as one run: req/s over all of them, the median round's p50 and p99,
-    CPU per request and busy share over all of them."""
+    """One server's rounds as one run: req/s, CPU per request and busy share over all of
+    them; p50 and p99 are the medians of the rounds' own."""
     requests = sum(r.requests for r in results)
     seconds = sum(r.requests / r.requests_per_s for r in results)
     cpu = [r.server_cpu_ms * r.requests for r in results if r.server_cpu_ms is not None]
