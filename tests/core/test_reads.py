@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from datetime import UTC
 from typing import Annotated, Any
 
 import httpx
@@ -61,6 +62,24 @@ async def test_read_leaves_the_pooled_connection_clean(
         async with pooled.transaction() as session:
             rows = await session.execute(text("select count(*) from memberships"))
             assert rows.scalar() == 0  # no tenant: row-level security shows nothing
+    finally:
+        await pooled.dispose()
+
+
+async def test_both_paths_read_timestamps_in_utc(
+    database_urls: DatabaseUrls, settings: Settings
+) -> None:
+    """Whatever the server's zone, sessions run in UTC: responses stay the same, and psycopg
+    builds datetimes with the cheap `timezone.utc`, never a named zone."""
+    pooled = Database(database_urls.runtime, settings)
+    try:
+        async with pooled.read_connection() as connection:
+            cursor = await connection.execute("select now(), current_setting('TimeZone')")
+            stamp, zone = await cursor.fetchone() or (None, None)
+            assert (stamp.tzinfo, zone) == (UTC, "UTC")
+        async with pooled.transaction() as session:
+            row = (await session.execute(text("select now(), current_setting('TimeZone')"))).one()
+            assert (row[0].tzinfo, row[1]) == (UTC, "UTC")
     finally:
         await pooled.dispose()
 
