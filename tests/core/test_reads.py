@@ -12,6 +12,7 @@ import pytest
 from fastapi import APIRouter, Depends, FastAPI, Query, Response
 from fastapi.routing import iter_route_contexts
 from psycopg.pq import TransactionStatus
+from psycopg_pool import PoolTimeout
 from sqlalchemy import bindparam, text
 
 from tests.conftest import Tenant, add_member, assert_problem
@@ -130,6 +131,27 @@ async def test_concurrent_reads_beyond_the_pool_size_all_finish(
 
     statuses = await asyncio.wait_for(asyncio.gather(*(one() for _ in range(2 * pool))), 60)
     assert statuses == [200] * (2 * pool)
+
+
+async def test_a_read_beyond_the_pool_waits_for_a_slot_within_the_pool_timeout(
+    database_urls: DatabaseUrls, settings: Settings
+) -> None:
+    """Reads queue for a slot in front of the pool; the wait ends in the pool's own timeout
+    (a 503), and every slot comes back, after an error too."""
+    pooled = Database(database_urls.runtime, settings.model_copy(update={"database_pool_size": 1}))
+    pooled.read_pool.timeout = 0.2
+    try:
+        async with pooled.read_connection():
+            with pytest.raises(PoolTimeout):
+                async with pooled.read_connection():
+                    pass
+        with pytest.raises(RuntimeError):
+            async with pooled.read_connection():
+                raise RuntimeError
+        async with pooled.read_connection() as connection:
+            assert await (await connection.execute("select 1")).fetchone() == (1,)
+    finally:
+        await pooled.dispose()
 
 
 @pytest.mark.parametrize("sort", ["email", "-created_at", "role", "-full_name"])

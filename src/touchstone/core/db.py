@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from sqlalchemy import DateTime, MetaData, event, func, text
 from sqlalchemy.engine import URL, Connection
 from sqlalchemy.exc import IntegrityError
@@ -116,6 +116,8 @@ class Database:
             open=False,
         )
         self._pool_check: asyncio.Task[None] | None = None
+        self._read_slots = asyncio.Semaphore(settings.database_pool_size)
+        """One per pool connection: reads beyond the pool's size queue here (see _read_slot)."""
 
     def session(
         self, *, org_id: uuid.UUID | None = None, user_id: uuid.UUID | None = None
@@ -133,16 +135,34 @@ class Database:
         """
         if self.read_pool.closed:  # until the first read (open() takes the pool's lock)
             await self.read_pool.open()
-        connection = await self.read_pool.getconn()
+        await self._read_slot()
         try:
-            yield connection
-        except psycopg.OperationalError:
-            # The server went away (a restart): the idle connections are dead too. Test them
-            # all now, rather than fail one request on each.
-            self._pool_check = asyncio.create_task(self.read_pool.check())
-            raise
+            connection = await self.read_pool.getconn()
+            try:
+                yield connection
+            except psycopg.OperationalError:
+                # The server went away (a restart): the idle connections are dead too. Test
+                # them all now, rather than fail one request on each.
+                self._pool_check = asyncio.create_task(self.read_pool.check())
+                raise
+            finally:
+                await self.read_pool.putconn(connection)
         finally:
-            await self.read_pool.putconn(connection)
+            self._read_slots.release()
+
+    async def _read_slot(self) -> None:
+        """Wait for a free pool connection here, on one future, rather than inside the pool,
+        whose waiting costs a condition, its lock and a timer per request: 3.3% of a list
+        request's instructions with 32 clients on a pool of 10. Bounded by the pool's own
+        timeout (a 503, as a wait inside the pool would be)."""
+        if not self._read_slots.locked():
+            await self._read_slots.acquire()  # returns at once
+            return
+        try:
+            async with asyncio.timeout(self.read_pool.timeout):
+                await self._read_slots.acquire()
+        except TimeoutError:
+            raise PoolTimeout(f"no read connection in {self.read_pool.timeout:.0f} s") from None
 
     @asynccontextmanager
     async def transaction(
