@@ -44,9 +44,13 @@ from fastapi import Request, Response
 from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute, APIRouter, _effective_route_context_var
-from psycopg import AsyncClientCursor, AsyncConnection
-from psycopg.errors import DuplicatePreparedStatement
-from psycopg.pq import TransactionStatus
+from psycopg import AsyncConnection
+from psycopg.abc import Transformer as Adapter
+from psycopg.adapt import Transformer
+from psycopg.errors import DuplicatePreparedStatement, error_from_result
+from psycopg.generators import execute
+from psycopg.pq import ExecStatus, TransactionStatus
+from psycopg.pq.abc import PGresult
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlalchemy.sql import ClauseElement
@@ -110,6 +114,46 @@ Rows = list[tuple[Any, ...]]
 Statements = Sequence[tuple[CompiledQuery, Mapping[str, Any]]]
 Plan = Callable[[Principal], Statements]
 """The queries to run for a given caller (its org, its branch scope)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Replies:
+    """What PostgreSQL answered to each statement of one message."""
+
+    results: list[PGresult]
+    transformer: Adapter
+
+    def rows(self, statement: int) -> Rows:
+        result = self.results[statement]
+        self.transformer.set_pgresult(result)
+        return self.transformer.load_rows(0, result.ntuples, tuple)
+
+    def first_row(self, statement: int) -> tuple[Any, ...] | None:
+        rows = self.rows(statement)
+        return rows[0] if rows else None
+
+
+async def exchange(
+    connection: AsyncConnection[Any], sql: list[str], params: Sequence[Any]
+) -> Replies:
+    """Send the statements as one simple-protocol message, the values quoted on the client
+    as psycopg quotes them, and collect every statement's result; a failed statement raises
+    its psycopg error (PostgreSQL skips the rest of the message).
+
+    What a psycopg `ClientCursor` does, on psycopg's own adapters and libpq calls, without
+    its per-query bookkeeping (query parsing, prepared-statement accounting, result
+    navigation): 0.1 million instructions, 6% of a list request. The caller must own the
+    connection for the call, as a pooled connection is owned (a cursor would take its lock).
+    """
+    transformer = Transformer(connection)
+    encoding = connection.info.encoding
+    query = "; ".join(sql).encode(encoding) % tuple(map(transformer.as_literal, params))
+    connection.pgconn.send_query(query)
+    results = await connection.wait(execute(connection.pgconn))
+    for result in results:
+        if result.status == ExecStatus.FATAL_ERROR:
+            raise error_from_result(result, encoding=encoding)
+    return Replies(results, transformer)
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,21 +226,14 @@ class TenantRead:
         """Enter and query together: the entry's row (None for a dead credential: then the
         queries saw no tenant, so no rows) and the results."""
         sql, params = await self._prepared(statements)
-        cursor = await self._execute(
+        replies = await self._send(
             [self._begin, self.entry.sql, *sql, self._end], [*self.entry.params, *params]
         )
-        cursor.nextset()  # past BEGIN
-        row = await cursor.fetchone()
-        results = []
-        for _ in statements:
-            cursor.nextset()
-            results.append(await cursor.fetchall())
-        return row, results
+        return replies.first_row(1), [replies.rows(2 + n) for n in range(len(statements))]
 
     async def _enter(self) -> Hint:
-        cursor = await self._execute([self._begin, self.entry.sql], self.entry.params)
-        cursor.nextset()
-        row = await cursor.fetchone()
+        replies = await self._send([self._begin, self.entry.sql], self.entry.params)
+        row = replies.first_row(1)
         principal = self.entry.to_principal(row)
         principal.ensure(self.permission)  # before any query runs
         assert row is not None  # to_principal refuses None
@@ -205,11 +242,8 @@ class TenantRead:
     async def _finish(self, statements: Statements) -> list[Rows]:
         """The queries and the end of the transaction, after `_enter`."""
         sql, params = await self._prepared(statements)
-        cursor = await self._execute([*sql, self._end], params)
-        results = [await cursor.fetchall()]
-        while len(results) < len(statements) and cursor.nextset():
-            results.append(await cursor.fetchall())
-        return results
+        replies = await self._send([*sql, self._end], params)
+        return [replies.rows(n) for n in range(len(statements))]
 
     async def _prepared(self, statements: Statements) -> tuple[list[str], list[Any]]:
         """Each query as EXECUTE of a statement this connection prepared on first use, so
@@ -227,12 +261,11 @@ class TenantRead:
         values = [v for query, bound in statements for v in query.bind(bound, query.execute_names)]
         return [query.execute for query, _ in statements], values
 
-    async def _execute(self, sql: list[str], params: Sequence[Any]) -> AsyncClientCursor[Any]:
-        cursor = AsyncClientCursor(self.connection)
+    async def _send(self, sql: list[str], params: Sequence[Any]) -> Replies:
         self._open = True  # until the message that ends the transaction has run
-        await cursor.execute("; ".join(sql), params)
+        replies = await exchange(self.connection, sql, params)
         self._open = sql[-1] != self._end
-        return cursor
+        return replies
 
     def _accept(self, confirmed: Hint, results: list[Rows]) -> list[Rows]:
         confirmed.principal.ensure(self.permission)
