@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+from limits import parse
 
 from tests.conftest import Tenant, assert_problem, login
 from touchstone.core import ratelimit
@@ -114,3 +115,17 @@ async def test_memory_counters_expire_and_sweep(monkeypatch: pytest.MonkeyPatch)
     now = 1_000.0 + ratelimit.SWEEP_INTERVAL + 1  # "b" and "c" expired; the next hit sweeps
     await counters.incr("d", 5)
     assert set(counters._counters) == {"d"}
+
+
+@pytest.mark.parametrize(
+    ("text", "policy", "keys"),
+    [
+        ("600/minute", "default", ("user:1",)),
+        ("5/15 minutes", "login", ("10.0.0.1", "a@b.example")),
+    ],
+)
+def test_counter_keys_are_laid_out_as_limits_lays_them_out(
+    text: str, policy: str, keys: tuple[str, ...]
+) -> None:
+    """Counters a process kept in Redis before a deploy go on counting after it."""
+    assert ratelimit.rule(text, policy).key(keys) == parse(text).key_for(policy, *keys)

@@ -27,7 +27,7 @@ from touchstone.core.auth import (
 from touchstone.core.config import Settings
 from touchstone.core.db import Database, enter
 from touchstone.core.errors import AppError, Unauthorized
-from touchstone.core.ratelimit import RateLimiter, limit_by_address
+from touchstone.core.ratelimit import RateLimiter, Window, limit_by_address
 
 bearer_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
 api_key_scheme = APIKeyHeader(name="X-API-Key", auto_error=False)
@@ -76,20 +76,32 @@ async def authenticate(
     caller ("default") rate limits, and the entry statement. Cached for the request, so the
     session (or `core.reads`) and upload limits reuse it.
     """
+    entry, window = await identify(request, bearer, api_key)
+    _add_headers(response, window)
+    return entry
+
+
+async def identify(
+    request: Request, bearer: str | None, api_key: str | None
+) -> tuple[TenantEntry, Window | None]:
+    """`authenticate`'s work, the caller's window returned rather than put on a response
+    (`core.reads` puts it on its own response, without FastAPI's sub-response)."""
     credential = await read_credential(bearer, api_key)
     await limit_by_address(request)
     entry = tenant_entry(request, credential)
-    await _count(request, response, "default", entry.caller)
-    return entry
+    return entry, await _count(request, "default", entry.caller)
 
 
 EntryDep = Annotated[TenantEntry, Depends(authenticate)]
 
 
-async def _count(request: Request, response: Response, group: str, caller: str) -> None:
+async def _count(request: Request, group: str, caller: str) -> Window | None:
     settings: Settings = request.app.state.settings
     limiter: RateLimiter = request.app.state.rate_limiter
-    window = await limiter.hit(getattr(settings, f"rate_limit_{group}"), group, caller)
+    return await limiter.hit(getattr(settings, f"rate_limit_{group}"), group, caller)
+
+
+def _add_headers(response: Response, window: Window | None) -> None:
     if window is not None:
         response.headers.update(window.headers())
 
@@ -101,7 +113,7 @@ def rate_limit(group: str) -> Callable[..., Coroutine[Any, Any, None]]:
         raise ValueError(f"no setting RATE_LIMIT_{group.upper()} for rate-limit group {group!r}")
 
     async def check(request: Request, response: Response, entry: EntryDep) -> None:
-        await _count(request, response, group, entry.caller)
+        _add_headers(response, await _count(request, group, entry.caller))
 
     check.__name__ = f"rate_limit_{group}"
     return check

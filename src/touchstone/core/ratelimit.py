@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import structlog
-from limits import RateLimitItem, parse
+from limits import parse
 from limits.aio.storage import RedisStorage
 from limits.errors import StorageError
 from starlette.requests import HTTPConnection
@@ -82,13 +82,44 @@ class MemoryCounters:
         self._counters.pop(key, None)
 
 
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """A rule (`600/minute`) for one policy, with what every hit needs worked out once."""
+
+    policy: str
+    amount: int
+    expiry: int
+    """The window's length in seconds."""
+    key_prefix: str
+    key_suffix: str
+    policy_header: str
+    """draft-ietf-httpapi-ratelimit-headers: `RateLimit-Policy`."""
+
+    def key(self, keys: tuple[str, ...]) -> str:
+        """The counter's key, laid out as `limits` lays it out (`LIMITER/<policy>/<keys>/
+        <amount>/<multiples>/<granularity>`), so counters kept in Redis outlive a deploy."""
+        return self.key_prefix + "/".join(keys) + self.key_suffix
+
+
+@functools.cache
+def rule(text: str, policy: str) -> Rule:
+    item = parse(text)
+    return Rule(
+        policy=policy,
+        amount=item.amount,
+        expiry=item.get_expiry(),
+        key_prefix=f"{item.namespace}/{policy}/",
+        key_suffix=f"/{item.amount}/{item.multiples}/{item.GRANULARITY.name}",
+        policy_header=f'"{policy}";q={item.amount};w={item.get_expiry()}',
+    )
+
+
 @dataclass(slots=True)
 class Window:
     """One caller's fixed window after a hit (figures derived only when asked: most hits
     need none of them)."""
 
-    policy: str
-    limit: RateLimitItem
+    rule: Rule
     count: int
     reset_at: float
 
@@ -98,10 +129,10 @@ class Window:
 
     def headers(self) -> dict[str, str]:
         """draft-ietf-httpapi-ratelimit-headers: `RateLimit-Policy` and `RateLimit`."""
-        limit, remaining = self.limit, max(0, self.limit.amount - self.count)
+        remaining = max(0, self.rule.amount - self.count)
         return {
-            "RateLimit-Policy": f'"{self.policy}";q={limit.amount};w={limit.get_expiry()}',
-            "RateLimit": f'"{self.policy}";r={remaining};t={self.reset_seconds}',
+            "RateLimit-Policy": self.rule.policy_header,
+            "RateLimit": f'"{self.rule.policy}";r={remaining};t={self.reset_seconds}',
         }
 
 
@@ -121,22 +152,24 @@ class RateLimiter:
         )
         self._last_outage_log = 0.0
 
-    async def hit(self, rule: str, policy: str, *keys: str) -> Window | None:
+    async def hit(self, rule_text: str, policy: str, *keys: str) -> Window | None:
         """Count one request; 429 when the window is full; None if the store is unreachable
         and the policy is to fail open."""
-        limit = _parse(rule)
-        key = limit.key_for(policy, *keys)
-        with self.unless_store_down():
+        limit = rule(rule_text, policy)
+        key = limit.key(keys)
+        try:  # not `unless_store_down`: its generator costs more than the rest of a hit
             # A fixed window as `limits` keeps it, in two store calls rather than its three.
-            count = await self.storage.incr(key, limit.get_expiry())
-            window = Window(policy, limit, count, await self.storage.get_expiry(key))
-            if count > limit.amount:
-                raise TooManyRequests(
-                    f"Too many requests; retry in {window.reset_seconds} s",
-                    headers={"Retry-After": str(window.reset_seconds), **window.headers()},
-                )
-            return window
-        return None
+            count = await self.storage.incr(key, limit.expiry)
+            window = Window(limit, count, await self.storage.get_expiry(key))
+        except StorageError as exc:
+            self._storage_down(exc)
+            return None
+        if count > limit.amount:
+            raise TooManyRequests(
+                f"Too many requests; retry in {window.reset_seconds} s",
+                headers={"Retry-After": str(window.reset_seconds), **window.headers()},
+            )
+        return window
 
     @contextmanager
     def unless_store_down(self) -> Iterator[None]:
@@ -162,13 +195,9 @@ class RateLimiter:
             )
 
 
-@functools.cache
-def _parse(rule: str) -> RateLimitItem:
-    return parse(rule)
-
-
 def client_address(connection: HTTPConnection) -> str:
-    return connection.client.host if connection.client else "unknown"
+    client = connection.scope.get("client")  # not `.client`, which builds an Address each time
+    return str(client[0]) if client else "unknown"
 
 
 async def limit_by_address(connection: HTTPConnection) -> None:
