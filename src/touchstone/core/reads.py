@@ -314,10 +314,10 @@ class TenantReadRoute(APIRoute):
     The route is declared like any other (`read: Annotated[TenantRead, Depends(tenant_read(
     …))]` and one query model `Annotated[Model, Query()]`), so the docs, the route inventory
     and the security suite see its real dependency tree. The handler runs exactly that tree
-    itself: `authenticate` (its `identify`), the query model, the read. Resolving it generically costs FastAPI
-    about 0.35 ms a request, a third of the whole list request. Any other shape (a further
-    dependency on the route or its router, another parameter) is refused at start-up, so the
-    handler can never skip something the declaration promises.
+    itself: `authenticate` (through `identify`), the query model, the read. Resolving it
+    generically costs FastAPI about 0.35 ms a request, a third of the whole list request. Any
+    other shape (a further dependency on the route or its router, another parameter) is
+    refused at start-up, so the handler can never skip something the declaration promises.
     """
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
