@@ -149,8 +149,8 @@ async def exchange(
 
     What a psycopg `ClientCursor` does, on psycopg's own adapters and libpq calls, without
     its per-query bookkeeping (query parsing, prepared-statement accounting, result
-    navigation): 0.1 million instructions, 6% of a list request. The caller must own the
-    connection for the call, as a pooled connection is owned (a cursor would take its lock).
+    navigation): 4% of a list request's instructions. The caller must own the connection
+    for the call, as a pooled connection is owned (a cursor would take its lock).
     """
     transformer = Transformer(connection)
     encoding = connection.info.encoding
