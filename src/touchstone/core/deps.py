@@ -77,7 +77,7 @@ async def authenticate(
     session (or `core.reads`) and upload limits reuse it.
     """
     entry, window = await identify(request, bearer, api_key)
-    _add_headers(response, window)
+    add_rate_limit_headers(response, window)
     return entry
 
 
@@ -101,7 +101,8 @@ async def _count(request: Request, group: str, caller: str) -> Window | None:
     return await limiter.hit(getattr(settings, f"rate_limit_{group}"), group, caller)
 
 
-def _add_headers(response: Response, window: Window | None) -> None:
+def add_rate_limit_headers(response: Response, window: Window | None) -> None:
+    """The caller's window as `RateLimit` headers (none when the store was unreachable)."""
     if window is not None:
         response.headers.update(window.headers())
 
@@ -113,7 +114,7 @@ def rate_limit(group: str) -> Callable[..., Coroutine[Any, Any, None]]:
         raise ValueError(f"no setting RATE_LIMIT_{group.upper()} for rate-limit group {group!r}")
 
     async def check(request: Request, response: Response, entry: EntryDep) -> None:
-        _add_headers(response, await _count(request, group, entry.caller))
+        add_rate_limit_headers(response, await _count(request, group, entry.caller))
 
     check.__name__ = f"rate_limit_{group}"
     return check

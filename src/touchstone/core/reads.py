@@ -59,6 +59,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from touchstone.core.auth import Principal, TenantEntry, log_context
 from touchstone.core.deps import (
     EntryDep,
+    add_rate_limit_headers,
     api_key_scheme,
     authenticate,
     bearer_scheme,
@@ -286,7 +287,7 @@ class TenantRead:
             await self.connection.execute(self._rollback)
 
 
-def _identify(request: Request, caller: Hint) -> None:
+def _bind_caller(request: Request, caller: Hint) -> None:
     request.state.principal = caller.principal
     structlog.contextvars.bind_contextvars(**caller.log_context)
 
@@ -297,7 +298,7 @@ def tenant_read(permission: str) -> Callable[..., AsyncIterator[TenantRead]]:
     async def dependency(request: Request, entry: EntryDep) -> AsyncIterator[TenantRead]:
         hints: PrincipalHints = request.app.state.principal_hints
         async with get_database(request).read_connection() as connection:
-            read = TenantRead(connection, entry, permission, hints, partial(_identify, request))
+            read = TenantRead(connection, entry, permission, hints, partial(_bind_caller, request))
             try:
                 yield read
             finally:
@@ -337,8 +338,7 @@ class TenantReadRoute(APIRoute):
                 raise RequestValidationError(list(_in_query(error))) from None
             async with read_context(request, entry) as read:
                 response: Response = await endpoint(**{read_param: read, query_param: query})
-            if window is not None:  # as `authenticate` puts them on FastAPI's sub-response
-                response.headers.update(window.headers())
+            add_rate_limit_headers(response, window)  # `authenticate` puts them on the sub-response
             return response
 
         return handle
