@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from pydantic import ValidationError
 
@@ -39,15 +41,38 @@ def test_production_hides_docs_unless_enabled() -> None:
     assert shown.docs_url == "/docs"
 
 
-def test_development_accepts_the_placeholder_and_shows_docs() -> None:
-    settings = Settings(environment="development")
+def test_development_shows_docs_and_keeps_a_random_secret_in_the_data_dir(
+    tmp_path: Path,
+) -> None:
+    settings = Settings(environment="development", data_dir=tmp_path)
     assert settings.show_docs
     assert not settings.json_logs
+    secret = settings.secret_key.get_secret_value()
+    assert len(secret) >= 32
+    assert (tmp_path / "secret_key").stat().st_mode & 0o777 == 0o600
+    restarted = Settings(environment="development", data_dir=tmp_path)
+    assert restarted.secret_key.get_secret_value() == secret
+    elsewhere = Settings(environment="development", data_dir=tmp_path / "other")
+    assert elsewhere.secret_key.get_secret_value() != secret
+
+
+@pytest.mark.parametrize("environment", ["development", "production"])
+def test_the_public_placeholder_secret_is_refused(environment: str, tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match="SECRET_KEY"):
+        Settings(
+            environment=environment,  # type: ignore[arg-type]
+            data_dir=tmp_path,
+            secret_key="dev-secret-change-me",  # type: ignore[arg-type]
+        )
+
+
+def test_production_never_generates_its_secret(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match="SECRET_KEY"):
+        Settings(environment="production", data_dir=tmp_path)
+    assert not (tmp_path / "secret_key").exists()
 
 
 def test_env_example_documents_every_setting() -> None:
-    from pathlib import Path
-
     documented = {
         line.split("=", 1)[0].lstrip("# ").strip()
         for line in (Path(__file__).parents[2] / ".env.example").read_text().splitlines()

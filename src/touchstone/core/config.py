@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import secrets
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -36,7 +38,9 @@ class Settings(BaseSettings):
     database_pool_size: int = 10
     database_max_overflow: int = 10
 
-    secret_key: SecretStr = SecretStr("dev-secret-change-me")
+    secret_key: SecretStr = SecretStr("")
+    """Signs tokens and links, seals personal data. Unset outside production: a random key
+    kept in `DATA_DIR/secret_key`, made on first start."""
     jwt_issuer: str = "touchstone"
     jwt_audience: str = "touchstone-api"
     access_token_ttl_seconds: int = 900
@@ -154,16 +158,30 @@ class Settings(BaseSettings):
         ) == "json"
 
     @model_validator(mode="after")
+    def _secret_key(self) -> Settings:
+        """A placeholder anyone can read here would let them mint tokens for any account.
+
+        Production must set SECRET_KEY (every replica needs the same one); elsewhere an unset
+        key is generated into the data directory once and kept. Only tests may use a weak one.
+        """
+        secret = self.secret_key.get_secret_value()
+        if not secret and not self.is_production:
+            self.secret_key = SecretStr(_secret_in(self.data_dir))
+        elif self.environment != "test" and (
+            secret.lower() in PLACEHOLDER_SECRETS or len(secret) < MIN_SECRET_LENGTH
+        ):
+            raise ValueError(
+                f"SECRET_KEY must be a random value of at least {MIN_SECRET_LENGTH} characters"
+                + ("" if self.is_production else " (or unset, to keep one in DATA_DIR)")
+            )
+        return self
+
+    @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:
         """Production must not start on a guessable secret, in debug mode or with open CORS."""
         if not self.is_production:
             return self
         problems = []
-        secret = self.secret_key.get_secret_value()
-        if secret.lower() in PLACEHOLDER_SECRETS or len(secret) < MIN_SECRET_LENGTH:
-            problems.append(
-                f"SECRET_KEY must be a random value of at least {MIN_SECRET_LENGTH} chars"
-            )
         if self.debug:
             problems.append("DEBUG must be off")
         if "*" in self.cors_origins and self.cors_allow_credentials:
@@ -192,6 +210,24 @@ class Settings(BaseSettings):
     """Optional ONNX item-type classifier run on item photos; unset = no classification."""
     webrtc_ice_servers: list[dict[str, Any]] = []
     """RTCIceServer dicts (`urls`, `username`, `credential`) for the server and the page."""
+
+
+def _secret_in(data_dir: Path) -> str:
+    """The data directory's own key, created (owner-only) by whichever process starts first."""
+    path = data_dir / "secret_key"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    data_dir.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_urlsafe(48)
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process won the race: use its key
+        return path.read_text().strip()
+    with os.fdopen(descriptor, "w") as file:
+        file.write(secret)
+    return secret
 
 
 @lru_cache
