@@ -218,6 +218,28 @@ def create_org(
     _run_in_database(work)
 
 
+@orgs_app.command("deactivate")
+def deactivate_org(slug: str) -> None:
+    """End an org's sessions and stop its API keys and sign-ins (audited)."""
+    _set_org_active(slug, active=False)
+
+
+@orgs_app.command("activate")
+def activate_org(slug: str) -> None:
+    """Let a deactivated org sign in again (earlier sessions stay ended)."""
+    _set_org_active(slug, active=True)
+
+
+def _set_org_active(slug: str, *, active: bool) -> None:
+    from touchstone.identity import admin
+
+    async def work(database: Database, settings: Settings) -> None:
+        await admin.set_org_active(database, slug, active)
+        typer.echo(f"org {slug} is now {'active' if active else 'deactivated'}")
+
+    _run_in_database(work)
+
+
 @users_app.command("create")
 def create_user(
     org: Annotated[str, typer.Option(help="Org slug")],

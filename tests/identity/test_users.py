@@ -156,32 +156,6 @@ async def test_duplicate_email_in_same_org_conflicts(
     assert_problem(await _create(client, tenant_a, email=tenant_a.admin_email), 409)
 
 
-async def test_same_email_in_second_org_adds_a_membership(
-    client: httpx.AsyncClient, tenant_a: Tenant, tenant_b: Tenant
-) -> None:
-    email = _email(tenant_a, "shared")
-    in_a = await _created(client, tenant_a, email=email, role="analyst", password=PASSWORD)
-    # B's admin cannot set (or reset) the password of someone who already has an account.
-    in_b = await _created(
-        client, tenant_b, email=email, role="viewer", password="b admin chose this password"
-    )
-    assert in_b["id"] == in_a["id"]
-    assert in_b["role"] == "viewer"
-    assert in_b["invitation_token"] is None
-    assert (await _list(client, tenant_b.headers, q="shared-"))["total"] == 1
-
-    token_a = await login(client, email, org=tenant_a.slug)
-    token_b = await login(client, email, org=tenant_b.slug)
-    for token, tenant, role in ((token_a, tenant_a, "analyst"), (token_b, tenant_b, "viewer")):
-        me = (await client.get(f"{API}/me", headers={"Authorization": f"Bearer {token}"})).json()
-        assert (me["org_id"], me["role"]) == (str(tenant.org_id), role)
-    hijack = await client.post(
-        f"{API}/auth/token",
-        data={"username": email, "password": "b admin chose this password", "org": tenant_b.slug},
-    )
-    assert_problem(hijack, 401, "invalid_credentials")
-
-
 async def test_smuggled_fields_are_refused(
     client: httpx.AsyncClient, tenant_a: Tenant, tenant_b: Tenant
 ) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import uuid
 from typing import Any
 
 import httpx
@@ -38,6 +39,9 @@ NOT_YET = {f"{API}/appraisals/{{appraisal_id}}/certificate": "issued only after 
 """GET routes where the owner's fresh object legitimately has nothing to show yet."""
 STREAMS = {f"{API}/events"}
 """Never end by themselves; their isolation is tested with a live server."""
+PLATFORM = {f"{API}/orgs/"}
+"""Platform operators' routes across tenants: 403 to every tenant whatever the id, so an
+answer tells nothing about the id (checked below with a random one)."""
 
 BRANCH_SCOPED = (f"{API}/appraisals", f"{API}/purity-sessions")
 Operation = tuple[str, str, dict[str, Any]]
@@ -123,8 +127,14 @@ async def test_another_tenant_gets_404_on_every_id_route_and_changes_nothing(
     for method, url, body in calls:
         response = await client.request(method.upper(), url, headers=tenant_b.headers, **body)
         answered[f"{method.upper()} {url}"] = response.status_code
+    platform = {call for call in answered if call.split()[1].startswith(tuple(PLATFORM))}
     leaks = {call: status for call, status in answered.items() if status != 404}
-    assert leaks == {}, f"another tenant's ids must be 404: {leaks}"
+    assert leaks == dict.fromkeys(platform, 403), f"another tenant's ids must be 404: {leaks}"
+    for call in platform:
+        method, url = call.split()
+        random_id = url.replace(str(tenant_a.org_id), str(uuid.uuid4()))
+        response = await client.request(method, random_id, headers=tenant_b.headers, json={})
+        assert response.status_code == 403, call
     assert await snapshot(client, world, document) == before, "tenant B changed A's data"
     assert len(answered) >= 40
 

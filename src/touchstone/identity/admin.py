@@ -1,4 +1,4 @@
-"""Operator tasks behind the CLI (`touchstone users create`, `touchstone demo`)."""
+"""Operator tasks behind the CLI (`touchstone orgs …`, `touchstone users create`, `demo`)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import secrets
 import uuid
 
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from touchstone.core.auth import Principal, system_principal
 from touchstone.core.config import Settings
@@ -24,6 +25,20 @@ def _system_admin(org_id: uuid.UUID) -> Principal:
     return system_principal(org_id, permissions_for(Role.PLATFORM_ADMIN))
 
 
+async def _org_id(session: AsyncSession, org_slug: str) -> uuid.UUID:
+    org_id: uuid.UUID | None = (
+        await session.execute(text("select org_id_by_slug(:s)"), {"s": org_slug})
+    ).scalar_one_or_none()
+    if org_id is None:
+        raise NotFound(f"No organization with slug '{org_slug}'")
+    return org_id
+
+
+async def set_org_active(database: Database, org_slug: str, active: bool) -> None:
+    async with database.transaction() as session:
+        await service.set_org_active(session, None, await _org_id(session, org_slug), active)
+
+
 async def add_user(
     database: Database,
     settings: Settings,
@@ -34,11 +49,7 @@ async def add_user(
     full_name: str,
 ) -> str | None:
     async with database.transaction() as session:
-        org_id = (
-            await session.execute(text("select org_id_by_slug(:s)"), {"s": org_slug})
-        ).scalar_one_or_none()
-        if org_id is None:
-            raise NotFound(f"No organization with slug '{org_slug}'")
+        org_id = await _org_id(session, org_slug)
         await enter_tenant(session, org_id)
         data = UserCreate(email=email, full_name=full_name, role=role, password=password)
         _, invitation = await service.create_member(session, _system_admin(org_id), data, settings)

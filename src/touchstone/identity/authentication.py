@@ -110,6 +110,10 @@ class LoginLockout:
         return False
 
 
+MAX_ACCOUNTS_PER_SIGN_IN = 10
+"""Passwords checked for one email without `org`; beyond that the person names the org."""
+
+
 async def login(
     session: AsyncSession,
     settings: Settings,
@@ -118,54 +122,63 @@ async def login(
     org: str | None,
     lockout: LoginLockout,
 ) -> TokenResponse:
-    """Check the password (same work for unknown emails), pick the org, open a session."""
+    """Check the password against the email's accounts, pick the org, open a session.
+
+    Only accounts whose password matches are candidates: an account another tenant made with
+    the same email neither blocks this sign-in nor shows its org (unknown emails cost the
+    same one hash check).
+    """
     await lockout.ensure_open(email)
-    user = await repository.find_user_by_email(session, email)
-    password_ok = await verify_password(password, user.password_hash if user else None)
-    if user is None or not password_ok or not user.is_active:
+    accounts = await repository.find_accounts(session, email)
+    candidates = [a for a in accounts if org in (str(a.org_id), a.org_slug)] if org else accounts
+    matched = [
+        account
+        for account in candidates[:MAX_ACCOUNTS_PER_SIGN_IN]
+        if await verify_password(password, account.password_hash)
+    ]
+    if not candidates:
+        await verify_password(password, None)
+    if not matched:
         if await lockout.failed(email):
-            if user is not None:
-                await _audit_lockout(session, settings, user.id)
+            await _audit_lockout(session, settings, accounts)
             raise LoginLocked(headers={"Retry-After": str(settings.login_lockout_seconds)})
         raise InvalidCredentials()
-    orgs = await repository.orgs_of_user(session, user.id)
-    chosen = [o for o in orgs if org in (str(o.org_id), o.org_slug)] if org else list(orgs)
-    if not chosen:
-        raise InvalidCredentials("You are not an active member of that organization")
-    if len(chosen) > 1:
-        choices = [OrgChoice.model_validate(o).model_dump(mode="json") for o in chosen]
+    if len(matched) > 1:
+        choices = [OrgChoice.model_validate(a).model_dump(mode="json") for a in matched]
         raise OrgChoiceRequired(
-            "You belong to several organizations: send `org` (id or slug) with the login",
+            "This email and password open several organizations: send `org` (id or slug)",
             extra={"orgs": choices},
         )
-    membership = chosen[0]
-    await enter_tenant(session, membership.org_id)
-    auth_session = AuthSession(id=uuid.uuid4(), org_id=membership.org_id, user_id=user.id)
+    account = matched[0]
+    await enter_tenant(session, account.org_id)
+    auth_session = AuthSession(id=uuid.uuid4(), org_id=account.org_id, user_id=account.user_id)
     session.add(auth_session)
     principal = _user_principal(
-        user.id,
-        membership.org_id,
-        membership.role,
-        membership.branch_id,
-        user.is_platform_admin,
+        account.user_id,
+        account.org_id,
+        account.role,
+        account.branch_id,
+        account.is_platform_admin,
         auth_session.id,
     )
-    await record_audit(session, principal, "auth.login", "user", user.id)
+    await record_audit(session, principal, "auth.login", "user", account.user_id)
     return await _issue_tokens(session, settings, principal, auth_session.id)
 
 
-async def _audit_lockout(session: AsyncSession, settings: Settings, user_id: uuid.UUID) -> None:
-    """An `auth.locked_out` event in each of the user's orgs, so every admin sees it."""
-    for membership in await repository.orgs_of_user(session, user_id):
-        await enter_tenant(session, membership.org_id)
+async def _audit_lockout(
+    session: AsyncSession, settings: Settings, accounts: Sequence[Any]
+) -> None:
+    """An `auth.locked_out` event in each org with an account for the email."""
+    for account in accounts:
+        await enter_tenant(session, account.org_id)
         await record_audit(
             session,
             None,
             "auth.locked_out",
             "user",
-            user_id,
+            account.user_id,
             {"failures": settings.login_lockout_failures},
-            org_id=membership.org_id,
+            org_id=account.org_id,
         )
         await session.flush()
 
@@ -255,19 +268,13 @@ async def change_password(
 ) -> None:
     if principal.user_id is None:
         raise InvalidInput("Only users have passwords")
-    user = (await session.execute(select(User).where(User.id == principal.user_id))).scalar_one()
+    query = select(User).where(User.org_id == principal.org_id, User.id == principal.user_id)
+    user = (await session.execute(query)).scalar_one()
     if not await verify_password(current, user.password_hash):
         raise InvalidCredentials("The current password is wrong")
     user.password_hash = await hash_password(new)
     user.password_changed_at = datetime.now(UTC)
-    await session.flush()
-    # Sign the user out everywhere, not only in this org: a changed password is how a user
-    # locks out whoever else knew the old one. RLS limits each UPDATE to one org at a time.
-    for membership in await repository.orgs_of_user(session, user.id):
-        if membership.org_id != principal.org_id:
-            await enter_tenant(session, membership.org_id)
-            await revoke_sessions(session, membership.org_id, user.id, reason="password_changed")
-    await enter_tenant(session, principal.org_id)
+    # A changed password is how a user locks out whoever else knew the old one.
     await revoke_sessions(
         session, principal.org_id, user.id, reason="password_changed", keep=principal.session_id
     )

@@ -48,12 +48,20 @@ class Branch(IdMixin, TenantMixin, TimestampMixin, Base):
     is_active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
 
 
-class User(IdMixin, TimestampMixin, Base):
-    """A person. Global (one email, many orgs); visible only to orgs it belongs to."""
+class User(IdMixin, TenantMixin, TimestampMixin, Base):
+    """An account: a person's sign-in inside one org, owned by that org alone.
+
+    The same email in two orgs is two accounts with their own names and passwords. Global
+    accounts let one tenant plant a password or rename a person another tenant later added;
+    an account no other tenant can see or write has no such path.
+    """
 
     __tablename__ = "users"
-    __table_args__ = (Index("uq_users_email_lower", func.lower(text("email")), unique=True),)
+    __table_args__ = (
+        Index("uq_users_org_email_lower", "org_id", func.lower(text("email")), unique=True),
+    )
 
+    org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"), index=True)
     email: Mapped[str] = mapped_column(String(320))
     full_name: Mapped[str] = mapped_column(String(200))
     password_hash: Mapped[str | None] = mapped_column(Text)
@@ -65,6 +73,8 @@ class User(IdMixin, TimestampMixin, Base):
 
 
 class Membership(IdMixin, TenantMixin, TimestampMixin, Base):
+    """The account's role in its org, optionally limited to one branch."""
+
     __tablename__ = "memberships"
     __table_args__ = (UniqueConstraint("org_id", "user_id"),)
 

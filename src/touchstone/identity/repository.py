@@ -70,19 +70,16 @@ async def get_api_key(session: AsyncSession, org_id: uuid.UUID, key_id: uuid.UUI
     return (await session.execute(query)).scalar_one_or_none()
 
 
-async def find_user_by_email(session: AsyncSession, email: str) -> Row[Any] | None:
-    """Across tenants, through the owner-run lookup (email is globally unique)."""
+async def find_accounts(session: AsyncSession, email: str) -> Sequence[Row[Any]]:
+    """The active accounts with this email in every active org, through the owner-run lookup.
+
+    Only sign-in may call it, and only to check a password against each account."""
     result = await session.execute(
-        text("select id, password_hash, is_active, is_platform_admin from auth_find_user(:e)"),
+        text(
+            "select user_id, org_id, org_name, org_slug, role, branch_id, password_hash, "
+            "is_platform_admin from auth_find_accounts(:e)"
+        ),
         {"e": email},
-    )
-    return result.one_or_none()
-
-
-async def orgs_of_user(session: AsyncSession, user_id: uuid.UUID) -> Sequence[Row[Any]]:
-    result = await session.execute(
-        text("select org_id, org_name, org_slug, role, branch_id from auth_user_orgs(:u)"),
-        {"u": user_id},
     )
     return result.all()
 

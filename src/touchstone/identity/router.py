@@ -34,9 +34,9 @@ from touchstone.identity.schemas import (
     MemberOut,
     MemberQuery,
     MeOut,
-    OrgChoice,
     OrgCreate,
     OrgOut,
+    OrgStatusUpdate,
     OrgUpdate,
     PasswordChange,
     RefreshRequest,
@@ -96,10 +96,8 @@ async def me(session: SessionDep, principal: CurrentPrincipal) -> MeOut:
             role=None,
             branch_id=None,
             permissions=sorted(principal.permissions),
-            orgs=[],
         )
     member = await service.get_member(session, principal, principal.user_id)
-    orgs = await repository.orgs_of_user(session, principal.user_id)
     return MeOut(
         id=member.id,
         email=member.email,
@@ -108,7 +106,6 @@ async def me(session: SessionDep, principal: CurrentPrincipal) -> MeOut:
         role=principal.role,
         branch_id=principal.branch_id,
         permissions=sorted(principal.permissions),
-        orgs=[OrgChoice.model_validate(o) for o in orgs],
     )
 
 
@@ -135,6 +132,18 @@ async def create_org(
     """Platform admins only: a new tenant with its first admin."""
     org, _ = await service.create_org(session, body, principal, settings)
     return idempotency.remember(OrgOut.model_validate(org))
+
+
+@router.patch("/orgs/{org_id}", response_model=OrgOut, tags=["orgs"])
+async def set_org_status(
+    org_id: uuid.UUID,
+    body: OrgStatusUpdate,
+    session: SessionDep,
+    principal: Annotated[Principal, Depends(require("platform:orgs"))],
+) -> OrgOut:
+    """Platform admins only: deactivate or reactivate a tenant (audited in that tenant)."""
+    org = await service.set_org_active(session, principal, org_id, body.is_active)
+    return OrgOut.model_validate(org)
 
 
 @router.get("/org", response_model=OrgOut, tags=["orgs"])

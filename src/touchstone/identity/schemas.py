@@ -27,6 +27,8 @@ class TokenResponse(OutputModel):
 
 
 class OrgChoice(OutputModel):
+    """An org whose account accepted the email and password of a sign-in."""
+
     org_id: uuid.UUID
     org_name: str
     org_slug: str
@@ -69,6 +71,12 @@ class OrgUpdate(InputModel):
     name: Name | None = None
 
 
+class OrgStatusUpdate(InputModel):
+    """Platform admins: `false` ends the org's sessions and stops its API keys."""
+
+    is_active: Flag
+
+
 class BranchCreate(InputModel):
     name: Name
     code: Code
@@ -97,7 +105,9 @@ class BranchOut(OutputModel):
 
 
 class UserCreate(InputModel):
-    """Create a user in the caller's org; without a password an invitation is issued."""
+    """Create an account in the caller's org; without a password an invitation is issued.
+
+    The account is the org's own: the same email in another org is another account."""
 
     email: EmailStr
     full_name: Name
@@ -147,7 +157,6 @@ class MeOut(OutputModel):
     role: str | None
     branch_id: uuid.UUID | None
     permissions: list[str]
-    orgs: list[OrgChoice]
 
 
 class ApiKeyCreate(InputModel):
@@ -158,10 +167,13 @@ class ApiKeyCreate(InputModel):
 
 
 class ApiKeyOut(OutputModel):
+    """An org's key: any org admin sees and revokes it; it dies with its creator's membership."""
+
     id: uuid.UUID
     name: str
     prefix: str
     scopes: list[str]
+    created_by: uuid.UUID | None = Field(description="The member who made it; null: the CLI")
     created_at: datetime
     last_used_at: datetime | None
     expires_at: datetime | None

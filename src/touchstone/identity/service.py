@@ -6,9 +6,10 @@ work commits once at the end, so the audit event lands in the same transaction a
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -30,7 +31,7 @@ from touchstone.core.pagination import (
     read_page,
     sort_clause,
 )
-from touchstone.core.permissions import ALL_PERMISSIONS, Role
+from touchstone.core.permissions import ALL_PERMISSIONS, Role, permissions_for
 from touchstone.core.reads import TenantRead
 from touchstone.core.security import digest_secret, hash_password, new_token
 from touchstone.identity import repository
@@ -55,6 +56,18 @@ from touchstone.identity.schemas import (
     UserUpdate,
 )
 
+
+@contextlib.asynccontextmanager
+async def _inside_org(session: AsyncSession, org_id: uuid.UUID) -> AsyncIterator[None]:
+    """Platform work in another tenant's context, then back to the caller's for the request."""
+    caller_org = session.info.get("org_id")
+    await enter_tenant(session, org_id)
+    yield
+    if caller_org is not None:
+        await session.flush()
+        await enter_tenant(session, caller_org)
+
+
 # --- orgs -----------------------------------------------------------------------------
 
 
@@ -66,29 +79,25 @@ async def create_org(
     Returns the org and, when no admin password was given, the admin's invitation token.
     """
     org_id = uuid.uuid4()
-    caller_org = session.info.get("org_id")
-    await enter_tenant(session, org_id)
-    org = Org(id=org_id, name=data.name, slug=data.slug, kind=data.kind, settings={})
-    await add_unique(session, org, f"An organization with slug '{data.slug}' already exists")
-    admin = UserCreate(
-        email=data.admin_email,
-        full_name=data.admin_full_name,
-        role=Role.ORG_ADMIN,
-        password=data.admin_password,
-    )
-    _, invitation = await _add_member(session, org_id, admin, settings)
-    await record_audit(
-        session,
-        actor,
-        "org.created",
-        "org",
-        org_id,
-        {"name": data.name, "slug": data.slug, "kind": data.kind},
-        org_id=org_id,
-    )
-    if caller_org is not None:  # back to the caller's tenant for the rest of the request
-        await session.flush()
-        await enter_tenant(session, caller_org)
+    async with _inside_org(session, org_id):
+        org = Org(id=org_id, name=data.name, slug=data.slug, kind=data.kind, settings={})
+        await add_unique(session, org, f"An organization with slug '{data.slug}' already exists")
+        admin = UserCreate(
+            email=data.admin_email,
+            full_name=data.admin_full_name,
+            role=Role.ORG_ADMIN,
+            password=data.admin_password,
+        )
+        _, invitation = await _add_member(session, org_id, admin, settings)
+        await record_audit(
+            session,
+            actor,
+            "org.created",
+            "org",
+            org_id,
+            {"name": data.name, "slug": data.slug, "kind": data.kind},
+            org_id=org_id,
+        )
     return org, invitation
 
 
@@ -104,6 +113,32 @@ async def rename_org(session: AsyncSession, principal: Principal, name: str) -> 
     before = org.name
     org.name = name
     await record_audit(session, principal, "org.updated", "org", org.id, {"name": [before, name]})
+    return org
+
+
+async def set_org_active(
+    session: AsyncSession, actor: Principal | None, org_id: uuid.UUID, active: bool
+) -> Org:
+    """Platform operators only: a deactivated org's sessions end and its keys stop working.
+
+    Sign-in, refresh, every request and every live stream check the org in the database
+    (`auth_enter_session`, `auth_enter_api_key`); revoking the sessions as well makes the
+    end final, so reactivating the org does not bring old sign-ins back.
+    """
+    async with _inside_org(session, org_id):
+        org = await repository.get_org(session, org_id)
+        if org is None:
+            raise NotFound("Organization not found")
+        if org.is_active != active:
+            org.is_active = active
+            if not active:
+                await session.execute(
+                    update(AuthSession)
+                    .where(AuthSession.org_id == org_id, AuthSession.revoked_at.is_(None))
+                    .values(revoked_at=datetime.now(UTC), revoked_reason="org_deactivated")
+                )
+            action = "org.activated" if active else "org.deactivated"
+            await record_audit(session, actor, action, "org", org_id, org_id=org_id)
     return org
 
 
@@ -246,41 +281,41 @@ async def create_member(
 async def _add_member(
     session: AsyncSession, org_id: uuid.UUID, data: UserCreate, settings: Settings
 ) -> tuple[uuid.UUID, str | None]:
-    """Give an existing person a membership, or create the person first.
+    """Create the org's own account for this email and its membership.
 
-    A new user without a password gets a one-time invitation token (returned once).
+    Nothing outside the org is consulted, so adding an email reveals nothing about other
+    tenants. Without a password the account gets a one-time invitation token (returned once).
     """
-    email = data.email.lower()
-    existing = await repository.find_user_by_email(session, email)
-    invitation = None
-    if existing is None:
-        user = User(
-            id=uuid.uuid4(),
-            email=email,
-            full_name=data.full_name,
-            password_hash=await hash_password(data.password) if data.password else None,
-        )
-        await add_unique(session, user, "A user with this email already exists")
-        user_id = user.id
-        if data.password is None:
-            invitation = new_token()
-            session.add(
-                Invitation(
-                    id=uuid.uuid4(),
-                    org_id=org_id,
-                    user_id=user_id,
-                    token_hash=digest_secret(invitation),
-                    expires_at=datetime.now(UTC)
-                    + timedelta(seconds=settings.invitation_ttl_seconds),
-                )
-            )
-    else:
-        user_id = existing.id
-    membership = Membership(
-        id=uuid.uuid4(), org_id=org_id, user_id=user_id, role=data.role, branch_id=data.branch_id
+    user = User(
+        id=uuid.uuid4(),
+        org_id=org_id,
+        email=data.email.lower(),
+        full_name=data.full_name,
+        password_hash=await hash_password(data.password) if data.password else None,
     )
-    await add_unique(session, membership, "This user is already a member of the organization")
-    return user_id, invitation
+    await add_unique(session, user, "This organization already has a member with this email")
+    invitation = None
+    if data.password is None:
+        invitation = new_token()
+        session.add(
+            Invitation(
+                id=uuid.uuid4(),
+                org_id=org_id,
+                user_id=user.id,
+                token_hash=digest_secret(invitation),
+                expires_at=datetime.now(UTC) + timedelta(seconds=settings.invitation_ttl_seconds),
+            )
+        )
+    session.add(
+        Membership(
+            id=uuid.uuid4(),
+            org_id=org_id,
+            user_id=user.id,
+            role=data.role,
+            branch_id=data.branch_id,
+        )
+    )
+    return user.id, invitation
 
 
 async def update_member(
@@ -302,7 +337,8 @@ async def update_member(
         )
     changes: dict[str, Any] = {}
     if (full_name := values.pop("full_name", None)) is not None:
-        user = (await session.execute(select(User).where(User.id == user_id))).scalar_one()
+        query = select(User).where(User.org_id == principal.org_id, User.id == user_id)
+        user = (await session.execute(query)).scalar_one()
         changes |= _apply(user, {"full_name": full_name})
     was_admin = membership.role == Role.ORG_ADMIN and membership.is_active
     changes |= _apply(membership, values)
@@ -312,6 +348,8 @@ async def update_member(
             raise LastAdmin()
     if values.get("is_active") is False or "role" in changes:
         await revoke_sessions(session, principal.org_id, user_id, reason="membership_changed")
+        held = permissions_for(membership.role) if membership.is_active else frozenset()
+        await _revoke_keys_beyond(session, principal, user_id, held)
     await record_audit(session, principal, "user.updated", "user", user_id, changes)
     return await get_member(session, principal, user_id)
 
@@ -332,6 +370,34 @@ async def revoke_sessions(
     if keep is not None:
         query = query.where(AuthSession.id != keep)
     await session.execute(query.values(revoked_at=datetime.now(UTC), revoked_reason=reason))
+
+
+async def _revoke_keys_beyond(
+    session: AsyncSession, principal: Principal, creator: uuid.UUID, held: frozenset[str]
+) -> None:
+    """Keys act for the org but never beyond their creator: when the creator's membership
+    ends or its role shrinks, the creator's keys with a scope the member no longer holds die.
+
+    The database refuses keys of an inactive creator too (`auth_enter_api_key`), so a key
+    cannot outlive a deactivation that bypassed this path."""
+    keys = await session.execute(
+        select(ApiKey).where(
+            ApiKey.org_id == principal.org_id,
+            ApiKey.created_by == creator,
+            ApiKey.revoked_at.is_(None),
+        )
+    )
+    for key in keys.scalars():
+        if not set(key.scopes) <= held:
+            key.revoked_at = datetime.now(UTC)
+            await record_audit(
+                session,
+                principal,
+                "api_key.revoked",
+                "api_key",
+                key.id,
+                {"prefix": key.prefix, "reason": "creator_membership_changed"},
+            )
 
 
 # --- API keys --------------------------------------------------------------------------
