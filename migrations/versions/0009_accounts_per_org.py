@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from touchstone.core.rls import enable_tenant_rls, security_definer_function
+from touchstone.core.rls import enable_tenant_rls, runtime_role, security_definer_function
 
 revision: str = "0009"
 down_revision: str | None = "0008"
@@ -162,6 +162,10 @@ def upgrade() -> None:
         volatility="VOLATILE",
         language="plpgsql",
     )
+    # The runtime role only reads the schema version (readiness); writing it is the owner's.
+    op.execute(
+        f'REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON alembic_version FROM "{runtime_role()}"'
+    )
 
 
 def downgrade() -> None:
@@ -169,6 +173,7 @@ def downgrade() -> None:
 
     The stricter entry functions stay: they read only columns the old schema has too.
     """
+    op.execute(f'GRANT INSERT, UPDATE, DELETE, TRUNCATE ON alembic_version TO "{runtime_role()}"')
     op.execute(
         "DO $$ BEGIN IF EXISTS (SELECT 1 FROM users GROUP BY lower(email) HAVING count(*) > 1) "
         "THEN RAISE EXCEPTION 'an email has accounts in several orgs; merge them first'; "

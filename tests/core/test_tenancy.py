@@ -175,3 +175,32 @@ async def test_pooled_connection_carries_no_tenant_to_the_next_request(
             ).scalar_one() == 0
     finally:
         await pooled.dispose()
+
+
+GLOBAL_WRITABLE_SQL = """
+    select n.nspname || '.' || c.relname
+    from pg_class c join pg_namespace n on n.oid = c.relnamespace
+    where c.relkind in ('r', 'p') and not c.relrowsecurity
+      and n.nspname not in ('pg_catalog', 'information_schema')
+      and (has_table_privilege(current_user, c.oid, 'INSERT')
+           or has_table_privilege(current_user, c.oid, 'UPDATE')
+           or has_table_privilege(current_user, c.oid, 'DELETE'))
+    order by 1
+"""
+_QUEUE = "procrastinate's queue bookkeeping: no tenant data, nothing any API shows"
+SHARED_TABLES = {
+    "public.procrastinate_jobs": "job arguments are ids only and no lock or queueing lock "
+    "derives from tenant input; a tenant sees its jobs through `jobs`, under RLS",
+    "public.procrastinate_events": _QUEUE,
+    "public.procrastinate_workers": _QUEUE,
+    "public.procrastinate_periodic_defers": _QUEUE,
+}
+"""Tables the runtime role may write without row-level security, and why no tenant can
+observe another's writes there. Anything else shared would need the same argument."""
+
+
+async def test_every_table_the_runtime_role_writes_without_rls_is_argued_for(
+    connection: AsyncConnection,
+) -> None:
+    shared = set((await connection.execute(text(GLOBAL_WRITABLE_SQL))).scalars())
+    assert shared == set(SHARED_TABLES)
