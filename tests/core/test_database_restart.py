@@ -98,13 +98,13 @@ async def test_requests_fail_cleanly_and_everything_resumes_after_a_restart(
             async def api_back() -> bool:
                 return (await client.get("/api/v1/me", headers=tenant.headers)).status_code == 200
 
-            await _until(api_back, 20, "the API answering again")
+            await _until(api_back, 60, "the API answering again")
 
             async def reads_back() -> bool:
                 listed = await client.get("/api/v1/users", headers=tenant.headers)
                 return listed.status_code == 200
 
-            await _until(reads_back, 20, "the read pool serving again")
+            await _until(reads_back, 60, "the read pool serving again")
             async with database.transaction(org_id=tenant.org_id) as session:
                 after = [
                     await defer(session, principal_of(tenant), jobs_fixtures.noop) for _ in range(5)
@@ -127,7 +127,7 @@ async def test_requests_fail_cleanly_and_everything_resumes_after_a_restart(
                     ).scalar_one()
                 return done == len(ids)
 
-            await _until(all_jobs_done, 60, "every job committed before and after the restart")
+            await _until(all_jobs_done, 240, "every job committed before and after the restart")
 
             async def event_relayed() -> bool:
                 async with database.transaction(org_id=tenant.org_id) as session:
@@ -140,7 +140,7 @@ async def test_requests_fail_cleanly_and_everything_resumes_after_a_restart(
                     ).scalar_one()
                 return seq is not None
 
-            await _until(event_relayed, 20, "the event committed before the restart relayed")
+            await _until(event_relayed, 60, "the event committed before the restart relayed")
         finally:
             worker.cancel()
             await asyncio.gather(worker, return_exceptions=True)
