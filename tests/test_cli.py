@@ -53,10 +53,11 @@ def cli_env(database_urls: DatabaseUrls, worker_id: str) -> Iterator[dict[str, s
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def _org_slugs(env: dict[str, str]) -> set[str]:
+def _org_slugs(env: dict[str, str], active: bool | None = None) -> set[str]:
     dsn = env["DATABASE_URL"].replace("postgresql+psycopg", "postgresql")
     with psycopg.connect(dsn) as conn:
-        return {row[0] for row in conn.execute("select slug from orgs")}
+        rows = conn.execute("select slug, is_active from orgs").fetchall()
+    return {slug for slug, is_active in rows if active in (None, is_active)}
 
 
 def test_orgs_users_demo_backup_restore(cli_env: dict[str, str], tmp_path: Path) -> None:
@@ -100,6 +101,10 @@ def test_orgs_users_demo_backup_restore(cli_env: dict[str, str], tmp_path: Path)
     )
     assert missing.exit_code == 1
     assert "No organization" in missing.output
+    assert "deactivated" in _touchstone(cli_env, "orgs", "deactivate", "acme-bank").stdout
+    assert _org_slugs(cli_env, active=False) == {"acme-bank"}
+    assert "active" in _touchstone(cli_env, "orgs", "activate", "acme-bank").stdout
+    assert _org_slugs(cli_env, active=False) == set()
     demo = _touchstone(cli_env, "demo")
     assert "branch_manager" in demo.stdout
     assert "24K gold rate" in demo.stdout
