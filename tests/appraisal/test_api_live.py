@@ -8,6 +8,7 @@ import fractions
 import json
 import struct
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +23,11 @@ from sqlalchemy import select
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from tests.appraisal.conftest import API, RING, Bank, make_bank
+from tests.appraisal.conftest import API, RING, Bank, Staff, make_bank
 from tests.appraisal.onnx_models import constant_output_model, yolo_output
-from tests.conftest import assert_problem, committed_tenant
+from tests.conftest import Tenant, assert_problem, committed_tenant
 from tests.core.events.conftest import LiveServer, serve
+from tests.core.events.test_events import collect, emit, subscribed
 from touchstone.appraisal.purity import Karat
 from touchstone.core.config import Settings
 from touchstone.core.db import Database
@@ -458,3 +460,27 @@ async def test_a_webrtc_session_ends_when_the_testers_session_ends(
     assert messages[-1]["code"] == "unauthorized"
     assert not any(m.get("saved") for m in messages)
     assert (await _interrupted(live_bank, test_id))["status"] == "interrupted"
+
+
+async def test_purity_progress_reaches_only_the_tests_branch(
+    server: LiveServer, live_bank: Bank, committed: Database
+) -> None:
+    """The stage-change event said no branch, so every branch's members received it."""
+
+    def signed_in(staff: Staff) -> Tenant:
+        return replace(live_bank.tenant, token=staff.headers["Authorization"].split()[1])
+
+    topic = "appraisal.purity_progress"
+    _, _, test_id = await new_test(live_bank)
+    mine = asyncio.create_task(collect(server, signed_in(live_bank.manager), 1, topics=topic))
+    theirs = asyncio.create_task(
+        collect(server, signed_in(live_bank.other_appraiser), 1, topics=topic)
+    )
+    await subscribed(server, 2)
+    async with connect(ws_url(server, test_id, live_bank), max_size=None) as ws:
+        assert (await stream(ws, 0, 55))["stage"] == "acid"  # a stage change: an event
+    await emit(committed, live_bank.tenant, topic, branch_id=live_bank.other_branch)
+    received = (await asyncio.wait_for(mine, 30))[0]["data"]
+    assert (received["branch_id"], received["purity_test_id"]) == (live_bank.branch, test_id)
+    other_branch = await asyncio.wait_for(theirs, 30)
+    assert other_branch[0]["data"] == {"branch_id": live_bank.other_branch}

@@ -29,7 +29,7 @@ from touchstone.core.deps import CurrentPrincipal, EntryDep
 from touchstone.core.errors import AppError, InvalidInput
 from touchstone.core.events.hub import TOPIC_FILTER, EventHub, LiveEvent, topic_matches
 from touchstone.core.events.models import OutboxEvent
-from touchstone.core.permissions import TOPIC_PERMISSIONS
+from touchstone.core.permissions import BRANCH_SCOPED_TOPICS, TOPIC_PERMISSIONS
 from touchstone.core.stream_auth import StreamAuthorization, close_code
 
 router = APIRouter(tags=["events"])
@@ -87,12 +87,21 @@ async def replay(
 
 
 def visible_to(principal: Principal, event: LiveEvent) -> bool:
-    """A module's events need its read permission; a branch's events stay in the branch."""
-    needed = TOPIC_PERMISSIONS.get(event.topic.partition(".")[0])
+    """A module's events need its read permission; a branch's events stay in the branch.
+
+    Fail closed: an event of a branch-scoped module that does not say its branch reaches
+    no branch-bound member (a publisher that forgot `branch_id` leaks nothing)."""
+    module = event.topic.partition(".")[0]
+    needed = TOPIC_PERMISSIONS.get(module)
     if needed is not None and not principal.can(needed):
         return False
-    scope, branch = principal.branch_scope, event.payload.get("branch_id")
-    return scope is None or branch is None or branch == str(scope)
+    scope = principal.branch_scope
+    if scope is None:
+        return True
+    branch = event.payload.get("branch_id")
+    if branch is None:
+        return module not in BRANCH_SCOPED_TOPICS
+    return bool(branch == str(scope))
 
 
 def served_permissions(principal: Principal, topics: frozenset[str]) -> frozenset[str]:
