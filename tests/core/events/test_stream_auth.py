@@ -18,9 +18,10 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from tests.conftest import PASSWORD, Tenant, add_member, login
+from tests.conftest import PASSWORD, Tenant, add_member, committed_tenant, login
 from tests.core.events.conftest import LiveServer, serve
 from tests.core.events.test_events import emit, subscribed
+from tests.security.world import make_platform_admin
 from touchstone.core.config import Settings
 from touchstone.core.db import Database
 from touchstone.core.permissions import Role
@@ -129,6 +130,28 @@ async def test_sse_ends_when_a_role_change_removes_the_permission_it_serves(
     # A role change also ends the member's sessions today (401); without that, the lost
     # permission would end the stream (403).
     assert seen[-1]["status"] in (401, 403)
+
+
+async def test_sse_ends_when_the_org_is_deactivated(
+    server: LiveServer,
+    committed: Database,
+    settings: Settings,
+    tenant: Tenant,
+    live_client: httpx.AsyncClient,
+) -> None:
+    operator = await committed_tenant(committed, settings, live_client)
+    async with committed.transaction() as session:
+        await make_platform_admin(await session.connection(), operator)
+
+    async def deactivate_org() -> None:
+        response = await live_client.patch(
+            f"{API}/orgs/{tenant.org_id}", headers=operator.headers, json={"is_active": False}
+        )
+        assert response.status_code == 200, response.text
+
+    seen = await sse_ends_after(server, committed, tenant, tenant.headers, deactivate_org)
+    assert seen[-1]["event"] == "stream_ended"
+    assert seen[-1]["status"] == 401
 
 
 async def _branch(client: httpx.AsyncClient, tenant: Tenant, code: str) -> str:
