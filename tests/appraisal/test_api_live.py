@@ -8,6 +8,7 @@ import fractions
 import json
 import struct
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +21,13 @@ from aiortc import RTCPeerConnection, RTCSessionDescription, VideoStreamTrack
 from bench.generators.touchstone_clips import ClipSpec, TouchstoneClip
 from sqlalchemy import select
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from tests.appraisal.conftest import API, RING, Bank, make_bank
+from tests.appraisal.conftest import API, RING, Bank, Staff, make_bank
 from tests.appraisal.onnx_models import constant_output_model, yolo_output
-from tests.conftest import assert_problem, committed_tenant
+from tests.conftest import Tenant, assert_problem, committed_tenant
 from tests.core.events.conftest import LiveServer, serve
+from tests.core.events.test_events import collect, emit, subscribed
 from touchstone.appraisal.purity import Karat
 from touchstone.core.config import Settings
 from touchstone.core.db import Database
@@ -360,3 +362,125 @@ async def test_each_org_chooses_its_detector_engine(
         assert status["stage"] == "rubbing"
         assert [d["label"] for d in status["detections"]] == ["stone"]
         assert status["hint_code"] == "rub_ornament"
+
+
+# --- the tester's authorization lasts only as long as the credential (issue 13, section 4) --
+
+
+@pytest.fixture
+async def quick_server(settings: Settings, committed: Database) -> AsyncIterator[LiveServer]:
+    """Streams re-check their credential every 0.2 s."""
+    quick = settings.model_copy(update={"stream_recheck_seconds": 0.2})
+    async with serve(quick, committed) as running:
+        yield running
+
+
+async def _end_testers_authorization(bank: Bank, how: str) -> None:
+    if how == "logout":
+        response = await bank.client.post(f"{API}/auth/logout", headers=bank.appraiser.headers)
+        assert response.status_code == 204, response.text
+        return
+    change = {"is_active": False} if how == "deactivate" else {"branch_id": bank.other_branch}
+    response = await bank.client.patch(
+        f"{API}/users/{bank.appraiser.id}", headers=bank.admin, json=change
+    )
+    assert response.status_code == 200, response.text
+
+
+async def _interrupted(bank: Bank, test_id: str) -> dict[str, Any]:
+    for _ in range(200):
+        test: dict[str, Any] = (
+            await bank.client.get(f"{API}/purity-sessions/{test_id}", headers=bank.admin)
+        ).json()
+        if test["status"] == "interrupted":
+            break
+        await asyncio.sleep(0.05)
+    return test
+
+
+@pytest.mark.parametrize(
+    ("how", "code", "reason"),
+    [
+        ("logout", 4401, "unauthorized"),
+        ("deactivate", 4401, "unauthorized"),
+        ("move", 1008, "forbidden"),  # the tester now belongs to another branch
+    ],
+)
+async def test_the_purity_socket_closes_when_the_testers_authorization_ends(
+    quick_server: LiveServer, live_bank: Bank, how: str, code: int, reason: str
+) -> None:
+    _, _, test_id = await new_test(live_bank)
+    async with connect(ws_url(quick_server, test_id, live_bank), max_size=None) as ws:
+        assert (await stream(ws, 0, 3))["stage"] == "rubbing"
+        await _end_testers_authorization(live_bank, how)
+        message = json.loads(await asyncio.wait_for(ws.recv(), 30))  # still open: the defect
+        assert message["type"] == "error"
+        assert message["code"] == reason
+        with pytest.raises(ConnectionClosed) as closed:
+            await asyncio.wait_for(ws.recv(), 30)
+    assert closed.value.rcvd is not None
+    assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (code, reason)
+    test = await _interrupted(live_bank, test_id)
+    assert test["status"] == "interrupted"
+    assert test["resumable"] is True
+
+
+async def test_a_webrtc_session_ends_when_the_testers_session_ends(
+    quick_server: LiveServer, live_bank: Bank
+) -> None:
+    _, _, test_id = await new_test(live_bank)
+    pc = RTCPeerConnection()
+    messages: list[dict[str, Any]] = []
+    testing, refused = asyncio.Event(), asyncio.Event()
+    channel = pc.createDataChannel("purity")
+
+    @channel.on("message")
+    def on_message(message: str) -> None:
+        messages.append(json.loads(message))
+        (refused if messages[-1]["type"] == "error" else testing).set()
+
+    pc.addTrack(ClipTrack(CLIP_22K, speed=0.25))  # slow: the test cannot finish first
+    await pc.setLocalDescription(await pc.createOffer())
+    headers = live_bank.appraiser.headers
+    async with httpx.AsyncClient(base_url=quick_server.url, headers=headers) as http:
+        response = await http.post(
+            f"{API}/purity-sessions/{test_id}/webrtc/offer",
+            json={"sdp": pc.localDescription.sdp, "type": "offer"},
+        )
+        assert response.status_code == 200, response.text
+        await pc.setRemoteDescription(
+            RTCSessionDescription(sdp=response.json()["sdp"], type="answer")
+        )
+        try:
+            await asyncio.wait_for(testing.wait(), 30)
+            await _end_testers_authorization(live_bank, "logout")
+            await asyncio.wait_for(refused.wait(), 30)  # still streaming: the defect
+        finally:
+            await pc.close()
+    assert messages[-1]["code"] == "unauthorized"
+    assert not any(m.get("saved") for m in messages)
+    assert (await _interrupted(live_bank, test_id))["status"] == "interrupted"
+
+
+async def test_purity_progress_reaches_only_the_tests_branch(
+    server: LiveServer, live_bank: Bank, committed: Database
+) -> None:
+    """The stage-change event said no branch, so every branch's members received it."""
+
+    def signed_in(staff: Staff) -> Tenant:
+        return replace(live_bank.tenant, token=staff.headers["Authorization"].split()[1])
+
+    topic = "appraisal.purity_progress"
+    _, _, test_id = await new_test(live_bank)
+    mine = asyncio.create_task(collect(server, signed_in(live_bank.manager), 1, topics=topic))
+    theirs = asyncio.create_task(
+        collect(server, signed_in(live_bank.other_appraiser), 1, topics=topic)
+    )
+    await subscribed(server, 2)
+    async with connect(ws_url(server, test_id, live_bank), max_size=None) as ws:
+        assert (await stream(ws, 0, 55))["stage"] == "acid"  # a stage change: an event
+    await emit(committed, live_bank.tenant, topic, branch_id=live_bank.other_branch)
+    received = (await asyncio.wait_for(mine, 30))[0]["data"]
+    assert (received["branch_id"], received["purity_test_id"]) == (live_bank.branch, test_id)
+    other_branch = await asyncio.wait_for(theirs, 30)
+    assert other_branch[0]["data"] == {"branch_id": live_bank.other_branch}

@@ -148,12 +148,14 @@ async def checkpoint(
         return
     test.stage = str(status["stage"])
     test.snapshot = snapshot
+    appraisal = await service.get_appraisal(session, principal, test.appraisal_id)
     await publish(
         session,
         principal.org_id,
         "appraisal.purity_progress",
         aggregate=("appraisal", test.appraisal_id),
         data={
+            "branch_id": str(appraisal.branch_id),  # live streams keep it in the branch
             "appraisal_id": str(test.appraisal_id),
             "item_id": str(test.item_id),
             "purity_test_id": str(test.id),

@@ -61,14 +61,16 @@ from touchstone.appraisal.schemas import (
     WebRtcOffer,
 )
 from touchstone.appraisal.verify_page import router as verify_router
+from touchstone.appraisal.websocket import TESTING
 from touchstone.appraisal.websocket import router as websocket_router
 from touchstone.core.auth import Principal
-from touchstone.core.deps import SessionDep, SettingsDep, require
+from touchstone.core.deps import EntryDep, SessionDep, SettingsDep, require
 from touchstone.core.errors import Forbidden
 from touchstone.core.idempotency import IdempotencyDep
 from touchstone.core.pagination import Page, PageDep, page_of
 from touchstone.core.schemas import PlainText
 from touchstone.core.storage import Storage, StorageDep, store_upload
+from touchstone.core.stream_auth import StreamAuthorization
 
 router = APIRouter(tags=["appraisal"])
 public_router = APIRouter()
@@ -78,7 +80,7 @@ for _public in (verify_router, live_page_router, websocket_router):
 Reader = Annotated[Principal, Depends(require("appraisals:read"))]
 Writer = Annotated[Principal, Depends(require("appraisals:write"))]
 Approver = Annotated[Principal, Depends(require("appraisals:approve"))]
-Tester = Annotated[Principal, Depends(require("purity:test"))]
+Tester = Annotated[Principal, Depends(require(TESTING))]
 CustomerReader = Annotated[Principal, Depends(require("customers:read"))]
 CustomerWriter = Annotated[Principal, Depends(require("customers:write"))]
 SettingsWriter = Annotated[Principal, Depends(require("appraisal_settings:write"))]
@@ -377,12 +379,16 @@ async def webrtc_offer(
     settings: SettingsDep,
     storage: StorageDep,
     principal: Tester,
+    entry: EntryDep,
 ) -> WebRtcAnswer:
-    """Start (or resume) the test over WebRTC: SDP offer in, SDP answer out."""
+    """Start (or resume) the test over WebRTC: SDP offer in, SDP answer out. The session
+    ends, the test left resumable, when the credential ends or loses `purity:test`."""
     await purity_tests.get_test(session, principal, test_id)
-    description = await webrtc.answer(
-        request.app.state.database, storage, settings, principal, test_id, body.sdp
+    database = request.app.state.database
+    authorization = StreamAuthorization(
+        database, entry, principal, frozenset({TESTING}), settings.stream_recheck_seconds
     )
+    description = await webrtc.answer(database, storage, settings, authorization, test_id, body.sdp)
     return WebRtcAnswer(sdp=description.sdp, type="answer", ice_servers=settings.webrtc_ice_servers)
 
 

@@ -31,11 +31,12 @@ from aiortc import (
 from aiortc.mediastreams import MediaStreamError
 
 from touchstone.appraisal.exceptions import UnsupportedCodec, UnsupportedSdp
-from touchstone.appraisal.live import PurityRun, drive, dumps
-from touchstone.core.auth import Principal
+from touchstone.appraisal.live import PurityRun, drive, dumps, error_message
 from touchstone.core.config import Settings
 from touchstone.core.db import Database
+from touchstone.core.errors import AppError
 from touchstone.core.storage import Storage
+from touchstone.core.stream_auth import StreamAuthorization
 
 log = structlog.get_logger("touchstone.appraisal.webrtc")
 
@@ -103,16 +104,17 @@ async def answer(
     database: Database,
     storage: Storage,
     settings: Settings,
-    principal: Principal,
+    authorization: StreamAuthorization,
     test_id: uuid.UUID,
     sdp: str,
 ) -> RTCSessionDescription:
-    """Accept the offer and start the test; the test runs until it completes or the peer
-    goes away (then it is interrupted and can be resumed)."""
+    """Accept the offer and start the test; the test runs until it completes, the peer goes
+    away or the tester's authorization ends (then it is interrupted and can be resumed: an
+    `error` message on the data channel says why before the connection closes)."""
     check_offer(sdp)
     channel = _Channel()
     run = await PurityRun.open(
-        database, storage, settings, principal, test_id, "webrtc", channel.send
+        database, storage, settings, authorization.principal, test_id, "webrtc", channel.send
     )
     pc = RTCPeerConnection(RTCConfiguration(iceServers=ice_servers(settings)))
     _peers.add(pc)
@@ -145,7 +147,7 @@ async def answer(
     except BaseException:
         await _stop(pc, run)
         raise
-    task = asyncio.create_task(_supervise(pc, run, video, hung_up))
+    task = asyncio.create_task(_supervise(pc, run, video, hung_up, authorization))
     _tasks.add(task)
     task.add_done_callback(_tasks.discard)
     return pc.localDescription
@@ -166,7 +168,9 @@ async def _supervise(
     run: PurityRun,
     video: asyncio.Future[MediaStreamTrack],
     hung_up: asyncio.Event,
+    authorization: StreamAuthorization,
 ) -> None:
+    ended: AppError | None = None
     try:
         try:
             track = await asyncio.wait_for(video, CONNECT_TIMEOUT_S)
@@ -191,10 +195,17 @@ async def _supervise(
                 if moment - first >= SETTLE_S:
                     run.frames.put(_decoder(frame, received_at))
 
-        await drive(run, receive)
+        async def receive_while_authorized() -> None:
+            nonlocal ended
+            ended = await authorization.guard(receive())
+
+        await drive(run, receive_while_authorized)
         if run.finished:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(hung_up.wait(), LINGER_S)
+        elif ended is not None:
+            log.info("webrtc_authorization_ended", test_id=str(run.test_id), code=ended.code)
+            await run.send(error_message(ended))
     except Exception:
         log.exception("webrtc_run_failed", test_id=str(run.test_id))
     finally:

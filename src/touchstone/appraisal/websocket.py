@@ -33,13 +33,15 @@ from touchstone.appraisal.live import (
     dumps,
     error_message,
 )
-from touchstone.core.auth import API_KEY_PREFIX, Authenticator, Credential, Principal
+from touchstone.core.auth import API_KEY_PREFIX, Authenticator, Credential
 from touchstone.core.db import Database, enter
 from touchstone.core.errors import AppError, InvalidInput, Unauthorized
+from touchstone.core.stream_auth import StreamAuthorization, close_code
 
 router = APIRouter(tags=["appraisal"])
 TIMESTAMP_MAGIC = b"TSF1"
 _HEADER = struct.Struct(">4sd")
+TESTING = "purity:test"
 
 
 def websocket_credential(websocket: WebSocket, access_token: str | None) -> Credential:
@@ -52,14 +54,18 @@ def websocket_credential(websocket: WebSocket, access_token: str | None) -> Cred
     return Credential("api_key" if token.startswith(API_KEY_PREFIX) else "access_token", token)
 
 
-async def authenticate(websocket: WebSocket, credential: Credential) -> Principal:
+async def authenticate(websocket: WebSocket, credential: Credential) -> StreamAuthorization:
+    """The tester, held to `purity:test` for as long as the socket stays open."""
     state = websocket.app.state
     authenticator: Authenticator = state.authenticator
     database: Database = state.database
+    entry = authenticator.entry(credential)
     async with database.transaction() as session:
-        principal = await enter(session, authenticator.entry(credential))
-    principal.ensure("purity:test")
-    return principal
+        principal = await enter(session, entry)
+    principal.ensure(TESTING)
+    return StreamAuthorization(
+        database, entry, principal, frozenset({TESTING}), state.settings.stream_recheck_seconds
+    )
 
 
 def frame_decoder(data: bytes, received_at: float) -> DecodeFrame:
@@ -78,10 +84,14 @@ async def purity_websocket(
     test_id: uuid.UUID,
     access_token: Annotated[str | None, Query(max_length=4096)] = None,
 ) -> None:
-    """Stream a purity test: JPEG frames in, JSON statuses out; closes when it completes."""
+    """Stream a purity test: JPEG frames in, JSON statuses out; closes when it completes.
+
+    When the tester's credential ends (4401) or loses `purity:test` (1008), within
+    `STREAM_RECHECK_SECONDS`, the test is left interrupted (resumable), an `error` message
+    says why and the socket closes with the error's code as the reason."""
     state = websocket.app.state
     try:
-        principal = await authenticate(websocket, websocket_credential(websocket, access_token))
+        authorization = await authenticate(websocket, websocket_credential(websocket, access_token))
     except AppError as error:
         await websocket.close(code=status.WS_1008_POLICY_VIOLATION, reason=error.code)
         return
@@ -94,7 +104,13 @@ async def purity_websocket(
 
     try:
         run = await PurityRun.open(
-            state.database, state.storage, state.settings, principal, test_id, "websocket", send
+            state.database,
+            state.storage,
+            state.settings,
+            authorization.principal,
+            test_id,
+            "websocket",
+            send,
         )
     except AppError as error:
         await send(error_message(error))
@@ -118,12 +134,21 @@ async def purity_websocket(
                 continue
             await _answer_text(message.get("text") or "", send)
 
+    ended: AppError | None = None
+
+    async def receive_while_authorized() -> None:
+        nonlocal ended
+        ended = await authorization.guard(receive())
+
     # A client that hangs up as soon as it reads "completed" makes the last send or the
     # close fail; that is the end of the conversation, not a server error.
     with contextlib.suppress(WebSocketDisconnect):
-        await drive(run, receive)
+        await drive(run, receive_while_authorized)
         if run.finished and not run.client_gone:
             await websocket.close(code=status.WS_1000_NORMAL_CLOSURE, reason="completed")
+        elif ended is not None:
+            await send(error_message(ended))
+            await websocket.close(code=close_code(ended), reason=ended.code)
 
 
 async def _answer_text(text: str, send: Any) -> None:

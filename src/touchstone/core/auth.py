@@ -84,6 +84,10 @@ class TenantEntry:
     caller: str
     """Who presents the credential, known before any database work (a verified token's
     user, an API key's prefix and secret digest): the key of per-caller rate limits."""
+    expires_at: float | None = None
+    """When the credential lapses by itself (an access token's `exp`, a Unix time); None for
+    one that lives until revoked (an API key). A live stream ends at this moment, since a
+    request made after it would be refused (`core.stream_auth`)."""
 
 
 class Authenticator(Protocol):

@@ -93,6 +93,9 @@ class Settings(BaseSettings):
 
     event_stream_queue_size: int = 1000
     event_heartbeat_seconds: float = 15.0
+    stream_recheck_seconds: float = Field(default=5.0, gt=0)
+    """How often a live stream (SSE, WebSocket, WebRTC) re-checks its credential: the most
+    a stream outlives a logout, a deactivation, a revoked key or a lost permission."""
 
     # statements
     statements_max_files: int = 20

@@ -65,6 +65,11 @@ TOPIC_PERMISSIONS: dict[str, str] = {
 `appraisal`). A topic of an unlisted module would reach every member of the org, so a test
 fails when the code publishes one."""
 
+BRANCH_SCOPED_TOPICS: frozenset[str] = frozenset({"appraisal"})
+"""Modules whose events are about a branch's objects: each event carries `branch_id`, and a
+branch-bound member receives only its own branch's. One without `branch_id` reaches no
+branch-bound member (fail closed), so a publisher that forgets it leaks nothing."""
+
 ALL_PERMISSIONS: frozenset[str] = frozenset().union(*ROLE_PERMISSIONS.values())
 
 

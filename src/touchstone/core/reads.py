@@ -57,6 +57,7 @@ from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from touchstone.core.auth import Principal, TenantEntry, log_context
+from touchstone.core.db import Database
 from touchstone.core.deps import (
     EntryDep,
     add_rate_limit_headers,
@@ -190,6 +191,27 @@ class PrincipalHints:
         self._hints[key] = hint
 
 
+def _brackets(nested: bool) -> tuple[str, str]:
+    """How a read's transaction begins and ends: its own, or (inside a caller's transaction,
+    the tests' per-test one) a savepoint rolled back, so no tenant outlives it."""
+    if nested:
+        return (
+            f"SAVEPOINT {_SAVEPOINT}",
+            f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}; RELEASE SAVEPOINT {_SAVEPOINT}",
+        )
+    return "BEGIN", "COMMIT"
+
+
+async def confirm(database: Database, entry: TenantEntry) -> Principal:
+    """The credential's caller as the database sees it now, in one round trip without the
+    ORM; `Unauthorized` when the credential is dead. What a live stream re-checks on its
+    interval (`core.stream_auth`), so thousands of open streams cost a lookup each."""
+    async with database.read_connection() as connection:
+        begin, end = _brackets(connection.info.transaction_status != TransactionStatus.IDLE)
+        replies = await exchange(connection, [begin, entry.sql, end], entry.params)
+    return entry.to_principal(replies.first_row(1))
+
+
 class TenantRead:
     """Read-only work for a caller holding `permission`; each `fetch` is one transaction."""
 
@@ -207,12 +229,7 @@ class TenantRead:
         self.hints = hints
         self.on_caller = on_caller
         self.nested = nested = connection.info.transaction_status != TransactionStatus.IDLE
-        self._begin = f"SAVEPOINT {_SAVEPOINT}" if nested else "BEGIN"
-        self._end = (
-            f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}; RELEASE SAVEPOINT {_SAVEPOINT}"
-            if nested
-            else "COMMIT"
-        )
+        self._begin, self._end = _brackets(nested)
         self._rollback = self._end if nested else "ROLLBACK"
         self._open = False
 

@@ -303,8 +303,14 @@ async def accept_invitation(session: AsyncSession, token: str, password: str) ->
     await record_audit(session, None, "user.invitation_accepted", "user", user.id, org_id=org_id)
 
 
-def _session_entry(user_id: uuid.UUID, org_id: uuid.UUID, session_id: uuid.UUID) -> TenantEntry:
-    """A live sign-in: session not revoked, membership and account active (one SQL truth)."""
+def _session_entry(
+    user_id: uuid.UUID,
+    org_id: uuid.UUID,
+    session_id: uuid.UUID,
+    expires_at: datetime | None = None,
+) -> TenantEntry:
+    """A live sign-in: session not revoked, membership and account active (one SQL truth);
+    `expires_at` is the access token's, so a stream opened with it ends when it does."""
 
     def to_principal(row: Sequence[Any] | None) -> Principal:
         if row is None:
@@ -317,6 +323,7 @@ def _session_entry(user_id: uuid.UUID, org_id: uuid.UUID, session_id: uuid.UUID)
         (user_id, org_id, session_id),
         to_principal,
         caller=f"user:{user_id}",
+        expires_at=expires_at.timestamp() if expires_at is not None else None,
     )
 
 
@@ -342,7 +349,9 @@ class IdentityAuthenticator:
         if entry is None or expires_at <= time.time():
             self._verified.pop(token, None)
             claims = decode_access_token(self.settings, token)
-            entry = _session_entry(claims.user_id, claims.org_id, claims.session_id)
+            entry = _session_entry(
+                claims.user_id, claims.org_id, claims.session_id, claims.expires_at
+            )
             if claims.expires_at is not None:
                 if len(self._verified) >= self._remembered_tokens:
                     del self._verified[next(iter(self._verified))]  # the oldest

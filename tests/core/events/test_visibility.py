@@ -7,14 +7,23 @@ import asyncio
 import uuid
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 from tests.conftest import Tenant, add_member
 from tests.core.events.conftest import LiveServer
 from tests.core.events.test_events import collect, emit, subscribed
+from touchstone.core.auth import Principal
 from touchstone.core.db import Database
-from touchstone.core.permissions import TOPIC_PERMISSIONS, Role
+from touchstone.core.events.hub import LiveEvent
+from touchstone.core.events.router import visible_to
+from touchstone.core.permissions import (
+    BRANCH_SCOPED_TOPICS,
+    TOPIC_PERMISSIONS,
+    Role,
+    permissions_for,
+)
 
 SOURCE = Path(__file__).parents[3] / "src" / "touchstone"
 
@@ -41,6 +50,48 @@ def test_every_published_topic_names_who_may_read_it() -> None:
     modules = _published_modules()
     assert {"appraisal", "statements"} <= modules  # the scan still finds them
     assert modules <= TOPIC_PERMISSIONS.keys()
+
+
+def test_every_event_of_a_branch_scoped_module_says_its_branch() -> None:
+    """Each `publish` in a branch-scoped module's package hands over a `data` dict with a
+    `branch_id` key (an event without one reaches no branch-bound member at all)."""
+    calls = 0
+    for module in BRANCH_SCOPED_TOPICS:
+        for path in (SOURCE / module).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if not (isinstance(node, ast.Call) and getattr(node.func, "id", "") == "publish"):
+                    continue
+                calls += 1
+                data = next(k.value for k in node.keywords if k.arg == "data")
+                assert isinstance(data, ast.Dict), f"{path.name}:{node.lineno}: data not a dict"
+                keys = [k.value for k in data.keys if isinstance(k, ast.Constant)]
+                assert "branch_id" in keys, f"{path.name}:{node.lineno} publishes no branch_id"
+    assert calls >= 2  # the scan still finds them
+
+
+def _member(branch_id: uuid.UUID | None, role: Role) -> Principal:
+    return Principal(
+        kind="user",
+        id=uuid.uuid4(),
+        org_id=uuid.uuid4(),
+        role=role.value,
+        branch_id=branch_id,
+        permissions=permissions_for(role),
+    )
+
+
+def _event(topic: str, **payload: Any) -> LiveEvent:
+    return LiveEvent(1, "e", uuid.uuid4(), topic, "appraisal", "a", payload, "now")
+
+
+def test_a_branch_scoped_event_without_its_branch_reaches_no_branch_bound_member() -> None:
+    branch = uuid.uuid4()
+    appraiser, admin = _member(branch, Role.APPRAISER), _member(branch, Role.ORG_ADMIN)
+    assert not visible_to(appraiser, _event("appraisal.purity_progress"))
+    assert visible_to(appraiser, _event("appraisal.purity_progress", branch_id=str(branch)))
+    assert not visible_to(appraiser, _event("appraisal.completed", branch_id=str(uuid.uuid4())))
+    assert visible_to(admin, _event("appraisal.purity_progress"))  # org-wide
+    assert visible_to(appraiser, _event("batch.done"))  # not about a branch's objects
 
 
 async def test_members_see_only_their_modules_and_their_branch(

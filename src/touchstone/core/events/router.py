@@ -15,14 +15,22 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Request, WebSocket, WebSocketDisconnect, status
 from fastapi.responses import StreamingResponse
 from sqlalchemy import select
+from starlette.datastructures import State
 
-from touchstone.core.auth import API_KEY_PREFIX, Authenticator, Credential, Principal
+from touchstone.core.auth import (
+    API_KEY_PREFIX,
+    Authenticator,
+    Credential,
+    Principal,
+    TenantEntry,
+)
 from touchstone.core.db import Database, enter
-from touchstone.core.deps import CurrentPrincipal
+from touchstone.core.deps import CurrentPrincipal, EntryDep
 from touchstone.core.errors import AppError, InvalidInput
 from touchstone.core.events.hub import TOPIC_FILTER, EventHub, LiveEvent, topic_matches
 from touchstone.core.events.models import OutboxEvent
-from touchstone.core.permissions import TOPIC_PERMISSIONS
+from touchstone.core.permissions import BRANCH_SCOPED_TOPICS, TOPIC_PERMISSIONS
+from touchstone.core.stream_auth import StreamAuthorization, close_code
 
 router = APIRouter(tags=["events"])
 websocket_router = APIRouter(tags=["events"])
@@ -79,24 +87,59 @@ async def replay(
 
 
 def visible_to(principal: Principal, event: LiveEvent) -> bool:
-    """A module's events need its read permission; a branch's events stay in the branch."""
-    needed = TOPIC_PERMISSIONS.get(event.topic.partition(".")[0])
+    """A module's events need its read permission; a branch's events stay in the branch.
+
+    Fail closed: an event of a branch-scoped module that does not say its branch reaches
+    no branch-bound member (a publisher that forgot `branch_id` leaks nothing)."""
+    module = event.topic.partition(".")[0]
+    needed = TOPIC_PERMISSIONS.get(module)
     if needed is not None and not principal.can(needed):
         return False
-    scope, branch = principal.branch_scope, event.payload.get("branch_id")
-    return scope is None or branch is None or branch == str(scope)
+    scope = principal.branch_scope
+    if scope is None:
+        return True
+    branch = event.payload.get("branch_id")
+    if branch is None:
+        return module not in BRANCH_SCOPED_TOPICS
+    return bool(branch == str(scope))
+
+
+def served_permissions(principal: Principal, topics: frozenset[str]) -> frozenset[str]:
+    """The module permissions a stream delivers events under: those of the modules its
+    filters name (every module without a filter) that the principal holds. Losing one of
+    them ends the stream (`StreamAuthorization`)."""
+    modules = {t.partition(".")[0] for t in topics} if topics else TOPIC_PERMISSIONS.keys()
+    needed = {TOPIC_PERMISSIONS[m] for m in modules if m in TOPIC_PERMISSIONS}
+    return frozenset(needed) & principal.permissions
+
+
+def stream_authorization(
+    state: State, entry: TenantEntry, principal: Principal, topics: frozenset[str]
+) -> StreamAuthorization:
+    return StreamAuthorization(
+        state.database,
+        entry,
+        principal,
+        served_permissions(principal, topics),
+        state.settings.stream_recheck_seconds,
+    )
 
 
 async def follow(
     hub: EventHub,
     database: Database,
-    principal: Principal,
+    authorization: StreamAuthorization,
     topics: frozenset[str],
     after: int | None,
     heartbeat: float,
 ) -> AsyncIterator[LiveEvent | None]:
     """Replay, then live events the principal may see; yields None when a keep-alive is
-    due. Ends if dropped."""
+    due. Ends if dropped; raises the `AppError` that ended the authorization.
+
+    The authorization is re-checked here, between events, when it is due (a busy stream
+    included), rather than by a second task racing the generator: no event is sent after
+    the check that would have refused it."""
+    principal = authorization.principal
     org_id = principal.org_id
     subscription = hub.subscribe(org_id, topics)  # before replay, so nothing slips between
     try:
@@ -106,14 +149,22 @@ async def follow(
                 last = event.seq
                 if visible_to(principal, event):
                     yield event
+        loop = asyncio.get_running_loop()
+        keep_alive_at = loop.time() + heartbeat
         while True:
-            try:
-                live = await asyncio.wait_for(subscription.next(), heartbeat)
-            except TimeoutError:
+            if authorization.due_in() == 0:
+                await authorization.check()
+            if loop.time() >= keep_alive_at:
                 yield None
+                keep_alive_at = loop.time() + heartbeat
+            wait = min(keep_alive_at - loop.time(), authorization.due_in())
+            try:
+                live = await asyncio.wait_for(subscription.next(), max(wait, 0.0))
+            except TimeoutError:
                 continue
             if live is None:
                 return
+            keep_alive_at = loop.time() + heartbeat
             if live.seq > last:
                 last = live.seq
                 if visible_to(principal, live):
@@ -122,30 +173,46 @@ async def follow(
         hub.unsubscribe(subscription)
 
 
+def stream_ended(error: AppError) -> str:
+    """The last message of an event stream its authorization ended (no `id:`: it is not an
+    event to resume after)."""
+    body = {"code": error.code, "status": error.status, "detail": error.detail}
+    return f"event: stream_ended\ndata: {json.dumps(body)}\n\n"
+
+
 @router.get("/events", response_class=StreamingResponse)
 async def server_sent_events(
     request: Request,
     principal: CurrentPrincipal,
+    entry: EntryDep,
     topics: TopicsQuery = None,
     last_event_id: LastEventIdQuery = None,
     last_event_id_header: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
 ) -> StreamingResponse:
-    """`text/event-stream` of this org's events (`id:` is the resume point)."""
+    """`text/event-stream` of this org's events (`id:` is the resume point).
+
+    The stream ends, with a `stream_ended` event naming the reason, within
+    `STREAM_RECHECK_SECONDS` of the credential ending (logout, deactivation, a revoked key,
+    the token's expiry) or of the member losing a permission the stream serves."""
     filters = parse_topics(topics)
     after = parse_last_event_id(last_event_id_header or last_event_id)
     state = request.app.state
+    authorization = stream_authorization(state, entry, principal, filters)
 
     async def body() -> AsyncIterator[str]:
         yield "retry: 2000\n\n"
-        async for event in follow(
-            state.event_hub,
-            state.database,
-            principal,
-            filters,
-            after,
-            state.settings.event_heartbeat_seconds,
-        ):
-            yield event.sse() if event is not None else ": keep-alive\n\n"
+        try:
+            async for event in follow(
+                state.event_hub,
+                state.database,
+                authorization,
+                filters,
+                after,
+                state.settings.event_heartbeat_seconds,
+            ):
+                yield event.sse() if event is not None else ": keep-alive\n\n"
+        except AppError as error:
+            yield stream_ended(error)
 
     return StreamingResponse(
         body(),
@@ -172,7 +239,10 @@ async def websocket_events(
     last_event_id: LastEventIdQuery = None,
     access_token: Annotated[str | None, Query(max_length=4096)] = None,
 ) -> None:
-    """JSON messages of this org's events; the same resume rules as `/events`."""
+    """JSON messages of this org's events; the same resume rules as `/events`.
+
+    Closed with 4401 when the credential ends, 1008 when a permission the stream serves is
+    removed (the reason is the error's code), within `STREAM_RECHECK_SECONDS`."""
     state = websocket.app.state
     credential = _websocket_credential(websocket, access_token)
     try:
@@ -181,18 +251,20 @@ async def websocket_events(
         if credential is None:
             raise InvalidInput("Send a bearer token, an X-API-Key header or access_token")
         authenticator: Authenticator = state.authenticator
+        entry = authenticator.entry(credential)
         async with state.database.transaction() as session:
-            principal = await enter(session, authenticator.entry(credential))
+            principal = await enter(session, entry)
     except AppError as error:
         await websocket.close(code=status.WS_1008_POLICY_VIOLATION, reason=error.code)
         return
+    authorization = stream_authorization(state, entry, principal, filters)
     await websocket.accept()
 
     async def pump() -> None:
         async for event in follow(
             state.event_hub,
             state.database,
-            principal,
+            authorization,
             filters,
             after,
             state.settings.event_heartbeat_seconds,
@@ -203,8 +275,12 @@ async def websocket_events(
     sender, reader = asyncio.create_task(pump()), asyncio.create_task(_discard_incoming(websocket))
     try:
         await asyncio.wait({sender, reader}, return_when=asyncio.FIRST_COMPLETED)
-        if sender.done() and not sender.cancelled() and sender.exception() is None:
-            await websocket.close(code=status.WS_1013_TRY_AGAIN_LATER, reason="too slow")
+        if sender.done() and not sender.cancelled():
+            ended = sender.exception()
+            if ended is None:
+                await websocket.close(code=status.WS_1013_TRY_AGAIN_LATER, reason="too slow")
+            elif isinstance(ended, AppError):  # the authorization ended (4401, 1008)
+                await websocket.close(code=close_code(ended), reason=ended.code)
     except WebSocketDisconnect:
         return
     finally:
