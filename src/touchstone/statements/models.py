@@ -38,6 +38,7 @@ class BatchStatus(StrEnum):
     QUEUED = "queued"
     PROCESSING = "processing"
     DONE = "done"  # every statement reached a final state (some may need a password)
+    FAILED = "failed"  # its job ended without finishing it; `error_code` says why
 
 
 class StatementState(StrEnum):
@@ -63,6 +64,8 @@ class Batch(IdMixin, TenantMixin, TimestampMixin, Base):
     report_generated_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     summary: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    error_code: Mapped[str | None] = mapped_column(String(60))
+    error_detail: Mapped[str | None] = mapped_column(String(500))
 
 
 class Statement(IdMixin, TenantMixin, TimestampMixin, Base):

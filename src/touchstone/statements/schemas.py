@@ -43,6 +43,8 @@ class BatchOut(OutputModel):
     created_at: dt.datetime
     finished_at: dt.datetime | None
     summary: dict[str, Any]
+    error_code: str | None = Field(description="Why the batch failed (status `failed`)")
+    error_detail: str | None
     report_url: str | None = Field(
         default=None, description="Signed, time-limited download of the workbook"
     )

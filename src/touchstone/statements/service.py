@@ -28,7 +28,7 @@ from touchstone.core.errors import InvalidInput, NotFound, PayloadTooLarge
 from touchstone.core.events import publish
 from touchstone.core.jobs import JobRecord, defer
 from touchstone.core.pagination import PageParams, order_by, paginate
-from touchstone.core.storage import Storage
+from touchstone.core.storage import Storage, file_kind
 from touchstone.statements import tasks
 from touchstone.statements.categorise import Rule
 from touchstone.statements.engines.billing import BillingEngine
@@ -54,6 +54,7 @@ from touchstone.statements.processing import PAGES, extraction_limits, one_chunk
 from touchstone.statements.schemas import RuleIn
 
 PDF = "application/pdf"
+STATEMENT_FILES = file_kind("statement", permission="statements:read")
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,7 +142,10 @@ async def create_batch(
     try:
         for position, item in enumerate(inspected):
             stored = await storage.put(
-                principal.org_id, one_chunk(item.upload.data), kind="statement", allowed_types={PDF}
+                principal.org_id,
+                one_chunk(item.upload.data),
+                kind=STATEMENT_FILES,
+                allowed_types={PDF},
             )
             stored_keys.append(stored.key)
             session.add(
