@@ -1,7 +1,10 @@
-"""jobs that end for good; files readable by their owners
+"""billing set by the platform only; jobs that end for good; files readable by their owners
 
-Issue 13 (§7). Job records keep their arguments (the end hook of a cancelled job reads
-them), batches say why they failed, and a file key finds its appraisal by index.
+Issue 13 (§5, §7). Every subscription row so far came from `PUT /billing/customer`, where a
+tenant named any Stripe customer id and any plan: those claims are cleared (each one kept
+in the org's audit trail) and the orgs start again on the default plan, until the platform
+links their customer. Job records keep their arguments (the end hook of a cancelled job
+reads them), batches say why they failed, and a file key finds its appraisal by index.
 
 Revision ID: 0010
 Revises: 0008
@@ -38,9 +41,24 @@ def upgrade() -> None:
     op.create_index(
         op.f("ix_appraisal_certificates_storage_key"), "appraisal_certificates", ["storage_key"]
     )
+    op.alter_column("subscriptions", "status", server_default="none")
+    op.execute(
+        "INSERT INTO audit_events (id, org_id, occurred_at, actor_type, action, object_type,"
+        " object_id, changes)"
+        " SELECT gen_random_uuid(), org_id, now(), 'system', 'billing.tenant_claim_cleared',"
+        " 'subscription', id::text, jsonb_build_object('customer_id', external_customer_id,"
+        " 'subscription_id', external_subscription_id, 'plan', plan, 'status', status,"
+        " 'reason', 'set by the tenant, not verified (issue 13)')"
+        " FROM subscriptions"
+    )
+    op.execute(
+        "UPDATE subscriptions SET plan = 'free', status = 'none', external_customer_id = NULL,"
+        " external_subscription_id = NULL, current_period_end = NULL, updated_at = now()"
+    )
 
 
 def downgrade() -> None:
+    op.alter_column("subscriptions", "status", server_default="active")
     op.drop_index(op.f("ix_appraisal_certificates_storage_key"), "appraisal_certificates")
     op.drop_index(op.f("ix_appraisal_evidence_storage_key"), "appraisal_evidence")
     op.drop_column("statement_batches", "error_detail")

@@ -153,12 +153,24 @@ class UsageEvent(IdMixin, TenantMixin, Base):
     """When the billing engine accepted it (None while billing is disabled or pending)."""
 
 
+NO_SUBSCRIPTION = "none"
+"""A subscription row's status before the provider reported one: the plan does not apply."""
+
+
 class Subscription(IdMixin, TenantMixin, Base):
+    """The org's plan and the provider customer it is billed as.
+
+    Only the platform writes here: the provider's signed webhooks (plan, status), a platform
+    administrator (audited), or the platform creating the org's customer at the provider. A
+    tenant never names a customer id or a plan; a plan counts only while its status is
+    `active` or `trialing`.
+    """
+
     __tablename__ = "subscriptions"
     __table_args__ = (UniqueConstraint("org_id"),)
 
     plan: Mapped[str] = mapped_column(String(40), server_default="free")
-    status: Mapped[str] = mapped_column(String(40), server_default="active")
+    status: Mapped[str] = mapped_column(String(40), server_default=NO_SUBSCRIPTION)
     external_customer_id: Mapped[str | None] = mapped_column(String(100), unique=True)
     external_subscription_id: Mapped[str | None] = mapped_column(String(100))
     current_period_end: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
