@@ -306,14 +306,14 @@ class _Ending:
                     await self.on_end(session, self.org_id, problem, **self.arguments)
             except Exception:  # a bug in the hook: say so loudly, still end the job
                 log.exception("job_end_hook_failed", code=problem["code"])
+        said = {"error": problem} if status == JobStatus.FAILED else {"message": problem["title"]}
         await _update(
             self.context,
             self.org_id,
             self.job_id,
             status=status,
-            error=problem if status == JobStatus.FAILED else None,
-            message=problem["title"] if status == JobStatus.CANCELLED else None,
             finished_at=datetime.now(UTC),
+            **said,
         )
 
 
