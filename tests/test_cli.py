@@ -118,6 +118,52 @@ def test_orgs_users_demo_backup_restore(cli_env: dict[str, str], tmp_path: Path)
     assert _org_slugs(cli_env) == {"acme-bank", "demo-bank"}
 
 
+def test_billing_set_changes_a_plan_with_a_reason(cli_env: dict[str, str]) -> None:
+    """Issue 13: plans are the platform's to set (or the provider's), audited."""
+    _touchstone(cli_env, "orgs", "create", "Plan Co", "--admin-email", "a@plan.example.com")
+    done = _touchstone(
+        cli_env,
+        *("billing", "set", "--org", "plan-co", "--plan", "enterprise", "--status", "active"),
+        *("--reason", "contract 42"),
+    )
+    assert "plan enterprise, status active" in done.stdout
+    unknown = _touchstone(
+        cli_env,
+        "billing",
+        "set",
+        "--org",
+        "plan-co",
+        "--plan",
+        "gold",
+        "--reason",
+        "typo",
+        check=False,
+    )
+    assert (unknown.exit_code, "Unknown plan" in unknown.output) == (1, True)
+    nowhere = _touchstone(
+        cli_env,
+        "billing",
+        "set",
+        "--org",
+        "nope",
+        "--plan",
+        "pro",
+        "--reason",
+        "typo",
+        check=False,
+    )
+    assert (nowhere.exit_code, "No organization" in nowhere.output) == (1, True)
+    dsn = cli_env["DATABASE_URL"].replace("postgresql+psycopg", "postgresql")
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute("select plan, status from subscriptions").fetchall() == [
+            ("enterprise", "active")
+        ]
+        (changes,) = conn.execute(
+            "select changes from audit_events where action = 'billing.changed_by_platform'"
+        ).fetchone() or (None,)
+    assert changes["reason"] == "contract 42"
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

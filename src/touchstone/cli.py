@@ -30,8 +30,10 @@ from touchstone.core.security import configure_password_hashing
 app = typer.Typer(help="Touchstone platform.", no_args_is_help=True, pretty_exceptions_enable=False)
 orgs_app = typer.Typer(help="Organizations (tenants).", no_args_is_help=True)
 users_app = typer.Typer(help="Users and memberships.", no_args_is_help=True)
+billing_app = typer.Typer(help="An org's plan and billing customer.", no_args_is_help=True)
 app.add_typer(orgs_app, name="orgs")
 app.add_typer(users_app, name="users")
+app.add_typer(billing_app, name="billing")
 
 T = TypeVar("T")
 
@@ -258,6 +260,40 @@ def create_user(
         typer.echo(f"{email} is now {role.value} in {org}")
         if invitation:
             typer.echo(f"invitation token (shown once): {invitation}")
+
+    _run_in_database(work)
+
+
+@billing_app.command("set")
+def set_billing(
+    org: Annotated[str, typer.Option(help="Org slug")],
+    reason: Annotated[str, typer.Option(help="Why; kept in the org's audit trail")],
+    customer: Annotated[
+        str | None, typer.Option(help="Stripe customer id (Stripe must confirm it)")
+    ] = None,
+    plan: Annotated[str | None, typer.Option(help="A plan of STATEMENTS_PLAN_QUOTAS")] = None,
+    status: Annotated[
+        str | None, typer.Option(help="active or trialing put the plan in force")
+    ] = None,
+) -> None:
+    """Link an org to its billing customer, or set its plan and status (audited).
+
+    The same change as `PATCH /api/v1/platform/orgs/{id}/billing`; otherwise only the
+    provider's signed webhooks change a plan, and no tenant can."""
+    from touchstone.statements import subscriptions
+    from touchstone.statements.schemas import BillingChangeIn
+
+    given = {"customer_id": customer, "plan": plan, "status": status}
+
+    async def work(database: Database, settings: Settings) -> None:
+        body = BillingChangeIn.model_validate(  # a bad value: exit 2, as for other commands
+            {"reason": reason} | {k: v for k, v in given.items() if v is not None}
+        )
+        changed = await subscriptions.change_by_operator(database, settings, org, body.to_change())
+        typer.echo(
+            f"{org}: plan {changed.plan}, status {changed.status}, "
+            f"customer {changed.external_customer_id or '-'}"
+        )
 
     _run_in_database(work)
 

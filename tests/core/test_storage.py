@@ -46,6 +46,7 @@ from touchstone.core.storage import (
     StoredObject,
     UrlSigner,
     check_key,
+    file_kind,
     get_storage,
     key_org,
     new_key,
@@ -58,6 +59,7 @@ from touchstone.core.storage.base import StorageFull
 from touchstone.main import create_app
 
 FILES = "/api/v1/files"
+file_kind("evidence", permission="org:read")  # what a module declares for its kinds
 UPLOAD_LIMIT = 64 * 1024
 KEY_SHAPE = re.compile(
     r"(?P<org>[0-9a-f-]{36})/evidence/(?P<y>\d{4})/(?P<m>\d{2})/(?P<id>[0-9a-f-]{36})"
@@ -362,6 +364,9 @@ async def test_authenticated_download_is_limited_to_the_own_org(
     assert_problem(
         await files_client.get(f"{FILES}/{missing}", headers=tenant_a.headers), 404, "not_found"
     )
+    nobodys = await storage.put(tenant_a.org_id, chunks_of(data), kind="undeclared")
+    path = f"{FILES}/{nobodys.key}"
+    assert_problem(await files_client.get(path, headers=tenant_a.headers), 404, "not_found")
 
 
 async def test_another_orgs_key_is_not_found_in_every_operation(

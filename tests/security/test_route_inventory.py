@@ -34,7 +34,7 @@ PUBLIC = {
     "/app/appraisal/live": "static page; it calls the API with the user's token",
     "/app/appraisal/live.js": "static script of that page",
     "/app/appraisal/live.css": "static style of that page",
-    "/api/v1/files/{key}": "a signed URL, or a credential and the caller's own org: it checks",
+    "/api/v1/files/{key}": "a signed URL, or a credential allowed by the kind's module: checks",
     "/api/v1/ws": "WebSocket: authenticates itself by header or access_token",
     "/api/v1/purity-sessions/{test_id}/ws": "WebSocket: authenticates itself by access_token",
 }
@@ -43,8 +43,8 @@ AUTHENTICATION_ONLY = {
     ("POST", "/api/v1/auth/logout"): "any principal may end its own session",
     ("GET", "/api/v1/me"): "the caller's own profile",
     ("POST", "/api/v1/me/password"): "the caller's own password",
-    ("GET", "/api/v1/jobs/{job_id}"): "scoped to the caller's org; the job's route checked",
-    ("POST", "/api/v1/jobs/{job_id}/cancel"): "creator or org:write, checked in the handler",
+    ("GET", "/api/v1/jobs/{job_id}"): "the job kind's read permission, checked in the handler",
+    ("POST", "/api/v1/jobs/{job_id}/cancel"): "read permission, and creator or org:write",
     ("GET", "/api/v1/events"): "the caller's org's event stream",
 }
 

@@ -204,6 +204,11 @@ async def stored_file(world: World) -> None:
         world.ids["key"] = statement.storage_key
 
 
+async def own_org(world: World) -> None:
+    """Platform routes name an org: the owner's own (a platform admin's are tried too)."""
+    world.ids["org_id"] = str(world.owner.org_id)
+
+
 FACTORIES: dict[str, Callable[[World], Awaitable[None]]] = {
     f"{API}/orgs/": org,
     f"{API}/branches/": branch,
@@ -218,6 +223,7 @@ FACTORIES: dict[str, Callable[[World], Awaitable[None]]] = {
     f"{API}/appraisals/": appraisal,
     f"{API}/purity-sessions/": appraisal,
     f"{API}/files/": stored_file,
+    f"{API}/platform/orgs/": own_org,
 }
 
 

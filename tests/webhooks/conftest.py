@@ -17,7 +17,6 @@ from typing import Any, Literal
 
 import httpx
 import pytest
-from procrastinate import RetryStrategy
 from tests.conftest import Tenant
 from tests.core.jobs.conftest import drain
 
@@ -203,11 +202,7 @@ def delivery_settings(
         worker_settings["current"] = configured
         return configured
 
-    monkeypatch.setattr(
-        tasks.deliver_webhook,
-        "retry_strategy",
-        RetryStrategy(max_attempts=tasks.MAX_ATTEMPTS - 1, wait=0),
-    )
+    monkeypatch.setattr(tasks.deliver_webhook.retry_strategy, "backoff_seconds", 0)
     configure()
     return configure
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select
 from tests.conftest import Tenant
 from tests.webhooks.conftest import (
     API,
@@ -23,10 +24,13 @@ from tests.webhooks.conftest import (
     emit,
     only_localhost,
     register,
+    relay,
 )
 
 from touchstone.core.config import Settings
 from touchstone.core.db import Database
+from touchstone.core.jobs import JobRecord
+from touchstone.core.postgres import DatabaseUrls
 from touchstone.webhooks import tasks
 from touchstone.webhooks.signing import verify_signature
 
@@ -222,3 +226,32 @@ async def test_manual_redelivery_sends_the_same_event_again(
     assert last.headers["touchstone-event-id"] == first.headers["touchstone-event-id"] == event_id
     assert last.headers["touchstone-delivery-id"] == again["id"] != failed["id"]
     _assert_signed(last, webhook["secret"])
+
+
+async def test_a_cancelled_delivery_job_fails_its_delivery(
+    webhook_client: httpx.AsyncClient,
+    receiver: Receiver,
+    committed: Database,
+    tenant: Tenant,
+    database_urls: DatabaseUrls,
+    deliver: Deliver,
+) -> None:
+    """Issue 13: a delivery whose job ends without settling it must not stay `pending`."""
+    webhook = await register(webhook_client, tenant, receiver.url("/hook"), ["batch.*"])
+    await emit(committed, tenant, "batch.done", rows=1)
+    await relay(committed, database_urls)
+    async with committed.transaction(org_id=tenant.org_id) as session:
+        job_id = (
+            await session.execute(
+                select(JobRecord.id).where(JobRecord.task == tasks.deliver_webhook.name)
+            )
+        ).scalar_one()
+    cancelled = await webhook_client.post(f"{API}/jobs/{job_id}/cancel", headers=tenant.headers)
+    assert cancelled.status_code == 202, cancelled.text
+    await deliver()
+
+    assert receiver.requests == []
+    (delivery,) = await deliveries(webhook_client, tenant, webhook["id"])
+    assert delivery["status"] == "failed"
+    detail = await delivery_detail(webhook_client, tenant, webhook["id"], delivery["id"])
+    assert detail["last_error"] == "The job was cancelled"

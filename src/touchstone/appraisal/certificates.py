@@ -23,7 +23,7 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import touchstone.identity.service as identity
-from touchstone.appraisal import customers, service
+from touchstone.appraisal import customers, repository, service
 from touchstone.appraisal.certificate import (
     CertificateData,
     CertificateItem,
@@ -43,11 +43,13 @@ from touchstone.appraisal.valuation import GoldRates, LendingPolicy, RuleCheck, 
 from touchstone.core.auth import Principal
 from touchstone.core.config import Settings
 from touchstone.core.db import enter_tenant, utcnow
-from touchstone.core.storage import Storage
+from touchstone.core.storage import Storage, file_kind
 
 VERIFY_PATH = "/verify/certificates"
 NUMBER_PATTERN = r"^TS-[0-9]{8}-[0-9A-F]{10}$"
-STORAGE_KIND = "certificate"
+STORAGE_KIND = file_kind(
+    "certificate", permission="appraisals:read", visible=repository.certificate_visible
+)
 EVIDENCE_ON_CERTIFICATE = (EvidenceKind.RESULT, EvidenceKind.RUBBING_CONFIRMED)
 MAX_EVIDENCE_IMAGES = 6
 

@@ -26,7 +26,10 @@ from touchstone.core.config import Settings
 from touchstone.core.crypto import Sealer
 from touchstone.core.errors import InvalidInput
 from touchstone.core.pagination import PageParams, order_by, paginate
-from touchstone.core.storage import StoredObject
+from touchstone.core.storage import StoredObject, file_kind
+
+PHOTO_KIND = file_kind("customer-photo", permission="customers:read")
+"""Customers are the bank's, not a branch's: whoever may read customers sees their photos."""
 
 SEAL_PURPOSE = "appraisal.customer.v1"
 

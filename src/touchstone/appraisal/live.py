@@ -24,7 +24,7 @@ from typing import Any
 import anyio
 import structlog
 
-from touchstone.appraisal import purity_tests
+from touchstone.appraisal import purity_tests, repository
 from touchstone.appraisal.engines import DetectorEngine, build_engine
 from touchstone.appraisal.exceptions import InvalidFrame, PurityTestBusy
 from touchstone.appraisal.frames import BgrFrame
@@ -33,14 +33,16 @@ from touchstone.core.auth import Principal
 from touchstone.core.config import Settings
 from touchstone.core.db import Database
 from touchstone.core.errors import AppError
-from touchstone.core.storage import Storage, StoredObject
+from touchstone.core.storage import Storage, StoredObject, file_kind
 
 log = structlog.get_logger("touchstone.appraisal.live")
 
 MAX_FRAME_PIXELS = 1920 * 1080
 """Full HD: more than any touchstone needs; bigger frames are refused from their header."""
 MAX_FRAME_BYTES = 4 * 1024 * 1024
-EVIDENCE_KIND = "purity-evidence"
+EVIDENCE_KIND = file_kind(
+    "purity-evidence", permission="appraisals:read", visible=repository.evidence_visible
+)
 
 DecodeFrame = Callable[[], tuple[BgrFrame, float]]
 """Turns what a transport received into (BGR frame, seconds); run in the worker thread."""

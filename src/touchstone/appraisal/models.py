@@ -217,7 +217,8 @@ class Evidence(IdMixin, TenantMixin, TimestampMixin, Base):
         ForeignKey("purity_tests.id", ondelete="CASCADE")
     )
     kind: Mapped[str] = mapped_column(String(30))
-    storage_key: Mapped[str] = mapped_column(String(200))
+    storage_key: Mapped[str] = mapped_column(String(200), index=True)
+    """Indexed: `/files/{key}` asks which appraisal (so which branch) a key belongs to."""
     sha256: Mapped[str] = mapped_column(String(64))
     size: Mapped[int] = mapped_column(Integer)
     content_type: Mapped[str] = mapped_column(String(100))
@@ -269,7 +270,7 @@ class Certificate(IdMixin, TenantMixin, Base):
     )
     number: Mapped[str] = mapped_column(String(40), unique=True)
     digest: Mapped[str] = mapped_column(String(64))
-    storage_key: Mapped[str] = mapped_column(String(200))
+    storage_key: Mapped[str] = mapped_column(String(200), index=True)
     sha256: Mapped[str] = mapped_column(String(64))
     data: Mapped[dict[str, Any]] = mapped_column(JSONB)
     issued_at: Mapped[datetime] = mapped_column(_TZ)

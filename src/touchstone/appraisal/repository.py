@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from touchstone.appraisal.models import (
     Appraisal,
     AppraisalSettings,
+    Certificate,
     Customer,
     Evidence,
     GoldRate,
@@ -21,6 +22,28 @@ from touchstone.appraisal.models import (
     PurityTest,
 )
 from touchstone.core.auth import Principal
+
+
+async def evidence_visible(session: AsyncSession, principal: Principal, key: str) -> bool:
+    """A stored item photo or purity frame is seen where its appraisal is (`/files/`)."""
+    return await _visible_through_appraisal(session, principal, Evidence, key)
+
+
+async def certificate_visible(session: AsyncSession, principal: Principal, key: str) -> bool:
+    return await _visible_through_appraisal(session, principal, Certificate, key)
+
+
+async def _visible_through_appraisal(
+    session: AsyncSession, principal: Principal, table: type[Evidence | Certificate], key: str
+) -> bool:
+    query = (
+        select(table.id)
+        .join(Appraisal, Appraisal.id == table.appraisal_id)
+        .where(table.org_id == principal.org_id, table.storage_key == key)
+    )
+    if (scope := principal.branch_scope) is not None:
+        query = query.where(Appraisal.branch_id == scope)
+    return (await session.execute(query.limit(1))).first() is not None
 
 
 def appraisals_query(principal: Principal) -> Select[Appraisal]:

@@ -214,7 +214,7 @@ async def set_customer_photo(
         storage,
         principal.org_id,
         photo,
-        kind="customer-photo",
+        kind=customers.PHOTO_KIND,
         max_bytes=MAX_PHOTO_BYTES,
         allowed_types=PHOTO_TYPES,
     )
@@ -290,7 +290,7 @@ async def add_item_photo(
         storage,
         principal.org_id,
         photo,
-        kind="item-photo",
+        kind=service.ITEM_PHOTO_KIND,
         max_bytes=MAX_PHOTO_BYTES,
         allowed_types=PHOTO_TYPES,
     )

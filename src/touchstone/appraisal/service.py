@@ -60,7 +60,11 @@ from touchstone.core.db import Database, utcnow
 from touchstone.core.errors import InvalidInput, NotFound
 from touchstone.core.events import publish
 from touchstone.core.pagination import PageParams, order_by, paginate
-from touchstone.core.storage import StoredObject
+from touchstone.core.storage import StoredObject, file_kind
+
+ITEM_PHOTO_KIND = file_kind(
+    "item-photo", permission="appraisals:read", visible=repository.evidence_visible
+)
 
 S = AppraisalStatus
 TRANSITIONS: dict[AppraisalStatus, frozenset[AppraisalStatus]] = {

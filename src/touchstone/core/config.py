@@ -112,6 +112,10 @@ class Settings(BaseSettings):
     stripe_meter_event_name: str = "statement_pages"
     stripe_plans_by_price: dict[str, str] = {}
     """Stripe price id or lookup key -> plan name, for subscription webhooks."""
+    stripe_api_base: str | None = Field(
+        default=None, pattern=r"^https?://[^/?#]+$", description="Stripe's API (tests: a fake)"
+    )
+    """Where the Stripe client sends its requests; None is Stripe's own api.stripe.com."""
 
     # security
     login_lockout_failures: int = Field(default=5, ge=1)

@@ -1,10 +1,12 @@
 """`GET /api/v1/files/{key}`: stored objects, by signed link or for the caller's own org.
 
 Mounted outside the authenticated router because a valid signature is itself the credential
-(a browser `<img>` or `<video>` cannot send a bearer token). Without a signature the caller
-must authenticate and the key must be in its org; anything else is a 404, never a 403, so
-a key of another tenant cannot even be confirmed to exist. An invalid or expired signature
-is a 403: the link exists but no longer works.
+(a browser `<img>` or `<video>` cannot send a bearer token); the route that handed the link
+out has checked the caller. Without a signature the caller must authenticate, the key must
+be in its org, and the module that declared the key's kind (`core.storage.kinds`) must let
+the caller read it: its permission and, for branch-bound objects, its branch. Anything else
+is a 404, never a 403, so a key the caller may not read cannot even be confirmed to exist.
+An invalid or expired signature is a 403: the link exists but no longer works.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from touchstone.core.deps import (
     tenant_entry,
     tenant_session,
 )
-from touchstone.core.errors import Forbidden
+from touchstone.core.errors import Forbidden, NotFound
 from touchstone.core.storage import (
     FILES_PATH,
     ByteRange,
@@ -35,6 +37,7 @@ from touchstone.core.storage import (
     StoredStream,
     UrlSigner,
     key_org,
+    may_read_file,
     served_inline,
 )
 
@@ -77,7 +80,7 @@ async def download_file(
         if expires is None or sig is None or not signer.verify(key, expires, sig):
             raise Forbidden("The download link is invalid or has expired")
     else:
-        org_id = await _caller_org(request, await read_credential(bearer, api_key))
+        org_id = await _caller_org(request, await read_credential(bearer, api_key), key)
     stream = await storage.open(org_id, key, byte_range=parse_range(range_header))
     return _streaming_response(stream)
 
@@ -88,15 +91,18 @@ def _url_signer(secret_key: str) -> UrlSigner:
     return UrlSigner(secret_key)
 
 
-async def _caller_org(request: Request, credential: Credential) -> uuid.UUID:
-    """Authenticate through the same unit of work as every other route, then let go of it.
+async def _caller_org(request: Request, credential: Credential, key: str) -> uuid.UUID:
+    """Authenticate through the same unit of work as every other route, ask the owning
+    module whether the caller may read `key`, then let go of the session.
 
     The session is committed and closed before streaming starts: a long download must not
     hold a database connection.
     """
     entry = tenant_entry(request, credential)
-    async with asynccontextmanager(tenant_session)(request, entry):
+    async with asynccontextmanager(tenant_session)(request, entry) as session:
         principal: Principal = request.state.principal
+        if key_org(key) != principal.org_id or not await may_read_file(session, principal, key):
+            raise NotFound("File not found")
     return principal.org_id
 
 

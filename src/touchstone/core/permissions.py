@@ -45,7 +45,10 @@ _STATEMENTS_ADMIN = _ANALYST | {"usage:read", "billing:write"}
 _MODULE_ADMIN = _APPRAISAL_ADMIN | _STATEMENTS_ADMIN
 
 ROLE_PERMISSIONS: dict[Role, frozenset[str]] = {
-    Role.PLATFORM_ADMIN: frozenset(_ORG_ADMIN | _MODULE_ADMIN | {"platform:orgs"}),
+    # Platform permissions act on any org; no org role grants them (billing: issue 13).
+    Role.PLATFORM_ADMIN: frozenset(
+        _ORG_ADMIN | _MODULE_ADMIN | {"platform:orgs", "platform:billing"}
+    ),
     Role.ORG_ADMIN: frozenset(_ORG_ADMIN | _MODULE_ADMIN),
     Role.BRANCH_MANAGER: frozenset(
         _READ_ORG | _APPRAISAL_READ | {"audit:read", "appraisals:approve"}

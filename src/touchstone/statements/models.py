@@ -38,6 +38,7 @@ class BatchStatus(StrEnum):
     QUEUED = "queued"
     PROCESSING = "processing"
     DONE = "done"  # every statement reached a final state (some may need a password)
+    FAILED = "failed"  # its job ended without finishing it; `error_code` says why
 
 
 class StatementState(StrEnum):
@@ -63,6 +64,8 @@ class Batch(IdMixin, TenantMixin, TimestampMixin, Base):
     report_generated_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     summary: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    error_code: Mapped[str | None] = mapped_column(String(60))
+    error_detail: Mapped[str | None] = mapped_column(String(500))
 
 
 class Statement(IdMixin, TenantMixin, TimestampMixin, Base):
@@ -150,12 +153,24 @@ class UsageEvent(IdMixin, TenantMixin, Base):
     """When the billing engine accepted it (None while billing is disabled or pending)."""
 
 
+NO_SUBSCRIPTION = "none"
+"""A subscription row's status before the provider reported one: the plan does not apply."""
+
+
 class Subscription(IdMixin, TenantMixin, Base):
+    """The org's plan and the provider customer it is billed as.
+
+    Only the platform writes here: the provider's signed webhooks (plan, status), a platform
+    administrator (audited), or the platform creating the org's customer at the provider. A
+    tenant never names a customer id or a plan; a plan counts only while its status is
+    `active` or `trialing`.
+    """
+
     __tablename__ = "subscriptions"
     __table_args__ = (UniqueConstraint("org_id"),)
 
     plan: Mapped[str] = mapped_column(String(40), server_default="free")
-    status: Mapped[str] = mapped_column(String(40), server_default="active")
+    status: Mapped[str] = mapped_column(String(40), server_default=NO_SUBSCRIPTION)
     external_customer_id: Mapped[str | None] = mapped_column(String(100), unique=True)
     external_subscription_id: Mapped[str | None] = mapped_column(String(100))
     current_period_end: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))

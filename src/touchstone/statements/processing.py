@@ -25,7 +25,7 @@ from touchstone.core.crypto import Sealer
 from touchstone.core.errors import AppError
 from touchstone.core.events import publish
 from touchstone.core.jobs import JobRun
-from touchstone.core.storage import Storage
+from touchstone.core.storage import Storage, file_kind
 from touchstone.statements.categorise import DEFAULT_RULES, Rule, categorise
 from touchstone.statements.domain import (
     CategorisedTransaction,
@@ -60,6 +60,7 @@ from touchstone.statements.workbook import (
 
 PAGES = "pages"
 WORKBOOK = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+REPORT_FILES = file_kind("report", permission="statements:read")
 log = structlog.get_logger("touchstone.statements")
 _ocr_engines: dict[int, OcrEngine] = {}
 
@@ -109,6 +110,48 @@ async def process_batch(
         await _process_statement(run, settings, storage, statement_id)
         await run.progress(int(90 * (number + 1) / len(queued)), f"{number + 1}/{len(queued)}")
     return await build_report(run, batch_id, storage, finished=True)
+
+
+async def batch_ended(
+    session: AsyncSession, org_id: uuid.UUID, problem: dict[str, Any], *, batch_id: str
+) -> None:
+    """The batch's job ended without finishing it (its last attempt failed, a permanent
+    error, cancelled): what it left waiting fails with the job's reason, and so does the
+    batch unless it had already been completed (say, only metering failed afterwards)."""
+    batch = (
+        await session.execute(
+            select(Batch)
+            .where(Batch.id == uuid.UUID(batch_id), Batch.org_id == org_id)
+            .with_for_update()
+        )
+    ).scalar_one_or_none()
+    if batch is None:  # deleted meanwhile
+        return
+    code, detail = problem["code"], (problem.get("detail") or problem["title"])[:500]
+    now = dt.datetime.now(dt.UTC)
+    await session.execute(
+        update(Statement)
+        .where(
+            Statement.batch_id == batch.id,
+            Statement.org_id == org_id,
+            Statement.status.in_((StatementState.QUEUED, StatementState.PROCESSING)),
+        )
+        .values(
+            status=StatementState.FAILED, error_code=code, error_detail=detail, processed_at=now
+        )
+    )
+    if batch.status == BatchStatus.DONE:
+        return
+    batch.status = BatchStatus.FAILED
+    batch.error_code, batch.error_detail, batch.finished_at = code, detail, now
+    await publish(
+        session,
+        org_id,
+        "statements.batch_failed",
+        aggregate=("batch", batch.id),
+        data={"code": code, "detail": detail},
+    )
+    log.warning("batch_failed", batch_id=str(batch.id), code=code)
 
 
 async def _batch(session: AsyncSession, org_id: uuid.UUID, batch_id: uuid.UUID) -> Batch:
@@ -388,7 +431,7 @@ async def build_report(
         continuity_issues=[ContinuityIssue(i.message) for i in continuity],
     )
     workbook = await asyncio.to_thread(build_workbook, report)
-    stored = await storage.put(run.org_id, one_chunk(workbook), kind="report")
+    stored = await storage.put(run.org_id, one_chunk(workbook), kind=REPORT_FILES)
     summary = _summary(statements, rows, [i.message for i in continuity])
     async with run.transaction() as session:
         batch = await _batch(session, run.org_id, batch_id)
@@ -398,6 +441,7 @@ async def build_report(
         if finished:
             batch.status = BatchStatus.DONE
             batch.finished_at = dt.datetime.now(dt.UTC)
+            batch.error_code = batch.error_detail = None
         await publish(
             session,
             run.org_id,

@@ -1,6 +1,8 @@
 """HTTP routes of the statements module (authenticated; mounted under /api/v1 by main.py).
 
 `public_router` holds the one unauthenticated route: the billing provider's signed webhook.
+Billing is changed only by the provider and the platform (see `subscriptions`): a tenant
+may ask the platform to create its provider customer, never name one or a plan.
 """
 
 from __future__ import annotations
@@ -24,12 +26,12 @@ from touchstone.core.jobs.router import JobOut
 from touchstone.core.pagination import Page, PageDep, page_of
 from touchstone.core.schemas import PlainText
 from touchstone.core.storage import StorageDep
-from touchstone.statements import service, tasks
+from touchstone.statements import service, subscriptions, tasks
 from touchstone.statements.engines.billing import BillingEngine, billing_engine
 from touchstone.statements.schemas import (
     BatchOut,
     BatchSummaryOut,
-    BillingCustomerIn,
+    BillingChangeIn,
     CategoryOverride,
     PasswordIn,
     RuleIn,
@@ -292,17 +294,35 @@ async def get_usage(
     return UsageOut.model_validate(await service.usage(session, principal, settings, billing))
 
 
-@router.put("/billing/customer", response_model=SubscriptionOut)
-async def link_billing_customer(
-    body: BillingCustomerIn,
+@router.post(
+    "/billing/customer", response_model=SubscriptionOut, status_code=status.HTTP_201_CREATED
+)
+async def create_billing_customer(
     session: SessionDep,
-    settings: SettingsDep,
+    billing: BillingDep,
     principal: Annotated[Principal, Depends(require("billing:write"))],
 ) -> SubscriptionOut:
-    """Tie this org to its Stripe customer; subscription webhooks then set the plan."""
-    if body.plan not in settings.statements_plan_quotas:
-        raise InvalidInput(f"Unknown plan; choose one of {sorted(settings.statements_plan_quotas)}")
-    subscription = await service.link_customer(session, principal, body.customer_id, body.plan)
+    """Have the platform create this org's customer at the billing provider (once; 409 after).
+
+    The plan stays the default until the provider reports a subscription for it."""
+    subscription = await subscriptions.create_customer(session, principal, billing)
+    return SubscriptionOut.model_validate(subscription)
+
+
+@router.patch("/platform/orgs/{org_id}/billing", response_model=SubscriptionOut)
+async def change_org_billing(
+    org_id: uuid.UUID,
+    body: BillingChangeIn,
+    session: SessionDep,
+    settings: SettingsDep,
+    billing: BillingDep,
+    principal: Annotated[Principal, Depends(require("platform:billing"))],
+) -> SubscriptionOut:
+    """Platform administrators: link an org to a provider customer (checked with the
+    provider), or set its plan and status by hand. Audited in the org, with the reason."""
+    subscription = await subscriptions.change_by_platform(
+        session, principal, org_id, body.to_change(), settings, billing
+    )
     return SubscriptionOut.model_validate(subscription)
 
 
@@ -313,5 +333,7 @@ async def stripe_webhook(
     """Stripe's signed events: the signature is checked on the raw body, each event id is
     applied once (a replay answers 200 with `applied: false`), stale ones are refused."""
     event = billing.verify_webhook(await request.body(), request.headers.get("stripe-signature"))
-    applied = await service.apply_billing_event(session, settings, event.id, event.type, event.data)
+    applied = await subscriptions.apply_billing_event(
+        session, settings, event.id, event.type, event.data
+    )
     return {"applied": applied}

@@ -5,12 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, StringConstraints, field_validator
+from pydantic import Field, StringConstraints, field_validator, model_validator
 
-from touchstone.core.schemas import Count, InputModel, NonBlank, OutputModel
+from touchstone.core.schemas import Count, InputModel, NonBlank, OutputModel, PlainText
 from touchstone.statements.categorise import Rule
+from touchstone.statements.subscriptions import BillingChange
 
 Category = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{1,59}$")]
 RuleText = Annotated[str, StringConstraints(min_length=1, max_length=100), NonBlank]
@@ -43,6 +44,8 @@ class BatchOut(OutputModel):
     created_at: dt.datetime
     finished_at: dt.datetime | None
     summary: dict[str, Any]
+    error_code: str | None = Field(description="Why the batch failed (status `failed`)")
+    error_detail: str | None
     report_url: str | None = Field(
         default=None, description="Signed, time-limited download of the workbook"
     )
@@ -119,9 +122,50 @@ class UsageOut(OutputModel):
     billing: str
 
 
-class BillingCustomerIn(InputModel):
-    customer_id: Annotated[str, StringConstraints(pattern=r"^cus_[A-Za-z0-9]{1,64}$")]
-    plan: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{1,39}$")]
+CustomerId = Annotated[str, StringConstraints(pattern=r"^cus_[A-Za-z0-9]{1,64}$")]
+PlanName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{1,39}$")]
+SubscriptionStatus = Literal[
+    "none",
+    "active",
+    "trialing",
+    "past_due",
+    "canceled",
+    "unpaid",
+    "incomplete",
+    "incomplete_expired",
+    "paused",
+]
+
+
+class BillingChangeIn(InputModel):
+    """A platform administrator's change; fields left out stay as they are."""
+
+    reason: Annotated[PlainText, StringConstraints(min_length=3, max_length=500)]
+    customer_id: CustomerId | None = Field(
+        default=None, description="A provider customer (checked with it); null unlinks"
+    )
+    plan: PlanName | None = None
+    status: SubscriptionStatus | None = Field(
+        default=None, description="Only `active` and `trialing` put the plan in force"
+    )
+
+    @model_validator(mode="after")
+    def _changes_something(self) -> BillingChangeIn:
+        if not self.model_fields_set & {"customer_id", "plan", "status"}:
+            raise ValueError("set customer_id, plan or status")
+        for name in ("plan", "status"):
+            if name in self.model_fields_set and getattr(self, name) is None:
+                raise ValueError(f"{name} may be omitted but not null")
+        return self
+
+    def to_change(self) -> BillingChange:
+        given = self.model_fields_set
+        return BillingChange(
+            reason=self.reason,
+            customer_id=self.customer_id if "customer_id" in given else ...,
+            plan=self.plan if self.plan is not None else ...,
+            status=self.status if self.status is not None else ...,
+        )
 
 
 class SubscriptionOut(OutputModel):

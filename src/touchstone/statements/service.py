@@ -17,18 +17,17 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import func, select, text, update
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from touchstone.core.audit import record_audit
 from touchstone.core.auth import Principal
 from touchstone.core.config import Settings
-from touchstone.core.db import add_unique, enter_tenant, unique_changes
+from touchstone.core.db import add_unique, unique_changes
 from touchstone.core.errors import InvalidInput, NotFound, PayloadTooLarge
 from touchstone.core.events import publish
 from touchstone.core.jobs import JobRecord, defer
 from touchstone.core.pagination import PageParams, order_by, paginate
-from touchstone.core.storage import Storage
+from touchstone.core.storage import Storage, file_kind
 from touchstone.statements import tasks
 from touchstone.statements.categorise import Rule
 from touchstone.statements.engines.billing import BillingEngine
@@ -42,7 +41,6 @@ from touchstone.statements.extraction import ExtractionLimits, inspect_pdf
 from touchstone.statements.models import (
     FINAL_STATES,
     Batch,
-    BillingEvent,
     CategoryRule,
     Statement,
     StatementState,
@@ -54,6 +52,7 @@ from touchstone.statements.processing import PAGES, extraction_limits, one_chunk
 from touchstone.statements.schemas import RuleIn
 
 PDF = "application/pdf"
+STATEMENT_FILES = file_kind("statement", permission="statements:read")
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,7 +140,10 @@ async def create_batch(
     try:
         for position, item in enumerate(inspected):
             stored = await storage.put(
-                principal.org_id, one_chunk(item.upload.data), kind="statement", allowed_types={PDF}
+                principal.org_id,
+                one_chunk(item.upload.data),
+                kind=STATEMENT_FILES,
+                allowed_types={PDF},
             )
             stored_keys.append(stored.key)
             session.add(
@@ -240,6 +242,23 @@ async def pages_used(session: AsyncSession, org_id: uuid.UUID) -> int:
     return int(used.scalar_one())
 
 
+async def pages_pending(session: AsyncSession, org_id: uuid.UUID) -> int:
+    """Pages accepted but not metered yet: statements waiting for or in a job (a copy of an
+    earlier file and a statement read before are never metered again)."""
+    metered = select(UsageEvent.id).where(
+        UsageEvent.statement_id == Statement.id, UsageEvent.metric == PAGES
+    )
+    pending = await session.execute(
+        select(func.coalesce(func.sum(Statement.pages), 0)).where(
+            Statement.org_id == org_id,
+            Statement.status.in_((StatementState.QUEUED, StatementState.PROCESSING)),
+            Statement.duplicate_of.is_(None),
+            ~metered.exists(),
+        )
+    )
+    return int(pending.scalar_one())
+
+
 def quota_for(settings: Settings, plan: str) -> int | None:
     quota = settings.statements_plan_quotas.get(plan, settings.statements_plan_quotas.get("free"))
     return quota or None
@@ -251,7 +270,14 @@ async def _check_quota(
     quota = quota_for(settings, await plan_of(session, org_id))
     if quota is None:
         return
-    used = await pages_used(session, org_id)
+    # Pages are metered when read, so uploads waiting for the worker count too, and the
+    # org's uploads take turns from here to their commit: otherwise a burst of uploads
+    # (one after another, or at once) each saw the same unmetered month and all passed.
+    await session.execute(
+        text("select pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+        {"key": f"statements-quota:{org_id}"},
+    )
+    used = await pages_used(session, org_id) + await pages_pending(session, org_id)
     if used + pages > quota:
         raise QuotaExceeded(
             f"This batch has {pages} pages; {used} of this month's {quota} are used. "
@@ -563,100 +589,3 @@ async def _get_rule(
     if row is None:
         raise NotFound("Rule not found")
     return row
-
-
-# --- billing webhooks -------------------------------------------------------------------
-
-_SUBSCRIPTION_EVENTS = (
-    "customer.subscription.created",
-    "customer.subscription.updated",
-    "customer.subscription.deleted",
-)
-
-
-async def apply_billing_event(
-    session: AsyncSession, settings: Settings, event_id: str, event_type: str, data: dict[str, Any]
-) -> bool:
-    """Apply a verified provider event once; returns False for a replay or an unknown customer."""
-    if event_type not in _SUBSCRIPTION_EVENTS:
-        return False
-    customer = data.get("customer")
-    if not isinstance(customer, str):
-        return False
-    org_id = (
-        await session.execute(text("select billing_org_by_customer(:c)"), {"c": customer})
-    ).scalar_one_or_none()
-    if org_id is None:
-        return False
-    await enter_tenant(session, org_id)
-    claimed = await session.execute(
-        insert(BillingEvent)
-        .values(id=event_id, org_id=org_id, type=event_type)
-        .on_conflict_do_nothing()
-        .returning(BillingEvent.id)
-    )
-    if claimed.scalar_one_or_none() is None:
-        return False
-    subscription = (
-        await session.execute(
-            select(Subscription).where(Subscription.org_id == org_id).with_for_update()
-        )
-    ).scalar_one()
-    subscription.external_subscription_id = data.get("id")
-    subscription.status = "canceled" if event_type.endswith("deleted") else str(data.get("status"))
-    subscription.plan = _plan_of(settings, data) or subscription.plan
-    period_end = data.get("current_period_end")
-    if isinstance(period_end, int):
-        subscription.current_period_end = dt.datetime.fromtimestamp(period_end, dt.UTC)
-    subscription.updated_at = dt.datetime.now(dt.UTC)
-    await record_audit(
-        session,
-        None,
-        "billing.subscription_changed",
-        "subscription",
-        subscription.id,
-        {"event": event_id, "plan": subscription.plan, "status": subscription.status},
-        org_id=org_id,
-    )
-    return True
-
-
-def _plan_of(settings: Settings, subscription: dict[str, Any]) -> str | None:
-    """The plan from the subscription's metadata, else from its price (id or lookup key)."""
-    metadata = subscription.get("metadata") or {}
-    if isinstance(metadata, dict) and isinstance(metadata.get("plan"), str):
-        plan: str = metadata["plan"]
-        return plan if plan in settings.statements_plan_quotas else None
-    items = (subscription.get("items") or {}).get("data") or []
-    for item in items:
-        price = item.get("price") or {}
-        for ref in (price.get("lookup_key"), price.get("id")):
-            if ref in settings.stripe_plans_by_price:
-                return settings.stripe_plans_by_price[ref]
-    return None
-
-
-async def link_customer(
-    session: AsyncSession, principal: Principal, customer_id: str, plan: str
-) -> Subscription:
-    """Tie the org to its provider customer (done by an admin once billing is set up)."""
-    subscription = (
-        await session.execute(
-            select(Subscription).where(Subscription.org_id == principal.org_id).with_for_update()
-        )
-    ).scalar_one_or_none()
-    if subscription is None:
-        subscription = Subscription(id=uuid.uuid4(), org_id=principal.org_id)
-        session.add(subscription)
-    subscription.external_customer_id = customer_id
-    subscription.plan = plan
-    await session.flush()
-    await record_audit(
-        session,
-        principal,
-        "billing.customer_linked",
-        "subscription",
-        subscription.id,
-        {"plan": plan},
-    )
-    return subscription

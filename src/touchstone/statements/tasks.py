@@ -1,4 +1,8 @@
-"""Jobs of the statements module (queue `documents`): they carry ids only."""
+"""Jobs of the statements module (queue `documents`): they carry ids only.
+
+Their status is for readers of statements. A rebuilt workbook or a deleted batch's files need
+no end hook: whatever happens to them, the batch is already in a final state.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,14 @@ from touchstone.statements.engines.billing import billing_engine
 
 # Retries 3, 9, 27, 81 and 243 s apart: a database restart or a full volume (507) must not
 # leave a batch `processing` for good after a few seconds of outage.
-@job(queue="documents", max_attempts=6, backoff_seconds=3, timeout_seconds=1800)
+@job(
+    read_permission="statements:read",
+    on_end=processing.batch_ended,
+    queue="documents",
+    max_attempts=6,
+    backoff_seconds=3,
+    timeout_seconds=1800,
+)
 async def process_batch(run: JobRun, batch_id: str) -> dict[str, Any]:
     """Read every queued statement of the batch, then build its workbook."""
     settings = run.settings
@@ -27,7 +38,13 @@ async def process_batch(run: JobRun, batch_id: str) -> dict[str, Any]:
     return result
 
 
-@job(queue="reports", max_attempts=6, backoff_seconds=3, timeout_seconds=300)
+@job(
+    read_permission="statements:read",
+    queue="reports",
+    max_attempts=6,
+    backoff_seconds=3,
+    timeout_seconds=300,
+)
 async def rebuild_report(run: JobRun, batch_id: str) -> dict[str, Any]:
     """The workbook again, after a category was changed by hand."""
     settings = run.settings
@@ -36,7 +53,7 @@ async def rebuild_report(run: JobRun, batch_id: str) -> dict[str, Any]:
     )
 
 
-@job(queue="default", max_attempts=5)
+@job(read_permission="statements:read", queue="default", max_attempts=5)
 async def delete_files(run: JobRun, keys: str) -> dict[str, Any]:
     """Remove a deleted batch's files once its rows are gone (keys are newline-separated)."""
     storage = get_storage(run.settings)

@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from touchstone.core.config import Settings
 from touchstone.core.db import Database
@@ -26,7 +27,12 @@ from touchstone.core.jobs import JobRun, job
 from touchstone.core.jobs.runtime import system_job
 from touchstone.webhooks import repository
 from touchstone.webhooks.exceptions import DeliveryAttemptFailed
-from touchstone.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookDeliveryAttempt
+from touchstone.webhooks.models import (
+    MAX_ERROR_LENGTH,
+    DeliveryStatus,
+    WebhookDelivery,
+    WebhookDeliveryAttempt,
+)
 from touchstone.webhooks.secret_store import InvalidToken, decrypt_secret
 from touchstone.webhooks.sender import send_webhook
 from touchstone.webhooks.signing import signature_header
@@ -67,7 +73,25 @@ def _result(delivery: WebhookDelivery) -> dict[str, Any]:
     }
 
 
+async def delivery_ended(
+    session: AsyncSession, org_id: uuid.UUID, problem: dict[str, Any], *, delivery_id: str
+) -> None:
+    """The delivery's job ended without settling it (an error on its last attempt, or it
+    was cancelled): the delivery fails with the job's reason instead of waiting forever."""
+    loaded = await repository.delivery_with_endpoint(
+        session, org_id, uuid.UUID(delivery_id), for_update=True
+    )
+    if loaded is None or DeliveryStatus(loaded[0].status).finished:
+        return
+    delivery = loaded[0]
+    delivery.status = DeliveryStatus.FAILED
+    delivery.next_attempt_at = None
+    delivery.last_error = (problem.get("detail") or problem["title"])[:MAX_ERROR_LENGTH]
+
+
 @job(
+    read_permission="webhooks:read",
+    on_end=delivery_ended,
     queue="default",
     max_attempts=MAX_ATTEMPTS,
     backoff_seconds=BACKOFF_SECONDS,

@@ -3,71 +3,20 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import httpx
 import pytest
-from procrastinate.tasks import Task
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests import jobs_fixtures
 from tests.conftest import Tenant, committed_tenant
-from tests.core.jobs.conftest import drain
-from touchstone.core.auth import Principal
+from tests.core.jobs.conftest import Jobs, principal_of
 from touchstone.core.config import Settings
 from touchstone.core.db import Database
 from touchstone.core.jobs import JobRecord, accepted, defer, job_app
-from touchstone.core.permissions import Role, permissions_for
-from touchstone.core.postgres import DatabaseUrls
 from touchstone.identity.models import Branch
-
-
-def principal_of(tenant: Tenant) -> Principal:
-    return Principal(
-        kind="user",
-        id=uuid.uuid4(),
-        org_id=tenant.org_id,
-        role=Role.ORG_ADMIN,
-        branch_id=None,
-        permissions=permissions_for(Role.ORG_ADMIN),
-    )
-
-
-@dataclass
-class Jobs:
-    """Defer, run and read jobs of one committed tenant (the long-hand of every test here)."""
-
-    committed: Database
-    tenant: Tenant
-    client: httpx.AsyncClient
-    settings: Settings
-    urls: DatabaseUrls
-
-    async def defer(self, task: Task[Any, Any, Any], **arguments: Any) -> JobRecord:
-        async with self.committed.transaction(org_id=self.tenant.org_id) as session:
-            return await defer(session, principal_of(self.tenant), task, **arguments)
-
-    async def drain(self) -> None:
-        await drain(self.settings, self.urls)
-
-    async def status(self, record: JobRecord) -> dict[str, Any]:
-        response = await self.client.get(f"/api/v1/jobs/{record.id}", headers=self.tenant.headers)
-        body: dict[str, Any] = response.json()
-        return body
-
-
-@pytest.fixture
-def jobs(
-    committed: Database,
-    tenant: Tenant,
-    live_client: httpx.AsyncClient,
-    settings: Settings,
-    database_urls: DatabaseUrls,
-) -> Jobs:
-    return Jobs(committed, tenant, live_client, settings, database_urls)
 
 
 async def _procrastinate_jobs_for(session: AsyncSession, record_id: uuid.UUID) -> int:

@@ -4,7 +4,7 @@ The three things a module needs:
 
     from touchstone.core.jobs import JobRun, defer, job
 
-    @job(queue="documents", max_attempts=5, timeout_seconds=600)
+    @job(read_permission="statements:read", queue="documents", on_end=statement_failed)
     async def parse_statement(run: JobRun, statement_id: str) -> dict[str, str]:
         async with run.transaction() as session: ...      # the job's org, RLS on
         await run.progress(50, "half way")
@@ -16,15 +16,26 @@ The three things a module needs:
 
 from touchstone.core.jobs.models import JobRecord, JobStatus
 from touchstone.core.jobs.router import accepted
-from touchstone.core.jobs.runtime import QUEUES, JobRun, defer, job, job_app, system_job
+from touchstone.core.jobs.runtime import (
+    QUEUES,
+    JobFailed,
+    JobRun,
+    defer,
+    is_permanent,
+    job,
+    job_app,
+    system_job,
+)
 
 __all__ = [
     "QUEUES",
+    "JobFailed",
     "JobRecord",
     "JobRun",
     "JobStatus",
     "accepted",
     "defer",
+    "is_permanent",
     "job",
     "job_app",
     "system_job",

@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Integer, String, Text
+from sqlalchemy import BigInteger, DateTime, Integer, String, Text, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -42,5 +42,10 @@ class JobRecord(IdMixin, TenantMixin, TimestampMixin, Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     procrastinate_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
     created_by: Mapped[uuid.UUID | None]
+    arguments: Mapped[dict[str, Any]] = mapped_column(
+        JSONB, default=dict, server_default=text("'{}'::jsonb")
+    )
+    """The ids the job was deferred with: what its kind's visibility check and end hook
+    (run here when a queued job is cancelled) look at."""
     started_at: Mapped[datetime | None] = mapped_column(_TZ)
     finished_at: Mapped[datetime | None] = mapped_column(_TZ)

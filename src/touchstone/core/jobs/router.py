@@ -1,4 +1,8 @@
-"""Job status for clients: every long operation answers 202 with Location pointing here."""
+"""Job status for clients: every long operation answers 202 with Location pointing here.
+
+A job is shown only to callers the module that defined it lets read it (`@job`'s
+`read_permission` and `visible`); to anyone else, as to another tenant, it does not exist.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +20,7 @@ from touchstone.core.auth import Principal
 from touchstone.core.deps import CurrentPrincipal, SessionDep
 from touchstone.core.errors import Conflict, Forbidden, NotFound
 from touchstone.core.jobs.models import JobRecord, JobStatus
-from touchstone.core.jobs.runtime import job_app
+from touchstone.core.jobs.runtime import end_cancelled, job_app, may_read_job
 from touchstone.core.schemas import OutputModel
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
@@ -54,7 +58,7 @@ async def get_job(
     if for_update:
         query = query.with_for_update()
     record = (await session.execute(query)).scalar_one_or_none()
-    if record is None:
+    if record is None or not await may_read_job(session, principal, record):
         raise NotFound("Job not found")
     return record
 
@@ -83,6 +87,7 @@ async def cancel_job(job_id: uuid.UUID, session: SessionDep, principal: CurrentP
     if record.status == JobStatus.QUEUED:
         record.status = JobStatus.CANCELLED
         record.finished_at = datetime.now(record.created_at.tzinfo)
+        await end_cancelled(session, record)
     record.message = "cancellation requested"
     await record_audit(
         session,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import signal
 import socket
 from typing import Any
@@ -14,11 +15,26 @@ from sqlalchemy.engine import URL
 
 from touchstone.core.config import Settings
 from touchstone.core.db import Database
-from touchstone.core.jobs.runtime import QUEUES, job_app
+from touchstone.core.jobs.runtime import QUEUES, JobFailed, job_app
 from touchstone.core.postgres import libpq_dsn
 
 log = structlog.get_logger("touchstone.worker")
 WORKER_RESTART_DELAY_S = 1.0
+
+
+class _EndedJobsWithoutTraceback(logging.Filter):
+    """procrastinate logs a failed job with its exception's traceback. A `JobFailed` was
+    logged once already, by the job itself, with the traceback when it was a bug: here
+    the line stays (procrastinate's own record of the outcome) and the traceback goes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], JobFailed):
+            record.exc_info = record.exc_text = None
+        return True
+
+
+_PROCRASTINATE_WORKER_LOG = logging.getLogger("procrastinate.worker")
+_ENDED_JOBS_FILTER = _EndedJobsWithoutTraceback()
 
 
 def job_connector(url: URL, max_size: int) -> PsycopgConnector:
@@ -95,6 +111,7 @@ async def run_worker(
     unknown = set(queues or ()) - set(QUEUES)
     if unknown:
         raise ValueError(f"unknown queues {sorted(unknown)}; choose from {QUEUES}")
+    _PROCRASTINATE_WORKER_LOG.addFilter(_ENDED_JOBS_FILTER)  # a no-op the second time
     database = Database(runtime_url, settings)
     name = f"{socket.gethostname()}-{id(database):x}"
     options: dict[str, Any] = {

@@ -26,10 +26,12 @@ from touchstone.core.storage.base import (
     StoredObject,
     StoredStream,
     check_key,
+    key_kind,
     key_org,
     new_key,
     served_inline,
 )
+from touchstone.core.storage.kinds import FileKind, file_kind, may_read_file
 from touchstone.core.storage.local import LocalStorage
 from touchstone.core.storage.s3 import S3Storage, s3_store
 from touchstone.core.storage.signing import UrlSigner
@@ -38,6 +40,7 @@ from touchstone.core.storage.sniff import sniff_content_type
 __all__ = [
     "FILES_PATH",
     "ByteRange",
+    "FileKind",
     "LocalStorage",
     "RangeNotSatisfiable",
     "S3Storage",
@@ -47,8 +50,11 @@ __all__ = [
     "StoredStream",
     "UrlSigner",
     "check_key",
+    "file_kind",
     "get_storage",
+    "key_kind",
     "key_org",
+    "may_read_file",
     "new_key",
     "request_storage",
     "served_inline",

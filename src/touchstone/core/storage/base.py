@@ -27,7 +27,9 @@ MAX_SIGNED_URL_SECONDS = 7 * 24 * 3600
 
 _KIND = re.compile(r"[a-z0-9_-]{1,40}")
 _UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
-_KEY = re.compile(rf"(?P<org>{_UUID})/[a-z0-9_-]{{1,40}}/[0-9]{{4}}/(?:0[1-9]|1[0-2])/{_UUID}")
+_KEY = re.compile(
+    rf"(?P<org>{_UUID})/(?P<kind>[a-z0-9_-]{{1,40}})/[0-9]{{4}}/(?:0[1-9]|1[0-2])/{_UUID}"
+)
 
 
 class RangeNotSatisfiable(AppError):
@@ -148,6 +150,14 @@ def key_org(key: str) -> uuid.UUID:
     if match is None:
         raise NotFound("File not found")
     return uuid.UUID(match["org"])
+
+
+def key_kind(key: str) -> str:
+    """The kind a well-formed key was stored under (`new_key`); NotFound for anything else."""
+    match = _KEY.fullmatch(key)
+    if match is None:
+        raise NotFound("File not found")
+    return match["kind"]
 
 
 def check_key(org_id: uuid.UUID, key: str) -> str:

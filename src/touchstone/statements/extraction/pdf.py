@@ -111,6 +111,17 @@ def open_document(
     if pages > limits.max_pages:
         document.close()
         raise TooManyPages(f"{pages} pages; at most {limits.max_pages} are accepted.")
+    # The count is the page tree's own claim: a tree whose /Kids loop back (or lead nowhere)
+    # still counts its pages, and only loading one fails. Finding each page's dictionary
+    # (its size) walks the tree at ~2 us a page, without parsing any content.
+    for index in range(pages):
+        try:
+            document.get_page_size(index)
+        except pdfium.PdfiumError as exc:
+            document.close()
+            raise CorruptPdf(
+                f"Page {index + 1} of {pages} cannot be found: the PDF's page tree is broken."
+            ) from exc
     return document
 
 

@@ -23,6 +23,7 @@ from touchstone.statements.domain import (
     ValidationIssue,
 )
 from touchstone.statements.engines.ocr import OcrEngine
+from touchstone.statements.exceptions import CorruptPdf
 from touchstone.statements.extraction.columns import PageText
 from touchstone.statements.extraction.layout import group_lines
 from touchstone.statements.extraction.metadata import latest_date, read_metadata
@@ -92,6 +93,8 @@ def extract_statement(
             context = _read_tables(document, page, context, limits, ocr)
             if on_page is not None:
                 on_page(index + 1, len(pages))
+    except pdfium.PdfiumError as exc:  # the file, not the moment: reading it again cannot help
+        raise CorruptPdf(f"PDFium cannot read the file: {exc}") from exc
     finally:
         with PDFIUM_LOCK:
             document.close()
