@@ -31,7 +31,7 @@ async def _set_active(
     client: httpx.AsyncClient, operator: Tenant, org: Tenant, active: bool
 ) -> httpx.Response:
     return await client.patch(
-        f"{API}/orgs/{org.org_id}", headers=operator.headers, json={"is_active": active}
+        f"{API}/platform/orgs/{org.org_id}", headers=operator.headers, json={"is_active": active}
     )
 
 

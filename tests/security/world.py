@@ -109,10 +109,6 @@ async def user(world: World) -> None:
     world.ids["user_id"], _ = await add_member(world.client, world.owner, Role.VIEWER)
 
 
-async def org(world: World) -> None:
-    world.ids["org_id"] = str(world.owner.org_id)
-
-
 async def api_key(world: World) -> None:
     made = await world.post("/api-keys", json={"name": "ci", "scopes": ["statements:read"]})
     world.ids["key_id"] = made["id"]
@@ -210,7 +206,6 @@ async def own_org(world: World) -> None:
 
 
 FACTORIES: dict[str, Callable[[World], Awaitable[None]]] = {
-    f"{API}/orgs/": org,
     f"{API}/branches/": branch,
     f"{API}/users/": user,
     f"{API}/api-keys/": api_key,

@@ -134,7 +134,7 @@ async def create_org(
     return idempotency.remember(OrgOut.model_validate(org))
 
 
-@router.patch("/orgs/{org_id}", response_model=OrgOut, tags=["orgs"])
+@router.patch("/platform/orgs/{org_id}", response_model=OrgOut, tags=["orgs"])
 async def set_org_status(
     org_id: uuid.UUID,
     body: OrgStatusUpdate,
