@@ -179,6 +179,7 @@ def _serve_until_ready(env: dict[str, str]) -> tuple[subprocess.Popen[str], int]
         text=True,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
+        start_new_session=True,  # its own group and session, as under a shell or a service
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -193,28 +194,59 @@ def _serve_until_ready(env: dict[str, str]) -> tuple[subprocess.Popen[str], int]
     raise AssertionError("server never became ready")
 
 
-def test_serve_on_the_embedded_server_stops_cleanly_on_ctrl_c(worker_id: str) -> None:
-    data_dir = ROOT / "var" / f"test-serve-{worker_id}-{uuid.uuid4().hex[:6]}"
-    env = {**os.environ, "DATA_DIR": str(data_dir), "LOG_LEVEL": "WARNING"}
-    env.pop("DATABASE_URL", None)
-    try:
-        for _ in range(2):  # the second start finds the data already there
-            process, port = _serve_until_ready(env)
-            docs = httpx.get(f"http://127.0.0.1:{port}/docs")
-            assert docs.status_code == 200
-            process.send_signal(signal.SIGINT)
-            output = process.communicate(timeout=30)[0]
-            assert process.returncode == 0, output
-            assert f"http://127.0.0.1:{port}/docs" in output
-            assert not (data_dir / "pgdata" / "postmaster.pid").exists(), "postgres still runs"
-    finally:
-        shutil.rmtree(data_dir, ignore_errors=True)
-
-
 def _worker_children(pid: int) -> set[int]:
     """Children of every thread of `pid` (the supervisor thread starts the new worker)."""
     tasks = Path(f"/proc/{pid}/task").glob("*/children")
     return {int(child) for task in tasks for child in task.read_text().split()}
+
+
+def _session_members(session_id: int) -> set[int]:
+    """Live processes of a session (ps's SID column, from /proc)."""
+    members = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # it exited while we looked
+            continue
+        if int(fields[3]) == session_id and fields[0] != "Z":
+            members.add(int(stat.parent.name))
+    return members
+
+
+@pytest.mark.parametrize(
+    ("signum", "to_group"),
+    [
+        (signal.SIGINT, False),  # Ctrl-C
+        (signal.SIGTERM, False),  # docker stop, kill
+        (signal.SIGTERM, True),  # timeout, systemd: the whole group
+        (signal.SIGHUP, True),  # a closed terminal
+    ],
+    ids=["sigint", "sigterm", "sigterm-group", "sighup-group"],
+)
+def test_serve_on_the_embedded_server_stops_everything_on_a_signal(
+    worker_id: str, signum: signal.Signals, to_group: bool
+) -> None:
+    data_dir = ROOT / "var" / f"test-serve-{worker_id}-{uuid.uuid4().hex[:6]}"
+    env = {**os.environ, "DATA_DIR": str(data_dir), "LOG_LEVEL": "WARNING"}
+    env.pop("DATABASE_URL", None)
+    try:
+        process, port = _serve_until_ready(env)
+        assert _session_members(process.pid) >= {process.pid} | _worker_children(process.pid)
+        assert httpx.get(f"http://127.0.0.1:{port}/docs").status_code == 200
+        if to_group:
+            os.killpg(process.pid, signum)
+        else:
+            process.send_signal(signum)
+        output = process.communicate(timeout=60)[0]
+        assert process.returncode in (0, 128 + signal.SIGTERM), output  # SIGHUP is a SIGTERM
+        assert f"http://127.0.0.1:{port}/docs" in output
+        assert not (data_dir / "pgdata" / "postmaster.pid").exists(), "postgres still runs"
+        deadline = time.monotonic() + 30
+        while _session_members(process.pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert _session_members(process.pid) == set(), "processes outlived the server"
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def test_serve_starts_its_worker_again_after_it_is_killed(worker_id: str) -> None:

@@ -88,6 +88,7 @@ def serve(
         "First admin: uv run touchstone orgs create 'My Bank' --admin-email you@example.com "
         "(or `uv run touchstone demo` for a demo bank)"
     )
+    _exit_cleanly_on_termination()
     worker = _SupervisedWorker() if settings.run_worker_with_api else None
     try:
         uvicorn.run(
@@ -108,6 +109,23 @@ def serve(
     finally:
         if worker is not None:
             worker.stop()
+
+
+def _exit_cleanly_on_termination() -> None:
+    """SIGTERM and SIGHUP stop the server as Ctrl-C does: worker, then embedded database.
+
+    uvicorn shuts down gracefully on SIGINT and SIGTERM and then raises the signal again.
+    SIGINT becomes KeyboardInterrupt, which unwinds through `finally` and `atexit` (where the
+    embedded PostgreSQL stops), but SIGTERM's default action ends the process on the spot and
+    left the database running. Here it exits the same orderly way; SIGHUP (a closed
+    terminal), which uvicorn ignores, asks uvicorn for the same graceful shutdown.
+    """
+
+    def exit_orderly(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, exit_orderly)
+    signal.signal(signal.SIGHUP, lambda _signum, _frame: signal.raise_signal(signal.SIGTERM))
 
 
 class _SupervisedWorker:

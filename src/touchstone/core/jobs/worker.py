@@ -73,12 +73,13 @@ async def _work_until_stopped(options: dict[str, Any], handle_signals: bool) -> 
 
     It stops (returning normally) when its listener or heartbeat loses the database, e.g.
     while PostgreSQL restarts; without this the process would sit idle with jobs queued.
-    Only SIGINT/SIGTERM (or cancelling this task) end the loop, letting running jobs finish.
+    Only SIGINT, SIGTERM, SIGHUP (or cancelling this task) end the loop, letting running jobs
+    finish; the process then exits normally, so it detaches from the embedded database.
     """
     stopping = asyncio.Event()
     if handle_signals:
         loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.add_signal_handler(signum, stopping.set)
     while not stopping.is_set():
         worker = asyncio.create_task(job_app.run_worker_async(**options))
