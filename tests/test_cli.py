@@ -249,6 +249,30 @@ def test_serve_on_the_embedded_server_stops_everything_on_a_signal(
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
+def test_a_killed_server_takes_its_worker_and_embedded_database_with_it(worker_id: str) -> None:
+    data_dir = ROOT / "var" / f"test-serve-{worker_id}-{uuid.uuid4().hex[:6]}"
+    env = {**os.environ, "DATA_DIR": str(data_dir), "LOG_LEVEL": "WARNING"}
+    env.pop("DATABASE_URL", None)
+    try:
+        process, _ = _serve_until_ready(env)
+        process.kill()
+        process.communicate(timeout=30)
+        deadline = time.monotonic() + 60
+        while _session_members(process.pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert _session_members(process.pid) == set(), "the worker outlived its server"
+        postmaster = data_dir / "pgdata" / "postmaster.pid"
+        while postmaster.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not postmaster.exists(), "postgres outlived everything attached to it"
+        process, _ = _serve_until_ready(env)  # and the next start stops it again on Ctrl-C
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=60)
+        assert not postmaster.exists(), "a dead process kept the database attached"
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
 def test_serve_starts_its_worker_again_after_it_is_killed(worker_id: str) -> None:
     data_dir = ROOT / "var" / f"test-serve-kill-{worker_id}-{uuid.uuid4().hex[:6]}"
     env = {**os.environ, "DATA_DIR": str(data_dir), "LOG_LEVEL": "WARNING"}

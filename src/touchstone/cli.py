@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import os
 import re
 import secrets
 import signal
@@ -143,7 +144,8 @@ class _SupervisedWorker:
 
     @staticmethod
     def _start() -> subprocess.Popen[bytes]:
-        return subprocess.Popen([sys.executable, "-m", "touchstone.cli", "worker", "--no-migrate"])
+        command = ["worker", "--no-migrate", "--stop-with-pid", str(os.getpid())]
+        return subprocess.Popen([sys.executable, "-m", "touchstone.cli", *command])
 
     def _watch(self) -> None:
         while not self._stopping.wait(self.RESTART_DELAY_S):
@@ -180,6 +182,9 @@ def worker(
         list[str] | None, typer.Option("--import", help="Extra module(s) defining tasks")
     ] = None,
     migrate: Annotated[bool, typer.Option(help="Apply migrations first")] = True,
+    stop_with_pid: Annotated[
+        int | None, typer.Option(hidden=True, help="Stop when this process ends")
+    ] = None,
 ) -> None:
     """Run background jobs until SIGINT/SIGTERM (finishing the jobs in hand)."""
     from touchstone.core.jobs.worker import run_worker
@@ -195,6 +200,7 @@ def worker(
             urls.runtime,
             queues=selected,
             concurrency=concurrency or settings.worker_concurrency,
+            stop_with_pid=stop_with_pid,
         )
     )
 
