@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -12,6 +13,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
@@ -108,7 +110,9 @@ def test_orgs_users_demo_backup_restore(cli_env: dict[str, str], tmp_path: Path)
     demo = _touchstone(cli_env, "demo")
     assert "branch_manager" in demo.stdout
     assert "24K gold rate" in demo.stdout
-    assert _touchstone(cli_env, "demo", check=False).exit_code == 1
+    again = _touchstone(cli_env, "demo")
+    assert "already loaded" in again.stdout
+    assert _credentials(again) == _credentials(demo), "a second demo prints the same ones"
 
     backup = tmp_path / "touchstone.dump"
     _touchstone(cli_env, "backup", str(backup))
@@ -162,6 +166,75 @@ def test_billing_set_changes_a_plan_with_a_reason(cli_env: dict[str, str]) -> No
             "select changes from audit_events where action = 'billing.changed_by_platform'"
         ).fetchone() or (None,)
     assert changes["reason"] == "contract 42"
+
+
+def _credentials(demo: Result) -> dict[str, str]:
+    return {
+        line.split()[1]: line.split()[2]
+        for line in demo.stdout.splitlines()
+        if "@demobank.example.com" in line
+    }
+
+
+def _json(env: dict[str, str], *args: str) -> Any:
+    return json.loads(_touchstone(env, *args, "--json").stdout)
+
+
+def test_operators_manage_orgs_members_and_keys(cli_env: dict[str, str]) -> None:
+    passwords = {row["email"]: row["password"] for row in _json(cli_env, "demo")}
+    orgs = _json(cli_env, "orgs", "list")
+    assert [(o["slug"], o["is_active"]) for o in orgs] == [("demo-bank", True)]
+    assert orgs[0]["active_members"] == len(passwords)
+
+    clerk = "clerk@demobank.example.com"
+    created = _touchstone(
+        cli_env,
+        *("users", "create", "--org", "demo-bank", "--email", clerk, "--role", "appraiser"),
+        *("--branch", "MAIN"),
+    )
+    assert "branch MAIN" in created.stdout
+    assert "invitation token" in created.stdout
+    no_branch = _touchstone(
+        cli_env,
+        *("users", "create", "--org", "demo-bank", "--email", "x@demobank.example.com"),
+        *("--role", "appraiser", "--branch", "NOPE"),
+        check=False,
+    )
+    assert (no_branch.exit_code, "No branch" in no_branch.output) == (1, True)
+    members = {u["email"]: u for u in _json(cli_env, "users", "list", "--org", "demo-bank")}
+    assert members[clerk]["branch"] == "MAIN"
+
+    reset = _touchstone(cli_env, "users", "reset-password", "--org", "demo-bank", "--email", clerk)
+    assert "new password (shown once)" in reset.stdout
+    _touchstone(cli_env, "users", "deactivate", "--org", "demo-bank", "--email", clerk)
+    members = {u["email"]: u for u in _json(cli_env, "users", "list", "--org", "demo-bank")}
+    assert members[clerk]["is_active"] is False
+    unknown = _touchstone(
+        cli_env,
+        *("users", "deactivate", "--org", "demo-bank", "--email", "nobody@x.example"),
+        check=False,
+    )
+    assert (unknown.exit_code, "No member" in unknown.output) == (1, True)
+    assert _touchstone(cli_env, "users", "list", check=False).exit_code == 2  # no --org
+
+    assert _json(cli_env, "apikeys", "list", "--org", "demo-bank") == []
+    revoked = _touchstone(
+        cli_env, "apikeys", "revoke", "--org", "demo-bank", "--prefix", "nokey", check=False
+    )
+    assert revoked.exit_code == 1
+
+    admin = "admin@demobank.example.com"
+    _touchstone(
+        cli_env,
+        *("users", "reset-password", "--org", "demo-bank", "--email", admin),
+        *("--password", "changed by the operator"),
+    )
+    again = {row["email"]: row["password"] for row in _json(cli_env, "demo", "--reset")}
+    assert again == passwords
+    dsn = cli_env["DATABASE_URL"].replace("postgresql+psycopg", "postgresql")
+    with psycopg.connect(dsn) as conn:
+        actions = [row[0] for row in conn.execute("select action from audit_events")]
+    assert actions.count("user.password_reset") >= 2 + len(passwords)
 
 
 def _free_port() -> int:
