@@ -1,4 +1,5 @@
-"""How a request meets its route: the body limit, and the credential before the body.
+"""How a request meets its route: the body limit and the credential before the body, and
+405 answers that name every method of the path.
 
 FastAPI reads and parses a route's body before it runs any dependency, so `authenticate`
 alone refuses an anonymous 60 MB JSON body only after reading it. `LimitedRoute`, the route
@@ -28,19 +29,21 @@ plain-text 413.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 from starlette.types import Message, Receive, Scope, Send
 
 from touchstone.core.config import Settings
 from touchstone.core.db import enter
 from touchstone.core.deps import authenticate, dependency_calls, get_database, identify_before_body
-from touchstone.core.errors import PayloadTooLarge
+from touchstone.core.errors import PayloadTooLarge, http_error
 from touchstone.core.ratelimit import limit_by_address
 
 UploadLimit = Callable[[Settings], int]
@@ -154,9 +157,10 @@ def _body_headers(scope: Scope) -> tuple[str | None, bytes | None]:
 
 
 def bind_routes(app: FastAPI, settings: Settings) -> None:
-    """Every API route's body rule."""
+    """Every API route's body rule, and the routes a 405 looks through for `Allow`."""
+    routes = list(iter_route_contexts(app.routes))
     rules: dict[int, BodyRule] = {}
-    for route in iter_route_contexts(app.routes):
+    for route in routes:
         original = route.original_route
         if not isinstance(original, APIRoute):
             continue
@@ -169,3 +173,23 @@ def bind_routes(app: FastAPI, settings: Settings) -> None:
         if rules.setdefault(id(original), rule) != rule:
             raise TypeError(f"{route.path_format}: included twice with different body rules")
     app.state.body_rules = rules
+    app.add_exception_handler(405, _MethodNotAllowed(routes))
+
+
+class _MethodNotAllowed:
+    """A 405 whose `Allow` lists the methods of every route of the path: the route that
+    answers knows only its own (`GET /batches` would name GET alone, not POST)."""
+
+    def __init__(self, routes: Sequence[RouteContext]) -> None:
+        self.routes = routes
+
+    async def __call__(self, request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, HTTPException)
+        methods = {
+            method
+            for route in self.routes
+            if route.methods and route.matches(request.scope)[0] is not Match.NONE
+            for method in route.methods
+        }
+        exc.headers = {**(exc.headers or {}), "Allow": ", ".join(sorted(methods))}
+        return await http_error(request, exc)
