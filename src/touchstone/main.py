@@ -32,6 +32,7 @@ from touchstone.core.jobs.router import router as jobs_router
 from touchstone.core.logging import configure_logging
 from touchstone.core.middleware import RequestContextMiddleware
 from touchstone.core.migrations import migration_head
+from touchstone.core.openapi import describe_url_rules
 from touchstone.core.postgres import admin_url, runtime_url
 from touchstone.core.ratelimit import RateLimiter, limit_by_address
 from touchstone.core.reads import PrincipalHints, hot_reads_first
@@ -186,4 +187,5 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     # now, so a route that cannot be served (a TenantReadRoute of the wrong shape, an API route
     # without a body limit) stops start-up.
     bind_routes(app, settings)
+    describe_url_rules(app)
     return app
