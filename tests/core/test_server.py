@@ -12,6 +12,7 @@ import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from typing import Any
 
 import httpx
 import pytest
@@ -19,7 +20,12 @@ import uvicorn
 
 from tests.core.events.conftest import free_port
 from touchstone.core.config import Settings
-from touchstone.core.server import MAX_HEAD_BYTES, MAX_HEADER_FIELDS, uvicorn_options
+from touchstone.core.server import (
+    MAX_HEAD_BYTES,
+    MAX_HEADER_FIELDS,
+    HeadLimitedHttpToolsProtocol,
+    uvicorn_options,
+)
 from touchstone.main import create_app
 
 GUARD_S = 60
@@ -27,11 +33,12 @@ GUARD_S = 60
 
 
 @contextmanager
-def serving(settings: Settings) -> Iterator[int]:
+def serving(settings: Settings, **overrides: Any) -> Iterator[int]:
     """`touchstone serve`'s uvicorn options; no lifespan: /health/live needs no database."""
     port = free_port()
+    options = uvicorn_options() | overrides
     config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=port, lifespan="off", **uvicorn_options()
+        create_app(settings), host="127.0.0.1", port=port, lifespan="off", **options
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
@@ -153,3 +160,17 @@ def test_a_huge_header_does_not_hold_up_other_clients(port: int) -> None:
         refused = attacker.result()
     assert [answer.status_code for answer in answers] == [200] * 20
     assert refused == b"closed" or status(refused) == 431, refused[:200]
+
+
+class QuickHeadTimeout(HeadLimitedHttpToolsProtocol):
+    head_timeout_s = 0.2
+
+
+def test_a_head_never_finished_is_closed(settings: Settings) -> None:
+    """A connection that sends nothing, or half a head, is closed by the server (the test
+    waits for that; it measures no time). Without the timeout it was held forever."""
+    with serving(settings, http=QuickHeadTimeout) as port:
+        for opening in (b"", b"GET /health/live HTTP/1.1\r\nHost: te"):
+            with socket.create_connection(("127.0.0.1", port), timeout=GUARD_S) as sock:
+                sock.sendall(opening)
+                assert sock.recv(1024) == b"", opening

@@ -6,6 +6,7 @@ serve HTTP the same way.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -15,6 +16,9 @@ MAX_HEAD_BYTES = 32 * 1024
 """Request line and headers together (nginx's default total, twice h11's)."""
 MAX_HEADER_FIELDS = 100
 """Header fields a request (gunicorn's default); browsers send about twenty."""
+HEAD_TIMEOUT_S = 20.0
+"""From a connection's opening, or a head's first byte, to the end of the head (Apache's
+default); idle time between requests is uvicorn's keep-alive timeout."""
 
 
 class TooManyHeaderFields(Exception):
@@ -23,24 +27,39 @@ class TooManyHeaderFields(Exception):
 
 class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol, refusing a request head over `MAX_HEAD_BYTES` (431) or
-    with more than `MAX_HEADER_FIELDS` fields (400), and closing the connection.
+    with more than `MAX_HEADER_FIELDS` fields (400), or not finished within `HEAD_TIMEOUT_S`,
+    and closing the connection.
 
     Why a subclass: uvicorn limits the head only on its h11 protocol
     (`h11_max_incomplete_event_size`), which is pure Python and slower on every request;
     httptools has no limit of its own and joins a header's pieces as they arrive, so a single
     64 MiB header held the event loop for 10 s and every other client waited. Here a head is
     fed to the parser only up to the limit; past it, the rest is parsed only if the head has
-    ended. It extends `data_received` and three parser callbacks; the rest is uvicorn's.
+    ended. Neither protocol times a head out: a connection that never finishes one (or never
+    sends a byte) was held forever, with its socket and what it had sent. It extends
+    `data_received`, three parser callbacks and the connection's end; the rest is uvicorn's.
     """
 
     head_bytes = 0
     """Bytes of the current request's head fed to the parser so far."""
     reading_head = True
+    head_timeout_s = HEAD_TIMEOUT_S
+    head_deadline: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._start_head_deadline()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_head_deadline()
+        super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
         if not self.reading_head:
             super().data_received(data)
             return
+        if self.head_deadline is None:  # the first byte of a request after the first
+            self._start_head_deadline()
         room = MAX_HEAD_BYTES - self.head_bytes
         if len(data) <= room:
             self.head_bytes += len(data)
@@ -62,11 +81,26 @@ class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self.reading_head = False
+        self._stop_head_deadline()
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
         self.reading_head, self.head_bytes = True, 0
+
+    def _start_head_deadline(self) -> None:
+        self.head_deadline = self.loop.call_later(self.head_timeout_s, self._head_timed_out)
+
+    def _stop_head_deadline(self) -> None:
+        if self.head_deadline is not None:
+            self.head_deadline.cancel()
+            self.head_deadline = None
+
+    def _head_timed_out(self) -> None:
+        self.head_deadline = None
+        if self.reading_head and not self.transport.is_closing():
+            self.logger.warning("Request head unfinished after %.0f s; closed", self.head_timeout_s)
+            self.transport.close()
 
     def _refuse_head(self) -> None:
         self.logger.warning("Request head over %d bytes refused", MAX_HEAD_BYTES)
