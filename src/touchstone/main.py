@@ -55,6 +55,11 @@ PUBLIC_ERRORS = problem_responses(400, 401, 403, 404, 409, *ANY_ROUTE)
 AUTHENTICATED_ERRORS = problem_responses(400, 401, 403, 404, 409, 415, *ANY_ROUTE, 507)
 
 
+MAX_FORM_FIELDS = 32
+"""Text fields of a form (sign-in has seven, a batch upload two)."""
+MAX_FORM_FIELD_BYTES = 128 * 1024
+"""One text field of a multipart form (a batch's `passwords`: 20,000 characters of UTF-8)."""
+
 YOUNG_COLLECTION_THRESHOLD = 10_000
 
 
@@ -120,6 +125,14 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         # exporter is set (`configure_tracing`), Prometheus metrics, structlog. FastAPI's own
         # would look up the global OpenTelemetry providers on every request.
         telemetry={"tracing": False, "metrics": False, "logs": False},
+        # Multipart parsing keeps each text field, and up to 1 MiB of each file, in memory:
+        # within a 500 MB upload, 1,000 of either (Starlette's defaults) would be 500 MB.
+        form_limits={
+            # one over what a batch takes, so the service names that error (too_many_files)
+            "max_files": settings.statements_max_files + 1,
+            "max_fields": MAX_FORM_FIELDS,
+            "max_part_size": MAX_FORM_FIELD_BYTES,
+        },
     )
     app.state.settings = settings
     app.state.authenticator = IdentityAuthenticator(settings)

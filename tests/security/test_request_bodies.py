@@ -67,9 +67,10 @@ async def send_body(
     content_type: str,
     headers: dict[str, str] | None = None,
     declare_length: bool = True,
+    content: bytes | None = None,
 ) -> Exchange:
-    """`size` bytes of body, made as they are pulled, declared by Content-Length or not
-    (chunked, as a client streaming a body sends it)."""
+    """`size` bytes of body, made as they are pulled (or `content`, of that size), declared
+    by Content-Length or not (chunked, as a client streaming a body sends it)."""
     exchange = Exchange()
     sent = [(b"host", b"test"), (b"content-type", content_type.encode())]
     sent += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
@@ -99,9 +100,12 @@ async def send_body(
         if exchange.pulled >= size:
             return {"type": "http.disconnect"}
         length = min(CHUNK, size - exchange.pulled)
-        chunk = (start if exchange.pulled == 0 else b"") + b"7" * length
+        if content is not None:
+            chunk = content[exchange.pulled : exchange.pulled + length]
+        else:
+            chunk = ((start if exchange.pulled == 0 else b"") + b"7" * length)[:length]
         exchange.pulled += length
-        return {"type": "http.request", "body": chunk[:length], "more_body": exchange.pulled < size}
+        return {"type": "http.request", "body": chunk, "more_body": exchange.pulled < size}
 
     async def send(message: Message) -> None:
         if message["type"] == "http.response.start":
@@ -268,6 +272,35 @@ async def test_an_upload_is_cut_off_at_its_limit_while_it_streams(
         headers=tenant_a.headers,
     )
     assert_refused(declared, 413)
+
+
+def many_parts(count: int, field: str, filename: str | None) -> bytes:
+    """A multipart body (MULTIPART's boundary) of `count` small parts named `field`."""
+    disposition = f'form-data; name="{field}"' + (f'; filename="{filename}"' if filename else "")
+    part = f"--touchstone-test-boundary\r\nContent-Disposition: {disposition}\r\n\r\n"
+    return (part.encode() + b"%PDF-1.7\n" + b"x" * 1024 + b"\r\n") * count + (
+        b"--touchstone-test-boundary--\r\n"
+    )
+
+
+@pytest.mark.parametrize(("field", "filename"), [("files", "a.pdf"), ("label", None)])
+async def test_a_form_stops_being_read_where_it_has_too_many_parts(
+    app: FastAPI, tenant_a: Tenant, field: str, filename: str | None
+) -> None:
+    """Each file part keeps up to 1 MiB in memory, each text part all of itself: within a
+    500 MB upload, a thousand small parts are refused where their count crosses the limit,
+    not read to the end."""
+    body = many_parts(1000, field, filename)
+    exchange = await send_body(
+        app,
+        "POST",
+        f"{API}/batches",
+        size=len(body),
+        content=body,
+        content_type=MULTIPART,
+        headers=tenant_a.headers,
+    )
+    assert_refused(exchange, 400, pulled_at_most=len(body) // 10)
 
 
 async def test_uploads_within_their_limit_still_work(
