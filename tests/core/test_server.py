@@ -17,12 +17,19 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from starlette.applications import Starlette
+from starlette.routing import WebSocketRoute
+from starlette.types import ASGIApp
+from starlette.websockets import WebSocket
+from websockets.exceptions import ConnectionClosedError
+from websockets.sync.client import connect
 
 from tests.core.events.conftest import free_port
 from touchstone.core.config import Settings
 from touchstone.core.server import (
     MAX_HEAD_BYTES,
     MAX_HEADER_FIELDS,
+    MAX_WEBSOCKET_MESSAGE_BYTES,
     HeadLimitedHttpToolsProtocol,
     uvicorn_options,
 )
@@ -33,13 +40,11 @@ GUARD_S = 60
 
 
 @contextmanager
-def serving(settings: Settings, **overrides: Any) -> Iterator[int]:
+def serving(app: ASGIApp, **overrides: Any) -> Iterator[int]:
     """`touchstone serve`'s uvicorn options; no lifespan: /health/live needs no database."""
     port = free_port()
     options = uvicorn_options() | overrides
-    config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=port, lifespan="off", **options
-    )
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", **options)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -57,7 +62,7 @@ def serving(settings: Settings, **overrides: Any) -> Iterator[int]:
 
 @pytest.fixture(scope="module")
 def port(settings: Settings) -> Iterator[int]:
-    with serving(settings) as port:
+    with serving(create_app(settings)) as port:
         yield port
 
 
@@ -169,8 +174,28 @@ class QuickHeadTimeout(HeadLimitedHttpToolsProtocol):
 def test_a_head_never_finished_is_closed(settings: Settings) -> None:
     """A connection that sends nothing, or half a head, is closed by the server (the test
     waits for that; it measures no time). Without the timeout it was held forever."""
-    with serving(settings, http=QuickHeadTimeout) as port:
+    with serving(create_app(settings), http=QuickHeadTimeout) as port:
         for opening in (b"", b"GET /health/live HTTP/1.1\r\nHost: te"):
             with socket.create_connection(("127.0.0.1", port), timeout=GUARD_S) as sock:
                 sock.sendall(opening)
                 assert sock.recv(1024) == b"", opening
+
+
+async def _message_sizes(websocket: WebSocket) -> None:
+    await websocket.accept()
+    while True:
+        await websocket.send_text(str(len(await websocket.receive_bytes())))
+
+
+def test_a_websocket_message_over_the_limit_closes_the_socket() -> None:
+    """uvicorn assembles a whole message before the app can refuse it: past the limit the
+    server closes the socket (1009) instead of buffering it."""
+    app = Starlette(routes=[WebSocketRoute("/sizes", _message_sizes)])
+    with serving(app) as port, connect(f"ws://127.0.0.1:{port}/sizes") as socket_:
+        socket_.send(b"x" * MAX_WEBSOCKET_MESSAGE_BYTES)
+        assert socket_.recv(GUARD_S) == str(MAX_WEBSOCKET_MESSAGE_BYTES)
+        socket_.send(b"x" * (MAX_WEBSOCKET_MESSAGE_BYTES + 1))
+        with pytest.raises(ConnectionClosedError) as closed:
+            socket_.recv(GUARD_S)
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 1009

@@ -16,6 +16,10 @@ MAX_HEAD_BYTES = 32 * 1024
 """Request line and headers together (nginx's default total, twice h11's)."""
 MAX_HEADER_FIELDS = 100
 """Header fields a request (gunicorn's default); browsers send about twenty."""
+MAX_WEBSOCKET_MESSAGE_BYTES = 5 * 1024 * 1024
+"""uvicorn assembles a whole WebSocket message before the app sees it (16 MiB by default);
+the largest the app takes is a purity-test frame, 4 MiB, and it answers a larger one itself
+up to this size."""
 HEAD_TIMEOUT_S = 20.0
 """From a connection's opening, or a head's first byte, to the end of the head (Apache's
 default); idle time between requests is uvicorn's keep-alive timeout."""
@@ -131,6 +135,7 @@ def uvicorn_options() -> dict[str, Any]:
     return {
         "http": HeadLimitedHttpToolsProtocol,
         "ws": "websockets-sansio",
+        "ws_max_size": MAX_WEBSOCKET_MESSAGE_BYTES,
         "log_config": None,
         "access_log": False,
         "proxy_headers": False,
