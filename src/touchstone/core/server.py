@@ -41,7 +41,8 @@ class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
     fed to the parser only up to the limit; past it, the rest is parsed only if the head has
     ended. Neither protocol times a head out: a connection that never finishes one (or never
     sends a byte) was held forever, with its socket and what it had sent. It extends
-    `data_received`, three parser callbacks and the connection's end; the rest is uvicorn's.
+    `data_received`, three parser callbacks and the connection's start and end; the rest is
+    uvicorn's.
     """
 
     head_bytes = 0
