@@ -28,9 +28,12 @@ from touchstone.main import create_app
 MiB = 1024 * 1024
 CHUNK = 64 * 1024
 """What a server hands the app per `receive` (uvicorn passes on what each read returned)."""
-TRANSACTION = f"{API}/batches/{uuid.uuid4()}/transactions/{uuid.uuid4()}"
-PASSWORD_ROUTE = f"{API}/batches/{uuid.uuid4()}/statements/{uuid.uuid4()}/password"
-ITEMS = f"{API}/appraisals/{uuid.uuid4()}/items"
+NOBODY = uuid.UUID(int=1)
+"""An id no object has: the requests must be refused before any lookup. Fixed, so every
+xdist worker collects the same test ids."""
+TRANSACTION = f"{API}/batches/{NOBODY}/transactions/{NOBODY}"
+PASSWORD_ROUTE = f"{API}/batches/{NOBODY}/statements/{NOBODY}/password"
+ITEMS = f"{API}/appraisals/{NOBODY}/items"
 JSON = "application/json"
 MULTIPART = "multipart/form-data; boundary=touchstone-test-boundary"
 FILE_PART = (
@@ -132,13 +135,17 @@ def assert_refused(exchange: Exchange, status: int, pulled_at_most: int = 0) -> 
 ANONYMOUS_BODIES = [
     ("PATCH", TRANSACTION, 60 * MiB, JSON),
     ("POST", f"{API}/batches", 200 * MiB, MULTIPART),
-    ("PUT", f"{API}/customers/{uuid.uuid4()}/photo", 50 * MiB, MULTIPART),
+    ("PUT", f"{API}/customers/{NOBODY}/photo", 50 * MiB, MULTIPART),
     ("POST", ITEMS, 5 * MiB, JSON),
 ]
 
 
 @pytest.mark.parametrize("declare_length", [True, False], ids=["content-length", "chunked"])
-@pytest.mark.parametrize(("method", "path", "size", "content_type"), ANONYMOUS_BODIES)
+@pytest.mark.parametrize(
+    ("method", "path", "size", "content_type"),
+    ANONYMOUS_BODIES,
+    ids=["json-60MiB", "batch-200MiB", "photo-50MiB", "items-5MiB"],
+)
 async def test_no_credential_is_refused_before_a_byte_of_the_body(
     app: FastAPI, method: str, path: str, size: int, content_type: str, declare_length: bool
 ) -> None:
@@ -205,7 +212,9 @@ async def test_a_client_over_its_rate_limit_is_refused_before_its_body(
     assert_refused(refused, 429)
 
 
-@pytest.mark.parametrize("path", [TRANSACTION, PASSWORD_ROUTE, ITEMS])
+@pytest.mark.parametrize(
+    "path", [TRANSACTION, PASSWORD_ROUTE, ITEMS], ids=["transaction", "password", "items"]
+)
 async def test_signed_in_json_over_the_small_limit_is_413(
     app: FastAPI, settings: Settings, tenant_a: Tenant, path: str
 ) -> None:
@@ -362,7 +371,7 @@ async def test_every_body_route_refuses_a_declared_body_over_the_default(
     for (method, path), (_, route) in body_rules(app).items():
         if route.body_field is None:
             continue
-        url = PARAM.sub(str(uuid.uuid4()), path)
+        url = PARAM.sub(str(NOBODY), path)
         exchange = await send_body(
             app,
             method,
