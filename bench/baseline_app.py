@@ -19,7 +19,7 @@ import uvicorn
 from fastapi import FastAPI
 from pydantic import BaseModel
 
-from touchstone.core.server import uvicorn_options
+from touchstone.core.http_server import uvicorn_options
 
 PAYLOAD_ENV = "BENCH_PAYLOAD"
 
@@ -58,7 +58,7 @@ def create_app() -> FastAPI:
 
 
 def main() -> None:
-    """Serve with the uvicorn options of `touchstone serve` (core.server), its HTTP protocol
+    """Serve with the uvicorn options of `touchstone serve` (core.http_server), its HTTP protocol
     with the request head limit included."""
     uvicorn.run(
         "bench.baseline_app:create_app",

@@ -16,8 +16,8 @@ import typer
 import uvicorn
 
 from touchstone.cli.context import command_name, load_settings
+from touchstone.core.http_server import uvicorn_options
 from touchstone.core.postgres import libpq_dsn, prepare_database
-from touchstone.core.server import uvicorn_options
 
 
 def serve(

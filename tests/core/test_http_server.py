@@ -1,4 +1,4 @@
-"""The HTTP server of `touchstone serve` (uvicorn with core.server's options), on a real
+"""The HTTP server of `touchstone serve` (uvicorn with core.http_server's options), on a real
 socket: a request head over the limit is refused without holding up other clients.
 
 The server runs in a thread with its own event loop, as `touchstone serve` runs it; the
@@ -26,7 +26,7 @@ from websockets.sync.client import connect
 
 from tests.core.events.conftest import free_port
 from touchstone.core.config import Settings
-from touchstone.core.server import (
+from touchstone.core.http_server import (
     MAX_HEAD_BYTES,
     MAX_HEADER_FIELDS,
     MAX_WEBSOCKET_MESSAGE_BYTES,
