@@ -13,8 +13,7 @@ from fastapi.routing import APIRoute, APIWebSocketRoute, iter_route_contexts
 from starlette.routing import compile_path
 
 from touchstone.core.config import Settings
-from touchstone.core.deps import authenticate
-from touchstone.core.reads import dependency_calls
+from touchstone.core.deps import authenticate, dependency_calls
 from touchstone.main import create_app
 
 PUBLIC = {

@@ -7,10 +7,8 @@ import re
 import secrets
 import time
 from collections.abc import Iterable
-from typing import Any
 
 import structlog
-from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from touchstone.core.errors import PROBLEM_JSON
@@ -141,47 +139,3 @@ async def _send_problem(send: Send, status: int, code: str, title: str, request_
         }
     )
     await send({"type": "http.response.body", "body": body})
-
-
-class BodySizeLimitMiddleware:
-    """Refuse bodies over the limit: early by Content-Length, else while streaming."""
-
-    def __init__(
-        self, app: ASGIApp, max_bytes: int, overrides: dict[str, int] | None = None
-    ) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-        self.overrides = overrides or {}
-
-    def _limit_for(self, path: str) -> int:
-        for prefix, limit in self.overrides.items():
-            if path.startswith(prefix):
-                return limit
-        return self.max_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        limit = self._limit_for(scope["path"])
-        declared = _header(scope, b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > limit):
-            request_id = scope.get("state", {}).get("request_id", "")
-            await _send_problem(
-                send, 413, "payload_too_large", f"Request body over {limit} bytes", request_id
-            )
-            return
-        received = 0
-
-        async def counting_receive() -> Message:
-            nonlocal received
-            message: dict[str, Any] = dict(await receive())
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    # An HTTPException, because FastAPI turns any other error raised while it
-                    # reads the body into a 400 "error parsing the body".
-                    raise HTTPException(413, f"Request body over {limit} bytes")
-            return message
-
-        await self.app(scope, counting_receive, send)

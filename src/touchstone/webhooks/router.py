@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Response
 from touchstone.core.auth import Principal
 from touchstone.core.deps import SessionDep, SettingsDep, require
 from touchstone.core.pagination import Page, PageDep, page_of
+from touchstone.core.routing import LimitedRoute
 from touchstone.webhooks import service
 from touchstone.webhooks.dependencies import TargetPolicyDep
 from touchstone.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
@@ -23,7 +24,7 @@ from touchstone.webhooks.schemas import (
     WebhookUpdate,
 )
 
-router = APIRouter(prefix="/webhooks", tags=["webhooks"])
+router = APIRouter(prefix="/webhooks", tags=["webhooks"], route_class=LimitedRoute)
 Reader = Annotated[Principal, Depends(require("webhooks:read"))]
 Writer = Annotated[Principal, Depends(require("webhooks:write"))]
 WEBHOOKS_PATH = "/api/v1/webhooks"
