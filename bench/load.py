@@ -53,8 +53,8 @@ from bench.common import (
 )
 from bench.generators.statements import generate_statement
 from bench.generators.touchstone_clips import ClipSpec, TouchstoneClip
-from touchstone.appraisal.frames import encode_jpeg
-from touchstone.appraisal.purity import Karat
+from touchstone.appraisal.purity.frames import encode_jpeg
+from touchstone.appraisal.purity.pipeline import Karat
 
 RESULTS = RESULTS_DIR / "load.json"
 USERS_PER_TENANT = 4

@@ -16,7 +16,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from tests.appraisal.conftest import make_bank
-from tests.appraisal.test_api_live import new_test
+from tests.appraisal.purity.live.test_api import new_test
 from tests.conftest import Tenant, add_member
 from tests.core.events.conftest import LiveServer, serve
 from tests.security.world import API

@@ -21,7 +21,7 @@ import numpy as np
 import onnxruntime as ort
 
 from touchstone.appraisal.exceptions import InvalidFrame
-from touchstone.appraisal.frames import decode_frame
+from touchstone.appraisal.purity.frames import decode_frame
 from touchstone.appraisal.valuation import ITEM_TYPES
 from touchstone.core.config import Settings
 from touchstone.core.errors import InvalidInput

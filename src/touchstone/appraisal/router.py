@@ -13,17 +13,11 @@ from typing import Annotated
 import anyio
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, UploadFile
 
-from touchstone.appraisal import (
-    certificates,
-    classifier,
-    customers,
-    live,
-    org_settings,
-    purity_tests,
-    service,
-    webrtc,
-)
-from touchstone.appraisal.live_page import router as live_page_router
+from touchstone.appraisal import item_classifier as classifier
+from touchstone.appraisal import service
+from touchstone.appraisal.certificate import service as certificates
+from touchstone.appraisal.certificate.router import router as verify_router
+from touchstone.appraisal.customers import service as customers
 from touchstone.appraisal.models import (
     Appraisal,
     AppraisalSettings,
@@ -32,6 +26,13 @@ from touchstone.appraisal.models import (
     Evidence,
     PurityTest,
 )
+from touchstone.appraisal.org_settings import service as org_settings
+from touchstone.appraisal.purity import service as purity_tests
+from touchstone.appraisal.purity.live import run as live
+from touchstone.appraisal.purity.live import webrtc
+from touchstone.appraisal.purity.live.page import router as live_page_router
+from touchstone.appraisal.purity.live.websocket import TESTING
+from touchstone.appraisal.purity.live.websocket import router as websocket_router
 from touchstone.appraisal.schemas import (
     AppraisalCreate,
     AppraisalDetail,
@@ -60,9 +61,6 @@ from touchstone.appraisal.schemas import (
     WebRtcAnswer,
     WebRtcOffer,
 )
-from touchstone.appraisal.verify_page import router as verify_router
-from touchstone.appraisal.websocket import TESTING
-from touchstone.appraisal.websocket import router as websocket_router
 from touchstone.core.auth import Principal
 from touchstone.core.deps import EntryDep, SessionDep, SettingsDep, require
 from touchstone.core.errors import Forbidden

@@ -16,7 +16,7 @@ from sqlalchemy.exc import DBAPIError
 
 from tests.appraisal.conftest import API, CHAIN, RING, Bank, complete_purity
 from tests.conftest import assert_problem
-from touchstone.appraisal.purity import Karat
+from touchstone.appraisal.purity.pipeline import Karat
 from touchstone.core.config import Settings
 from touchstone.core.db import Database
 from touchstone.core.postgres import DatabaseUrls, libpq_dsn

@@ -16,7 +16,7 @@ import pypdfium2.raw as pdfium_c
 import pytest
 from PIL import Image
 
-from touchstone.appraisal.certificate import (
+from touchstone.appraisal.certificate.document import (
     CertificateData,
     CertificateItem,
     certificate_digest,

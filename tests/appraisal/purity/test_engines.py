@@ -10,7 +10,8 @@ import pytest
 from bench.generators.touchstone_clips import ClipSpec, TouchstoneClip, Variant
 
 from tests.appraisal.onnx_models import constant_output_model, yolo_like_model, yolo_output
-from touchstone.appraisal.engines import (
+from touchstone.appraisal.exceptions import InvalidDetectorModel, UnknownDetectorEngine
+from touchstone.appraisal.purity.engines import (
     ENGINE_NAMES,
     ClassicalEngine,
     Detection,
@@ -18,10 +19,9 @@ from touchstone.appraisal.engines import (
     build_engine,
     karat_label,
 )
-from touchstone.appraisal.engines.base import Box
-from touchstone.appraisal.engines.onnx_yolo import letterbox, non_max_suppression
-from touchstone.appraisal.exceptions import InvalidDetectorModel, UnknownDetectorEngine
-from touchstone.appraisal.purity import Karat
+from touchstone.appraisal.purity.engines.base import Box
+from touchstone.appraisal.purity.engines.onnx_yolo import letterbox, non_max_suppression
+from touchstone.appraisal.purity.pipeline import Karat
 
 RUBBING_NAMES = {0: "stone", 1: "gold"}
 ACID_NAMES = {0: "acid", 1: "18k", 2: "22k", 3: "24k"}

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from touchstone.appraisal.exceptions import FrameTooLarge, InvalidFrame
-from touchstone.appraisal.frames import (
+from touchstone.appraisal.purity.frames import (
     BgrFrame,
     check_frame,
     decode_frame,

@@ -22,16 +22,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.appraisal.onnx_models import constant_output_model, yolo_output
-from touchstone.appraisal.engines import (
+from touchstone.appraisal.exceptions import InvalidFrame, InvalidPuritySnapshot
+from touchstone.appraisal.purity.engines import (
     AcidObservation,
     ClassicalEngine,
     OnnxYoloEngine,
     RubbingObservation,
 )
-from touchstone.appraisal.engines.base import Box, Detection
-from touchstone.appraisal.exceptions import InvalidFrame, InvalidPuritySnapshot
-from touchstone.appraisal.frames import BgrFrame
-from touchstone.appraisal.purity import (
+from touchstone.appraisal.purity.engines.base import Box, Detection
+from touchstone.appraisal.purity.frames import BgrFrame
+from touchstone.appraisal.purity.pipeline import (
     EVIDENCE_KEYS,
     AcidTiming,
     Hint,

@@ -12,8 +12,8 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import HTMLResponse
 
-from touchstone.appraisal import certificates
-from touchstone.appraisal.certificate import render_verification_html
+from touchstone.appraisal.certificate import service as certificates
+from touchstone.appraisal.certificate.document import render_verification_html
 from touchstone.core.deps import SettingsDep, SystemSessionDep
 from touchstone.core.routing import LimitedRoute
 from touchstone.core.storage import StorageDep

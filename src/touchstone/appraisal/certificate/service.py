@@ -23,14 +23,15 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import touchstone.identity.service as identity
-from touchstone.appraisal import customers, repository, service
-from touchstone.appraisal.certificate import (
+from touchstone.appraisal import repository, service
+from touchstone.appraisal.certificate.document import (
     CertificateData,
     CertificateItem,
     certificate_digest,
     certificate_items,
     render_certificate,
 )
+from touchstone.appraisal.customers import service as customers
 from touchstone.appraisal.exceptions import CertificateNotFound, IllegalTransition
 from touchstone.appraisal.models import (
     Appraisal,

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from touchstone.appraisal import repository
-from touchstone.appraisal.certificate import mask_id_number, mask_phone
+from touchstone.appraisal.certificate.document import mask_id_number, mask_phone
 from touchstone.appraisal.exceptions import CustomerNotFound
 from touchstone.appraisal.models import Customer
 from touchstone.appraisal.schemas import CustomerCreate, CustomerOut

@@ -26,9 +26,9 @@ from typing import Any
 
 import numpy as np
 
-from touchstone.appraisal.engines.base import Box, Detection, DetectorEngine, karat_label
 from touchstone.appraisal.exceptions import InvalidPuritySnapshot
-from touchstone.appraisal.frames import BgrFrame, check_frame, encode_jpeg
+from touchstone.appraisal.purity.engines.base import Box, Detection, DetectorEngine, karat_label
+from touchstone.appraisal.purity.frames import BgrFrame, check_frame, encode_jpeg
 
 SNAPSHOT_VERSION = 1
 MASK_CELLS = 32

@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from touchstone.appraisal import org_settings, repository, service
+from touchstone.appraisal import repository, service
 from touchstone.appraisal.exceptions import (
     IllegalTransition,
     PurityTestClosed,
@@ -28,7 +28,8 @@ from touchstone.appraisal.models import (
     PurityTest,
     PurityTestStatus,
 )
-from touchstone.appraisal.purity import PurityResult, Stage
+from touchstone.appraisal.org_settings import service as org_settings
+from touchstone.appraisal.purity.pipeline import PurityResult, Stage
 from touchstone.core.auth import Principal
 from touchstone.core.db import utcnow
 from touchstone.core.events import publish

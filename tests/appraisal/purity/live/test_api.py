@@ -28,7 +28,7 @@ from tests.appraisal.onnx_models import constant_output_model, yolo_output
 from tests.conftest import Tenant, assert_problem, committed_tenant
 from tests.core.events.conftest import LiveServer, serve
 from tests.core.events.test_events import collect, emit, subscribed
-from touchstone.appraisal.purity import Karat
+from touchstone.appraisal.purity.pipeline import Karat
 from touchstone.core.config import Settings
 from touchstone.core.db import Database
 from touchstone.core.events import OutboxEvent

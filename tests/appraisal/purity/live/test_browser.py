@@ -22,7 +22,7 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from tests.appraisal.conftest import API, RING, Bank
 from tests.core.events.conftest import LiveServer, serve
-from touchstone.appraisal.purity import Karat
+from touchstone.appraisal.purity.pipeline import Karat
 from touchstone.core.config import Settings
 from touchstone.core.db import Database
 

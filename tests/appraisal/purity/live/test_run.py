@@ -6,7 +6,7 @@ import asyncio
 
 import numpy as np
 
-from touchstone.appraisal.live import DecodeFrame, LatestFrame
+from touchstone.appraisal.purity.live.run import DecodeFrame, LatestFrame
 
 
 def _frame(number: int) -> DecodeFrame:

@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from touchstone.appraisal.engines.base import (
+from touchstone.appraisal.exceptions import InvalidDetectorModel, UnknownDetectorEngine
+from touchstone.appraisal.purity.engines.base import (
     AcidObservation,
     Box,
     Detection,
@@ -17,9 +18,8 @@ from touchstone.appraisal.engines.base import (
     RubbingObservation,
     karat_label,
 )
-from touchstone.appraisal.engines.classical import ClassicalEngine
-from touchstone.appraisal.engines.onnx_yolo import ClassMap, OnnxYoloEngine
-from touchstone.appraisal.exceptions import InvalidDetectorModel, UnknownDetectorEngine
+from touchstone.appraisal.purity.engines.classical import ClassicalEngine
+from touchstone.appraisal.purity.engines.onnx_yolo import ClassMap, OnnxYoloEngine
 
 __all__ = [
     "ENGINE_NAMES",

@@ -1,7 +1,7 @@
 """What a purity-test detector sees in one frame, and the protocol every engine follows.
 
 Engines only detect; the stage logic (which stone, which gold, when rubbing is confirmed,
-when a reading is steady) lives in `touchstone.appraisal.purity`, so it is the same for
+when a reading is steady) lives in `touchstone.appraisal.purity.pipeline`, so it is the same for
 the classical engine and for a customer's YOLO models.
 """
 
@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Protocol
 
-from touchstone.appraisal.frames import BgrFrame
+from touchstone.appraisal.purity.frames import BgrFrame
 
 Box = tuple[float, float, float, float]
 """x1, y1, x2, y2 in frame pixels."""

@@ -23,8 +23,13 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from touchstone.appraisal.engines.base import AcidObservation, Box, Detection, RubbingObservation
-from touchstone.appraisal.frames import BgrFrame
+from touchstone.appraisal.purity.engines.base import (
+    AcidObservation,
+    Box,
+    Detection,
+    RubbingObservation,
+)
+from touchstone.appraisal.purity.frames import BgrFrame
 
 WORK_WIDTH = 160
 REVISION = 1

@@ -24,15 +24,15 @@ import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 
-from touchstone.appraisal.engines.base import (
+from touchstone.appraisal.exceptions import InvalidDetectorModel
+from touchstone.appraisal.purity.engines.base import (
     AcidObservation,
     Box,
     Detection,
     RubbingObservation,
     karat_label,
 )
-from touchstone.appraisal.exceptions import InvalidDetectorModel
-from touchstone.appraisal.frames import BgrFrame
+from touchstone.appraisal.purity.frames import BgrFrame
 
 ClassNames = Mapping[int, str]
 ClassMap = Mapping[str, ClassNames]

@@ -24,11 +24,12 @@ from typing import Any
 import anyio
 import structlog
 
-from touchstone.appraisal import purity_tests, repository
-from touchstone.appraisal.engines import DetectorEngine, build_engine
+from touchstone.appraisal import repository
 from touchstone.appraisal.exceptions import InvalidFrame, PurityTestBusy
-from touchstone.appraisal.frames import BgrFrame
-from touchstone.appraisal.purity import PurityPipeline, PurityStatus
+from touchstone.appraisal.purity import service as purity_tests
+from touchstone.appraisal.purity.engines import DetectorEngine, build_engine
+from touchstone.appraisal.purity.frames import BgrFrame
+from touchstone.appraisal.purity.pipeline import PurityPipeline, PurityStatus
 from touchstone.core.auth import Principal
 from touchstone.core.config import Settings
 from touchstone.core.db import Database

@@ -31,7 +31,7 @@ from aiortc import (
 from aiortc.mediastreams import MediaStreamError
 
 from touchstone.appraisal.exceptions import UnsupportedCodec, UnsupportedSdp
-from touchstone.appraisal.live import PurityRun, drive, dumps, error_message
+from touchstone.appraisal.purity.live.run import PurityRun, drive, dumps, error_message
 from touchstone.core.config import Settings
 from touchstone.core.db import Database
 from touchstone.core.errors import AppError

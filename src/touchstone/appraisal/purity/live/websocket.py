@@ -23,8 +23,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect, status
 
 from touchstone.appraisal.exceptions import FrameTooLarge
-from touchstone.appraisal.frames import decode_frame
-from touchstone.appraisal.live import (
+from touchstone.appraisal.purity.frames import decode_frame
+from touchstone.appraisal.purity.live.run import (
     MAX_FRAME_BYTES,
     MAX_FRAME_PIXELS,
     DecodeFrame,
