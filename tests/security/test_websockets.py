@@ -1,7 +1,7 @@
 """The purity-test WebSocket authenticates itself (browsers cannot send headers on it), so
 its tenant, branch and permission checks are swept here over a real socket.
 
-Another bank's token is refused in tests/appraisal/test_api_live.py, and the events socket's
+Another bank's token is refused in tests/appraisal/purity/live/test_api.py, and the events socket's
 refusals in tests/core/events/test_events.py; this adds another branch and a viewer.
 """
 

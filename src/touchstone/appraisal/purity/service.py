@@ -1,6 +1,6 @@
 """Purity-test records: creating a test, starting or resuming it, checkpoints, the result.
 
-The live transports (`live.py`) call these, each in its own short transaction, so a test
+The live transports (`live/`) call these, each in its own short transaction, so a test
 that streams for a minute never holds a database transaction open. The result is written
 in one transaction (test row, evidence rows, the item's karat, the appraisal's status, the
 chain and the events): a test is either completed with all of it or not at all.

@@ -6,6 +6,7 @@ customer's YOLOv8 models exported to ONNX, one per stage.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from touchstone.appraisal.purity.engines.base import (
 )
 from touchstone.appraisal.purity.engines.classical import ClassicalEngine
 from touchstone.appraisal.purity.engines.onnx_yolo import ClassMap, OnnxYoloEngine
+from touchstone.core.config import Settings
 
 __all__ = [
     "ENGINE_NAMES",
@@ -32,6 +34,7 @@ __all__ = [
     "OnnxYoloEngine",
     "RubbingObservation",
     "build_engine",
+    "engine_for",
     "karat_label",
 ]
 
@@ -74,3 +77,25 @@ def build_engine(
     if factory is None:
         raise UnknownDetectorEngine(f"{name!r}; known engines: {', '.join(ENGINE_NAMES)}")
     return factory(rubbing_model, acid_model, class_map)
+
+
+_engines: dict[tuple[str, Path | None, Path | None], DetectorEngine] = {}
+_engines_lock = threading.Lock()
+
+
+def engine_for(name: str, settings: Settings) -> DetectorEngine:
+    """The engine `name` with the app's model files, built once per configuration and shared
+    by every test that uses it. Call it in a worker thread: loading an ONNX file takes a while.
+    """
+    onnx = name != "classical"
+    key = (
+        name,
+        settings.yolo_rubbing_model if onnx else None,
+        settings.yolo_acid_model if onnx else None,
+    )
+    with _engines_lock:
+        engine = _engines.get(key)
+        if engine is None:
+            engine = build_engine(name, rubbing_model=key[1], acid_model=key[2])
+            _engines[key] = engine
+        return engine

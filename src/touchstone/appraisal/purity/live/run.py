@@ -14,11 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -26,8 +24,8 @@ import structlog
 
 from touchstone.appraisal import repository
 from touchstone.appraisal.exceptions import InvalidFrame, PurityTestBusy
-from touchstone.appraisal.purity import service as purity_tests
-from touchstone.appraisal.purity.engines import DetectorEngine, build_engine
+from touchstone.appraisal.purity import service
+from touchstone.appraisal.purity.engines import engine_for
 from touchstone.appraisal.purity.frames import BgrFrame
 from touchstone.appraisal.purity.pipeline import PurityPipeline, PurityStatus
 from touchstone.core.auth import Principal
@@ -86,28 +84,6 @@ class LatestFrame:
         return None if self._closed else frame
 
 
-# --- engines: built once per configuration, shared by that configuration's tests ------------
-
-_engines: dict[tuple[str, Path | None, Path | None], DetectorEngine] = {}
-_engines_lock = threading.Lock()
-
-
-def engine_for(name: str, settings: Settings) -> DetectorEngine:
-    """Models load once (in a worker thread: loading an ONNX file takes a while)."""
-    onnx = name != "classical"
-    key = (
-        name,
-        settings.yolo_rubbing_model if onnx else None,
-        settings.yolo_acid_model if onnx else None,
-    )
-    with _engines_lock:
-        engine = _engines.get(key)
-        if engine is None:
-            engine = build_engine(name, rubbing_model=key[1], acid_model=key[2])
-            _engines[key] = engine
-        return engine
-
-
 _active: set[uuid.UUID] = set()
 """Tests streaming in this process: a second connection to one of them is refused."""
 
@@ -151,7 +127,7 @@ class PurityRun:
             async with database.transaction(
                 org_id=principal.org_id, user_id=principal.user_id
             ) as session:
-                test = await purity_tests.start(session, principal, test_id, transport)
+                test = await service.start(session, principal, test_id, transport)
                 engine = await anyio.to_thread.run_sync(engine_for, test.engine, settings)
                 pipeline = (
                     PurityPipeline.restore(test.snapshot, engine)
@@ -175,8 +151,8 @@ class PurityRun:
         frame, timestamp = decode()
         return self.pipeline.process(frame, timestamp)
 
-    def _counts(self) -> purity_tests.FrameCounts:
-        return purity_tests.FrameCounts(self.frames.received, self.processed, self.frames.dropped)
+    def _counts(self) -> service.FrameCounts:
+        return service.FrameCounts(self.frames.received, self.processed, self.frames.dropped)
 
     async def process(self) -> None:
         """Until the test completes or the transport closes the mailbox."""
@@ -201,7 +177,7 @@ class PurityRun:
     async def _checkpoint(self, message: dict[str, Any]) -> None:
         snapshot = await anyio.to_thread.run_sync(self.pipeline.snapshot)
         async with self._transaction() as session:
-            await purity_tests.checkpoint(session, self.principal, self.test_id, message, snapshot)
+            await service.checkpoint(session, self.principal, self.test_id, message, snapshot)
 
     async def _save_result(self) -> str:
         result = self.pipeline.result
@@ -215,7 +191,7 @@ class PurityRun:
                 allowed_types={"image/jpeg"},
             )
         async with self._transaction() as session:
-            status = await purity_tests.complete(
+            status = await service.complete(
                 session,
                 self.principal,
                 self.test_id,
@@ -233,7 +209,7 @@ class PurityRun:
             if not self.finished:
                 snapshot = await anyio.to_thread.run_sync(self.pipeline.snapshot)
                 async with self._transaction() as session:
-                    await purity_tests.interrupt(
+                    await service.interrupt(
                         session, self.principal, self.test_id, snapshot, self._counts()
                     )
                 log.info("purity_test_interrupted", test_id=str(self.test_id))

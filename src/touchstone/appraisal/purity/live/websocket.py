@@ -22,6 +22,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect, status
 
+from touchstone.appraisal.dependencies import TESTING
 from touchstone.appraisal.exceptions import FrameTooLarge
 from touchstone.appraisal.purity.frames import decode_frame
 from touchstone.appraisal.purity.live.run import (
@@ -42,7 +43,6 @@ from touchstone.core.stream_auth import StreamAuthorization, close_code
 router = APIRouter(tags=["appraisal"], route_class=LimitedRoute)
 TIMESTAMP_MAGIC = b"TSF1"
 _HEADER = struct.Struct(">4sd")
-TESTING = "purity:test"
 
 
 def websocket_credential(websocket: WebSocket, access_token: str | None) -> Credential:
