@@ -23,9 +23,9 @@ from touchstone.appraisal.certificate.document import (
     certificate_items,
     mask_id_number,
     mask_phone,
-    render_certificate,
-    render_verification_html,
 )
+from touchstone.appraisal.certificate.page import render_verification_html
+from touchstone.appraisal.certificate.pdf import render_certificate
 from touchstone.appraisal.valuation import (
     GoldRates,
     ItemForValuation,

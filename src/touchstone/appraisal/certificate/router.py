@@ -15,7 +15,7 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import HTMLResponse
 
 from touchstone.appraisal.certificate import service
-from touchstone.appraisal.certificate.document import render_verification_html
+from touchstone.appraisal.certificate.page import render_verification_html
 from touchstone.appraisal.dependencies import Reader
 from touchstone.appraisal.models import Certificate
 from touchstone.appraisal.schemas import CertificateOut

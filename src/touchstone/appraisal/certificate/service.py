@@ -29,8 +29,8 @@ from touchstone.appraisal.certificate.document import (
     CertificateItem,
     certificate_digest,
     certificate_items,
-    render_certificate,
 )
+from touchstone.appraisal.certificate.pdf import render_certificate
 from touchstone.appraisal.customers import service as customers
 from touchstone.appraisal.exceptions import CertificateNotFound, IllegalTransition
 from touchstone.appraisal.models import (
