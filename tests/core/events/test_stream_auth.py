@@ -145,7 +145,9 @@ async def test_sse_ends_when_the_org_is_deactivated(
 
     async def deactivate_org() -> None:
         response = await live_client.patch(
-            f"{API}/orgs/{tenant.org_id}", headers=operator.headers, json={"is_active": False}
+            f"{API}/platform/orgs/{tenant.org_id}",
+            headers=operator.headers,
+            json={"is_active": False},
         )
         assert response.status_code == 200, response.text
 
