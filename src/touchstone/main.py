@@ -13,6 +13,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from redis.asyncio import Redis
 
 from touchstone.appraisal import router as appraisal
+from touchstone.core.apidocs.router import router as apidocs_router
 from touchstone.core.cache import get_cache
 from touchstone.core.config import Settings, get_settings
 from touchstone.core.db import Database
@@ -117,8 +118,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         version=version("touchstone"),
         summary="Multi-tenant platform for appraisal, statements, attendance, AR and research",
         lifespan=lifespan,
-        docs_url="/docs" if settings.show_docs else None,
-        redoc_url="/redoc" if settings.show_docs else None,
+        docs_url=None,  # ours, served offline: `touchstone.core.apidocs`
+        redoc_url=None,
         openapi_url="/openapi.json" if settings.show_docs else None,
         debug=settings.debug,
         # Ours instead: OpenTelemetry's FastAPI and SQLAlchemy instrumentation when an
@@ -194,6 +195,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         (events_websocket_router, API_PREFIX),
     ):
         app.include_router(router, prefix=prefix, dependencies=public, responses=PUBLIC_ERRORS)
+    if settings.show_docs:
+        app.include_router(apidocs_router, dependencies=public)
     # Signed URLs or a credential; it checks itself.
     app.include_router(files_router(), responses=PUBLIC_ERRORS)
     # FastAPI builds an included route's handler on its first request; this builds them all

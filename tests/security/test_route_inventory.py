@@ -21,6 +21,7 @@ PUBLIC = {
     "/docs": "Swagger UI (off when docs are hidden)",
     "/docs/oauth2-redirect": "Swagger UI's OAuth redirect page",
     "/redoc": "ReDoc (off when docs are hidden)",
+    "/docs/assets/{name}": "Swagger UI's and ReDoc's files (off when docs are hidden)",
     "/health/live": "probe",
     "/health/ready": "probe",
     "/health": "probe",
