@@ -237,14 +237,14 @@ def test_operators_manage_orgs_members_and_keys(cli_env: dict[str, str]) -> None
     assert actions.count("user.password_reset") >= 2 + len(passwords)
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
 
 def serve_until_ready(env: dict[str, str]) -> tuple[subprocess.Popen[str], int]:
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "touchstone.cli", "serve", "--port", str(port)],
         env=env,

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_cli import serve_until_ready
+from tests.test_cli import free_port, serve_until_ready
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,14 +29,23 @@ def test_the_readme_runs_as_written(worker_id: str) -> None:
     assert "touchstone demo" in script
     assert "/batches" in script
     data_dir = ROOT / "var" / f"test-readme-{worker_id}-{uuid.uuid4().hex[:6]}"
-    env = {**os.environ, "DATA_DIR": str(data_dir), "LOG_LEVEL": "WARNING"}
+    env = {
+        **os.environ,
+        "DATA_DIR": str(data_dir),
+        "LOG_LEVEL": "WARNING",
+        "WEBHOOK_ALLOW_LOCAL": "true",  # as the README starts it for its webhook example
+    }
     env.pop("DATABASE_URL", None)
     try:
         server, port = serve_until_ready(env)
         try:
             ran = subprocess.run(
                 ["/bin/bash", "-c", "set -euo pipefail\n" + script],
-                env={**env, "API": f"http://127.0.0.1:{port}/api/v1"},
+                env={
+                    **env,
+                    "API": f"http://127.0.0.1:{port}/api/v1",
+                    "HOOK_PORT": str(free_port()),
+                },
                 cwd=ROOT,
                 capture_output=True,
                 text=True,
@@ -49,5 +58,6 @@ def test_the_readme_runs_as_written(worker_id: str) -> None:
         assert ran.returncode == 0, f"{ran.stdout[-3000:]}\n{ran.stderr[-3000:]}"
         assert '"stage": "completed"' in ran.stdout, "the purity test did not complete"
         assert "/verify/" in ran.stdout, "no certificate link"
+        assert '"webhook.ping"' in ran.stdout, "the receiver printed no verified ping"
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)

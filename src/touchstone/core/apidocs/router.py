@@ -25,6 +25,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from touchstone.core.errors import NotFound
 from touchstone.core.headers import PAGE_CSP
+from touchstone.core.routing import LimitedRoute
 
 STATIC = Path(__file__).with_name("static")
 DOCS_PATH = "/docs"
@@ -32,7 +33,7 @@ REDOC_PATH = "/redoc"
 OAUTH2_REDIRECT_PATH = "/docs/oauth2-redirect"
 ASSETS_PATH = "/docs/assets"
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, route_class=LimitedRoute)
 
 
 @dataclass(frozen=True)
