@@ -53,7 +53,7 @@ async def add_user(
         await enter_tenant(session, org_id)
         data = UserCreate(email=email, full_name=full_name, role=role, password=password)
         _, invitation = await service.create_member(session, _system_admin(org_id), data, settings)
-        return invitation
+        return invitation.token if invitation else None
 
 
 async def load_demo(database: Database, settings: Settings) -> list[tuple[str, str, str]]:
