@@ -31,7 +31,10 @@ class MaildirHandler(Mailbox):
     """aiosmtpd's Maildir handler; it adds the envelope (X-MailFrom, X-RcptTo, X-Peer)."""
 
     def __init__(self, mail_dir: Path) -> None:
-        mail_dir.mkdir(parents=True, exist_ok=True)
+        # Owner-only: the mails hold invitation and reset links.
+        for folder in ("tmp", "new", "cur"):
+            (mail_dir / folder).mkdir(mode=0o700, parents=True, exist_ok=True)
+        mail_dir.chmod(0o700)
         super().__init__(mail_dir)
 
 
