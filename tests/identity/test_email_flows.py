@@ -8,42 +8,22 @@ at once here; production waits 3 ** n seconds between attempts.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
 from email.message import EmailMessage
 from typing import Any
 
 import httpx
-import pytest
 from sqlalchemy import select, update
 
 from tests.conftest import PASSWORD, Tenant, assert_problem, committed_tenant, login
-from tests.core.jobs.conftest import drain
+from tests.identity.conftest import Deliver
 from tests.mail import MailServer, html_of, text_of, token_in
 from touchstone.core.config import Settings
 from touchstone.core.db import Database
-from touchstone.core.email import tasks as email_tasks
 from touchstone.core.email.models import OutboundEmail
-from touchstone.core.postgres import DatabaseUrls
-from touchstone.identity import tasks as identity_tasks
 from touchstone.identity.models import PasswordResetToken
 
 API = "/api/v1"
 NEW_PASSWORD = "a brand new passphrase"
-Deliver = Callable[[], Awaitable[None]]
-
-
-@pytest.fixture
-def deliver(
-    settings: Settings, database_urls: DatabaseUrls, monkeypatch: pytest.MonkeyPatch
-) -> Deliver:
-    """Run the worker until no job is due: the reset lookups, then the emails."""
-    monkeypatch.setattr(email_tasks.send_email.retry_strategy, "backoff_seconds", 0)
-    monkeypatch.setattr(identity_tasks.issue_password_resets.retry_strategy, "exponential_wait", 0)
-
-    async def run() -> None:
-        await drain(settings, database_urls)
-
-    return run
 
 
 def _email(tenant: Tenant, name: str = "member") -> str:
