@@ -5,7 +5,7 @@ UV := $(shell command -v uv 2>/dev/null || echo $(TOOLS)/bin/uv)
 export UV_PYTHON_DOWNLOADS := never
 PYTEST_ARGS ?=
 
-.PHONY: run test lint typecheck pytest test-fast bench load chaos clean
+.PHONY: run demo test lint typecheck pytest test-fast bench load chaos clean
 
 $(TOOLS)/bin/uv:
 	python3 -m venv $(TOOLS)
@@ -20,6 +20,9 @@ $(TOOLS)/bin/uv:
 
 run: .venv/.synced  ## start the embedded database, migrate and serve on :8000 (PORT overrides)
 	$(UV) run --frozen touchstone serve
+
+demo: .venv/.synced  ## load the demo bank and print its sign-ins (again: the same ones)
+	.venv/bin/touchstone demo
 
 lint: .venv/.synced
 	$(UV) run --frozen ruff check src tests bench migrations

@@ -381,6 +381,18 @@ async def update_member(
     return await get_member(session, principal, user_id)
 
 
+async def set_password(
+    session: AsyncSession, actor: Principal, user_id: uuid.UUID, password: str
+) -> None:
+    """An operator's reset: the new password, every session of the account ended, audited."""
+    query = select(User).where(User.org_id == actor.org_id, User.id == user_id)
+    user = (await session.execute(query)).scalar_one()
+    user.password_hash = await hash_password(password)
+    user.password_changed_at = datetime.now(UTC)
+    await revoke_sessions(session, actor.org_id, user_id, reason="password_reset")
+    await record_audit(session, actor, "user.password_reset", "user", user_id)
+
+
 async def revoke_sessions(
     session: AsyncSession,
     org_id: uuid.UUID,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import socket
 from typing import Any
@@ -68,18 +69,30 @@ async def _recover_forever(settings: Settings) -> None:
             log.warning("stalled_job_recovery_failed", error=type(exc).__name__)
 
 
-async def _work_until_stopped(options: dict[str, Any], handle_signals: bool) -> None:
+async def _work_until_stopped(
+    options: dict[str, Any], handle_signals: bool, stop_with_pid: int | None
+) -> None:
     """Run procrastinate's worker again whenever it stops on its own.
 
     It stops (returning normally) when its listener or heartbeat loses the database, e.g.
     while PostgreSQL restarts; without this the process would sit idle with jobs queued.
-    Only SIGINT/SIGTERM (or cancelling this task) end the loop, letting running jobs finish.
+    Only SIGINT, SIGTERM, SIGHUP (or cancelling this task) end the loop, letting running jobs
+    finish; the process then exits normally, so it detaches from the embedded database.
+    So does the end of process `stop_with_pid` (the server that started this worker, even
+    when it was killed outright): a worker never outlives its server, nor keeps the embedded
+    database running for nobody.
     """
     stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
     if handle_signals:
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.add_signal_handler(signum, stopping.set)
+    if stop_with_pid is not None and hasattr(os, "pidfd_open"):  # Linux
+        try:
+            # readable when the process ends: no polling
+            loop.add_reader(os.pidfd_open(stop_with_pid), stopping.set)
+        except ProcessLookupError:
+            return
     while not stopping.is_set():
         worker = asyncio.create_task(job_app.run_worker_async(**options))
         stop = asyncio.create_task(stopping.wait())
@@ -106,8 +119,10 @@ async def run_worker(
     concurrency: int = 10,
     wait: bool = True,
     handle_signals: bool = True,
+    stop_with_pid: int | None = None,
 ) -> None:
-    """Run jobs until stopped (SIGINT/SIGTERM), or until the queues are empty if not `wait`."""
+    """Run jobs until stopped (a signal, or the end of process `stop_with_pid`), or until the
+    queues are empty if not `wait`."""
     unknown = set(queues or ()) - set(QUEUES)
     if unknown:
         raise ValueError(f"unknown queues {sorted(unknown)}; choose from {QUEUES}")
@@ -130,7 +145,7 @@ async def run_worker(
             recovery = asyncio.create_task(_recover_forever(settings))
             try:
                 if wait:
-                    await _work_until_stopped(options, handle_signals)
+                    await _work_until_stopped(options, handle_signals, stop_with_pid)
                 else:
                     await job_app.run_worker_async(**options)
             finally:
