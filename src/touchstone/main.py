@@ -18,6 +18,7 @@ from touchstone.core.cache import get_cache
 from touchstone.core.config import Settings, get_settings
 from touchstone.core.db import Database
 from touchstone.core.deps import authenticate
+from touchstone.core.email.engine import warn_if_unconfigured
 from touchstone.core.email.local_server import start_development_server
 from touchstone.core.email.viewer import router as mail_viewer_router
 from touchstone.core.errors import install_error_handlers, problem_responses
@@ -84,6 +85,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     settings = settings or get_settings()
     configure_logging(settings)
     configure_password_hashing(settings)
+    warn_if_unconfigured(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

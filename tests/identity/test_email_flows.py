@@ -331,3 +331,23 @@ async def test_line_breaks_in_names_create_no_header_and_markup_is_escaped(
     assert not any(
         line.startswith(("Bcc:", "X-Injected:")) for line in text_of(message).split("\n")
     )
+
+
+async def test_an_invitee_whose_mail_never_came_can_use_a_reset_link_instead(
+    live_client: httpx.AsyncClient, tenant: Tenant, smtp_server: MailServer, deliver: Deliver
+) -> None:
+    """The fallback when an invitation was lost: the account has no password yet, a reset
+    link sets its first one, and the invitation's own link stops working."""
+    email = _email(tenant, "invitee")
+    await _invite(live_client, tenant, email)
+    await _ask_reset(live_client, email)
+    await deliver()
+    mails = {d.message["Subject"].split()[0]: d.message for d in smtp_server.to(email)}
+    invitation, reset = mails["You"], mails["Reset"]  # "You are invited…", "Reset your…"
+    assert (await _confirm(live_client, token_in(reset))).status_code == 204
+    assert await login(live_client, email, NEW_PASSWORD)
+    late = await live_client.post(
+        f"{API}/auth/invitations/accept",
+        json={"token": token_in(invitation), "password": "an attacker's password"},
+    )
+    assert_problem(late, 400, "invitation_invalid")

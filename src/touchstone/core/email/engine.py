@@ -20,11 +20,14 @@ from collections.abc import Sequence
 from email.message import EmailMessage
 from typing import Protocol
 
+import structlog
+
 from touchstone.core.config import Settings
 from touchstone.core.email.message import sender_address
 from touchstone.core.errors import AppError
 
 LOCALHOST = "127.0.0.1"
+log = structlog.get_logger("touchstone.email")
 AUTHENTICATION_CODES = frozenset({530, 534, 535, 538})
 """5xx answers about our own credentials: the server's configuration, not the message, is at
 fault, so they are worth another attempt once an operator has fixed it."""
@@ -138,3 +141,12 @@ def email_engine(settings: Settings) -> EmailEngine:
             envelope_from=envelope_from,
         )
     return UnconfiguredEngine()
+
+
+def warn_if_unconfigured(settings: Settings) -> None:
+    """Production starts without SMTP (a deployment may not need email), but says so."""
+    if settings.is_production and not settings.smtp_host:
+        log.warning(
+            "email_not_configured",
+            detail="SMTP_HOST is unset: invitations and password resets cannot be emailed",
+        )
