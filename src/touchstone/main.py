@@ -85,7 +85,6 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     settings = settings or get_settings()
     configure_logging(settings)
     configure_password_hashing(settings)
-    warn_if_unconfigured(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -101,6 +100,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             else listen_postgres(app.state.event_hub, url)
         )
         background = [asyncio.create_task(relay.run_forever()), asyncio.create_task(listener)]
+        warn_if_unconfigured(settings)
         mail_server = (
             start_development_server(settings.mail_dir, settings.dev_mail_port)
             if owned and settings.dev_mail_server
