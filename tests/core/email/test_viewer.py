@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from pathlib import Path
 
@@ -92,6 +93,14 @@ async def test_the_developer_sees_the_mail_escaped_and_uncached(
         assert raw.headers["content-type"].startswith("text/plain")
         assert f"X-RcptTo: {to}" in raw.text
 
+        listed = (await client.get("/dev/mail.json", params={"to": to.upper()})).json()
+        assert [m["subject"] for m in listed] == [HOSTILE_SUBJECT]  # JSON: no markup to fear
+        assert listed[0]["to"] == [to]
+        assert listed[0]["text"].splitlines() == ["the plain part"]
+        nobody = await client.get("/dev/mail.json", params={"to": "nobody@example.com"})
+        assert nobody.json() == []
+        assert nobody.headers["cache-control"] == "no-store"
+
         for missing in ("/dev/mail/nope", "/dev/mail/..%2F..%2Fsecret_key", "/dev/mail/a%00b"):
             assert (await client.get(missing)).status_code in (404, 422)
 
@@ -116,9 +125,10 @@ async def test_anyone_but_this_machine_finds_nothing(
 ) -> None:
     app = create_app(_development(settings, sent[0]), database=database)
     async with _client(app, client_host, base) as client:
-        response = await client.get("/dev/mail", headers=headers)
-        assert response.status_code == 404
-        assert sent[1] not in response.text
+        for path in ("/dev/mail", "/dev/mail.json"):
+            response = await client.get(path, headers=headers)
+            assert response.status_code == 404
+            assert sent[1] not in response.text
 
 
 @pytest.mark.parametrize(
@@ -148,3 +158,25 @@ async def test_a_second_process_leaves_the_port_to_the_first(tmp_path: Path) -> 
         assert len(list((tmp_path / "a" / "new").iterdir())) == 1
     finally:
         first.stop()
+
+
+async def test_a_script_can_wait_for_the_mail_it_caused(
+    settings: Settings, database: Database, tmp_path: Path
+) -> None:
+    mail_dir = tmp_path / "waiting"
+    server = LocalMailServer(MaildirHandler(mail_dir)).start()
+    app = create_app(_development(settings, mail_dir), database=database)
+    to = f"later-{uuid.uuid4().hex[:6]}@example.com"
+
+    async def send_soon() -> None:
+        await asyncio.sleep(0.3)  # the worker's moment
+        await _send(server.port, to)
+
+    try:
+        async with _client(app) as client:
+            waited, _ = await asyncio.gather(
+                client.get("/dev/mail.json", params={"to": to, "wait": 20}), send_soon()
+            )
+    finally:
+        server.stop()
+    assert [m["to"] for m in waited.json()] == [[to]]

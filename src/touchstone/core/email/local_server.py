@@ -73,6 +73,10 @@ class StoredMail:
         """The envelope's recipients (who really got it), not the To header."""
         return [r.strip() for r in str(self.message.get("X-RcptTo", "")).split(",") if r.strip()]
 
+    @property
+    def lower_recipients(self) -> list[str]:
+        return [r.lower() for r in self.recipients]
+
     def part(self, subtype: str) -> str | None:
         body = self.message.get_body(preferencelist=(subtype,))
         return None if body is None else str(body.get_content())

@@ -1,4 +1,5 @@
-"""`/dev/mail`: what the development SMTP server received, for the developer on this machine.
+"""`/dev/mail`: what the development SMTP server received, for the developer on this machine
+(`/dev/mail.json` for scripts).
 
 Mounted only in development without SMTP_HOST. The mails hold invitation and reset links,
 so only this machine may look: the client must be a loopback address, name the server by a
@@ -10,19 +11,25 @@ no scripts and nothing loaded from elsewhere.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
+import re
+import time
 from html import escape
 from typing import Annotated
 from urllib.parse import quote, urlsplit
 
-from fastapi import APIRouter, Depends, Request
-from fastapi.responses import HTMLResponse, PlainTextResponse, Response
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 
 from touchstone.core.config import Settings
 from touchstone.core.email.local_server import MailStore, StoredMail
 from touchstone.core.errors import NotFound
 
 PATH = "/dev/mail"
+MAX_WAIT_SECONDS = 30
+POLL_SECONDS = 0.2
+LINK = re.compile(r"https?://\S+")
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 PROXY_HEADERS = ("forwarded", "x-forwarded-for", "x-forwarded-host", "x-real-ip")
 CSP = (
@@ -55,7 +62,7 @@ def local_developer(request: Request) -> None:
         raise NotFound()
 
 
-router = APIRouter(prefix=PATH, include_in_schema=False, dependencies=[Depends(local_developer)])
+router = APIRouter(include_in_schema=False, dependencies=[Depends(local_developer)])
 
 
 def _store(request: Request) -> MailStore:
@@ -78,7 +85,7 @@ def _header(mail: StoredMail, name: str) -> str:
     return escape(str(mail.message.get(name, "")))
 
 
-@router.get("")
+@router.get(PATH)
 async def list_mail(request: Request, store: Store) -> Response:
     settings: Settings = request.app.state.settings
     mails = store.latest()
@@ -98,6 +105,36 @@ async def list_mail(request: Request, store: Store) -> Response:
     return _page("Sent mail", body)
 
 
+@router.get(f"{PATH}.json")
+async def mail_as_json(
+    store: Store,
+    to: Annotated[str | None, Query(max_length=320, description="An envelope recipient")] = None,
+    wait: Annotated[float, Query(ge=0, le=MAX_WAIT_SECONDS)] = 0,
+) -> Response:
+    """The same mails for scripts, newest first, with their text and links; `wait` seconds
+    for one to `to` to arrive (the worker sends it a moment after the request that queued
+    it)."""
+    deadline = time.monotonic() + wait
+    while True:
+        mails = [m for m in store.latest() if to is None or to.lower() in m.lower_recipients]
+        if mails or time.monotonic() >= deadline:
+            break
+        await asyncio.sleep(POLL_SECONDS)
+    items = [
+        {
+            "key": m.key,
+            "received_at": m.received_at.isoformat(),
+            "to": m.recipients,
+            "subject": str(m.message.get("Subject", "")),
+            "text": text,
+            "links": LINK.findall(text),
+        }
+        for m in mails
+        for text in [m.part("plain") or ""]
+    ]
+    return JSONResponse(items, headers={"Cache-Control": "no-store"})
+
+
 def _found(store: MailStore, key: str) -> StoredMail:
     mail = store.get(key)
     if mail is None:
@@ -105,7 +142,7 @@ def _found(store: MailStore, key: str) -> StoredMail:
     return mail
 
 
-@router.get("/{key}")
+@router.get(f"{PATH}/{{key}}")
 async def show_mail(key: str, store: Store) -> Response:
     mail = _found(store, key)
     fields = "".join(
@@ -128,7 +165,7 @@ async def show_mail(key: str, store: Store) -> Response:
     return _page(str(mail.message.get("Subject", "Mail")), body)
 
 
-@router.get("/{key}/raw")
+@router.get(f"{PATH}/{{key}}/raw")
 async def raw_mail(key: str, store: Store) -> Response:
     mail = _found(store, key)
     return PlainTextResponse(mail.message.as_string(), headers=HEADERS)
