@@ -19,6 +19,8 @@ import uvicorn
 from fastapi import FastAPI
 from pydantic import BaseModel
 
+from touchstone.core.http_server import uvicorn_options
+
 PAYLOAD_ENV = "BENCH_PAYLOAD"
 
 
@@ -56,16 +58,15 @@ def create_app() -> FastAPI:
 
 
 def main() -> None:
-    """Serve with the uvicorn options of `touchstone serve` that bear on HTTP (cli.serve)."""
+    """Serve with the uvicorn options of `touchstone serve` (core.http_server), its HTTP protocol
+    with the request head limit included."""
     uvicorn.run(
         "bench.baseline_app:create_app",
         factory=True,
         host=os.environ["HOST"],
         port=int(os.environ["PORT"]),
         workers=1,
-        log_config=None,
-        access_log=False,
-        proxy_headers=False,
+        **uvicorn_options(),
     )
 
 

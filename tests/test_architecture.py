@@ -6,8 +6,12 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).parents[1] / "src" / "touchstone"
+ENTRY_POINTS = {"cli"}
+"""Like `main.py`, they put the modules together, so they may use any of their parts."""
 MODULES = {
-    p.name for p in PACKAGE.iterdir() if p.is_dir() and p.name not in ("core", "__pycache__")
+    p.name
+    for p in PACKAGE.iterdir()
+    if p.is_dir() and p.name not in {"core", "__pycache__", *ENTRY_POINTS}
 }
 
 

@@ -10,10 +10,10 @@ from importlib.metadata import version
 
 from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.routing import iter_route_contexts
 from redis.asyncio import Redis
 
 from touchstone.appraisal import router as appraisal
+from touchstone.core.apidocs.router import router as apidocs_router
 from touchstone.core.cache import get_cache
 from touchstone.core.config import Settings, get_settings
 from touchstone.core.db import Database
@@ -34,14 +34,13 @@ from touchstone.core.idempotency import install_idempotency
 from touchstone.core.jobs.monitoring import worker_check
 from touchstone.core.jobs.router import router as jobs_router
 from touchstone.core.logging import configure_logging
-from touchstone.core.middleware import (
-    BodySizeLimitMiddleware,
-    RequestContextMiddleware,
-)
+from touchstone.core.middleware import RequestContextMiddleware
 from touchstone.core.migrations import migration_head
+from touchstone.core.openapi import describe_url_rules
 from touchstone.core.postgres import admin_url, runtime_url
 from touchstone.core.ratelimit import RateLimiter, limit_by_address
 from touchstone.core.reads import PrincipalHints, hot_reads_first
+from touchstone.core.routing import bind_routes
 from touchstone.core.security import configure_password_hashing
 from touchstone.core.storage import get_storage, storage_check
 from touchstone.core.telemetry import configure_tracing
@@ -60,6 +59,11 @@ ANY_ROUTE = (413, 422, 429, 503)
 PUBLIC_ERRORS = problem_responses(400, 401, 403, 404, 409, *ANY_ROUTE)
 AUTHENTICATED_ERRORS = problem_responses(400, 401, 403, 404, 409, 415, *ANY_ROUTE, 507)
 
+
+MAX_FORM_FIELDS = 32
+"""Text fields of a form (sign-in has seven, a batch upload two)."""
+MAX_FORM_FIELD_BYTES = 128 * 1024
+"""One text field of a multipart form (a batch's `passwords`: 20,000 characters of UTF-8)."""
 
 YOUNG_COLLECTION_THRESHOLD = 10_000
 
@@ -126,14 +130,22 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         version=version("touchstone"),
         summary="Multi-tenant platform for appraisal, statements, attendance, AR and research",
         lifespan=lifespan,
-        docs_url="/docs" if settings.show_docs else None,
-        redoc_url="/redoc" if settings.show_docs else None,
+        docs_url=None,  # ours, served offline: `touchstone.core.apidocs`
+        redoc_url=None,
         openapi_url="/openapi.json" if settings.show_docs else None,
         debug=settings.debug,
         # Ours instead: OpenTelemetry's FastAPI and SQLAlchemy instrumentation when an
         # exporter is set (`configure_tracing`), Prometheus metrics, structlog. FastAPI's own
         # would look up the global OpenTelemetry providers on every request.
         telemetry={"tracing": False, "metrics": False, "logs": False},
+        # Multipart parsing keeps each text field, and up to 1 MiB of each file, in memory:
+        # within a 500 MB upload, 1,000 of either (Starlette's defaults) would be 500 MB.
+        form_limits={
+            # one over what a batch takes, so the service names that error (too_many_files)
+            "max_files": settings.statements_max_files + 1,
+            "max_fields": MAX_FORM_FIELDS,
+            "max_part_size": MAX_FORM_FIELD_BYTES,
+        },
     )
     app.state.settings = settings
     app.state.authenticator = IdentityAuthenticator(settings)
@@ -168,17 +180,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             ],
             expose_headers=["X-Request-ID", "Location", "Retry-After"],
         )
-    batch_bytes = settings.statements_max_files * settings.statements_max_file_bytes
-    app.add_middleware(
-        BodySizeLimitMiddleware,
-        max_bytes=settings.max_body_bytes,
-        overrides={
-            f"{API_PREFIX}/batches": batch_bytes + settings.max_body_bytes,
-            # customer and item photos (JSON bodies there are still parsed by their models)
-            f"{API_PREFIX}/customers/": appraisal.MAX_PHOTO_BYTES + settings.max_body_bytes,
-            f"{API_PREFIX}/appraisals/": appraisal.MAX_PHOTO_BYTES + settings.max_body_bytes,
-        },
-    )
+    # Body limits are per route (core.routing): no middleware could know the matched route.
     app.add_middleware(RequestContextMiddleware, hsts_seconds=settings.hsts_seconds)
 
     # FastAPI matches a request against the included routers one after another, and inside
@@ -206,11 +208,15 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         (events_websocket_router, API_PREFIX),
     ):
         app.include_router(router, prefix=prefix, dependencies=public, responses=PUBLIC_ERRORS)
+    if settings.show_docs:
+        app.include_router(apidocs_router, dependencies=public)
     # Signed URLs or a credential; it checks itself.
     app.include_router(files_router(), responses=PUBLIC_ERRORS)
     if settings.dev_mail_server:  # this machine only; it checks itself
         app.include_router(mail_viewer_router)
-    # FastAPI builds an included route's handler on its first request; build them all now, so
-    # a route that cannot be served (say, a TenantReadRoute of the wrong shape) stops start-up.
-    list(iter_route_contexts(app.routes))
+    # FastAPI builds an included route's handler on its first request; this builds them all
+    # now, so a route that cannot be served (a TenantReadRoute of the wrong shape, an API route
+    # without a body limit) stops start-up.
+    bind_routes(app, settings)
+    describe_url_rules(app)
     return app

@@ -13,8 +13,7 @@ from fastapi.routing import APIRoute, APIWebSocketRoute, iter_route_contexts
 from starlette.routing import compile_path
 
 from touchstone.core.config import Settings
-from touchstone.core.deps import authenticate
-from touchstone.core.reads import dependency_calls
+from touchstone.core.deps import authenticate, dependency_calls
 from touchstone.main import create_app
 
 PUBLIC = {
@@ -22,6 +21,7 @@ PUBLIC = {
     "/docs": "Swagger UI (off when docs are hidden)",
     "/docs/oauth2-redirect": "Swagger UI's OAuth redirect page",
     "/redoc": "ReDoc (off when docs are hidden)",
+    "/docs/assets/{name}": "Swagger UI's and ReDoc's files (off when docs are hidden)",
     "/health/live": "probe",
     "/health/ready": "probe",
     "/health": "probe",

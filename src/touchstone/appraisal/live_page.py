@@ -13,7 +13,9 @@ from pathlib import Path
 from fastapi import APIRouter
 from fastapi.responses import Response
 
-router = APIRouter(tags=["appraisal"], include_in_schema=False)
+from touchstone.core.routing import LimitedRoute
+
+router = APIRouter(tags=["appraisal"], include_in_schema=False, route_class=LimitedRoute)
 STATIC = Path(__file__).with_name("static")
 PAGE_PATH = "/app/appraisal/live"
 CSP = (

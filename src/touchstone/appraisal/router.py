@@ -68,12 +68,13 @@ from touchstone.core.deps import EntryDep, SessionDep, SettingsDep, require
 from touchstone.core.errors import Forbidden
 from touchstone.core.idempotency import IdempotencyDep
 from touchstone.core.pagination import Page, PageDep, page_of
+from touchstone.core.routing import LimitedRoute, upload_limit
 from touchstone.core.schemas import PlainText
 from touchstone.core.storage import Storage, StorageDep, store_upload
 from touchstone.core.stream_auth import StreamAuthorization
 
-router = APIRouter(tags=["appraisal"])
-public_router = APIRouter()
+router = APIRouter(tags=["appraisal"], route_class=LimitedRoute)
+public_router = APIRouter(route_class=LimitedRoute)
 for _public in (verify_router, live_page_router, websocket_router):
     public_router.include_router(_public)
 
@@ -202,6 +203,7 @@ async def get_customer(
 
 
 @router.put("/customers/{customer_id}/photo", response_model=CustomerOut)
+@upload_limit(lambda settings: MAX_PHOTO_BYTES + settings.max_body_bytes)
 async def set_customer_photo(
     customer_id: uuid.UUID,
     photo: UploadFile,
@@ -274,6 +276,7 @@ async def add_item(
     response_model=EvidenceOut,
     status_code=201,
 )
+@upload_limit(lambda settings: MAX_PHOTO_BYTES + settings.max_body_bytes)
 async def add_item_photo(
     appraisal_id: uuid.UUID,
     item_id: uuid.UUID,

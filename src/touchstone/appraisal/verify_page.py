@@ -15,9 +15,10 @@ from fastapi.responses import HTMLResponse
 from touchstone.appraisal import certificates
 from touchstone.appraisal.certificate import render_verification_html
 from touchstone.core.deps import SettingsDep, SystemSessionDep
+from touchstone.core.routing import LimitedRoute
 from touchstone.core.storage import StorageDep
 
-router = APIRouter(tags=["appraisal"])
+router = APIRouter(tags=["appraisal"], route_class=LimitedRoute)
 PAGE_HEADERS = {
     # The page is self-contained: inline CSS, no scripts, no external assets.
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "

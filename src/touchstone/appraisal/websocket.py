@@ -36,9 +36,10 @@ from touchstone.appraisal.live import (
 from touchstone.core.auth import API_KEY_PREFIX, Authenticator, Credential
 from touchstone.core.db import Database, enter
 from touchstone.core.errors import AppError, InvalidInput, Unauthorized
+from touchstone.core.routing import LimitedRoute
 from touchstone.core.stream_auth import StreamAuthorization, close_code
 
-router = APIRouter(tags=["appraisal"])
+router = APIRouter(tags=["appraisal"], route_class=LimitedRoute)
 TIMESTAMP_MAGIC = b"TSF1"
 _HEADER = struct.Struct(">4sd")
 TESTING = "purity:test"

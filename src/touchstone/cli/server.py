@@ -16,6 +16,7 @@ import typer
 import uvicorn
 
 from touchstone.cli.context import command_name, load_settings
+from touchstone.core.http_server import uvicorn_options
 from touchstone.core.postgres import libpq_dsn, prepare_database
 
 
@@ -44,14 +45,7 @@ def serve(
             host=host,
             port=port,
             workers=workers,
-            log_config=None,
-            access_log=False,
-            proxy_headers=False,
-            ws="websockets-sansio",
-            # Longer than clients' idle pools (httpx 5 s, browsers ~60 s, load balancers
-            # 60 s): the client, not the server, closes an idle connection, so a request is
-            # never sent down a connection the server is closing.
-            timeout_keep_alive=75,
+            **uvicorn_options(),
         )
     finally:
         if worker is not None:

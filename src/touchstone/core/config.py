@@ -89,6 +89,10 @@ class Settings(BaseSettings):
 
     webhook_allow_private_targets: bool = False
     webhook_allow_http: bool = False
+    webhook_allow_local: bool = False
+    """Development preset: http and any address (loopback, LAN) for webhook targets, so a
+    receiver on this machine can be tried. Refused outside ENVIRONMENT=development; a
+    deployment with receivers on its own network sets the two settings above instead."""
     webhook_timeout_seconds: float = 10.0
     webhook_max_attempts: int = 10
 
@@ -203,6 +207,14 @@ class Settings(BaseSettings):
         return self.docs_enabled if self.docs_enabled is not None else not self.is_production
 
     @property
+    def webhook_targets_http(self) -> bool:
+        return self.webhook_allow_http or self.webhook_allow_local
+
+    @property
+    def webhook_targets_private(self) -> bool:
+        return self.webhook_allow_private_targets or self.webhook_allow_local
+
+    @property
     def json_logs(self) -> bool:
         return (
             self.log_format or ("console" if self.environment == "development" else "json")
@@ -253,6 +265,18 @@ class Settings(BaseSettings):
                 raise ValueError("PUBLIC_URL is needed for the links in emails (SMTP_HOST is set)")
             if self.smtp_security == "none" and self.smtp_password:
                 raise ValueError("SMTP_PASSWORD needs SMTP_SECURITY=starttls or tls")
+        return self
+
+    @model_validator(mode="after")
+    def _local_webhooks_in_development_only(self) -> Settings:
+        """A preset that lets any tenant admin aim requests at this machine and its network
+        must not follow a development `.env` into production (or a shared test server)."""
+        if self.webhook_allow_local and self.environment != "development":
+            raise ValueError(
+                f"WEBHOOK_ALLOW_LOCAL=true is for ENVIRONMENT=development only (this is "
+                f"{self.environment}); to deliver to receivers on a private network, set "
+                "WEBHOOK_ALLOW_PRIVATE_TARGETS (and WEBHOOK_ALLOW_HTTP without TLS) instead"
+            )
         return self
 
     @model_validator(mode="after")

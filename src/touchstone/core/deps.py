@@ -7,12 +7,13 @@ commit must reach the client as an error, never as a 200.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 import structlog
 from fastapi import Depends, Request, Response
+from fastapi.dependencies.models import Dependant
 from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -74,11 +75,27 @@ async def authenticate(
 ) -> TenantEntry:
     """The one dependency of every authenticated router: the credential, the address and
     caller ("default") rate limits, and the entry statement. Cached for the request, so the
-    session (or `core.reads`) and upload limits reuse it.
+    session (or `core.reads`) and upload limits reuse it. A route that takes a body has done
+    this work before reading it (`identify_before_body`); it is not repeated.
     """
-    entry, window = await identify(request, bearer, api_key)
+    entry, window = request.scope.get(_IDENTIFIED) or await identify(request, bearer, api_key)
     add_rate_limit_headers(response, window)
     return entry
+
+
+_IDENTIFIED = "touchstone.identified"
+"""Scope key: what `identify_before_body` found, for `authenticate`."""
+
+
+async def identify_before_body(request: Request) -> TenantEntry:
+    """`authenticate`'s work before the body is read, for `core.routing`: FastAPI reads and
+    parses a body before it runs any dependency, so an anonymous caller's body would otherwise
+    be read in full before the 401. Everything short of the database: a credential present,
+    the JWT's signature and expiry or the API key's shape, the rate limits."""
+    bearer, api_key = await bearer_scheme(request), await api_key_scheme(request)
+    identified = await identify(request, bearer, api_key)
+    request.scope[_IDENTIFIED] = identified
+    return identified[0]
 
 
 async def identify(
@@ -93,6 +110,14 @@ async def identify(
 
 
 EntryDep = Annotated[TenantEntry, Depends(authenticate)]
+
+
+def dependency_calls(dependant: Dependant) -> Iterator[Callable[..., Any]]:
+    """Every dependency callable in the tree, depth first (the route inventory uses it too)."""
+    for dependency in dependant.dependencies:
+        if dependency.call is not None:
+            yield dependency.call
+        yield from dependency_calls(dependency)
 
 
 async def _count(request: Request, group: str, caller: str) -> Window | None:

@@ -192,7 +192,8 @@ async def _app_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+async def http_error(request: Request, exc: Exception) -> JSONResponse:
+    """Starlette's and FastAPI's own refusals (404, 405, 413 while reading a body) as problems."""
     assert isinstance(exc, StarletteHTTPException)
     title = str(exc.detail) if exc.detail else "Error"
     return problem_response(
@@ -262,7 +263,7 @@ async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
 
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _on_websocket_close(_app_error))
-    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     unavailable = _on_websocket_close(_database_unavailable)
     app.add_exception_handler(OperationalError, unavailable)

@@ -15,8 +15,9 @@ from sqlalchemy.pool import QueuePool
 from touchstone.core.db import Database
 from touchstone.core.jobs.monitoring import refresh_job_metrics
 from touchstone.core.metrics import DB_POOL, REGISTRY
+from touchstone.core.routing import LimitedRoute
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], route_class=LimitedRoute)
 HealthCheck = Callable[[Request], Awaitable[dict[str, Any]]]
 
 

@@ -7,14 +7,12 @@ import re
 import secrets
 import time
 from collections.abc import Iterable
-from typing import Any
 
 import structlog
-from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from touchstone.core.errors import PROBLEM_JSON
-from touchstone.core.headers import API_CSP, BASE_HEADERS, DOCS_CSP, DOCS_PATHS, PAGE_CSP
+from touchstone.core.headers import API_CSP, BASE_HEADERS, PAGE_CSP
 from touchstone.core.metrics import observe_request
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -69,7 +67,7 @@ class RequestContextMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = self._headers(scope, message.get("headers", ()), request_id)
+                message["headers"] = self._headers(message.get("headers", ()), request_id)
             await send(message)
 
         try:
@@ -98,7 +96,7 @@ class RequestContextMiddleware:
             structlog.contextvars.clear_contextvars()
 
     def _headers(
-        self, scope: Scope, headers: Iterable[tuple[bytes, bytes]], request_id: str
+        self, headers: Iterable[tuple[bytes, bytes]], request_id: str
     ) -> list[tuple[bytes, bytes]]:
         """The response's own headers (the request id replaced: early refusals carry it
         already), then each security header it did not set."""
@@ -109,7 +107,7 @@ class RequestContextMiddleware:
         if b"content-security-policy" not in present:
             content_type = next((v for k, v in own if k.lower() == b"content-type"), b"")
             html = content_type.startswith(b"text/html")
-            csp = (DOCS_CSP if scope["path"] in DOCS_PATHS else PAGE_CSP) if html else API_CSP
+            csp = PAGE_CSP if html else API_CSP
             extra.append((b"content-security-policy", csp.encode()))
         return own + extra
 
@@ -141,47 +139,3 @@ async def _send_problem(send: Send, status: int, code: str, title: str, request_
         }
     )
     await send({"type": "http.response.body", "body": body})
-
-
-class BodySizeLimitMiddleware:
-    """Refuse bodies over the limit: early by Content-Length, else while streaming."""
-
-    def __init__(
-        self, app: ASGIApp, max_bytes: int, overrides: dict[str, int] | None = None
-    ) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-        self.overrides = overrides or {}
-
-    def _limit_for(self, path: str) -> int:
-        for prefix, limit in self.overrides.items():
-            if path.startswith(prefix):
-                return limit
-        return self.max_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        limit = self._limit_for(scope["path"])
-        declared = _header(scope, b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > limit):
-            request_id = scope.get("state", {}).get("request_id", "")
-            await _send_problem(
-                send, 413, "payload_too_large", f"Request body over {limit} bytes", request_id
-            )
-            return
-        received = 0
-
-        async def counting_receive() -> Message:
-            nonlocal received
-            message: dict[str, Any] = dict(await receive())
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    # An HTTPException, because FastAPI turns any other error raised while it
-                    # reads the body into a 400 "error parsing the body".
-                    raise HTTPException(413, f"Request body over {limit} bytes")
-            return message
-
-        await self.app(scope, counting_receive, send)

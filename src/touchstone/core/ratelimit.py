@@ -214,8 +214,16 @@ def client_address(connection: HTTPConnection) -> str:
     return str(client[0]) if client else "unknown"
 
 
+_ADDRESS_COUNTED = "touchstone.address_counted"
+
+
 async def limit_by_address(connection: HTTPConnection) -> None:
-    """Every request and WebSocket, signed in or not, counts against its client address."""
+    """Every request and WebSocket, signed in or not, counts against its client address, once
+    (`core.routing` counts a request that carries a body before reading it; its router's
+    dependency then finds it counted)."""
+    if _ADDRESS_COUNTED in connection.scope:
+        return
+    connection.scope[_ADDRESS_COUNTED] = True
     settings: Settings = connection.app.state.settings
     limiter: RateLimiter = connection.app.state.rate_limiter
     await limiter.hit(settings.rate_limit_per_ip, "address", client_address(connection))

@@ -43,7 +43,7 @@ import structlog
 from fastapi import Request, Response
 from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
-from fastapi.routing import APIRoute, APIRouter, _effective_route_context_var
+from fastapi.routing import APIRouter, _effective_route_context_var
 from psycopg import AsyncConnection
 from psycopg.abc import Transformer as Adapter
 from psycopg.adapt import Transformer
@@ -64,9 +64,11 @@ from touchstone.core.deps import (
     api_key_scheme,
     authenticate,
     bearer_scheme,
+    dependency_calls,
     get_database,
     identify,
 )
+from touchstone.core.routing import LimitedRoute
 
 _DIALECT = PGDialect_psycopg(paramstyle="format")  # type: ignore[no-untyped-call]
 _NUMBERED = PGDialect_psycopg(paramstyle="numeric_dollar")  # type: ignore[no-untyped-call]
@@ -326,7 +328,7 @@ def tenant_read(permission: str) -> Callable[..., AsyncIterator[TenantRead]]:
     return dependency
 
 
-class TenantReadRoute(APIRoute):
+class TenantReadRoute(LimitedRoute):
     """A hot read served without FastAPI's per-request dependency resolution.
 
     The route is declared like any other (`read: Annotated[TenantRead, Depends(tenant_read(
@@ -396,14 +398,6 @@ def hot_reads_first(router: APIRouter) -> None:
     router is included; routes added later are not moved.
     """
     router.routes.sort(key=lambda route: not isinstance(route, TenantReadRoute))
-
-
-def dependency_calls(dependant: Dependant) -> Iterator[Callable[..., Any]]:
-    """Every dependency callable in the tree, depth first (the route inventory uses it too)."""
-    for dependency in dependant.dependencies:
-        if dependency.call is not None:
-            yield dependency.call
-        yield from dependency_calls(dependency)
 
 
 def _query_values(request: Request) -> dict[str, str]:

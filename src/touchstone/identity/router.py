@@ -19,6 +19,7 @@ from touchstone.core.deps import (
 from touchstone.core.idempotency import IdempotencyDep
 from touchstone.core.pagination import Page, PageDep, page_of, page_response
 from touchstone.core.reads import TenantRead, TenantReadRoute, tenant_read
+from touchstone.core.routing import LimitedRoute
 from touchstone.core.schemas import PlainText
 from touchstone.identity import authentication, password_reset, repository, service
 from touchstone.identity.dependencies import (
@@ -54,8 +55,8 @@ from touchstone.identity.schemas import (
     UserUpdate,
 )
 
-public_router = APIRouter(prefix="/auth", tags=["auth"])
-router = APIRouter()
+public_router = APIRouter(prefix="/auth", tags=["auth"], route_class=LimitedRoute)
+router = APIRouter(route_class=LimitedRoute)
 
 
 # --- authentication --------------------------------------------------------------------

@@ -24,6 +24,7 @@ from touchstone.core.idempotency import IdempotencyDep
 from touchstone.core.jobs import accepted, defer
 from touchstone.core.jobs.router import JobOut
 from touchstone.core.pagination import Page, PageDep, page_of
+from touchstone.core.routing import LimitedRoute, upload_limit
 from touchstone.core.schemas import PlainText
 from touchstone.core.storage import StorageDep
 from touchstone.statements import service, subscriptions, tasks
@@ -42,8 +43,8 @@ from touchstone.statements.schemas import (
     UsageOut,
 )
 
-router = APIRouter(tags=["statements"])
-public_router = APIRouter(tags=["billing"])
+router = APIRouter(tags=["statements"], route_class=LimitedRoute)
+public_router = APIRouter(tags=["billing"], route_class=LimitedRoute)
 
 Reader = Annotated[Principal, Depends(require("statements:read"))]
 Writer = Annotated[Principal, Depends(require("statements:write"))]
@@ -67,6 +68,10 @@ BillingDep = Annotated[BillingEngine, Depends(get_billing)]
     response_model=BatchOut,
     status_code=status.HTTP_202_ACCEPTED,
     dependencies=[Depends(rate_limit("uploads"))],
+)
+@upload_limit(
+    # every file at its largest, and the form fields and multipart framing around them
+    lambda s: s.statements_max_files * s.statements_max_file_bytes + s.max_body_bytes
 )
 async def create_batch(
     response: Response,

@@ -30,10 +30,11 @@ from touchstone.core.errors import AppError, InvalidInput
 from touchstone.core.events.hub import TOPIC_FILTER, EventHub, LiveEvent, topic_matches
 from touchstone.core.events.models import OutboxEvent
 from touchstone.core.permissions import BRANCH_SCOPED_TOPICS, TOPIC_PERMISSIONS
+from touchstone.core.routing import LimitedRoute
 from touchstone.core.stream_auth import StreamAuthorization, close_code
 
-router = APIRouter(tags=["events"])
-websocket_router = APIRouter(tags=["events"])
+router = APIRouter(tags=["events"], route_class=LimitedRoute)
+websocket_router = APIRouter(tags=["events"], route_class=LimitedRoute)
 REPLAY_PAGE = 500
 MAX_TOPICS = 20
 

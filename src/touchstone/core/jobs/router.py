@@ -21,9 +21,10 @@ from touchstone.core.deps import CurrentPrincipal, SessionDep
 from touchstone.core.errors import Conflict, Forbidden, NotFound
 from touchstone.core.jobs.models import JobRecord, JobStatus
 from touchstone.core.jobs.runtime import end_cancelled, job_app, may_read_job
+from touchstone.core.routing import LimitedRoute
 from touchstone.core.schemas import OutputModel
 
-router = APIRouter(prefix="/jobs", tags=["jobs"])
+router = APIRouter(prefix="/jobs", tags=["jobs"], route_class=LimitedRoute)
 JOBS_PATH = "/api/v1/jobs"
 
 
