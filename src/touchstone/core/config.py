@@ -152,8 +152,10 @@ class Settings(BaseSettings):
     )
     """Links in emails start here (never with a request's Host header, which a caller
     chooses). Unset: http://HOST:PORT, right for one machine in development."""
-    dev_mail_port: int = Field(default=8025, ge=1, le=65535)
-    """Development without SMTP_HOST: the local SMTP server listens on 127.0.0.1 here."""
+    dev_mail_port: int | None = Field(default=None, ge=1, le=65535)
+    """Development without SMTP_HOST: the local SMTP server listens on 127.0.0.1 here; unset:
+    a free port, written into the mail directory for the workers (so two checkouts, or a
+    test run beside `make run`, never share one)."""
     dev_mail_dir: Path | None = None
     """Where that server keeps what it receives (a Maildir); unset: DATA_DIR/mail."""
     password_reset_ttl_seconds: int = Field(default=3600, ge=60)

@@ -13,9 +13,10 @@ from pathlib import Path
 from fastapi import APIRouter
 from fastapi.responses import Response
 
+from touchstone.core.routing import LimitedRoute
 from touchstone.identity.emails import INVITATION_PAGE, PASSWORD_RESET_PAGE
 
-router = APIRouter(tags=["auth"], include_in_schema=False)
+router = APIRouter(tags=["auth"], include_in_schema=False, route_class=LimitedRoute)
 STATIC = Path(__file__).with_name("static")
 ASSETS = "/app/account"
 HEADERS = {

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,8 +22,12 @@ from touchstone.core.email import (
     email_engine,
     header_text,
 )
-from touchstone.core.email.engine import SmtpEngine
-from touchstone.core.email.local_server import LocalMailServer, free_port
+from touchstone.core.email.engine import LocalServerAbsent, SmtpEngine
+from touchstone.core.email.local_server import (
+    LocalMailServer,
+    free_port,
+    start_development_server,
+)
 from touchstone.core.jobs import is_permanent
 
 
@@ -152,12 +157,23 @@ async def test_credentials_are_presented(auth_server: MailServer) -> None:
     assert auth_server.to(other) == []
 
 
-def test_settings_choose_the_engine(settings: Settings) -> None:
+def test_settings_choose_the_engine(settings: Settings, tmp_path: Path) -> None:
     assert isinstance(email_engine(settings), SmtpEngine)
-    development = settings.model_copy(update={"environment": "development", "smtp_host": None})
-    local = email_engine(development)
-    assert isinstance(local, SmtpEngine)
-    assert (local.host, local.port, local.security) == ("127.0.0.1", 8025, "none")
+    development = settings.model_copy(
+        update={"environment": "development", "smtp_host": None, "dev_mail_dir": tmp_path}
+    )
+    assert isinstance(email_engine(development), LocalServerAbsent)  # the API is not up yet
+    server = start_development_server(tmp_path, None)
+    assert server is not None
+    try:
+        local = email_engine(development)
+        assert isinstance(local, SmtpEngine)
+        assert (local.host, local.port, local.security) == ("127.0.0.1", server.port, "none")
+    finally:
+        server.stop()
+    fixed = email_engine(development.model_copy(update={"dev_mail_port": 2525}))
+    assert isinstance(fixed, SmtpEngine)
+    assert fixed.port == 2525
 
 
 async def test_without_a_server_outside_development_every_email_fails_saying_so(

@@ -18,6 +18,7 @@ from touchstone.core.email.engine import SmtpEngine
 from touchstone.core.email.local_server import (
     LocalMailServer,
     MaildirHandler,
+    development_server_port,
     free_port,
     start_development_server,
 )
@@ -153,6 +154,7 @@ async def test_a_second_process_leaves_the_port_to_the_first(tmp_path: Path) -> 
     first = start_development_server(tmp_path / "a", free_port("127.0.0.1"))
     assert first is not None
     try:
+        assert development_server_port(tmp_path / "a") == first.port  # for the workers
         assert start_development_server(tmp_path / "b", first.port) is None
         await _send(first.port, "x@example.com")
         assert len(list((tmp_path / "a" / "new").iterdir())) == 1

@@ -23,6 +23,7 @@ from typing import Protocol
 import structlog
 
 from touchstone.core.config import Settings
+from touchstone.core.email.local_server import development_server_port
 from touchstone.core.email.message import sender_address
 from touchstone.core.errors import AppError
 
@@ -118,6 +119,13 @@ class UnconfiguredEngine:
         raise EmailNotConfigured()
 
 
+class LocalServerAbsent:
+    """Development before the API has started its mail server: later, then."""
+
+    async def send(self, message: EmailMessage, recipients: Sequence[str]) -> None:
+        raise EmailDeferred("The development mail server is not running: start the API")
+
+
 def email_engine(settings: Settings) -> EmailEngine:
     """The engine the settings describe (a seam: tests may put another one here)."""
     envelope_from = sender_address(settings.email_from).addr_spec
@@ -133,9 +141,12 @@ def email_engine(settings: Settings) -> EmailEngine:
             envelope_from=envelope_from,
         )
     if settings.dev_mail_server:
+        port = settings.dev_mail_port or development_server_port(settings.mail_dir)
+        if port is None:
+            return LocalServerAbsent()
         return SmtpEngine(
             LOCALHOST,
-            settings.dev_mail_port,
+            port,
             security="none",
             timeout=settings.smtp_timeout_seconds,
             envelope_from=envelope_from,

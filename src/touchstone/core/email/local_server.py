@@ -124,13 +124,27 @@ def _delivered_at(key: str) -> tuple[int, int, str]:
     return (int(seconds) if seconds.isdigit() else 0, int(micros) if micros.isdigit() else 0, key)
 
 
-def start_development_server(mail_dir: Path, port: int) -> LocalMailServer | None:
-    """The development server on 127.0.0.1:`port`, or None if the port is taken (another
-    API process of this machine, or another program, already listens there)."""
+ADDRESS_FILE = "smtp-port"
+"""In the mail directory: the development server's port, for the workers that send to it
+(Maildir readers ignore files beside its folders)."""
+
+
+def start_development_server(mail_dir: Path, port: int | None) -> LocalMailServer | None:
+    """The development server on 127.0.0.1 (`port`, or a free one), its port written into
+    the mail directory; None if the port is taken (another process already listens there)."""
     try:
-        server = LocalMailServer(MaildirHandler(mail_dir), port=port).start()
+        server = LocalMailServer(MaildirHandler(mail_dir), port=port or 0).start()
     except OSError as exc:
         log.warning("dev_mail_server_not_started", port=port, error=str(exc))
         return None
-    log.info("dev_mail_server_started", port=port, mail_dir=str(mail_dir))
+    (mail_dir / ADDRESS_FILE).write_text(str(server.port))
+    log.info("dev_mail_server_started", port=server.port, mail_dir=str(mail_dir))
     return server
+
+
+def development_server_port(mail_dir: Path) -> int | None:
+    """The port the development server of this mail directory listens on, if it started."""
+    try:
+        return int((mail_dir / ADDRESS_FILE).read_text())
+    except (FileNotFoundError, ValueError):
+        return None

@@ -23,8 +23,9 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 
 from touchstone.core.config import Settings
-from touchstone.core.email.local_server import MailStore, StoredMail
+from touchstone.core.email.local_server import MailStore, StoredMail, development_server_port
 from touchstone.core.errors import NotFound
+from touchstone.core.routing import LimitedRoute
 
 PATH = "/dev/mail"
 MAX_WAIT_SECONDS = 30
@@ -62,7 +63,9 @@ def local_developer(request: Request) -> None:
         raise NotFound()
 
 
-router = APIRouter(include_in_schema=False, dependencies=[Depends(local_developer)])
+router = APIRouter(
+    include_in_schema=False, dependencies=[Depends(local_developer)], route_class=LimitedRoute
+)
 
 
 def _store(request: Request) -> MailStore:
@@ -89,6 +92,7 @@ def _header(mail: StoredMail, name: str) -> str:
 async def list_mail(request: Request, store: Store) -> Response:
     settings: Settings = request.app.state.settings
     mails = store.latest()
+    port = settings.dev_mail_port or development_server_port(settings.mail_dir) or "(not running)"
     rows = "".join(
         f"<tr><td>{m.received_at:%Y-%m-%d %H:%M:%S} UTC</td><td>{escape(', '.join(m.recipients))}"
         f'</td><td><a href="{PATH}/{quote(m.key)}">{_header(m, "Subject") or "(no subject)"}'
@@ -97,7 +101,7 @@ async def list_mail(request: Request, store: Store) -> Response:
     )
     body = (
         f"<h1>Sent mail</h1><p>{len(mails)} received by the development SMTP server on "
-        f"127.0.0.1:{settings.dev_mail_port}, newest first (kept in "
+        f"127.0.0.1:{port}, newest first (kept in "
         f"<code>{escape(str(settings.mail_dir))}</code>).</p>"
         "<table><tr><th>Received</th><th>To (envelope)</th><th>Subject</th></tr>"
         f"{rows}</table>"
