@@ -74,7 +74,7 @@ def test_orgs_users_demo_backup_restore(cli_env: dict[str, str], tmp_path: Path)
         "--kind",
         "bank",
     )
-    assert "invitation token" in created.stdout
+    assert "invitation emailed" in created.stdout
     added = _touchstone(
         cli_env,
         "users",
@@ -193,7 +193,7 @@ def test_operators_manage_orgs_members_and_keys(cli_env: dict[str, str]) -> None
         *("--branch", "MAIN"),
     )
     assert "branch MAIN" in created.stdout
-    assert "invitation token" in created.stdout
+    assert "invitation emailed" in created.stdout
     no_branch = _touchstone(
         cli_env,
         *("users", "create", "--org", "demo-bank", "--email", "x@demobank.example.com"),
