@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import random
 import secrets
@@ -30,7 +29,6 @@ from typing import Any
 import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
-from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from bench.common import (
@@ -52,8 +50,7 @@ from bench.common import (
     verdict,
 )
 from bench.generators.statements import generate_statement
-from bench.generators.touchstone_clips import ClipSpec, TouchstoneClip
-from touchstone.appraisal.purity.frames import encode_jpeg
+from bench.samples import clip_frames, stream_clip
 from touchstone.appraisal.purity.pipeline import Karat
 
 RESULTS = RESULTS_DIR / "load.json"
@@ -190,7 +187,7 @@ async def purity_streams(
     client: httpx.AsyncClient, port: int, tenant: Tenant, stats: Stats, stop: float
 ) -> None:
     """Purity tests over the WebSocket, one after another, frames at the clip's 15/s."""
-    frames = [encode_jpeg(frame) for frame, _ in TouchstoneClip(ClipSpec(Karat.K22, seed=3))]
+    frames = clip_frames(Karat.K22, seed=3)
     while time.monotonic() < stop:
         try:
             session_url = await _new_purity_session(client, tenant, stats)
@@ -200,10 +197,10 @@ async def purity_streams(
         token = tenant.headers["Authorization"].removeprefix("Bearer ")
         started, why = time.perf_counter(), ""
         try:
-            completed = await _stream(
+            completed = await stream_clip(
                 f"ws://{HOST}:{port}{session_url}?access_token={token}", frames
             )
-            status = 200 if completed else 408
+            status = 200 if completed is not None else 408
         except ConnectionClosed as closed:  # 1013: the server's "try again later"
             status = 503 if closed.rcvd is not None and closed.rcvd.code == 1013 else DROPPED
             why = repr(closed)
@@ -212,28 +209,6 @@ async def purity_streams(
         except Exception as error:
             status, why = DROPPED, repr(error)
         stats.record("WS purity test", status, started, why)
-
-
-async def _stream(url: str, frames: list[bytes]) -> bool:
-    """Send the clip in real time while reading statuses; True once the test completed."""
-    async with connect(url, max_size=2**22) as socket:
-
-        async def send() -> None:
-            for jpeg in frames:
-                await socket.send(jpeg)
-                await asyncio.sleep(1 / 15)
-
-        sender = asyncio.create_task(send())
-        try:
-            async with asyncio.timeout(len(frames) / 15 + 10):
-                async for message in socket:
-                    if json.loads(message).get("stage") == "completed":
-                        return True
-        except TimeoutError:
-            return False
-        finally:
-            sender.cancel()
-    return False
 
 
 async def _new_purity_session(client: httpx.AsyncClient, tenant: Tenant, stats: Stats) -> str:

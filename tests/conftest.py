@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from tests.mail import MailServer
 from touchstone.core.config import Settings
 from touchstone.core.db import Database, TenantSession
 from touchstone.core.permissions import Role
@@ -37,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PASSWORD = "correct horse battery staple"
 
 
-def _test_settings(worker: str) -> Settings:
+def _test_settings(worker: str, smtp: MailServer | None = None) -> Settings:
     # The process id keeps concurrent test runs (two terminals, CI beside a developer) apart.
     name = f"touchstone_test_{worker}_{os.getpid()}"
     overrides: dict[str, object] = {
@@ -56,14 +57,25 @@ def _test_settings(worker: str) -> Settings:
         # The in-process defaults; Redis-backed paths are tested on their own with REDIS_URL.
         "redis_url": None,
     }
+    if smtp is not None:  # every email of the suite goes to the suite's own SMTP server
+        overrides |= {"smtp_host": smtp.host, "smtp_port": smtp.port, "smtp_security": "none"}
     if url := os.environ.get("TEST_DATABASE_URL"):
         overrides["database_url"] = url.rsplit("/", 1)[0] + f"/{name}"
     return Settings(**overrides)  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="session")
-def settings(worker_id: str) -> Settings:
-    return _test_settings(worker_id)
+def smtp_server() -> Iterator[MailServer]:
+    """A real SMTP server (aiosmtpd) receiving this worker's email (see tests/mail.py)."""
+    server = MailServer()
+    server.server.start()
+    yield server
+    server.server.stop()
+
+
+@pytest.fixture(scope="session")
+def settings(worker_id: str, smtp_server: MailServer) -> Settings:
+    return _test_settings(worker_id, smtp_server)
 
 
 @pytest.fixture(scope="session")

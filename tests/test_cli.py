@@ -74,7 +74,7 @@ def test_orgs_users_demo_backup_restore(cli_env: dict[str, str], tmp_path: Path)
         "--kind",
         "bank",
     )
-    assert "invitation token" in created.stdout
+    assert "invitation emailed" in created.stdout
     added = _touchstone(
         cli_env,
         "users",
@@ -193,7 +193,7 @@ def test_operators_manage_orgs_members_and_keys(cli_env: dict[str, str]) -> None
         *("--branch", "MAIN"),
     )
     assert "branch MAIN" in created.stdout
-    assert "invitation token" in created.stdout
+    assert "invitation emailed" in created.stdout
     no_branch = _touchstone(
         cli_env,
         *("users", "create", "--org", "demo-bank", "--email", "x@demobank.example.com"),
@@ -237,14 +237,14 @@ def test_operators_manage_orgs_members_and_keys(cli_env: dict[str, str]) -> None
     assert actions.count("user.password_reset") >= 2 + len(passwords)
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
 
-def _serve_until_ready(env: dict[str, str]) -> tuple[subprocess.Popen[str], int]:
-    port = _free_port()
+def serve_until_ready(env: dict[str, str]) -> tuple[subprocess.Popen[str], int]:
+    port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "touchstone.cli", "serve", "--port", str(port)],
         env=env,
@@ -303,7 +303,7 @@ def test_serve_on_the_embedded_server_stops_everything_on_a_signal(
     env = {**os.environ, "DATA_DIR": str(data_dir), "LOG_LEVEL": "WARNING"}
     env.pop("DATABASE_URL", None)
     try:
-        process, port = _serve_until_ready(env)
+        process, port = serve_until_ready(env)
         assert _session_members(process.pid) >= {process.pid} | _worker_children(process.pid)
         assert httpx.get(f"http://127.0.0.1:{port}/docs").status_code == 200
         if to_group:
@@ -327,7 +327,7 @@ def test_a_killed_server_takes_its_worker_and_embedded_database_with_it(worker_i
     env = {**os.environ, "DATA_DIR": str(data_dir), "LOG_LEVEL": "WARNING"}
     env.pop("DATABASE_URL", None)
     try:
-        process, _ = _serve_until_ready(env)
+        process, _ = serve_until_ready(env)
         process.kill()
         process.communicate(timeout=30)
         deadline = time.monotonic() + 60
@@ -338,7 +338,7 @@ def test_a_killed_server_takes_its_worker_and_embedded_database_with_it(worker_i
         while postmaster.exists() and time.monotonic() < deadline:
             time.sleep(0.2)
         assert not postmaster.exists(), "postgres outlived everything attached to it"
-        process, _ = _serve_until_ready(env)  # and the next start stops it again on Ctrl-C
+        process, _ = serve_until_ready(env)  # and the next start stops it again on Ctrl-C
         process.send_signal(signal.SIGINT)
         process.communicate(timeout=60)
         assert not postmaster.exists(), "a dead process kept the database attached"
@@ -351,7 +351,7 @@ def test_serve_starts_its_worker_again_after_it_is_killed(worker_id: str) -> Non
     env = {**os.environ, "DATA_DIR": str(data_dir), "LOG_LEVEL": "WARNING"}
     env.pop("DATABASE_URL", None)
     try:
-        process, port = _serve_until_ready(env)
+        process, port = serve_until_ready(env)
         try:
             [first] = _worker_children(process.pid)
             os.kill(first, signal.SIGKILL)

@@ -13,10 +13,14 @@ from fastapi.middleware.cors import CORSMiddleware
 from redis.asyncio import Redis
 
 from touchstone.appraisal import router as appraisal
+from touchstone.core.apidocs.router import router as apidocs_router
 from touchstone.core.cache import get_cache
 from touchstone.core.config import Settings, get_settings
 from touchstone.core.db import Database
 from touchstone.core.deps import authenticate
+from touchstone.core.email.engine import warn_if_unconfigured
+from touchstone.core.email.local_server import start_development_server
+from touchstone.core.email.viewer import router as mail_viewer_router
 from touchstone.core.errors import install_error_handlers, problem_responses
 from touchstone.core.events.hub import EventHub
 from touchstone.core.events.listener import listen_postgres, listen_redis
@@ -41,6 +45,7 @@ from touchstone.core.security import configure_password_hashing
 from touchstone.core.storage import get_storage, storage_check
 from touchstone.core.telemetry import configure_tracing
 from touchstone.event_consumers import EVENT_CONSUMERS
+from touchstone.identity import pages as account_pages
 from touchstone.identity import router as identity
 from touchstone.identity.authentication import IdentityAuthenticator
 from touchstone.statements import router as statements
@@ -99,10 +104,18 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             else listen_postgres(app.state.event_hub, url)
         )
         background = [asyncio.create_task(relay.run_forever()), asyncio.create_task(listener)]
+        warn_if_unconfigured(settings)
+        mail_server = (
+            start_development_server(settings.mail_dir, settings.dev_mail_port)
+            if owned and settings.dev_mail_server
+            else None
+        )
         _settle_heap()
         try:
             yield
         finally:
+            if mail_server is not None:
+                mail_server.stop()
             for task in background:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
@@ -117,8 +130,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         version=version("touchstone"),
         summary="Multi-tenant platform for appraisal, statements, attendance, AR and research",
         lifespan=lifespan,
-        docs_url="/docs" if settings.show_docs else None,
-        redoc_url="/redoc" if settings.show_docs else None,
+        docs_url=None,  # ours, served offline: `touchstone.core.apidocs`
+        redoc_url=None,
         openapi_url="/openapi.json" if settings.show_docs else None,
         debug=settings.debug,
         # Ours instead: OpenTelemetry's FastAPI and SQLAlchemy instrumentation when an
@@ -189,13 +202,18 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     for router, prefix in (
         (identity.public_router, API_PREFIX),
         (appraisal.public_router, ""),  # pages, certificate verification, purity WS
+        (account_pages.router, ""),  # the pages emailed links open
         (statements.public_router, API_PREFIX),
         # The WebSocket authenticates itself: browsers cannot send headers on it.
         (events_websocket_router, API_PREFIX),
     ):
         app.include_router(router, prefix=prefix, dependencies=public, responses=PUBLIC_ERRORS)
+    if settings.show_docs:
+        app.include_router(apidocs_router, dependencies=public)
     # Signed URLs or a credential; it checks itself.
     app.include_router(files_router(), responses=PUBLIC_ERRORS)
+    if settings.dev_mail_server:  # this machine only; it checks itself
+        app.include_router(mail_viewer_router)
     # FastAPI builds an included route's handler on its first request; this builds them all
     # now, so a route that cannot be served (a TenantReadRoute of the wrong shape, an API route
     # without a body limit) stops start-up.

@@ -3,6 +3,7 @@
 from touchstone.appraisal import models as appraisal_models
 from touchstone.core import audit, idempotency_models
 from touchstone.core.db import Base
+from touchstone.core.email import models as email_models
 from touchstone.core.events import models as event_models
 from touchstone.core.jobs import models as job_models
 from touchstone.identity import models as identity_models
@@ -14,6 +15,7 @@ metadata = Base.metadata
 __all__ = [
     "appraisal_models",
     "audit",
+    "email_models",
     "event_models",
     "idempotency_models",
     "identity_models",

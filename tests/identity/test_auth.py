@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests.conftest import PASSWORD, Tenant, assert_problem, login
+from tests.mail import queued, token_in
 from touchstone.core.config import Settings
 from touchstone.core.db import Database
 from touchstone.main import create_app
@@ -253,7 +254,9 @@ async def test_change_password_signs_out_the_accounts_other_sessions_only(
     )
 
 
-async def test_invitation_flow(client: httpx.AsyncClient, tenant_a: Tenant) -> None:
+async def test_invitation_flow(
+    client: httpx.AsyncClient, tenant_a: Tenant, database: Database, settings: Settings
+) -> None:
     email = f"invitee-{uuid.uuid4().hex[:6]}@{tenant_a.slug}.example.com"
     created = await client.post(
         f"{API}/users",
@@ -261,11 +264,14 @@ async def test_invitation_flow(client: httpx.AsyncClient, tenant_a: Tenant) -> N
         json={"email": email, "full_name": "Invitee", "role": "analyst"},
     )
     assert created.status_code == 201, created.text
-    token = created.json()["invitation_token"]
-    assert isinstance(token, str)
+    invitation = created.json()["invitation"]
+    assert set(invitation) == {"expires_at", "email_job_id"}
+    (mail,) = await queued(database, settings, tenant_a.org_id, email)
+    token = token_in(mail)
     assert len(token) >= 32
+    assert token not in created.text, "the token goes to the invitee only, never the admin"
     shown = await client.get(f"{API}/users/{created.json()['id']}", headers=tenant_a.headers)
-    assert "invitation_token" not in shown.json()
+    assert "invitation" not in shown.json()
     assert token not in shown.text
 
     assert_problem(await _sign_in(client, email, PASSWORD), 401, "invalid_credentials")
@@ -287,20 +293,17 @@ async def test_invitation_flow(client: httpx.AsyncClient, tenant_a: Tenant) -> N
 
 
 async def test_user_created_with_password_gets_no_invitation(
-    client: httpx.AsyncClient, tenant_a: Tenant
+    client: httpx.AsyncClient, tenant_a: Tenant, database: Database, settings: Settings
 ) -> None:
+    email = f"direct-{uuid.uuid4().hex[:6]}@example.com"
     created = await client.post(
         f"{API}/users",
         headers=tenant_a.headers,
-        json={
-            "email": f"direct-{uuid.uuid4().hex[:6]}@example.com",
-            "full_name": "Direct",
-            "role": "viewer",
-            "password": PASSWORD,
-        },
+        json={"email": email, "full_name": "Direct", "role": "viewer", "password": PASSWORD},
     )
     assert created.status_code == 201, created.text
-    assert created.json()["invitation_token"] is None
+    assert created.json()["invitation"] is None
+    assert await queued(database, settings, tenant_a.org_id, email) == []
 
 
 # --- hostile access tokens ---------------------------------------------------------------

@@ -67,9 +67,9 @@ def create_org(
         typer.echo(f"org {org.slug} ({org.id}) created; admin {admin_email}")
         if invitation:
             typer.echo(
-                f"invitation token (shown once): {invitation}\n"
-                "the admin accepts it with POST /api/v1/auth/invitations/accept "
-                '{"token": "...", "password": "..."}'
+                f"invitation emailed to {admin_email}; its token (shown once): {invitation}\n"
+                "the admin accepts it from the email's link, or with "
+                'POST /api/v1/auth/invitations/accept {"token": "...", "password": "..."}'
             )
 
     operate(work)
@@ -128,7 +128,7 @@ def create_user(
             f"{email} is now {role.value} in {org}" + (f", branch {branch}" if branch else "")
         )
         if invitation:
-            typer.echo(f"invitation token (shown once): {invitation}")
+            typer.echo(f"invitation emailed to {email}; its token (shown once): {invitation}")
 
     operate(work)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from email.utils import parseaddr
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -88,6 +89,10 @@ class Settings(BaseSettings):
 
     webhook_allow_private_targets: bool = False
     webhook_allow_http: bool = False
+    webhook_allow_local: bool = False
+    """Development preset: http and any address (loopback, LAN) for webhook targets, so a
+    receiver on this machine can be tried. Refused outside ENVIRONMENT=development; a
+    deployment with receivers on its own network sets the two settings above instead."""
     webhook_timeout_seconds: float = 10.0
     webhook_max_attempts: int = 10
 
@@ -126,6 +131,38 @@ class Settings(BaseSettings):
     hsts_seconds: int = Field(default=0, ge=0)
     """`Strict-Transport-Security` max-age; 0 sends none (set it where TLS terminates here)."""
 
+    # email
+    smtp_host: str | None = None
+    """The SMTP server for outgoing mail. Unset: in development the platform's own local
+    server (DEV_MAIL_PORT, seen at /dev/mail); elsewhere no mail is sent, and each email's
+    job ends saying so."""
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_security: Literal["starttls", "tls", "none"] = "starttls"
+    """starttls (submission, 587), tls (implicit TLS, 465) or none (a relay on this host)."""
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_timeout_seconds: float = Field(default=15.0, gt=0)
+    """Per network operation (connect, each SMTP command)."""
+    email_from: str = "Touchstone <touchstone@localhost>"
+    """The From header and envelope sender of every email."""
+    public_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^/?#\s]+(/[^?#\s]*)?$",
+        description="Where people reach the platform, for links in emails",
+    )
+    """Links in emails start here (never with a request's Host header, which a caller
+    chooses). Unset: http://HOST:PORT, right for one machine in development."""
+    dev_mail_port: int | None = Field(default=None, ge=1, le=65535)
+    """Development without SMTP_HOST: the local SMTP server listens on 127.0.0.1 here; unset:
+    a free port, written into the mail directory for the workers (so two checkouts, or a
+    test run beside `make run`, never share one)."""
+    dev_mail_dir: Path | None = None
+    """Where that server keeps what it receives (a Maildir); unset: DATA_DIR/mail."""
+    password_reset_ttl_seconds: int = Field(default=3600, ge=60)
+    password_reset_rate_limit_per_ip: str = "10/minute"  # noqa: S105 (a rate, not a password)
+    password_reset_rate_limit_per_email: str = "3/hour"  # noqa: S105
+    """Beyond it, requests for the address are answered alike and send nothing."""
+
     log_level: str = "INFO"
     log_format: Literal["json", "console"] | None = None
 
@@ -151,12 +188,33 @@ class Settings(BaseSettings):
         return self.storage_dir or self.data_dir / "storage"
 
     @property
+    def mail_dir(self) -> Path:
+        return self.dev_mail_dir or self.data_dir / "mail"
+
+    @property
+    def dev_mail_server(self) -> bool:
+        """Development without SMTP_HOST: the platform receives its own mail locally."""
+        return self.environment == "development" and self.smtp_host is None
+
+    @property
+    def link_base(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @property
     def is_production(self) -> bool:
         return self.environment == "production"
 
     @property
     def show_docs(self) -> bool:
         return self.docs_enabled if self.docs_enabled is not None else not self.is_production
+
+    @property
+    def webhook_targets_http(self) -> bool:
+        return self.webhook_allow_http or self.webhook_allow_local
+
+    @property
+    def webhook_targets_private(self) -> bool:
+        return self.webhook_allow_private_targets or self.webhook_allow_local
 
     @property
     def json_logs(self) -> bool:
@@ -195,6 +253,32 @@ class Settings(BaseSettings):
             problems.append("CORS_ORIGINS='*' cannot be combined with CORS_ALLOW_CREDENTIALS")
         if problems:
             raise ValueError("unsafe production settings: " + "; ".join(problems))
+        return self
+
+    @model_validator(mode="after")
+    def _email_sound(self) -> Settings:
+        """A From address that cannot be parsed fails every email; in production, emailed
+        links need PUBLIC_URL and SMTP credentials need an encrypted connection."""
+        _, address = parseaddr(self.email_from)
+        if "@" not in address or any(c in self.email_from for c in "\r\n"):
+            raise ValueError("EMAIL_FROM must be an address, e.g. 'Touchstone <no-reply@x.com>'")
+        if self.is_production and self.smtp_host:
+            if not self.public_url:
+                raise ValueError("PUBLIC_URL is needed for the links in emails (SMTP_HOST is set)")
+            if self.smtp_security == "none" and self.smtp_password:
+                raise ValueError("SMTP_PASSWORD needs SMTP_SECURITY=starttls or tls")
+        return self
+
+    @model_validator(mode="after")
+    def _local_webhooks_in_development_only(self) -> Settings:
+        """A preset that lets any tenant admin aim requests at this machine and its network
+        must not follow a development `.env` into production (or a shared test server)."""
+        if self.webhook_allow_local and self.environment != "development":
+            raise ValueError(
+                f"WEBHOOK_ALLOW_LOCAL=true is for ENVIRONMENT=development only (this is "
+                f"{self.environment}); to deliver to receivers on a private network, set "
+                "WEBHOOK_ALLOW_PRIVATE_TARGETS (and WEBHOOK_ALLOW_HTTP without TLS) instead"
+            )
         return self
 
     @model_validator(mode="after")

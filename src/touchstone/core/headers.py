@@ -13,18 +13,8 @@ PAGE_CSP = (
     "media-src 'self' blob:; connect-src 'self'; base-uri 'none'; form-action 'self'; "
     "frame-ancestors 'none'"
 )
-"""HTML that sets no policy of its own: same-origin scripts and styles, nothing inline."""
-DOCS_CSP = (
-    "default-src 'none'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net https://fonts.googleapis.com; "
-    "font-src https://fonts.gstatic.com; img-src 'self' data: https://fastapi.tiangolo.com "
-    "https://cdn.redoc.ly; worker-src blob:; connect-src 'self'; base-uri 'none'; "
-    "frame-ancestors 'none'"
-)
-"""Swagger UI and ReDoc load from a CDN with inline bootstrap code (docs are off in
-production unless DOCS_ENABLED)."""
-DOCS_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc"})
-
+"""HTML that sets no policy of its own, the API docs included (`core/apidocs`): same-origin
+scripts and styles, nothing inline."""
 BASE_HEADERS: tuple[tuple[str, str], ...] = (
     ("x-content-type-options", "nosniff"),
     ("referrer-policy", "no-referrer"),

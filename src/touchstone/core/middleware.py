@@ -12,7 +12,7 @@ import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from touchstone.core.errors import PROBLEM_JSON
-from touchstone.core.headers import API_CSP, BASE_HEADERS, DOCS_CSP, DOCS_PATHS, PAGE_CSP
+from touchstone.core.headers import API_CSP, BASE_HEADERS, PAGE_CSP
 from touchstone.core.metrics import observe_request
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -67,7 +67,7 @@ class RequestContextMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = self._headers(scope, message.get("headers", ()), request_id)
+                message["headers"] = self._headers(message.get("headers", ()), request_id)
             await send(message)
 
         try:
@@ -96,7 +96,7 @@ class RequestContextMiddleware:
             structlog.contextvars.clear_contextvars()
 
     def _headers(
-        self, scope: Scope, headers: Iterable[tuple[bytes, bytes]], request_id: str
+        self, headers: Iterable[tuple[bytes, bytes]], request_id: str
     ) -> list[tuple[bytes, bytes]]:
         """The response's own headers (the request id replaced: early refusals carry it
         already), then each security header it did not set."""
@@ -107,7 +107,7 @@ class RequestContextMiddleware:
         if b"content-security-policy" not in present:
             content_type = next((v for k, v in own if k.lower() == b"content-type"), b"")
             html = content_type.startswith(b"text/html")
-            csp = (DOCS_CSP if scope["path"] in DOCS_PATHS else PAGE_CSP) if html else API_CSP
+            csp = PAGE_CSP if html else API_CSP
             extra.append((b"content-security-policy", csp.encode()))
         return own + extra
 

@@ -98,7 +98,7 @@ async def add_user(
                 update={"branch_id": await _branch_id(session, org_id, branch_code)}
             )
         _, invitation = await service.create_member(session, _system_admin(org_id), data, settings)
-        return invitation
+        return invitation.token if invitation else None
 
 
 async def list_users(database: Database, org_slug: str) -> list[dict[str, Any]]:

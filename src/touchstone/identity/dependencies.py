@@ -1,8 +1,9 @@
-"""Identity-specific dependencies: the login form and the login rate limit."""
+"""Identity-specific dependencies: the login form, and the sign-in and reset rate limits."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
 
 from fastapi import Depends, Form, Request
 
@@ -47,3 +48,17 @@ async def limit_logins(request: Request, form: Annotated[LoginForm, Depends()]) 
 
 
 RateLimitedLogin = Annotated[LoginForm, Depends(limit_logins)]
+
+
+def _per_address(policy: str) -> Callable[[Request], Coroutine[Any, Any, None]]:
+    async def limit(request: Request) -> None:
+        limiter: RateLimiter = request.app.state.rate_limiter
+        settings: Settings = request.app.state.settings
+        rule = settings.password_reset_rate_limit_per_ip
+        await limiter.hit(rule, policy, client_address(request))
+
+    return limit
+
+
+PasswordResetRequestLimit = Depends(_per_address("reset-request-ip"))
+PasswordResetConfirmLimit = Depends(_per_address("reset-confirm-ip"))

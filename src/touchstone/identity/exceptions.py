@@ -42,3 +42,9 @@ class LastAdmin(Conflict):
 
 class ApiKeyInvalid(Unauthorized):
     code, title = "api_key_invalid", "The API key is invalid, expired or revoked"
+
+
+class PasswordResetInvalid(AppError):
+    """Unknown, used, replaced or expired, or the account can no longer sign in: one answer."""
+
+    status, code, title = 400, "password_reset_invalid", "The reset link is invalid or expired"

@@ -134,3 +134,20 @@ class ApiKey(IdMixin, TenantMixin, TimestampMixin, Base):
     last_used_at: Mapped[datetime | None] = mapped_column(_TZ)
     expires_at: Mapped[datetime | None] = mapped_column(_TZ)
     revoked_at: Mapped[datetime | None] = mapped_column(_TZ)
+
+
+class PasswordResetToken(IdMixin, TenantMixin, TimestampMixin, Base):
+    """A one-time, expiring link to set a new password, sent by email; stored as a digest.
+
+    A newer request for the account revokes the older links, and so does their use."""
+
+    __tablename__ = "password_reset_tokens"
+
+    org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    expires_at: Mapped[datetime] = mapped_column(_TZ)
+    used_at: Mapped[datetime | None] = mapped_column(_TZ)
+    revoked_at: Mapped[datetime | None] = mapped_column(_TZ)

@@ -21,8 +21,12 @@ from touchstone.core.pagination import Page, PageDep, page_of, page_response
 from touchstone.core.reads import TenantRead, TenantReadRoute, tenant_read
 from touchstone.core.routing import LimitedRoute
 from touchstone.core.schemas import PlainText
-from touchstone.identity import authentication, repository, service
-from touchstone.identity.dependencies import RateLimitedLogin
+from touchstone.identity import authentication, password_reset, repository, service
+from touchstone.identity.dependencies import (
+    PasswordResetConfirmLimit,
+    PasswordResetRequestLimit,
+    RateLimitedLogin,
+)
 from touchstone.identity.schemas import (
     AcceptInvitation,
     ApiKeyCreate,
@@ -32,6 +36,7 @@ from touchstone.identity.schemas import (
     BranchCreate,
     BranchOut,
     BranchUpdate,
+    InvitationSent,
     MemberOut,
     MemberQuery,
     MeOut,
@@ -40,6 +45,9 @@ from touchstone.identity.schemas import (
     OrgStatusUpdate,
     OrgUpdate,
     PasswordChange,
+    PasswordResetAccepted,
+    PasswordResetConfirm,
+    PasswordResetRequest,
     RefreshRequest,
     TokenResponse,
     UserCreate,
@@ -77,6 +85,36 @@ async def refresh_token(
 @public_router.post("/invitations/accept", status_code=status.HTTP_204_NO_CONTENT)
 async def accept_invitation(body: AcceptInvitation, session: SystemSessionDep) -> None:
     await authentication.accept_invitation(session, body.token, body.password)
+
+
+@public_router.post(
+    "/password-reset",
+    response_model=PasswordResetAccepted,
+    status_code=status.HTTP_202_ACCEPTED,
+    dependencies=[PasswordResetRequestLimit],
+)
+async def request_password_reset(
+    request: Request, body: PasswordResetRequest, session: SystemSessionDep, settings: SettingsDep
+) -> PasswordResetAccepted:
+    """Email a one-time link to choose a new password, to every active account with this
+    email (or only the one in `org`). The answer is the same for any address, known or not.
+
+    Rate-limited per client address (`429`) and per email address (beyond it, the same
+    answer and no email)."""
+    limiter = request.app.state.rate_limiter
+    await password_reset.request_reset(session, settings, limiter, body.email.lower(), body.org)
+    return PasswordResetAccepted()
+
+
+@public_router.post(
+    "/password-reset/confirm",
+    status_code=status.HTTP_204_NO_CONTENT,
+    dependencies=[PasswordResetConfirmLimit],
+)
+async def confirm_password_reset(body: PasswordResetConfirm, session: SystemSessionDep) -> None:
+    """Set a new password with an emailed link's token: once, before it expires; every
+    session of the account ends (`400 password_reset_invalid` otherwise)."""
+    await password_reset.confirm_reset(session, body.token, body.password)
 
 
 @router.post("/auth/logout", status_code=status.HTTP_204_NO_CONTENT, tags=["auth"])
@@ -236,10 +274,13 @@ async def create_user(
     principal: Annotated[Principal, Depends(require("users:write"))],
     idempotency: IdempotencyDep,
 ) -> UserCreated:
-    """Add a member; without `password` the response carries a one-time invitation token."""
+    """Add a member; without `password` the member is emailed a one-time invitation link."""
     member, invitation = await service.create_member(session, principal, body, settings)
     created = UserCreated.model_validate(member)
-    created.invitation_token = invitation
+    if invitation is not None:
+        created.invitation = InvitationSent(
+            expires_at=invitation.expires_at, email_job_id=invitation.email_job_id
+        )
     return idempotency.remember(created)
 
 

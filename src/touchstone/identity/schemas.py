@@ -44,6 +44,25 @@ class AcceptInvitation(InputModel):
     password: Password
 
 
+class PasswordResetRequest(InputModel):
+    """Ask for a reset link by email; `org` (id or slug) limits it to one organization."""
+
+    email: EmailStr
+    org: Annotated[str, StringConstraints(min_length=1, max_length=80)] | None = None
+
+
+class PasswordResetAccepted(OutputModel):
+    detail: str = (
+        "If the address belongs to an active account, a link to choose a new password is on "
+        "its way to it."
+    )
+
+
+class PasswordResetConfirm(InputModel):
+    token: Annotated[str, StringConstraints(min_length=10, max_length=200)]
+    password: Password
+
+
 class PasswordChange(InputModel):
     current_password: Annotated[str, StringConstraints(max_length=256)]
     new_password: Password
@@ -143,9 +162,18 @@ class MemberOut(OutputModel):
     created_at: datetime
 
 
+class InvitationSent(OutputModel):
+    expires_at: datetime
+    email_job_id: uuid.UUID | None = Field(
+        description="The job that emails the invitation: its status at /api/v1/jobs/{id}"
+    )
+
+
 class UserCreated(MemberOut):
-    invitation_token: str | None = Field(
-        default=None, description="Shown once; the user accepts it to set a password"
+    invitation: InvitationSent | None = Field(
+        default=None,
+        description="Set when no password was given: the member is emailed a one-time link "
+        "to choose one (the token itself is never returned)",
     )
 
 

@@ -10,6 +10,7 @@ import contextlib
 import functools
 import uuid
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -34,7 +35,7 @@ from touchstone.core.pagination import (
 from touchstone.core.permissions import ALL_PERMISSIONS, Role, permissions_for
 from touchstone.core.reads import TenantRead
 from touchstone.core.security import digest_secret, hash_password, new_token
-from touchstone.identity import repository
+from touchstone.identity import emails, repository
 from touchstone.identity.exceptions import LastAdmin
 from touchstone.identity.models import (
     ApiKey,
@@ -88,7 +89,7 @@ async def create_org(
             role=Role.ORG_ADMIN,
             password=data.admin_password,
         )
-        _, invitation = await _add_member(session, org_id, admin, settings)
+        _, invitation = await _add_member(session, org, admin, settings, actor)
         await record_audit(
             session,
             actor,
@@ -98,7 +99,7 @@ async def create_org(
             {"name": data.name, "slug": data.slug, "kind": data.kind},
             org_id=org_id,
         )
-    return org, invitation
+    return org, invitation.token if invitation else None
 
 
 async def get_org(session: AsyncSession, principal: Principal) -> Org:
@@ -264,9 +265,10 @@ async def _check_grant(
 
 async def create_member(
     session: AsyncSession, principal: Principal, data: UserCreate, settings: Settings
-) -> tuple[Row[Any], str | None]:
+) -> tuple[Row[Any], IssuedInvitation | None]:
     await _check_grant(session, principal, principal.org_id, data.role, data.branch_id)
-    user_id, invitation = await _add_member(session, principal.org_id, data, settings)
+    org = await get_org(session, principal)
+    user_id, invitation = await _add_member(session, org, data, settings, principal)
     await record_audit(
         session,
         principal,
@@ -278,44 +280,69 @@ async def create_member(
     return await get_member(session, principal, user_id), invitation
 
 
+@dataclass(frozen=True, slots=True)
+class IssuedInvitation:
+    token: str
+    """For the operator's CLI only: the API never shows it; the invitee receives it by email."""
+    expires_at: datetime
+    email_job_id: uuid.UUID | None
+
+
 async def _add_member(
-    session: AsyncSession, org_id: uuid.UUID, data: UserCreate, settings: Settings
-) -> tuple[uuid.UUID, str | None]:
+    session: AsyncSession,
+    org: Org,
+    data: UserCreate,
+    settings: Settings,
+    principal: Principal | None,
+) -> tuple[uuid.UUID, IssuedInvitation | None]:
     """Create the org's own account for this email and its membership.
 
     Nothing outside the org is consulted, so adding an email reveals nothing about other
-    tenants. Without a password the account gets a one-time invitation token (returned once).
+    tenants. Without a password the account gets a one-time invitation, emailed to it.
     """
     user = User(
         id=uuid.uuid4(),
-        org_id=org_id,
+        org_id=org.id,
         email=data.email.lower(),
         full_name=data.full_name,
         password_hash=await hash_password(data.password) if data.password else None,
     )
     await add_unique(session, user, "This organization already has a member with this email")
-    invitation = None
-    if data.password is None:
-        invitation = new_token()
-        session.add(
-            Invitation(
-                id=uuid.uuid4(),
-                org_id=org_id,
-                user_id=user.id,
-                token_hash=digest_secret(invitation),
-                expires_at=datetime.now(UTC) + timedelta(seconds=settings.invitation_ttl_seconds),
-            )
-        )
     session.add(
         Membership(
             id=uuid.uuid4(),
-            org_id=org_id,
+            org_id=org.id,
             user_id=user.id,
             role=data.role,
             branch_id=data.branch_id,
         )
     )
-    return user.id, invitation
+    if data.password is not None:
+        return user.id, None
+    token = new_token()
+    expires_at = datetime.now(UTC) + timedelta(seconds=settings.invitation_ttl_seconds)
+    session.add(
+        Invitation(
+            id=uuid.uuid4(),
+            org_id=org.id,
+            user_id=user.id,
+            token_hash=digest_secret(token),
+            expires_at=expires_at,
+        )
+    )
+    email = await emails.send_invitation(
+        session,
+        settings,
+        org_id=org.id,
+        org_name=org.name,
+        to_address=user.email,
+        to_name=user.full_name,
+        role=data.role,
+        token=token,
+        expires_at=expires_at,
+        principal=principal,
+    )
+    return user.id, IssuedInvitation(token, expires_at, email.job_id)
 
 
 async def update_member(

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Response
 
 from touchstone.core.auth import Principal
 from touchstone.core.deps import SessionDep, SettingsDep, require
+from touchstone.core.idempotency import IdempotencyDep
 from touchstone.core.pagination import Page, PageDep, page_of
 from touchstone.core.routing import LimitedRoute
 from touchstone.webhooks import service
@@ -124,6 +125,23 @@ async def redeliver(
     delivery = await service.redeliver(session, principal, webhook_id, delivery_id)
     response.headers["Location"] = f"{WEBHOOKS_PATH}/{webhook_id}/deliveries/{delivery.id}"
     return _detail(delivery, [])
+
+
+@router.post("/{webhook_id}/ping", response_model=DeliveryDetail, status_code=202)
+async def ping_webhook(
+    webhook_id: uuid.UUID,
+    response: Response,
+    session: SessionDep,
+    idempotency: IdempotencyDep,
+    principal: Writer,
+) -> DeliveryDetail:
+    """Send a signed `webhook.ping` test event to this webhook now, whatever its topics,
+    through the usual delivery (job, signature, retries, delivery log). With an
+    `Idempotency-Key`, a retried request sends one ping and answers the same delivery."""
+    delivery = await service.ping(session, principal, webhook_id)
+    location = f"{WEBHOOKS_PATH}/{webhook_id}/deliveries/{delivery.id}"
+    response.headers["Location"] = location
+    return idempotency.remember(_detail(delivery, []), 202, {"Location": location})
 
 
 def _detail(delivery: WebhookDelivery, attempts: list[AttemptOut]) -> DeliveryDetail:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -196,6 +197,48 @@ async def redeliver(
         "webhook_delivery",
         delivery.id,
         {"webhook_id": str(endpoint.id), "redelivery_of": str(original.id)},
+    )
+    return delivery
+
+
+PING_TOPIC = "webhook.ping"
+
+
+async def ping(
+    session: AsyncSession, principal: Principal, endpoint_id: uuid.UUID
+) -> WebhookDelivery:
+    """A `webhook.ping` event for this endpoint alone, whatever its topics, sent like any
+    other (signed, by a job, retried, in the delivery log), so a receiver can be tried
+    without waiting for real events. Pings are not in the event stream: their `id` is 0."""
+    endpoint = await get_endpoint(session, principal, endpoint_id)
+    if not endpoint.is_active:
+        raise EndpointDisabled("Enable the webhook before pinging it")
+    event = LiveEvent(
+        seq=0,
+        event_id=str(uuid.uuid4()),
+        org_id=principal.org_id,
+        topic=PING_TOPIC,
+        aggregate_type="webhook",
+        aggregate_id=str(endpoint.id),
+        payload={"webhook_id": str(endpoint.id), "url": endpoint.url},
+        created_at=datetime.now(UTC).isoformat(),
+    )
+    delivery = _new_delivery(
+        endpoint,
+        event_id=uuid.UUID(event.event_id),
+        event_seq=event.seq,
+        topic=event.topic,
+        payload=event_body(principal.org_id, event),
+    )
+    session.add(delivery)
+    await defer(session, principal, deliver_webhook, delivery_id=str(delivery.id))
+    await record_audit(
+        session,
+        principal,
+        "webhook.pinged",
+        "webhook_delivery",
+        delivery.id,
+        {"webhook_id": str(endpoint.id)},
     )
     return delivery
 

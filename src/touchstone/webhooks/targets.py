@@ -121,8 +121,8 @@ class TargetPolicy:
     @classmethod
     def from_settings(cls, settings: Settings) -> TargetPolicy:
         return cls(
-            allow_http=settings.webhook_allow_http,
-            allow_private=settings.webhook_allow_private_targets,
+            allow_http=settings.webhook_targets_http,
+            allow_private=settings.webhook_targets_private,
         )
 
     def parse(self, raw: str | httpx.URL) -> httpx.URL:

@@ -71,7 +71,7 @@ async def collect(
 
 
 async def subscribed(server: LiveServer, minimum: int) -> None:
-    for _ in range(200):
+    for _ in range(3000):  # 60 s at most: a busy machine is slow, not wrong
         if server.app.state.event_hub.subscriber_count >= minimum:
             return
         await asyncio.sleep(0.02)
@@ -91,12 +91,12 @@ async def test_events_reach_their_tenant_in_order_and_no_one_else(
     await subscribed(live_server, 2)
     ids = [await emit(committed, tenant, "batch.progress", percent=p) for p in (10, 50, 90)]
     await emit(committed, other, "batch.progress", percent=1)
-    received = await asyncio.wait_for(mine, 10)
+    received = await asyncio.wait_for(mine, 60)
     assert [e["data"]["percent"] for e in received] == [10, 50, 90]
     assert [e["event_id"] for e in received] == [str(i) for i in ids]
     assert received[0]["id"] < received[1]["id"] < received[2]["id"]
     assert received[0]["aggregate"] == {"type": "batch", "id": "b-1"}
-    only_theirs = await asyncio.wait_for(theirs, 10)
+    only_theirs = await asyncio.wait_for(theirs, 60)
     assert only_theirs[0]["data"] == {"percent": 1}
 
 
@@ -110,7 +110,7 @@ async def test_a_rolled_back_change_publishes_nothing(
             await publish(session, tenant.org_id, "batch.failed", aggregate=("batch", 1), data={})
             raise RuntimeError("request failed")
     await emit(committed, tenant, "batch.done")
-    received = await asyncio.wait_for(stream, 10)
+    received = await asyncio.wait_for(stream, 60)
     assert [e["event"] for e in received] == ["batch.done"]
 
 
@@ -120,13 +120,13 @@ async def test_resume_replays_missed_events_then_goes_live(
     first = asyncio.create_task(collect(live_server, tenant, 1))
     await subscribed(live_server, 1)
     await emit(committed, tenant, "batch.progress", percent=1)
-    seen = (await asyncio.wait_for(first, 10))[0]["id"]
+    seen = (await asyncio.wait_for(first, 60))[0]["id"]
     for percent in (2, 3):  # while the client is away
         await emit(committed, tenant, "batch.progress", percent=percent)
     resumed = asyncio.create_task(collect(live_server, tenant, 3, last_event_id=seen))
     await subscribed(live_server, 1)
     await emit(committed, tenant, "batch.progress", percent=4)
-    received = await asyncio.wait_for(resumed, 10)
+    received = await asyncio.wait_for(resumed, 60)
     assert [e["data"]["percent"] for e in received] == [2, 3, 4]
 
 
@@ -135,7 +135,7 @@ async def test_topic_filters(live_server: LiveServer, committed: Database, tenan
     await subscribed(live_server, 1)
     for topic in ("appraisal.completed", "batch.progress", "jobx.done", "job.done"):
         await emit(committed, tenant, topic)
-    received = await asyncio.wait_for(stream, 10)
+    received = await asyncio.wait_for(stream, 60)
     assert [e["event"] for e in received] == ["batch.progress", "job.done"]
 
 
@@ -163,7 +163,7 @@ async def test_bad_resume_points_and_filters_are_refused_or_harmless(
     other = await committed_tenant(committed, settings, live_client)
     await emit(committed, other, "batch.secret", leaked=True)
     foreign_seq = None
-    for _ in range(200):  # until the relay has numbered it
+    for _ in range(3000):  # until the relay has numbered it (60 s at most)
         async with committed.transaction(org_id=other.org_id) as session:
             foreign_seq = (
                 await session.execute(
@@ -177,7 +177,7 @@ async def test_bad_resume_points_and_filters_are_refused_or_harmless(
     stream = asyncio.create_task(collect(live_server, tenant, 1, last_event_id=foreign_seq - 1))
     await subscribed(live_server, 1)
     await emit(committed, tenant, "batch.mine")
-    received = await asyncio.wait_for(stream, 10)
+    received = await asyncio.wait_for(stream, 60)
     assert all(e["event"] != "batch.secret" for e in received)
 
 
@@ -188,13 +188,13 @@ async def test_websocket_stream_and_refusals(
     async with connect(url) as socket:
         await subscribed(live_server, 1)
         await emit(committed, tenant, "batch.progress", percent=42)
-        message = json.loads(await asyncio.wait_for(socket.recv(), 10))
+        message = json.loads(await asyncio.wait_for(socket.recv(), 60))
         assert message["topic"] == "batch.progress"
         assert message["data"] == {"percent": 42}
     for bad in ("access_token=garbage", "", f"access_token={tenant.token}&last_event_id=x"):
         with pytest.raises(websockets.exceptions.WebSocketException):
             async with connect(f"{live_server.ws_url}/api/v1/ws?{bad}") as socket:
-                await asyncio.wait_for(socket.recv(), 5)
+                await asyncio.wait_for(socket.recv(), 60)
 
 
 async def test_a_client_that_never_reads_is_dropped_not_the_server(
@@ -227,7 +227,7 @@ async def test_a_client_that_never_reads_is_dropped_not_the_server(
                 if server.app.state.event_hub.subscriber_count == 0:
                     break
                 await asyncio.sleep(0.05)
-        for _ in range(200):
+        for _ in range(3000):  # 60 s at most: a busy machine is slow, not wrong
             if server.app.state.event_hub.subscriber_count == 0:
                 break
             await asyncio.sleep(0.05)
@@ -235,7 +235,7 @@ async def test_a_client_that_never_reads_is_dropped_not_the_server(
         healthy = asyncio.create_task(collect(server, tenant, 1, topics="batch.after"))
         await subscribed(server, 1)
         await emit(committed, tenant, "batch.after")
-        assert (await asyncio.wait_for(healthy, 10))[0]["event"] == "batch.after"
+        assert (await asyncio.wait_for(healthy, 60))[0]["event"] == "batch.after"
         writer.close()
 
 
@@ -256,6 +256,6 @@ async def test_redis_fans_events_out_to_every_api_process(
         await subscribed(first, 1)
         await subscribed(second, 1)
         await emit(committed, tenant, "fan.out", n=1)
-        received = [await asyncio.wait_for(stream, 10) for stream in streams]
+        received = [await asyncio.wait_for(stream, 60) for stream in streams]
     assert [r[0]["event"] for r in received] == ["fan.out", "fan.out"]
     assert received[0][0]["id"] == received[1][0]["id"]

@@ -53,7 +53,7 @@ async def read_sse(response: httpx.Response, seen: list[dict[str, Any]]) -> None
 
 
 async def first(seen: list[dict[str, Any]], event: str) -> dict[str, Any]:
-    for _ in range(1000):
+    for _ in range(3000):  # 60 s at most
         if found := [e for e in seen if e["event"] == event]:
             return found[0]
         await asyncio.sleep(0.02)

@@ -113,7 +113,7 @@ async def test_members_see_only_their_modules_and_their_branch(
     await emit(committed, tenant, "appraisal.completed", branch_id=branch_id)
     await emit(committed, tenant, "statements.progress", percent=50)
     await emit(committed, tenant, "batch.done")
-    live = await asyncio.wait_for(appraiser_stream, 10)
+    live = await asyncio.wait_for(appraiser_stream, 60)
     assert [(e["event"], e["data"].get("branch_id")) for e in live] == [
         ("appraisal.completed", branch_id),
         ("batch.done", None),

@@ -21,9 +21,11 @@ from touchstone.core.jobs.runtime import (
     JobFailed,
     JobRun,
     defer,
+    defer_platform_job,
     is_permanent,
     job,
     job_app,
+    platform_job,
     system_job,
 )
 
@@ -35,8 +37,10 @@ __all__ = [
     "JobStatus",
     "accepted",
     "defer",
+    "defer_platform_job",
     "is_permanent",
     "job",
     "job_app",
+    "platform_job",
     "system_job",
 ]

@@ -18,7 +18,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from procrastinate import App, BaseRetryStrategy, JobContext, PsycopgConnector, RetryDecision
+from procrastinate import (
+    App,
+    BaseRetryStrategy,
+    JobContext,
+    PsycopgConnector,
+    RetryDecision,
+    RetryStrategy,
+)
 from procrastinate.job_context import AbortReason
 from procrastinate.jobs import Job
 from procrastinate.tasks import Task
@@ -368,6 +375,44 @@ def system_job(
         return task
 
     return register
+
+
+PlatformJobFunction = Callable[..., Awaitable[None]]
+"""`async def f(database, settings, **arguments)`: no tenant, no job record."""
+
+
+def platform_job(
+    *, retries: int, backoff_seconds: int = 2, queue: str = "default", name: str | None = None
+) -> Callable[[PlatformJobFunction], Task[Any, Any, Any]]:
+    """A job that starts with no tenant: a request that must look across tenants before it
+    knows one (a password reset names an email, not an org) hands the rest of its work here,
+    so it answers alike whatever the lookup would find. A failed run is tried again up to
+    `retries` times, about `backoff_seconds ** n` seconds apart. It has no job record (no
+    tenant may read it); the tenant work it starts is deferred as ordinary `job`s."""
+
+    def register(func: PlatformJobFunction) -> Task[Any, Any, Any]:
+        async def run(context: JobContext, /, **arguments: Any) -> None:
+            extra = context.additional_context
+            await func(extra["database"], extra["settings"], **arguments)
+
+        task: Task[Any, Any, Any] = job_app.task(
+            name=name or f"{func.__module__}.{func.__name__}",
+            queue=queue,
+            pass_context=True,
+            retry=RetryStrategy(max_attempts=retries, exponential_wait=backoff_seconds),
+        )(run)
+        return task
+
+    return register
+
+
+async def defer_platform_job(
+    session: AsyncSession, task: Task[Any, Any, Any], **arguments: str | int | None
+) -> None:
+    """Queue a `platform_job` in the caller's transaction (arguments: no plaintext secrets
+    or personal data; seal them)."""
+    raw = await (await session.connection()).get_raw_connection()
+    await task.configure(connection=raw.driver_connection).defer_async(**arguments)
 
 
 async def defer(

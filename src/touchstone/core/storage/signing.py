@@ -32,6 +32,9 @@ class UrlSigner:
         return f"{FILES_PATH}/{key}?{query}"
 
     def verify(self, key: str, expires: int, signature: str) -> bool:
-        """Constant-time comparison; an expired link fails even with a correct signature."""
-        valid = hmac.compare_digest(self.signature(key, expires), signature)
+        """Constant-time comparison; an expired link fails even with a correct signature.
+
+        Compared as bytes: `compare_digest` refuses non-ASCII text with a TypeError (a 500)."""
+        expected = self.signature(key, expires).encode()
+        valid = hmac.compare_digest(expected, signature.encode("utf-8", "surrogatepass"))
         return valid and expires >= self._clock()

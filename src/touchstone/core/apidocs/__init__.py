@@ -1,0 +1,1 @@
+"""The API documentation pages (Swagger UI, ReDoc), served offline from this package."""
