@@ -51,7 +51,7 @@ from bench.common import (
 )
 from bench.generators.statements import generate_statement
 from bench.samples import clip_frames, stream_clip
-from touchstone.appraisal.purity import Karat
+from touchstone.appraisal.purity.pipeline import Karat
 
 RESULTS = RESULTS_DIR / "load.json"
 USERS_PER_TENANT = 4

@@ -65,7 +65,7 @@ from bench.common import (
     verdict,
 )
 from bench.generators.touchstone_clips import ClipSpec, TouchstoneClip
-from touchstone.appraisal.purity import Karat
+from touchstone.appraisal.purity.pipeline import Karat
 
 RESULTS = RESULTS_DIR / "purity_latency.json"
 GOAL_P95_MS = 100.0

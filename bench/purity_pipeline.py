@@ -48,10 +48,10 @@ from bench.common import (
     verdict,
 )
 from bench.generators.touchstone_clips import ClipSpec, TouchstoneClip, Variant
-from touchstone.appraisal.engines import ClassicalEngine, OnnxYoloEngine
-from touchstone.appraisal.engines.onnx_yolo import decode_yolo, letterbox
-from touchstone.appraisal.frames import BgrFrame, decode_frame, encode_jpeg
-from touchstone.appraisal.purity import Karat, PurityPipeline, Stage
+from touchstone.appraisal.purity.engines import ClassicalEngine, OnnxYoloEngine
+from touchstone.appraisal.purity.engines.onnx_yolo import decode_yolo, letterbox
+from touchstone.appraisal.purity.frames import BgrFrame, decode_frame, encode_jpeg
+from touchstone.appraisal.purity.pipeline import Karat, PurityPipeline, Stage
 
 RESULTS = RESULTS_DIR / "purity_pipeline.json"
 GOAL_FPS = 30.0

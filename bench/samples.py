@@ -20,8 +20,8 @@ from websockets.asyncio.client import connect
 
 from bench.generators.statements import LAYOUTS, generate_statement
 from bench.generators.touchstone_clips import ClipSpec, TouchstoneClip
-from touchstone.appraisal.frames import encode_jpeg
-from touchstone.appraisal.purity import Karat
+from touchstone.appraisal.purity.frames import encode_jpeg
+from touchstone.appraisal.purity.pipeline import Karat
 
 FPS = 15
 

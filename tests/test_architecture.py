@@ -40,3 +40,25 @@ def test_modules_use_each_other_only_through_service() -> None:
                 other = parts[1]
                 if other in MODULES and other != module:
                     assert parts[2:3] == ["service"], f"{path} imports {name}"
+
+
+FRAMEWORKS = {"fastapi", "starlette", "sqlalchemy", "psycopg", "psycopg_pool", "pydantic"}
+INTERNAL_MODULES = {"psycopg.generators", "psycopg.waiting", "psycopg.pq.abc"}
+"""psycopg's undocumented plumbing: public names, private contracts."""
+
+
+def test_no_private_framework_api() -> None:
+    """DESIGN.md: no private API of the frameworks (a `_name` or an internal module), so an
+    upgrade breaks an import or a test, never the behaviour silently."""
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.ImportFrom) or not node.module:
+                continue
+            if node.module.split(".")[0] not in FRAMEWORKS:
+                continue
+            private = {a.name for a in node.names if a.name.startswith("_")}
+            if node.module in INTERNAL_MODULES or any(
+                part.startswith("_") for part in node.module.split(".")
+            ):
+                private.add(node.module)
+            assert not private, f"{path} imports {private} from {node.module}"

@@ -28,9 +28,9 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from touchstone.appraisal.engines.base import Box
-from touchstone.appraisal.frames import BgrFrame
-from touchstone.appraisal.purity import Karat
+from touchstone.appraisal.purity.engines.base import Box
+from touchstone.appraisal.purity.frames import BgrFrame
+from touchstone.appraisal.purity.pipeline import Karat
 
 FINAL_RETENTION = {Karat.K24: 0.97, Karat.K22: 0.55, Karat.K18: 0.15}
 REACTION_TAU_S = 0.35

@@ -15,8 +15,8 @@ import httpx
 import pytest
 
 from tests.conftest import Tenant, add_member
-from touchstone.appraisal import purity_tests
-from touchstone.appraisal.purity import Karat, PurityResult, Stage, StageTiming
+from touchstone.appraisal.purity import service as purity_tests
+from touchstone.appraisal.purity.pipeline import Karat, PurityResult, Stage, StageTiming
 from touchstone.core.auth import Principal
 from touchstone.core.db import Database
 from touchstone.core.permissions import Role, permissions_for

@@ -10,7 +10,7 @@ import numpy as np
 
 from tests.appraisal.conftest import API, CHAIN, RING, Bank, complete_purity, make_bank
 from tests.conftest import Tenant, assert_problem
-from touchstone.appraisal.purity import Karat
+from touchstone.appraisal.purity.pipeline import Karat
 from touchstone.appraisal.schemas import ItemType
 from touchstone.appraisal.valuation import ITEM_TYPES
 from touchstone.core.config import Settings

@@ -10,7 +10,6 @@ from typing import Annotated, Any
 import httpx
 import pytest
 from fastapi import APIRouter, Depends, FastAPI, Query, Response
-from fastapi.routing import iter_route_contexts
 from psycopg.pq import TransactionStatus
 from psycopg_pool import PoolTimeout
 from sqlalchemy import bindparam, text
@@ -29,6 +28,7 @@ from touchstone.core.reads import (
     hot_reads_first,
     tenant_read,
 )
+from touchstone.core.routing import bind_routes
 from touchstone.identity import router as identity
 from touchstone.identity.models import User
 from touchstone.identity.repository import members_query
@@ -234,23 +234,31 @@ async def _lean_endpoint(
     return Response()
 
 
-def _lean_app(*extra: Any, router_dependencies: Sequence[Any] = ()) -> FastAPI:
+def _lean_app(settings: Settings, *extra: Any, router_dependencies: Sequence[Any] = ()) -> FastAPI:
     router = APIRouter()
     router.add_api_route(
         "/lean", _lean_endpoint, dependencies=list(extra), route_class_override=TenantReadRoute
     )
     app = FastAPI()
     app.include_router(router, dependencies=[Depends(authenticate), *router_dependencies])
-    list(iter_route_contexts(app.routes))  # builds each included route's handler, as at start-up
+    bind_routes(app, settings)  # checks each route as included, as create_app does
     return app
 
 
-def test_a_lean_route_refuses_a_dependency_it_would_not_run() -> None:
-    _lean_app()  # the supported shape builds
+def test_a_lean_route_refuses_a_dependency_it_would_not_run(settings: Settings) -> None:
+    _lean_app(settings)  # the supported shape builds
+    with pytest.raises(TypeError, match="TenantReadRoute"):  # on the route: when it is built
+        _lean_app(settings, Depends(require("users:write")))
+    with pytest.raises(TypeError, match="TenantReadRoute"):  # on its router: at start-up
+        _lean_app(settings, router_dependencies=[Depends(rate_limit("uploads"))])
+    inner = APIRouter()  # however deep the include that adds it
+    inner.add_api_route("/lean", _lean_endpoint, route_class_override=TenantReadRoute)
+    outer = APIRouter()
+    outer.include_router(inner, dependencies=[Depends(rate_limit("uploads"))])
+    app = FastAPI()
+    app.include_router(outer, dependencies=[Depends(authenticate)])
     with pytest.raises(TypeError, match="TenantReadRoute"):
-        _lean_app(Depends(require("users:write")))
-    with pytest.raises(TypeError, match="TenantReadRoute"):
-        _lean_app(router_dependencies=[Depends(rate_limit("uploads"))])
+        bind_routes(app, settings)
 
 
 def test_hot_reads_are_matched_first(settings: Settings) -> None:

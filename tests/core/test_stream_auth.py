@@ -1,7 +1,7 @@
 """`StreamAuthorization`'s rules, with entry statements whose answer the test chooses.
 
 The end-to-end cases (logout, deactivation, a revoked key, expiry, over SSE, WebSocket and
-WebRTC) are in tests/core/events/test_stream_auth.py and tests/appraisal/test_api_live.py.
+WebRTC) are in tests/core/events/test_stream_auth.py and tests/appraisal/purity/live/test_api.py.
 """
 
 from __future__ import annotations

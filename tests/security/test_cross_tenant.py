@@ -5,7 +5,7 @@ added later is swept without editing this file, or fails here until it has a fac
 
 Covered elsewhere and not repeated: another tenant's `Last-Event-ID` on `/events` replays
 nothing of theirs (tests/core/events/test_events.py::test_server_sent_events_...), and the
-purity WebSocket with another branch's test (tests/appraisal/test_api_live.py).
+purity WebSocket with another branch's test (tests/appraisal/purity/live/test_api.py).
 """
 
 from __future__ import annotations

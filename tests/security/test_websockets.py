@@ -1,7 +1,7 @@
 """The purity-test WebSocket authenticates itself (browsers cannot send headers on it), so
 its tenant, branch and permission checks are swept here over a real socket.
 
-Another bank's token is refused in tests/appraisal/test_api_live.py, and the events socket's
+Another bank's token is refused in tests/appraisal/purity/live/test_api.py, and the events socket's
 refusals in tests/core/events/test_events.py; this adds another branch and a viewer.
 """
 
@@ -16,7 +16,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from tests.appraisal.conftest import make_bank
-from tests.appraisal.test_api_live import new_test
+from tests.appraisal.purity.live.test_api import new_test
 from tests.conftest import Tenant, add_member
 from tests.core.events.conftest import LiveServer, serve
 from tests.security.world import API

@@ -10,14 +10,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from touchstone.statements import categorise as cat
 from touchstone.statements.categorise import (
     DEFAULT_RULES,
     Rule,
     categorise,
+    counterparties,
     extract_counterparty,
     find_recurring,
+    matching,
+    rules,
 )
+from touchstone.statements.categorise import categories as cat
 from touchstone.statements.domain import Direction, Transaction
 
 DAY = dt.date(2024, 3, 15)
@@ -186,7 +189,7 @@ def test_rules_survive_a_json_round_trip() -> None:
 
 def test_every_default_rule_round_trips() -> None:
     assert tuple(Rule.from_mapping(r.to_mapping()) for r in DEFAULT_RULES) == DEFAULT_RULES
-    assert min(r.priority for r in DEFAULT_RULES) >= cat.DEFAULT_PRIORITY_START
+    assert min(r.priority for r in DEFAULT_RULES) >= rules.DEFAULT_PRIORITY_START
 
 
 @pytest.mark.parametrize(
@@ -313,25 +316,25 @@ def with_other_digits(description: str) -> str:
 @given(DESCRIPTIONS)
 def test_a_counterparty_never_depends_on_digit_values(description: str) -> None:
     """Why categorise() may share one answer between descriptions of the same shape."""
-    name = cat._counterparty_of_shape(description)
-    assert name == cat._counterparty_of_shape(with_other_digits(description))
+    name = counterparties.counterparty_of_shape(description)
+    assert name == counterparties.counterparty_of_shape(with_other_digits(description))
     assert name is None or (not any(ch.isdigit() for ch in name) and name == name.strip())
 
 
 @settings(max_examples=300, deadline=None)
 @given(DESCRIPTIONS)
 def test_candidate_rules_never_depend_on_digit_values(description: str) -> None:
-    compiled = cat._compile(DEFAULT_RULES)
+    compiled = matching._compile(DEFAULT_RULES)
     assert not compiled.digit_keywords
-    candidates = cat._candidates(compiled, description)
-    assert candidates == cat._candidates(compiled, with_other_digits(description))
+    candidates = matching._candidates(compiled, description)
+    assert candidates == matching._candidates(compiled, with_other_digits(description))
 
 
 @settings(max_examples=200, deadline=None)
 @given(st.text(max_size=40))
 def test_any_pattern_compiles_or_is_refused_with_a_value_error(pattern: str) -> None:
     try:
-        compiled = cat.compile_pattern(pattern)
+        compiled = rules.compile_pattern(pattern)
     except ValueError:
         return
-    compiled.search("NEFT-HDFCN1234-ACME LTD-SALARY" * 8, 0, cat.MATCHED_TEXT_LIMIT)
+    compiled.search("NEFT-HDFCN1234-ACME LTD-SALARY" * 8, 0, rules.MATCHED_TEXT_LIMIT)

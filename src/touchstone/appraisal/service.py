@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import touchstone.identity.service as identity
-from touchstone.appraisal import chain, org_settings, repository
+from touchstone.appraisal import chain, repository
 from touchstone.appraisal.exceptions import (
     AppraisalNotFound,
     BranchMismatch,
@@ -40,6 +40,7 @@ from touchstone.appraisal.models import (
     PurityTest,
     PurityTestStatus,
 )
+from touchstone.appraisal.org_settings import service as org_settings
 from touchstone.appraisal.schemas import (
     AppraisalCreate,
     GoldRateCreate,

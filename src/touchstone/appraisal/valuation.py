@@ -29,7 +29,7 @@ from types import MappingProxyType
 from typing import Any, Final
 
 Karat = str
-"""One of ``KARATS``; plain ``str`` so the ``Karat`` StrEnum of ``purity.py`` fits too."""
+"""One of ``KARATS``; plain ``str`` so the ``Karat`` StrEnum of ``purity/pipeline.py`` fits too."""
 
 KARAT_18: Final = "18K"
 KARAT_22: Final = "22K"

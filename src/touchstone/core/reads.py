@@ -23,7 +23,14 @@ transaction (the tests' per-test one) the read is a savepoint that is rolled bac
 tenant outlives the request there either. Statements are SQLAlchemy Core compiled once per
 shape (`compile_query`) and bound on the client by psycopg.
 
-Use it for the busiest read endpoints; anything that writes goes through `SessionDep`.
+Use it for the busiest read endpoints; anything that writes goes through `SessionDep`: a
+list route opts in with `route_class_override=TenantReadRoute` (see there).
+
+Only public APIs: psycopg's `AsyncClientCursor`, `nextset`, `fetchall` and `connection.info`;
+FastAPI's `APIRoute.dependant` and, at start-up, `iter_route_contexts` (FastAPI >= 0.137.2,
+where included routers stopped being copied into `app.routes`). What an upgrade could still
+change is how FastAPI describes a route's dependencies (`fastapi.dependencies.models
+.Dependant`, read by `TenantReadRoute._shape`); tests/core/test_reads.py fails first then.
 """
 
 from __future__ import annotations
@@ -43,14 +50,10 @@ import structlog
 from fastapi import Request, Response
 from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
-from fastapi.routing import APIRouter, _effective_route_context_var
-from psycopg import AsyncConnection
-from psycopg.abc import Transformer as Adapter
-from psycopg.adapt import Transformer
-from psycopg.errors import DuplicatePreparedStatement, error_from_result
-from psycopg.generators import execute
-from psycopg.pq import ExecStatus, TransactionStatus
-from psycopg.pq.abc import PGresult
+from fastapi.routing import APIRouter, RouteContext
+from psycopg import AsyncClientCursor, AsyncConnection
+from psycopg.errors import DuplicatePreparedStatement
+from psycopg.pq import TransactionStatus
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlalchemy.sql import ClauseElement
@@ -75,6 +78,10 @@ _NUMBERED = PGDialect_psycopg(paramstyle="numeric_dollar")  # type: ignore[no-un
 _SAVEPOINT = "tenant_read"
 _PREPARED: WeakKeyDictionary[AsyncConnection[Any], set[str]] = WeakKeyDictionary()
 """The statements each pooled connection has prepared (PREPARE outlives transactions)."""
+_CURSORS: WeakKeyDictionary[AsyncConnection[Any], AsyncClientCursor[tuple[Any, ...]]] = (
+    WeakKeyDictionary()
+)
+"""One cursor per connection, kept: making one (and its adapters) is a third of its cost."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,44 +134,50 @@ Plan = Callable[[Principal], Statements]
 """The queries to run for a given caller (its org, its branch scope)."""
 
 
-@dataclass(frozen=True, slots=True)
 class Replies:
-    """What PostgreSQL answered to each statement of one message."""
+    """What PostgreSQL answered to each statement of one message, read in order."""
 
-    results: list[PGresult]
-    transformer: Adapter
+    def __init__(self, cursor: AsyncClientCursor[tuple[Any, ...]]) -> None:
+        self._cursor = cursor
+        self._at = 0
 
-    def rows(self, statement: int) -> Rows:
-        result = self.results[statement]
-        self.transformer.set_pgresult(result)
-        return self.transformer.load_rows(0, result.ntuples, tuple)
+    async def rows(self, statement: int) -> Rows:
+        """The rows of the `statement`-th statement (0 is the first); statements are read
+        in order, as the cursor moves forward only."""
+        if statement < self._at:
+            raise ValueError(f"statement {statement} was passed already (at {self._at})")
+        while self._at < statement:
+            if not self._cursor.nextset():
+                raise ValueError(f"the message had no statement {statement}")
+            self._at += 1
+        return await self._cursor.fetchall()
 
-    def first_row(self, statement: int) -> tuple[Any, ...] | None:
-        rows = self.rows(statement)
+    async def first_row(self, statement: int) -> tuple[Any, ...] | None:
+        rows = await self.rows(statement)
         return rows[0] if rows else None
 
 
 async def exchange(
     connection: AsyncConnection[Any], sql: list[str], params: Sequence[Any]
 ) -> Replies:
-    """Send the statements as one simple-protocol message, the values quoted on the client
-    as psycopg quotes them, and collect every statement's result; a failed statement raises
-    its psycopg error (PostgreSQL skips the rest of the message).
+    """Send the statements as one simple-protocol message, the values quoted on the client,
+    and keep every statement's result; a failed statement raises its psycopg error
+    (PostgreSQL skips the rest of the message). The connection must be in autocommit mode
+    (the read pool's are), so psycopg adds no BEGIN of its own.
 
-    What a psycopg `ClientCursor` does, on psycopg's own adapters and libpq calls, without
-    its per-query bookkeeping (query parsing, prepared-statement accounting, result
-    navigation): 4% of a list request's instructions. The caller must own the connection
-    for the call, as a pooled connection is owned (a cursor would take its lock).
+    A psycopg `AsyncClientCursor` does exactly this with public API: values bound on the
+    client, the text sent with `PQsendQuery` (several statements in one message), each
+    statement's result kept for `nextset()`. Its bookkeeping over bare libpq calls (the
+    connection lock, parsing the text for placeholders, selecting each result) costs about
+    20 µs of CPU a read, 4% of a list request: measured against the libpq-level version
+    this replaced (on psycopg 3.3), which reached into psycopg's undocumented generators
+    and adapters and would have broken silently on an upgrade.
     """
-    transformer = Transformer(connection)
-    encoding = connection.info.encoding
-    query = "; ".join(sql).encode(encoding) % tuple(map(transformer.as_literal, params))
-    connection.pgconn.send_query(query)
-    results = await connection.wait(execute(connection.pgconn))
-    for result in results:
-        if result.status == ExecStatus.FATAL_ERROR:
-            raise error_from_result(result, encoding=encoding)
-    return Replies(results, transformer)
+    cursor = _CURSORS.get(connection)
+    if cursor is None:
+        cursor = _CURSORS[connection] = AsyncClientCursor(connection)
+    await cursor.execute("; ".join(sql), params)
+    return Replies(cursor)
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,7 +224,7 @@ async def confirm(database: Database, entry: TenantEntry) -> Principal:
     async with database.read_connection() as connection:
         begin, end = _brackets(connection.info.transaction_status != TransactionStatus.IDLE)
         replies = await exchange(connection, [begin, entry.sql, end], entry.params)
-    return entry.to_principal(replies.first_row(1))
+    return entry.to_principal(await replies.first_row(1))
 
 
 class TenantRead:
@@ -256,11 +269,13 @@ class TenantRead:
         replies = await self._send(
             [self._begin, self.entry.sql, *sql, self._end], [*self.entry.params, *params]
         )
-        return replies.first_row(1), [replies.rows(2 + n) for n in range(len(statements))]
+        return await replies.first_row(1), [
+            await replies.rows(2 + n) for n in range(len(statements))
+        ]
 
     async def _enter(self) -> Hint:
         replies = await self._send([self._begin, self.entry.sql], self.entry.params)
-        row = replies.first_row(1)
+        row = await replies.first_row(1)
         principal = self.entry.to_principal(row)
         principal.ensure(self.permission)  # before any query runs
         assert row is not None  # to_principal refuses None
@@ -270,7 +285,7 @@ class TenantRead:
         """The queries and the end of the transaction, after `_enter`."""
         sql, params = await self._prepared(statements)
         replies = await self._send([*sql, self._end], params)
-        return [replies.rows(n) for n in range(len(statements))]
+        return [await replies.rows(n) for n in range(len(statements))]
 
     async def _prepared(self, statements: Statements) -> tuple[list[str], list[Any]]:
         """Each query as EXECUTE of a statement this connection prepared on first use, so
@@ -331,21 +346,23 @@ def tenant_read(permission: str) -> Callable[..., AsyncIterator[TenantRead]]:
 class TenantReadRoute(LimitedRoute):
     """A hot read served without FastAPI's per-request dependency resolution.
 
-    The route is declared like any other (`read: Annotated[TenantRead, Depends(tenant_read(
-    …))]` and one query model `Annotated[Model, Query()]`), so the docs, the route inventory
-    and the security suite see its real dependency tree. The handler runs exactly that tree
-    itself: `authenticate` (through `identify`), the query model, the read. Resolving it
-    generically costs FastAPI about 0.35 ms a request, a third of the whole list request. Any
-    other shape (a further dependency on the route or its router, another parameter) is
-    refused at start-up, so the handler can never skip something the declaration promises.
+    The route is declared like any other, with one line more than an ORM list route
+    (`route_class_override=TenantReadRoute`), a `read: Annotated[TenantRead, Depends(
+    tenant_read(…))]` parameter and one query model `Annotated[Model, Query()]`, so the
+    docs, the route inventory and the security suite see its real dependency tree. The
+    handler runs exactly that tree itself: `authenticate` (through `identify`), the query
+    model, the read. Resolving it generically costs FastAPI about 0.35 ms a request, a third
+    of the whole list request. Any other shape is refused at start-up, so the handler can
+    never skip something the declaration promises: a further dependency or parameter on the
+    route when the route is built, a dependency its router is included with (other than
+    `authenticate`, which the read runs anyway) when `bind_routes` checks each route as
+    included (`check_inclusion`, through FastAPI's public `iter_route_contexts`).
     """
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        # Under an include, FastAPI builds the handler with the effective (router-merged)
-        # route in this context variable; its dependant holds the router's dependencies too.
-        context = _effective_route_context_var.get()
-        dependant = context.dependant if context is not None else self.dependant
-        read_param, read_dependency, query_param, query_model = self._shape(dependant)
+        # The route's own dependency tree: what its router adds is checked by
+        # `check_inclusion` at start-up, where FastAPI shows each route as included.
+        read_param, read_dependency, query_param, query_model = self._shape(self.dependant)
         read_context, endpoint = asynccontextmanager(read_dependency), self.endpoint
 
         async def handle(request: Request) -> Response:
@@ -361,6 +378,10 @@ class TenantReadRoute(LimitedRoute):
             return response
 
         return handle
+
+    def check_inclusion(self, route: RouteContext) -> None:
+        """Refuse an inclusion that adds a dependency the handler would not run."""
+        self._shape(route.dependant)
 
     def _shape(self, dependant: Dependant) -> tuple[str, Callable[..., Any], str, type[BaseModel]]:
         """(read parameter, its dependency, query parameter, query model), or a TypeError."""

@@ -1,0 +1,108 @@
+"""Certificate HTTP API: issuing and reading one (`router`, signed in), and the public
+verification page its QR code opens (`public_router`).
+
+The page needs no sign-in: the certificate number and the digest in the URL are the
+credentials. It shows only what the printed certificate shows (personal numbers masked) and
+whether the digest matches; an unknown number gets a plain 404 page that says nothing more.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import HTMLResponse
+
+from touchstone.appraisal.certificate import service
+from touchstone.appraisal.certificate.page import render_verification_html
+from touchstone.appraisal.dependencies import Reader
+from touchstone.appraisal.models import Certificate
+from touchstone.appraisal.schemas import CertificateOut
+from touchstone.core.auth import Principal
+from touchstone.core.deps import SessionDep, SettingsDep, SystemSessionDep
+from touchstone.core.errors import Forbidden
+from touchstone.core.routing import LimitedRoute
+from touchstone.core.storage import Storage, StorageDep
+
+router = APIRouter(route_class=LimitedRoute)  # tagged by the module router including it
+public_router = APIRouter(tags=["appraisal"], route_class=LimitedRoute)
+PAGE_HEADERS = {
+    # The page is self-contained: inline CSS, no scripts, no external assets.
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
+    "frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+}
+NOT_FOUND_PAGE = (
+    '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Not found</title>'
+    "</head><body><h1>No such certificate</h1><p>Check the number, or scan the QR code on "
+    "the certificate again.</p></body></html>"
+)
+
+
+async def _certificate_out(
+    request: Request, storage: Storage, principal: Principal, certificate: Certificate
+) -> CertificateOut:
+    return CertificateOut(
+        number=certificate.number,
+        digest=certificate.digest,
+        sha256=certificate.sha256,
+        issued_at=certificate.issued_at,
+        verify_url=service.verify_url(
+            str(request.base_url), certificate.number, certificate.digest
+        ),
+        download_url=await storage.signed_url(principal.org_id, certificate.storage_key),
+    )
+
+
+@router.post(
+    "/appraisals/{appraisal_id}/certificate", response_model=CertificateOut, status_code=201
+)
+async def issue_certificate(
+    appraisal_id: uuid.UUID,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    storage: StorageDep,
+    principal: Reader,
+) -> CertificateOut:
+    """The approved appraisal's PDF certificate with a QR code to its verification page.
+
+    Issued once; asking again returns the same certificate.
+    """
+    if not (principal.can("appraisals:write") or principal.can("appraisals:approve")):
+        raise Forbidden("Issuing a certificate needs appraisals:write or appraisals:approve")
+    certificate = await service.issue(
+        session, principal, appraisal_id, settings, storage, str(request.base_url)
+    )
+    return await _certificate_out(request, storage, principal, certificate)
+
+
+@router.get("/appraisals/{appraisal_id}/certificate", response_model=CertificateOut)
+async def get_certificate(
+    appraisal_id: uuid.UUID,
+    request: Request,
+    session: SessionDep,
+    storage: StorageDep,
+    principal: Reader,
+) -> CertificateOut:
+    certificate = await service.get_certificate(session, principal, appraisal_id)
+    return await _certificate_out(request, storage, principal, certificate)
+
+
+@public_router.get(f"{service.VERIFY_PATH}/{{number}}", response_class=HTMLResponse)
+async def verify_certificate(
+    number: Annotated[str, Path(pattern=service.NUMBER_PATTERN)],
+    session: SystemSessionDep,
+    settings: SettingsDep,
+    storage: StorageDep,
+    d: Annotated[str, Query(max_length=128, description="The digest printed in the QR code")] = "",
+) -> HTMLResponse:
+    """The certificate as issued, marked genuine only if its digest matches."""
+    found = await service.verification(session, number, d, settings, storage)
+    if found is None:
+        return HTMLResponse(NOT_FOUND_PAGE, status_code=404, headers=PAGE_HEADERS)
+    data, genuine = found
+    return HTMLResponse(render_verification_html(data, genuine), headers=PAGE_HEADERS)

@@ -1,0 +1,1 @@
+"""Borrowers: created, searched and photographed by appraisers, their numbers sealed."""

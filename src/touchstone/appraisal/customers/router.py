@@ -1,0 +1,87 @@
+"""Customers HTTP API: create, search by name or phone, read, and set a photo."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query, UploadFile
+
+from touchstone.appraisal.customers import service
+from touchstone.appraisal.dependencies import (
+    MAX_PHOTO_BYTES,
+    PHOTO_TYPES,
+    CustomerReader,
+    CustomerWriter,
+)
+from touchstone.appraisal.schemas import CustomerCreate, CustomerOut
+from touchstone.core.deps import SessionDep, SettingsDep
+from touchstone.core.idempotency import IdempotencyDep
+from touchstone.core.pagination import Page, PageDep
+from touchstone.core.routing import LimitedRoute, upload_limit
+from touchstone.core.schemas import PlainText
+from touchstone.core.storage import StorageDep, store_upload
+
+router = APIRouter(route_class=LimitedRoute)  # tagged by the module router including it
+
+
+@router.post("/customers", response_model=CustomerOut, status_code=201)
+async def create_customer(
+    body: CustomerCreate,
+    session: SessionDep,
+    settings: SettingsDep,
+    idempotency: IdempotencyDep,
+    principal: CustomerWriter,
+) -> CustomerOut:
+    customer = await service.create_customer(session, principal, body, settings)
+    return idempotency.remember(service.customer_out(customer))
+
+
+@router.get("/customers", response_model=Page[CustomerOut])
+async def search_customers(
+    session: SessionDep,
+    settings: SettingsDep,
+    page: PageDep,
+    principal: CustomerReader,
+    name: Annotated[PlainText | None, Query(max_length=200)] = None,
+    phone: Annotated[PlainText | None, Query(max_length=30)] = None,
+) -> Page[CustomerOut]:
+    """By part of the name, the full phone number, or its last digits (up to four)."""
+    rows, total = await service.search_customers(
+        session, principal, page, settings, name=name, phone=phone
+    )
+    return Page[CustomerOut](
+        items=[service.customer_out(row) for row in rows],
+        total=total,
+        limit=page.limit,
+        offset=page.offset,
+    )
+
+
+@router.get("/customers/{customer_id}", response_model=CustomerOut)
+async def get_customer(
+    customer_id: uuid.UUID, session: SessionDep, principal: CustomerReader
+) -> CustomerOut:
+    return service.customer_out(await service.get_customer(session, principal, customer_id))
+
+
+@router.put("/customers/{customer_id}/photo", response_model=CustomerOut)
+@upload_limit(lambda settings: MAX_PHOTO_BYTES + settings.max_body_bytes)
+async def set_customer_photo(
+    customer_id: uuid.UUID,
+    photo: UploadFile,
+    session: SessionDep,
+    storage: StorageDep,
+    principal: CustomerWriter,
+) -> CustomerOut:
+    await service.get_customer(session, principal, customer_id)
+    stored = await store_upload(
+        storage,
+        principal.org_id,
+        photo,
+        kind=service.PHOTO_KIND,
+        max_bytes=MAX_PHOTO_BYTES,
+        allowed_types=PHOTO_TYPES,
+    )
+    customer = await service.attach_photo(session, principal, customer_id, stored)
+    return service.customer_out(customer)

@@ -1,0 +1,141 @@
+"""Borrowers: personal numbers sealed at rest, masked in every response, searchable.
+
+The phone is searchable without decrypting anything: an exact number matches its keyed
+hash (HMAC under a key derived from SECRET_KEY, so a leaked table cannot be brute-forced
+offline), and up to four digits match the stored last four.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from touchstone.appraisal import repository
+from touchstone.appraisal.certificate.document import mask_id_number, mask_phone
+from touchstone.appraisal.exceptions import CustomerNotFound
+from touchstone.appraisal.models import Customer
+from touchstone.appraisal.schemas import CustomerCreate, CustomerOut
+from touchstone.core.audit import record_audit
+from touchstone.core.auth import Principal
+from touchstone.core.config import Settings
+from touchstone.core.crypto import Sealer
+from touchstone.core.errors import InvalidInput
+from touchstone.core.pagination import PageParams, order_by, paginate
+from touchstone.core.storage import StoredObject, file_kind
+
+PHOTO_KIND = file_kind("customer-photo", permission="customers:read")
+"""Customers are the bank's, not a branch's: whoever may read customers sees their photos."""
+
+SEAL_PURPOSE = "appraisal.customer.v1"
+
+
+def sealer(settings: Settings) -> Sealer:
+    return Sealer(settings.secret_key.get_secret_value(), SEAL_PURPOSE)
+
+
+def phone_digits(phone: str) -> str:
+    return "".join(ch for ch in phone if ch.isdigit())
+
+
+def phone_hash(settings: Settings, phone: str) -> str:
+    key = hashlib.sha256(b"appraisal.phone:" + settings.secret_key.get_secret_value().encode())
+    return hmac.new(key.digest(), phone_digits(phone).encode(), hashlib.sha256).hexdigest()
+
+
+def customer_out(customer: Customer) -> CustomerOut:
+    return CustomerOut(
+        id=customer.id,
+        full_name=customer.full_name,
+        phone_masked="X" * 6 + customer.phone_last4,
+        id_document_type=customer.id_document_type,
+        id_number_masked=customer.id_number_masked,
+        has_photo=customer.photo_key is not None,
+        created_at=customer.created_at,
+    )
+
+
+async def create_customer(
+    session: AsyncSession, principal: Principal, data: CustomerCreate, settings: Settings
+) -> Customer:
+    digits = phone_digits(data.phone)
+    if len(digits) < 8:
+        raise InvalidInput("phone must have at least 8 digits")
+    seal = sealer(settings)
+    customer = Customer(
+        id=uuid.uuid4(),
+        org_id=principal.org_id,
+        full_name=data.full_name,
+        phone_sealed=seal.seal(data.phone),
+        phone_hash=phone_hash(settings, data.phone),
+        phone_last4=digits[-4:],
+        id_document_type=data.id_document_type,
+        id_number_sealed=seal.seal(data.id_number),
+        id_number_masked=mask_id_number(data.id_number),
+        created_by=principal.id,
+    )
+    session.add(customer)
+    await session.flush()
+    await record_audit(
+        session,
+        principal,
+        "customer.created",
+        "customer",
+        customer.id,
+        {"phone": mask_phone(data.phone), "id_number": customer.id_number_masked},
+    )
+    return customer
+
+
+async def get_customer(
+    session: AsyncSession, principal: Principal, customer_id: uuid.UUID
+) -> Customer:
+    customer = await repository.get_customer(session, principal.org_id, customer_id)
+    if customer is None:
+        raise CustomerNotFound()
+    return customer
+
+
+async def search_customers(
+    session: AsyncSession,
+    principal: Principal,
+    page: PageParams,
+    settings: Settings,
+    *,
+    name: str | None,
+    phone: str | None,
+) -> tuple[Sequence[Customer], int]:
+    query = select(Customer).where(Customer.org_id == principal.org_id)
+    if name:
+        escaped = name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = query.where(Customer.full_name.ilike(f"%{escaped}%", escape="\\"))
+    if phone:
+        digits = phone_digits(phone)
+        if not digits:
+            raise InvalidInput("phone must contain digits")
+        if len(digits) <= 4:
+            query = query.where(Customer.phone_last4.endswith(digits))
+        else:
+            query = query.where(Customer.phone_hash == phone_hash(settings, digits))
+    columns = {"created_at": Customer.created_at, "full_name": Customer.full_name}
+    ordered = query.order_by(*order_by(page, columns, "full_name"), Customer.id)
+    return await paginate(session, ordered, page)
+
+
+async def attach_photo(
+    session: AsyncSession,
+    principal: Principal,
+    customer_id: uuid.UUID,
+    stored: StoredObject,
+) -> Customer:
+    """The latest photo is the customer's; earlier ones stay stored as part of the record."""
+    customer = await get_customer(session, principal, customer_id)
+    customer.photo_key, customer.photo_sha256 = stored.key, stored.sha256
+    await record_audit(
+        session, principal, "customer.photo_set", "customer", customer.id, {"sha256": stored.sha256}
+    )
+    return customer

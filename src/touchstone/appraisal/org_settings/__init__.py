@@ -1,0 +1,1 @@
+"""What an org admin configures for appraisals: detector engine, devices, rates, policy."""

@@ -1,0 +1,93 @@
+"""Org settings HTTP API: the detector engine, device rule and lending policy, the devices
+appraisers test on, and the gold rates valuations use."""
+
+from __future__ import annotations
+
+import uuid
+
+import anyio
+from fastapi import APIRouter
+
+from touchstone.appraisal.dependencies import DeviceWriter, Reader, SettingsWriter
+from touchstone.appraisal.models import AppraisalSettings
+from touchstone.appraisal.org_settings import service
+from touchstone.appraisal.purity.engines import engine_for
+from touchstone.appraisal.schemas import (
+    DeviceCreate,
+    DeviceOut,
+    GoldRateCreate,
+    GoldRateOut,
+    SettingsOut,
+    SettingsUpdate,
+    TestedKarat,
+)
+from touchstone.core.deps import SessionDep, SettingsDep
+from touchstone.core.pagination import Page, PageDep, page_of
+from touchstone.core.routing import LimitedRoute
+
+router = APIRouter(route_class=LimitedRoute)  # tagged by the module router including it
+
+
+def _settings_out(settings: AppraisalSettings) -> SettingsOut:
+    return SettingsOut(
+        detector_engine=settings.detector_engine,
+        require_registered_device=settings.require_registered_device,
+        lending_policy=service.lending_policy(settings).to_mapping(),
+    )
+
+
+@router.get("/appraisal-settings", response_model=SettingsOut)
+async def get_settings(session: SessionDep, principal: Reader) -> SettingsOut:
+    """The org's detector engine, device rule and lending policy (defaults filled in)."""
+    return _settings_out(await service.org_settings(session, principal.org_id))
+
+
+@router.patch("/appraisal-settings", response_model=SettingsOut)
+async def update_settings(
+    body: SettingsUpdate, session: SessionDep, settings: SettingsDep, principal: SettingsWriter
+) -> SettingsOut:
+    """An engine is loaded before it is chosen: `onnx-yolo` needs YOLO_RUBBING_MODEL and
+    YOLO_ACID_MODEL to be usable models, or the change is refused (422)."""
+    if body.detector_engine is not None:
+        await anyio.to_thread.run_sync(engine_for, body.detector_engine, settings)
+    return _settings_out(await service.update_settings(session, principal, body))
+
+
+@router.post("/devices", response_model=DeviceOut, status_code=201)
+async def register_device(
+    body: DeviceCreate, session: SessionDep, principal: DeviceWriter
+) -> DeviceOut:
+    """Bind a device to an appraiser; its id goes in `X-Device-Id` when testing purity."""
+    return DeviceOut.model_validate(await service.register_device(session, principal, body))
+
+
+@router.get("/devices", response_model=Page[DeviceOut])
+async def list_devices(
+    session: SessionDep, page: PageDep, principal: DeviceWriter
+) -> Page[DeviceOut]:
+    items, total = await service.list_devices(session, principal, page)
+    return page_of(DeviceOut, items, total, page)
+
+
+@router.post("/devices/{device_id}/deactivate", response_model=DeviceOut)
+async def deactivate_device(
+    device_id: uuid.UUID, session: SessionDep, principal: DeviceWriter
+) -> DeviceOut:
+    device = await service.deactivate_device(session, principal, device_id)
+    return DeviceOut.model_validate(device)
+
+
+@router.post("/gold-rates", response_model=GoldRateOut, status_code=201)
+async def set_gold_rate(
+    body: GoldRateCreate, session: SessionDep, principal: SettingsWriter
+) -> GoldRateOut:
+    """A new rate per gram for one karat, from now (or `effective_from`) on."""
+    return GoldRateOut.model_validate(await service.set_gold_rate(session, principal, body))
+
+
+@router.get("/gold-rates", response_model=Page[GoldRateOut])
+async def gold_rate_history(
+    session: SessionDep, page: PageDep, principal: Reader, karat: TestedKarat | None = None
+) -> Page[GoldRateOut]:
+    items, total = await service.rate_history(session, principal, page, karat)
+    return page_of(GoldRateOut, items, total, page)
