@@ -133,11 +133,7 @@ async def set_org_active(
         if org.is_active != active:
             org.is_active = active
             if not active:
-                await session.execute(
-                    update(AuthSession)
-                    .where(AuthSession.org_id == org_id, AuthSession.revoked_at.is_(None))
-                    .values(revoked_at=datetime.now(UTC), revoked_reason="org_deactivated")
-                )
+                await revoke_sessions(session, org_id, None, reason="org_deactivated")
             action = "org.activated" if active else "org.deactivated"
             await record_audit(session, actor, action, "org", org_id, org_id=org_id)
     return org
@@ -396,16 +392,17 @@ async def set_password(
 async def revoke_sessions(
     session: AsyncSession,
     org_id: uuid.UUID,
-    user_id: uuid.UUID,
+    user_id: uuid.UUID | None,
     *,
     reason: str,
     keep: uuid.UUID | None = None,
 ) -> None:
+    """End the live sessions of one account (or, with `user_id=None`, of the whole org)."""
     query = update(AuthSession).where(
-        AuthSession.org_id == org_id,
-        AuthSession.user_id == user_id,
-        AuthSession.revoked_at.is_(None),
+        AuthSession.org_id == org_id, AuthSession.revoked_at.is_(None)
     )
+    if user_id is not None:
+        query = query.where(AuthSession.user_id == user_id)
     if keep is not None:
         query = query.where(AuthSession.id != keep)
     await session.execute(query.values(revoked_at=datetime.now(UTC), revoked_reason=reason))
