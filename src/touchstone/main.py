@@ -36,10 +36,10 @@ from touchstone.core.jobs.router import router as jobs_router
 from touchstone.core.logging import configure_logging
 from touchstone.core.middleware import RequestContextMiddleware
 from touchstone.core.migrations import migration_head
-from touchstone.core.openapi import describe_url_rules
+from touchstone.core.openapi import amend_openapi
 from touchstone.core.postgres import admin_url, runtime_url
 from touchstone.core.ratelimit import RateLimiter, limit_by_address
-from touchstone.core.reads import PrincipalHints, hot_reads_first
+from touchstone.core.reads import PrincipalHints
 from touchstone.core.routing import bind_routes
 from touchstone.core.security import configure_password_hashing
 from touchstone.core.storage import get_storage, storage_check
@@ -185,13 +185,12 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 
     # FastAPI matches a request against the included routers one after another, and inside
     # one against its routes one after another, so the authenticated API, which takes nearly
-    # all the traffic, comes first, and in each router its hot reads (`hot_reads_first`).
-    # No request matches two routes (a test proves it), so the order changes nothing else.
+    # all the traffic, comes first. No request matches two routes (a test proves it), so the
+    # order changes nothing else.
     # Routers are mounted one level deep: each nesting level costs route matching too.
     authenticated = [Depends(authenticate)]
     modules = (appraisal.router, statements.router, webhooks_router)
     for router in (identity.router, jobs_router, events_router, *modules):
-        hot_reads_first(router)
         app.include_router(
             router, prefix=API_PREFIX, dependencies=authenticated, responses=AUTHENTICATED_ERRORS
         )
@@ -215,8 +214,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     if settings.dev_mail_server:  # this machine only; it checks itself
         app.include_router(mail_viewer_router)
     # FastAPI builds an included route's handler on its first request; this builds them all
-    # now, so a route that cannot be served (a TenantReadRoute of the wrong shape, an API route
-    # without a body limit) stops start-up.
+    # now, so a route that cannot be served (an API route without body limits) stops start-up.
     bind_routes(app, settings)
-    describe_url_rules(app)
+    amend_openapi(app)
     return app

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
 from datetime import UTC
-from typing import Annotated, Any
 
 import httpx
 import pytest
-from fastapi import APIRouter, Depends, FastAPI, Query, Response
 from psycopg.pq import TransactionStatus
 from psycopg_pool import PoolTimeout
 from sqlalchemy import bindparam, text
@@ -17,19 +14,10 @@ from sqlalchemy import bindparam, text
 from tests.conftest import Tenant, add_member, assert_problem
 from touchstone.core.config import Settings
 from touchstone.core.db import Database
-from touchstone.core.deps import authenticate, rate_limit, require
-from touchstone.core.pagination import PageParams, page_queries
+from touchstone.core.pagination import page_queries
 from touchstone.core.permissions import Role
 from touchstone.core.postgres import DatabaseUrls
-from touchstone.core.reads import (
-    _PREPARED,
-    TenantRead,
-    TenantReadRoute,
-    hot_reads_first,
-    tenant_read,
-)
-from touchstone.core.routing import bind_routes
-from touchstone.identity import router as identity
+from touchstone.core.reads import _PREPARED
 from touchstone.identity.models import User
 from touchstone.identity.repository import members_query
 from touchstone.identity.schemas import MemberOut
@@ -206,11 +194,11 @@ async def test_a_moved_member_or_an_ended_session_shows_on_the_very_next_read(
     assert (await client.get(f"{API}/users", headers=manager)).status_code == 401
 
 
-async def test_the_lean_route_answers_as_fastapi_would(
+async def test_a_read_route_answers_as_any_route(
     client: httpx.AsyncClient, tenant_a: Tenant
 ) -> None:
-    """`GET /users` runs its dependency tree itself (`TenantReadRoute`): the same rate-limit
-    headers, the same 422 for a bad query parameter, the same 401 without a credential."""
+    """A read's one dependency reads the credential headers itself: the rate-limit headers,
+    the 422 for a bad query parameter and the 401 without a credential are as on any route."""
     listed = await client.get(f"{API}/users", headers=tenant_a.headers, params={"limit": 1})
     assert listed.status_code == 200
     assert listed.json()["limit"] == 1
@@ -225,55 +213,6 @@ async def test_the_lean_route_answers_as_fastapi_would(
     repeated = await client.get(f"{API}/users?limit=0&limit=2", headers=tenant_a.headers)
     assert repeated.json()["limit"] == 2
     assert_problem(await client.get(f"{API}/users?limit=", headers=tenant_a.headers), 422)
-
-
-async def _lean_endpoint(
-    read: Annotated[TenantRead, Depends(tenant_read("users:read"))],
-    query: Annotated[PageParams, Query()],
-) -> Response:
-    return Response()
-
-
-def _lean_app(settings: Settings, *extra: Any, router_dependencies: Sequence[Any] = ()) -> FastAPI:
-    router = APIRouter()
-    router.add_api_route(
-        "/lean", _lean_endpoint, dependencies=list(extra), route_class_override=TenantReadRoute
-    )
-    app = FastAPI()
-    app.include_router(router, dependencies=[Depends(authenticate), *router_dependencies])
-    bind_routes(app, settings)  # checks each route as included, as create_app does
-    return app
-
-
-def test_a_lean_route_refuses_a_dependency_it_would_not_run(settings: Settings) -> None:
-    _lean_app(settings)  # the supported shape builds
-    with pytest.raises(TypeError, match="TenantReadRoute"):  # on the route: when it is built
-        _lean_app(settings, Depends(require("users:write")))
-    with pytest.raises(TypeError, match="TenantReadRoute"):  # on its router: at start-up
-        _lean_app(settings, router_dependencies=[Depends(rate_limit("uploads"))])
-    inner = APIRouter()  # however deep the include that adds it
-    inner.add_api_route("/lean", _lean_endpoint, route_class_override=TenantReadRoute)
-    outer = APIRouter()
-    outer.include_router(inner, dependencies=[Depends(rate_limit("uploads"))])
-    app = FastAPI()
-    app.include_router(outer, dependencies=[Depends(authenticate)])
-    with pytest.raises(TypeError, match="TenantReadRoute"):
-        bind_routes(app, settings)
-
-
-def test_hot_reads_are_matched_first(settings: Settings) -> None:
-    """FastAPI tries a router's routes in order; `hot_reads_first` puts the TenantReadRoutes
-    at the front and leaves the others in their order."""
-    router = APIRouter()
-    router.add_api_route("/a", lambda: None)
-    router.add_api_route("/lean", _lean_endpoint, route_class_override=TenantReadRoute)
-    router.add_api_route("/b", lambda: None)
-    hot_reads_first(router)
-    assert [getattr(route, "path", None) for route in router.routes] == ["/lean", "/a", "/b"]
-    create_app(settings)  # leaves the identity router with its one hot read, GET /users, first
-    first = identity.router.routes[0]
-    assert isinstance(first, TenantReadRoute)
-    assert first.path == "/users"
 
 
 def test_a_page_must_select_its_item_fields() -> None:

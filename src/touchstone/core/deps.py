@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 import structlog
-from fastapi import Depends, Request, Response
+from fastapi import Depends, Request
 from fastapi.dependencies.models import Dependant
 from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -28,7 +28,7 @@ from touchstone.core.auth import (
 from touchstone.core.config import Settings
 from touchstone.core.db import Database, enter
 from touchstone.core.errors import AppError, Unauthorized
-from touchstone.core.ratelimit import RateLimiter, Window, limit_by_address
+from touchstone.core.ratelimit import RateLimiter, limit_by_address, remember_window
 
 bearer_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
 api_key_scheme = APIKeyHeader(name="X-API-Key", auto_error=False)
@@ -67,24 +67,25 @@ def tenant_entry(request: Request, credential: Credential) -> TenantEntry:
     return authenticator.entry(credential)
 
 
-async def authenticate(
-    request: Request,
-    response: Response,
-    bearer: Annotated[str | None, Depends(bearer_scheme)],
-    api_key: Annotated[str | None, Depends(api_key_scheme)],
-) -> TenantEntry:
+async def authenticate(request: Request) -> TenantEntry:
     """The one dependency of every authenticated router: the credential, the address and
-    caller ("default") rate limits, and the entry statement. Cached for the request, so the
-    session (or `core.reads`) and upload limits reuse it. A route that takes a body has done
-    this work before reading it (`identify_before_body`); it is not repeated.
+    caller ("default") rate limits, and the entry statement. The caller's window goes on
+    the response (`RequestContextMiddleware` writes it: `ratelimit.window_headers`).
+
+    It takes the request alone, and reads the two credential headers itself: each
+    sub-dependency costs FastAPI's resolution on every request, and this one sits under
+    every authenticated route (the OpenAPI document still names both schemes:
+    `core.openapi`). Done once a request: a route that takes a body has done it before
+    reading the body (`identify_before_body`), the session and reads reuse it.
     """
-    entry, window = request.scope.get(_IDENTIFIED) or await identify(request, bearer, api_key)
-    add_rate_limit_headers(response, window)
-    return entry
+    identified: TenantEntry | None = request.scope.get(_IDENTIFIED)
+    if identified is None:
+        identified = request.scope[_IDENTIFIED] = await identify(request)
+    return identified
 
 
 _IDENTIFIED = "touchstone.identified"
-"""Scope key: what `identify_before_body` found, for `authenticate`."""
+"""Scope key: the caller's entry once `identify` ran for the request."""
 
 
 async def identify_before_body(request: Request) -> TenantEntry:
@@ -92,21 +93,15 @@ async def identify_before_body(request: Request) -> TenantEntry:
     parses a body before it runs any dependency, so an anonymous caller's body would otherwise
     be read in full before the 401. Everything short of the database: a credential present,
     the JWT's signature and expiry or the API key's shape, the rate limits."""
-    bearer, api_key = await bearer_scheme(request), await api_key_scheme(request)
-    identified = await identify(request, bearer, api_key)
-    request.scope[_IDENTIFIED] = identified
-    return identified[0]
+    return await authenticate(request)
 
 
-async def identify(
-    request: Request, bearer: str | None, api_key: str | None
-) -> tuple[TenantEntry, Window | None]:
-    """`authenticate`'s work, the caller's window returned rather than put on a response
-    (`core.reads` puts it on its own response, without FastAPI's sub-response)."""
-    credential = await read_credential(bearer, api_key)
+async def identify(request: Request) -> TenantEntry:
+    credential = await read_credential(await bearer_scheme(request), await api_key_scheme(request))
     await limit_by_address(request)
     entry = tenant_entry(request, credential)
-    return entry, await _count(request, "default", entry.caller)
+    await _count(request, "default", entry.caller)
+    return entry
 
 
 EntryDep = Annotated[TenantEntry, Depends(authenticate)]
@@ -120,16 +115,13 @@ def dependency_calls(dependant: Dependant) -> Iterator[Callable[..., Any]]:
         yield from dependency_calls(dependency)
 
 
-async def _count(request: Request, group: str, caller: str) -> Window | None:
+async def _count(request: Request, group: str, caller: str) -> None:
+    """Count the request against the caller's `group` budget; the window (none when the
+    store was unreachable) goes on the response as `RateLimit` headers."""
     settings: Settings = request.app.state.settings
     limiter: RateLimiter = request.app.state.rate_limiter
-    return await limiter.hit(getattr(settings, f"rate_limit_{group}"), group, caller)
-
-
-def add_rate_limit_headers(response: Response, window: Window | None) -> None:
-    """The caller's window as `RateLimit` headers (none when the store was unreachable)."""
-    if window is not None:
-        response.headers.update(window.headers())
+    window = await limiter.hit(getattr(settings, f"rate_limit_{group}"), group, caller)
+    remember_window(request.scope, window)
 
 
 def rate_limit(group: str) -> Callable[..., Coroutine[Any, Any, None]]:
@@ -138,8 +130,8 @@ def rate_limit(group: str) -> Callable[..., Coroutine[Any, Any, None]]:
     if f"rate_limit_{group}" not in Settings.model_fields:
         raise ValueError(f"no setting RATE_LIMIT_{group.upper()} for rate-limit group {group!r}")
 
-    async def check(request: Request, response: Response, entry: EntryDep) -> None:
-        add_rate_limit_headers(response, await _count(request, group, entry.caller))
+    async def check(request: Request, entry: EntryDep) -> None:
+        await _count(request, group, entry.caller)
 
     check.__name__ = f"rate_limit_{group}"
     return check

@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from touchstone.core.errors import PROBLEM_JSON
 from touchstone.core.headers import API_CSP, BASE_HEADERS, PAGE_CSP
 from touchstone.core.metrics import observe_request
+from touchstone.core.ratelimit import window_headers
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _CONTROL_IN_URL = re.compile(rb"%(0[0-9a-f]|1[0-9a-f]|7f)", re.IGNORECASE)
@@ -41,7 +42,8 @@ def route_template(scope: Scope) -> str:
 class RequestContextMiddleware:
     """For every request: its id, the log context, the access log line and HTTP metrics; and
     on every response, early refusals included, the security headers: `nosniff`, no
-    referrer, no framing and a Content-Security-Policy. A header the route set itself wins:
+    referrer, no framing and a Content-Security-Policy, and the caller's `RateLimit` window
+    once it was counted. A header the route set itself wins:
     the appraisal pages carry their own, tighter policies. One middleware rather than two,
     so a response passes through one `send` wrapper of ours, not two."""
 
@@ -67,7 +69,8 @@ class RequestContextMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = self._headers(message.get("headers", ()), request_id)
+                headers = message.get("headers", ())
+                message["headers"] = self._headers(headers, request_id, window_headers(scope))
             await send(message)
 
         try:
@@ -96,14 +99,17 @@ class RequestContextMiddleware:
             structlog.contextvars.clear_contextvars()
 
     def _headers(
-        self, headers: Iterable[tuple[bytes, bytes]], request_id: str
+        self,
+        headers: Iterable[tuple[bytes, bytes]],
+        request_id: str,
+        rate_limit: list[tuple[bytes, bytes]],
     ) -> list[tuple[bytes, bytes]]:
         """The response's own headers (the request id replaced: early refusals carry it
-        already), then each security header it did not set."""
+        already), then each security and `RateLimit` header it did not set."""
         own = [h for h in headers if h[0].lower() != b"x-request-id"]
         present = {name.lower() for name, _ in own}
         extra = [(b"x-request-id", request_id.encode())]
-        extra += (h for h in self.security if h[0] not in present)
+        extra += (h for h in (*self.security, *rate_limit) if h[0] not in present)
         if b"content-security-policy" not in present:
             content_type = next((v for k, v in own if k.lower() == b"content-type"), b"")
             html = content_type.startswith(b"text/html")

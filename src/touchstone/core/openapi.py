@@ -7,6 +7,10 @@ could send a request the app refuses. Every string parameter of the path and the
 string is documented with a pattern that excludes control characters. A parameter that
 has its own pattern, format or enum keeps it (tests/core/test_routing.py checks that each
 of those excludes them too).
+
+It also names the credentials of each authenticated operation: `deps.authenticate` reads
+both headers itself rather than through FastAPI's security dependencies (which would cost
+their resolution on every request), so FastAPI cannot see them.
 """
 
 from __future__ import annotations
@@ -14,14 +18,21 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.encoders import jsonable_encoder
+from fastapi.routing import APIRoute, iter_route_contexts
+from fastapi.security.base import SecurityBase
+
+from touchstone.core.deps import api_key_scheme, authenticate, bearer_scheme, dependency_calls
 
 URL_TEXT = "^[^\\x00-\\x1f\\x7f]*$"
 """A value the middleware lets through: no C0 control character, no DEL."""
 _IN_URL = ("path", "query")
+_SCHEMES: tuple[SecurityBase, ...] = (bearer_scheme, api_key_scheme)
 
 
-def describe_url_rules(app: FastAPI) -> None:
-    """Amend the document FastAPI builds (once; it is cached) with the URL rules."""
+def amend_openapi(app: FastAPI) -> None:
+    """Amend the document FastAPI builds (once; it is cached) with the URL rules and the
+    credentials of the authenticated operations."""
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -33,6 +44,7 @@ def describe_url_rules(app: FastAPI) -> None:
                 for parameter in operation.get("parameters", ()):
                     if parameter.get("in") in _IN_URL:
                         _exclude_control_characters(parameter.get("schema", {}))
+        _name_credentials(app, document)
         return document
 
     app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way to extend it
@@ -43,3 +55,25 @@ def _exclude_control_characters(schema: dict[str, Any]) -> None:
         _exclude_control_characters(alternative)
     if schema.get("type") == "string" and not {"pattern", "format", "enum", "const"} & set(schema):
         schema["pattern"] = URL_TEXT
+
+
+def _name_credentials(app: FastAPI, document: dict[str, Any]) -> None:
+    """Either credential, on every operation whose route runs `authenticate`."""
+    requirement: list[dict[str, list[str]]] = [{scheme.scheme_name: []} for scheme in _SCHEMES]
+    named = False
+    for route in iter_route_contexts(app.routes):
+        if not isinstance(route.original_route, APIRoute) or not route.include_in_schema:
+            continue
+        if authenticate not in set(dependency_calls(route.dependant)):
+            continue
+        for method in route.methods or ():
+            operation = document["paths"].get(route.path_format, {}).get(method.lower())
+            if operation is not None:
+                operation["security"] = requirement
+                named = True
+    if named:
+        schemes = document.setdefault("components", {}).setdefault("securitySchemes", {})
+        for scheme in _SCHEMES:
+            schemes[scheme.scheme_name] = jsonable_encoder(
+                scheme.model, by_alias=True, exclude_none=True
+            )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Generic, TypeVar
@@ -9,7 +10,7 @@ from typing import Annotated, Any, Generic, TypeVar
 from fastapi import Query, Response
 from pydantic import BaseModel, Field
 from pydantic_core import to_json
-from sqlalchemy import Select, bindparam, func, over, select
+from sqlalchemy import BindParameter, Select, bindparam, func, over, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import QueryableAttribute
 from sqlalchemy.sql.elements import ColumnElement
@@ -139,6 +140,47 @@ def page_queries(
     )
     total = select(func.count().label(_TOTAL)).select_from(query.subquery())
     return PageQueries(compile_query(page), compile_query(total), fields)
+
+
+Condition = Callable[[BindParameter[Any]], ColumnElement[bool]]
+"""A list filter: the WHERE clause for its bound value."""
+
+
+class PageShape:
+    """A list route's queries, compiled once for each combination of filters present and
+    sort (a route's filters make a handful of shapes; building and compiling SQLAlchemy
+    statements per request would cost more than the read)."""
+
+    def __init__(
+        self,
+        base: AnySelect,
+        conditions: Mapping[str, Condition],
+        sorts: Sortable,
+        default_sort: str,
+        *tiebreak: ColumnElement[Any] | QueryableAttribute[Any],
+        item: type[BaseModel],
+    ) -> None:
+        """`base` selects `item`'s fields, bound to `bindparam("org_id")`; each condition
+        applies when its value is not None."""
+        self.base, self.conditions, self.sorts = base, conditions, sorts
+        self.default_sort, self.tiebreak, self.item = default_sort, tiebreak, item
+        self._compiled = functools.lru_cache(maxsize=256)(self._compile)
+
+    def plan(
+        self, values: Mapping[str, Any], sort: str | None
+    ) -> tuple[PageQueries, dict[str, Any]]:
+        """The queries for the values given (org_id and the filters; None: not filtered)."""
+        present = {name: value for name, value in values.items() if value is not None}
+        return self._compiled(
+            frozenset(present.keys() - {"org_id"}), sort or self.default_sort
+        ), present
+
+    def _compile(self, filters: frozenset[str], sort: str) -> PageQueries:
+        query = self.base
+        for name in sorted(filters):
+            query = query.where(self.conditions[name](bindparam(name)))
+        order = sort_clause(sort, self.sorts)
+        return page_queries(query, order, *self.tiebreak, item=self.item)
 
 
 async def read_page(

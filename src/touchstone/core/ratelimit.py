@@ -20,6 +20,7 @@ from limits import parse
 from limits.aio.storage import RedisStorage
 from limits.errors import StorageError
 from starlette.requests import HTTPConnection
+from starlette.types import Scope
 
 from touchstone.core.config import Settings
 from touchstone.core.errors import ServiceUnavailable, TooManyRequests
@@ -215,6 +216,24 @@ def client_address(connection: HTTPConnection) -> str:
 
 
 _ADDRESS_COUNTED = "touchstone.address_counted"
+_WINDOW = "touchstone.rate_limit_window"
+
+
+def remember_window(scope: Scope, window: Window | None) -> None:
+    """The caller's window counted for this request, for its response's `RateLimit`
+    headers (the last one counted: uploads count after "default"); none when the store was
+    unreachable."""
+    if window is not None:
+        scope[_WINDOW] = window
+
+
+def window_headers(scope: Scope) -> list[tuple[bytes, bytes]]:
+    """The `RateLimit` headers of the request's window, for `RequestContextMiddleware`,
+    which puts them on every response, errors included."""
+    window: Window | None = scope.get(_WINDOW)
+    if window is None:
+        return []
+    return [(name.lower().encode(), value.encode()) for name, value in window.headers().items()]
 
 
 async def limit_by_address(connection: HTTPConnection) -> None:

@@ -1,4 +1,4 @@
-"""Hot reads in one round trip: authenticate, enter the tenant and read in one message.
+"""Reads in one round trip: authenticate, enter the tenant and read in one message.
 
 Through the ORM a list endpoint costs five round trips (BEGIN and the tenant, the
 principal, the rows, the total, COMMIT) and several milliseconds of Python in SQLAlchemy's
@@ -23,55 +23,40 @@ transaction (the tests' per-test one) the read is a savepoint that is rolled bac
 tenant outlives the request there either. Statements are SQLAlchemy Core compiled once per
 shape (`compile_query`) and bound on the client by psycopg.
 
-Use it for the busiest read endpoints; anything that writes goes through `SessionDep`: a
-list route opts in with `route_class_override=TenantReadRoute` (see there).
+Every read route works this way. It declares one dependency, `read: Annotated[TenantRead,
+Depends(tenant_read("<permission>"))]`, which takes the request alone (FastAPI resolves
+each dependency on every request, and their cost was most of a read's), and each `fetch`
+borrows a pooled connection for its one transaction. Anything that writes goes through
+`SessionDep`.
 
-Only public APIs: psycopg's `AsyncClientCursor`, `nextset`, `fetchall` and `connection.info`;
-FastAPI's `APIRoute.dependant` and, at start-up, `iter_route_contexts` (FastAPI >= 0.137.2,
-where included routers stopped being copied into `app.routes`). What an upgrade could still
-change is how FastAPI describes a route's dependencies (`fastapi.dependencies.models
-.Dependant`, read by `TenantReadRoute._shape`); tests/core/test_reads.py fails first then.
+Only public APIs: psycopg's `AsyncClientCursor`, `nextset`, `fetchall` and `connection.info`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
-import inspect
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
-from urllib.parse import parse_qsl
 from weakref import WeakKeyDictionary
 
 import structlog
-from fastapi import Request, Response
-from fastapi.dependencies.models import Dependant
-from fastapi.exceptions import RequestValidationError
-from fastapi.routing import APIRouter, RouteContext
+from fastapi import Request
 from psycopg import AsyncClientCursor, AsyncConnection
 from psycopg.errors import DuplicatePreparedStatement
 from psycopg.pq import TransactionStatus
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
+from sqlalchemy import Select
 from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from touchstone.core.auth import Principal, TenantEntry, log_context
 from touchstone.core.db import Database
-from touchstone.core.deps import (
-    EntryDep,
-    add_rate_limit_headers,
-    api_key_scheme,
-    authenticate,
-    bearer_scheme,
-    dependency_calls,
-    get_database,
-    identify,
-)
-from touchstone.core.routing import LimitedRoute
+from touchstone.core.deps import authenticate, get_database
+from touchstone.core.errors import NotFound
 
 _DIALECT = PGDialect_psycopg(paramstyle="format")  # type: ignore[no-untyped-call]
 _NUMBERED = PGDialect_psycopg(paramstyle="numeric_dollar")  # type: ignore[no-untyped-call]
@@ -206,14 +191,20 @@ class PrincipalHints:
         self._hints[key] = hint
 
 
+_NESTED_END = (
+    f"RELEASE SAVEPOINT {_SAVEPOINT}; "
+    "SELECT set_config('app.org_id', '', true), set_config('app.user_id', '', true)"
+)
+_NESTED_ROLLBACK = f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}; RELEASE SAVEPOINT {_SAVEPOINT}"
+
+
 def _brackets(nested: bool) -> tuple[str, str]:
     """How a read's transaction begins and ends: its own, or (inside a caller's transaction,
-    the tests' per-test one) a savepoint rolled back, so no tenant outlives it."""
+    the tests' per-test one) a savepoint released with the tenant cleared, so no tenant
+    outlives it and what the entry wrote (an API key's `last_used_at`) stays, as a COMMIT
+    would keep it."""
     if nested:
-        return (
-            f"SAVEPOINT {_SAVEPOINT}",
-            f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}; RELEASE SAVEPOINT {_SAVEPOINT}",
-        )
+        return f"SAVEPOINT {_SAVEPOINT}", _NESTED_END
     return "BEGIN", "COMMIT"
 
 
@@ -228,66 +219,95 @@ async def confirm(database: Database, entry: TenantEntry) -> Principal:
 
 
 class TenantRead:
-    """Read-only work for a caller holding `permission`; each `fetch` is one transaction."""
+    """Read-only work for a caller holding `permission` (None: any caller); each `fetch` is
+    one transaction, on a connection borrowed for it alone (a handler's other awaits hold
+    none)."""
 
     def __init__(
         self,
-        connection: AsyncConnection[Any],
+        database: Database,
         entry: TenantEntry,
-        permission: str,
+        permission: str | None,
         hints: PrincipalHints,
         on_caller: Callable[[Hint], None] = lambda _: None,
     ) -> None:
-        self.connection = connection
+        self.database = database
         self.entry = entry
         self.permission = permission
         self.hints = hints
         self.on_caller = on_caller
-        self.nested = nested = connection.info.transaction_status != TransactionStatus.IDLE
-        self._begin, self._end = _brackets(nested)
-        self._rollback = self._end if nested else "ROLLBACK"
-        self._open = False
+        self.principal: Principal | None = None
+        """The caller as the last `fetch` confirmed it."""
 
     async def fetch(self, plan: Plan) -> list[Rows]:
         """The result of each planned query, for the caller the database confirmed."""
+        async with self.database.read_connection() as connection:
+            transaction = _Transaction(connection)
+            try:
+                return await self._fetch(transaction, plan)
+            finally:
+                await transaction.close()
+
+    async def _fetch(self, transaction: _Transaction, plan: Plan) -> list[Rows]:
         hint = self.hints.get(self.entry)
         if hint is not None:
-            row, results = await self._in_one_round_trip(plan(hint.principal))
+            row, results = await self._in_one_round_trip(transaction, plan(hint.principal))
             if row == hint.row:  # the caller is exactly the one the queries were built for
                 return self._accept(hint, results)
             self.entry.to_principal(row)  # `Unauthorized` for a dead credential
-        confirmed = await self._enter()
+        confirmed = await self._enter(transaction)
         self.hints.remember(self.entry, confirmed)
-        return self._accept(confirmed, await self._finish(plan(confirmed.principal)))
+        return self._accept(confirmed, await self._finish(transaction, plan(confirmed.principal)))
 
     async def _in_one_round_trip(
-        self, statements: Statements
+        self, transaction: _Transaction, statements: Statements
     ) -> tuple[tuple[Any, ...] | None, list[Rows]]:
         """Enter and query together: the entry's row (None for a dead credential: then the
         queries saw no tenant, so no rows) and the results."""
-        sql, params = await self._prepared(statements)
-        replies = await self._send(
-            [self._begin, self.entry.sql, *sql, self._end], [*self.entry.params, *params]
+        sql, params = await transaction.prepared(statements)
+        replies = await transaction.send(
+            [transaction.begin, self.entry.sql, *sql, transaction.end],
+            [*self.entry.params, *params],
         )
         return await replies.first_row(1), [
             await replies.rows(2 + n) for n in range(len(statements))
         ]
 
-    async def _enter(self) -> Hint:
-        replies = await self._send([self._begin, self.entry.sql], self.entry.params)
+    async def _enter(self, transaction: _Transaction) -> Hint:
+        replies = await transaction.send([transaction.begin, self.entry.sql], self.entry.params)
         row = await replies.first_row(1)
         principal = self.entry.to_principal(row)
-        principal.ensure(self.permission)  # before any query runs
+        if self.permission is not None:
+            principal.ensure(self.permission)  # before any query runs
         assert row is not None  # to_principal refuses None
         return Hint(row, principal, log_context(principal))
 
-    async def _finish(self, statements: Statements) -> list[Rows]:
+    async def _finish(self, transaction: _Transaction, statements: Statements) -> list[Rows]:
         """The queries and the end of the transaction, after `_enter`."""
-        sql, params = await self._prepared(statements)
-        replies = await self._send([*sql, self._end], params)
+        sql, params = await transaction.prepared(statements)
+        replies = await transaction.send([*sql, transaction.end], params)
         return [await replies.rows(n) for n in range(len(statements))]
 
-    async def _prepared(self, statements: Statements) -> tuple[list[str], list[Any]]:
+    def _accept(self, confirmed: Hint, results: list[Rows]) -> list[Rows]:
+        if self.permission is not None:
+            confirmed.principal.ensure(self.permission)
+        self.principal = confirmed.principal
+        self.on_caller(confirmed)
+        return results
+
+
+class _Transaction:
+    """One read's transaction on a borrowed connection: its brackets, its prepared
+    statements, and the rollback of one an error left open."""
+
+    def __init__(self, connection: AsyncConnection[Any]) -> None:
+        self.connection = connection
+        self.nested = nested = connection.info.transaction_status != TransactionStatus.IDLE
+        self.begin, self.end = _brackets(nested)
+        self._rollback = _NESTED_ROLLBACK if nested else "ROLLBACK"
+        self._open = False
+
+    async def prepared(self, statements: Statements) -> tuple[list[str], list[Any]]:
         """Each query as EXECUTE of a statement this connection prepared on first use, so
         PostgreSQL plans it once rather than on every read (half its CPU per read here);
         inside a caller's transaction, the SQL itself."""
@@ -303,16 +323,11 @@ class TenantRead:
         values = [v for query, bound in statements for v in query.bind(bound, query.execute_names)]
         return [query.execute for query, _ in statements], values
 
-    async def _send(self, sql: list[str], params: Sequence[Any]) -> Replies:
+    async def send(self, sql: list[str], params: Sequence[Any]) -> Replies:
         self._open = True  # until the message that ends the transaction has run
         replies = await exchange(self.connection, sql, params)
-        self._open = sql[-1] != self._end
+        self._open = sql[-1] != self.end
         return replies
-
-    def _accept(self, confirmed: Hint, results: list[Rows]) -> list[Rows]:
-        confirmed.principal.ensure(self.permission)
-        self.on_caller(confirmed)
-        return results
 
     async def close(self) -> None:
         """Roll back a transaction an error left open."""
@@ -326,110 +341,75 @@ def _bind_caller(request: Request, caller: Hint) -> None:
     structlog.contextvars.bind_contextvars(**caller.log_context)
 
 
-def tenant_read(permission: str) -> Callable[..., AsyncIterator[TenantRead]]:
-    """Dependency factory: a `TenantRead` for a caller holding `permission`."""
+def tenant_read(
+    permission: str | None,
+) -> Callable[[Request], Coroutine[Any, Any, TenantRead]]:
+    """Dependency factory: a `TenantRead` for a caller holding `permission` (checked with
+    the caller's row, before any result is used; None: any caller). It takes the request
+    alone: the entry is `authenticate`'s, which its router ran already."""
 
-    async def dependency(request: Request, entry: EntryDep) -> AsyncIterator[TenantRead]:
-        hints: PrincipalHints = request.app.state.principal_hints
-        async with get_database(request).read_connection() as connection:
-            read = TenantRead(connection, entry, permission, hints, partial(_bind_caller, request))
-            try:
-                yield read
-            finally:
-                await read.close()
+    async def dependency(request: Request) -> TenantRead:
+        return TenantRead(
+            get_database(request),
+            await authenticate(request),
+            permission,
+            request.app.state.principal_hints,
+            partial(_bind_caller, request),
+        )
 
-    dependency.__name__ = f"read_{permission.replace(':', '_')}"
+    dependency.__name__ = f"read_{(permission or 'caller').replace(':', '_')}"
     dependency.permission = permission  # type: ignore[attr-defined]  # read by the route inventory
     return dependency
 
 
-class TenantReadRoute(LimitedRoute):
-    """A hot read served without FastAPI's per-request dependency resolution.
+@dataclass(frozen=True, slots=True)
+class ItemQuery:
+    """A query selecting a response model's fields, in order, compiled once: its rows read
+    as the model's items."""
 
-    The route is declared like any other, with one line more than an ORM list route
-    (`route_class_override=TenantReadRoute`), a `read: Annotated[TenantRead, Depends(
-    tenant_read(…))]` parameter and one query model `Annotated[Model, Query()]`, so the
-    docs, the route inventory and the security suite see its real dependency tree. The
-    handler runs exactly that tree itself: `authenticate` (through `identify`), the query
-    model, the read. Resolving it generically costs FastAPI about 0.35 ms a request, a third
-    of the whole list request. Any other shape is refused at start-up, so the handler can
-    never skip something the declaration promises: a further dependency or parameter on the
-    route when the route is built, a dependency its router is included with (other than
-    `authenticate`, which the read runs anyway) when `bind_routes` checks each route as
-    included (`check_inclusion`, through FastAPI's public `iter_route_contexts`).
-    """
+    query: CompiledQuery
+    fields: tuple[str, ...]
 
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        # The route's own dependency tree: what its router adds is checked by
-        # `check_inclusion` at start-up, where FastAPI shows each route as included.
-        read_param, read_dependency, query_param, query_model = self._shape(self.dependant)
-        read_context, endpoint = asynccontextmanager(read_dependency), self.endpoint
-
-        async def handle(request: Request) -> Response:
-            bearer, api_key = await bearer_scheme(request), await api_key_scheme(request)
-            entry, window = await identify(request, bearer, api_key)
-            try:
-                query = query_model.model_validate(_query_values(request))
-            except ValidationError as error:
-                raise RequestValidationError(list(_in_query(error))) from None
-            async with read_context(request, entry) as read:
-                response: Response = await endpoint(**{read_param: read, query_param: query})
-            add_rate_limit_headers(response, window)  # `authenticate` puts them on the sub-response
-            return response
-
-        return handle
-
-    def check_inclusion(self, route: RouteContext) -> None:
-        """Refuse an inclusion that adds a dependency the handler would not run."""
-        self._shape(route.dependant)
-
-    def _shape(self, dependant: Dependant) -> tuple[str, Callable[..., Any], str, type[BaseModel]]:
-        """(read parameter, its dependency, query parameter, query model), or a TypeError."""
-        reads = [  # tenant_read() dependencies: generators naming their permission
-            d
-            for d in dependant.dependencies
-            if inspect.isasyncgenfunction(d.call) and hasattr(d.call, "permission")
-        ]
-        queries = dependant.query_params
-        allowed = {authenticate, bearer_scheme, api_key_scheme, *(d.call for d in reads)}
-        calls = set(dependency_calls(dependant))
-        model = queries[0].field_info.annotation if len(queries) == 1 else None
-        if (
-            len(reads) != 1
-            or not (calls <= allowed and authenticate in calls)
-            or not (isinstance(model, type) and issubclass(model, BaseModel))
-            or dependant.path_params
-            or dependant.header_params
-            or dependant.cookie_params
-            or dependant.body_params
-        ):
-            raise TypeError(
-                f"{self.path}: a TenantReadRoute takes one tenant_read() dependency and one "
-                "query model, under `authenticate` alone"
-            )
-        return reads[0].name or "read", reads[0].call, queries[0].name, model  # type: ignore[return-value]
+    def items(self, rows: Rows) -> list[dict[str, Any]]:
+        return [dict(zip(self.fields, row, strict=True)) for row in rows]
 
 
-def hot_reads_first(router: APIRouter) -> None:
-    """Move the router's `TenantReadRoute`s to the front, keeping the order otherwise.
-
-    FastAPI (0.137 and later) matches an included router's routes one by one, twice a request
-    (once to pick the router, once the route), at about 15,000 instructions a route: `GET
-    /users`, eleventh in its router, paid 12% of its whole request for it. Call it before the
-    router is included; routes added later are not moved.
-    """
-    router.routes.sort(key=lambda route: not isinstance(route, TenantReadRoute))
+def columns_for(item: type[BaseModel], entity: Any) -> list[Any]:
+    """The columns of an ORM `entity` named as `item`'s fields, in order, for `select`."""
+    return [getattr(entity, name) for name in item.model_fields]
 
 
-def _query_values(request: Request) -> dict[str, str]:
-    """The query string as `request.query_params` reads it (latin-1, blank values kept, the
-    last of a repeated name wins, as FastAPI takes a scalar), without building Starlette's
-    multi-dict: a quarter of the cost."""
-    query: bytes = request.scope["query_string"]
-    return dict(parse_qsl(query.decode("latin-1"), keep_blank_values=True))
+def item_query(query: Select[Any], item: type[BaseModel]) -> ItemQuery:
+    """Compile `query` (at import: a module constant) for reading `item`s; it must select
+    the model's fields by name and in order, so a renamed field fails here, not in a
+    response."""
+    fields, columns = tuple(item.model_fields), [c.key for c in query.selected_columns]
+    if list(fields) != columns:
+        raise TypeError(f"the query selects {columns}, not the fields of {item.__name__}")
+    return ItemQuery(compile_query(query), fields)
 
 
-def _in_query(error: ValidationError) -> Iterator[dict[str, Any]]:
-    """Pydantic's errors, located as FastAPI locates query errors (`("query", name)`)."""
-    for detail in error.errors(include_url=False):
-        yield {**detail, "loc": ("query", *detail["loc"])}
+ItemPlan = Callable[[Principal], tuple[ItemQuery, Mapping[str, Any]]]
+"""The query and its values for a caller (its org, its branch scope)."""
+
+
+async def read_items(read: TenantRead, plan: ItemPlan) -> list[dict[str, Any]]:
+    """Every row of the planned query, as the item model's fields."""
+    planned: list[ItemQuery] = []  # the last one is the plan whose rows were kept
+
+    def statements(principal: Principal) -> Statements:
+        query, values = plan(principal)
+        planned.append(query)
+        return [(query.query, values)]
+
+    (rows,) = await read.fetch(statements)
+    return planned[-1].items(rows)
+
+
+async def read_item(read: TenantRead, plan: ItemPlan, missing: str) -> dict[str, Any]:
+    """The one row of the planned query; `NotFound(missing)` when there is none (another
+    tenant's id included: row-level security hides it)."""
+    items = await read_items(read, plan)
+    if not items:
+        raise NotFound(missing)
+    return items[0]

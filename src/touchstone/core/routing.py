@@ -108,11 +108,6 @@ class BodyRule:
 class LimitedRoute(APIRoute):
     """An `APIRoute` that applies its app's `BodyRule` before FastAPI reads the body."""
 
-    def check_inclusion(self, route: RouteContext) -> None:
-        """Refuse, at start-up, to be served as `route` (this route as included: its full
-        path, its routers' dependencies): a `TypeError` stops `create_app`. Every inclusion
-        serves here; a route class that cannot serve some says so (`core.reads`)."""
-
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["method"] not in (self.methods or ()):  # FastAPI answers 405
             await super().handle(scope, receive, send)
@@ -162,8 +157,8 @@ def _body_headers(scope: Scope) -> tuple[str | None, bytes | None]:
 
 
 def bind_routes(app: FastAPI, settings: Settings) -> None:
-    """Every API route's body rule, and the routes a 405 looks through for `Allow`; a route
-    that cannot be served as included (`LimitedRoute.check_inclusion`) stops start-up."""
+    """Every API route's body rule, and the routes a 405 looks through for `Allow`; an API
+    route without body limits stops start-up."""
     routes = list(iter_route_contexts(app.routes))
     rules: dict[int, BodyRule] = {}
     for route in routes:
@@ -175,7 +170,6 @@ def bind_routes(app: FastAPI, settings: Settings) -> None:
                 f"{route.path_format}: API routes are LimitedRoutes "
                 "(APIRouter(route_class=LimitedRoute)), so their bodies have limits"
             )
-        original.check_inclusion(route)
         rule = BodyRule.of(route, settings)
         if rules.setdefault(id(original), rule) != rule:
             raise TypeError(f"{route.path_format}: included twice with different body rules")

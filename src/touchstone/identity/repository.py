@@ -6,12 +6,14 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import BindParameter, Row, Select, func, select, text
+from sqlalchemy import BindParameter, Row, bindparam, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from touchstone.core.audit import AuditEvent
 from touchstone.core.pagination import AnySelect
+from touchstone.core.reads import columns_for, item_query
 from touchstone.identity.models import ApiKey, Branch, Membership, Org, User
+from touchstone.identity.schemas import ApiKeyName, AuditEventOut, BranchOut, MemberOut, OrgOut
 
 
 def members_query(org_id: uuid.UUID | BindParameter[uuid.UUID]) -> AnySelect:
@@ -84,5 +86,31 @@ async def find_accounts(session: AsyncSession, email: str) -> Sequence[Row[Any]]
     return result.all()
 
 
-def audit_query(org_id: uuid.UUID) -> Select[AuditEvent]:
-    return select(AuditEvent).where(AuditEvent.org_id == org_id)
+def audit_query(org_id: uuid.UUID | BindParameter[uuid.UUID]) -> AnySelect:
+    return select(*columns_for(AuditEventOut, AuditEvent)).where(AuditEvent.org_id == org_id)
+
+
+# --- reads (`core.reads`): compiled once, bound per request ---------------------------------
+
+_ORG: BindParameter[uuid.UUID] = bindparam("org_id")
+_ID: BindParameter[uuid.UUID] = bindparam("id")
+_IN_BRANCH: BindParameter[uuid.UUID] = bindparam("branch_id")
+
+BRANCH = item_query(
+    select(*columns_for(BranchOut, Branch)).where(Branch.org_id == _ORG, Branch.id == _ID),
+    BranchOut,
+)
+BRANCH_IN_BRANCH = item_query(
+    select(*columns_for(BranchOut, Branch)).where(
+        Branch.org_id == _ORG, Branch.id == _ID, Branch.id == _IN_BRANCH
+    ),
+    BranchOut,
+)
+MEMBER = item_query(members_query(_ORG).where(User.id == _ID), MemberOut)
+MEMBER_IN_BRANCH = item_query(
+    members_query(_ORG).where(User.id == _ID, Membership.branch_id == _IN_BRANCH), MemberOut
+)
+ORG = item_query(select(*columns_for(OrgOut, Org)).where(Org.id == _ORG), OrgOut)
+API_KEY_NAME = item_query(
+    select(ApiKey.name).where(ApiKey.org_id == _ORG, ApiKey.id == _ID), ApiKeyName
+)

@@ -17,11 +17,11 @@ from touchstone.core.deps import (
     require,
 )
 from touchstone.core.idempotency import IdempotencyDep
-from touchstone.core.pagination import Page, PageDep, page_of, page_response
-from touchstone.core.reads import TenantRead, TenantReadRoute, tenant_read
+from touchstone.core.pagination import Page, PageDep, page_response
+from touchstone.core.reads import TenantRead, tenant_read
 from touchstone.core.routing import LimitedRoute
 from touchstone.core.schemas import PlainText
-from touchstone.identity import authentication, password_reset, repository, service
+from touchstone.identity import authentication, password_reset, service
 from touchstone.identity.dependencies import (
     PasswordResetConfirmLimit,
     PasswordResetRequestLimit,
@@ -123,29 +123,8 @@ async def logout(session: SessionDep, principal: CurrentPrincipal) -> None:
 
 
 @router.get("/me", response_model=MeOut, tags=["auth"])
-async def me(session: SessionDep, principal: CurrentPrincipal) -> MeOut:
-    if principal.user_id is None:
-        key = await repository.get_api_key(session, principal.org_id, principal.id)
-        assert key is not None
-        return MeOut(
-            id=principal.id,
-            email="",
-            full_name=f"API key {key.name}",
-            org_id=principal.org_id,
-            role=None,
-            branch_id=None,
-            permissions=sorted(principal.permissions),
-        )
-    member = await service.get_member(session, principal, principal.user_id)
-    return MeOut(
-        id=member.id,
-        email=member.email,
-        full_name=member.full_name,
-        org_id=principal.org_id,
-        role=principal.role,
-        branch_id=principal.branch_id,
-        permissions=sorted(principal.permissions),
-    )
+async def me(read: Annotated[TenantRead, Depends(tenant_read(None))]) -> MeOut:
+    return await service.read_me(read)
 
 
 @router.post("/me/password", status_code=status.HTTP_204_NO_CONTENT, tags=["auth"])
@@ -186,10 +165,8 @@ async def set_org_status(
 
 
 @router.get("/org", response_model=OrgOut, tags=["orgs"])
-async def current_org(
-    session: SessionDep, principal: Annotated[Principal, Depends(require("org:read"))]
-) -> OrgOut:
-    return OrgOut.model_validate(await service.get_org(session, principal))
+async def current_org(read: Annotated[TenantRead, Depends(tenant_read("org:read"))]) -> OrgOut:
+    return OrgOut.model_validate(await service.read_org(read))
 
 
 @router.patch("/org", response_model=OrgOut, tags=["orgs"])
@@ -206,12 +183,10 @@ async def update_org(
 
 @router.get("/branches", response_model=Page[BranchOut], tags=["branches"])
 async def list_branches(
-    session: SessionDep,
-    page: PageDep,
-    principal: Annotated[Principal, Depends(require("branches:read"))],
-) -> Page[BranchOut]:
-    items, total = await service.list_branches(session, principal, page)
-    return page_of(BranchOut, items, total, page)
+    read: Annotated[TenantRead, Depends(tenant_read("branches:read"))], page: PageDep
+) -> Response:
+    items, total = await service.list_branches(read, page)
+    return page_response(items, total, page)
 
 
 @router.post("/branches", response_model=BranchOut, status_code=201, tags=["branches"])
@@ -227,11 +202,9 @@ async def create_branch(
 
 @router.get("/branches/{branch_id}", response_model=BranchOut, tags=["branches"])
 async def get_branch(
-    branch_id: uuid.UUID,
-    session: SessionDep,
-    principal: Annotated[Principal, Depends(require("branches:read"))],
+    branch_id: uuid.UUID, read: Annotated[TenantRead, Depends(tenant_read("branches:read"))]
 ) -> BranchOut:
-    return BranchOut.model_validate(await service.get_branch(session, principal, branch_id))
+    return BranchOut.model_validate(await service.read_branch(read, branch_id))
 
 
 @router.patch("/branches/{branch_id}", response_model=BranchOut, tags=["branches"])
@@ -248,22 +221,13 @@ async def update_branch(
 # --- users -----------------------------------------------------------------------------
 
 
+@router.get("/users", response_model=Page[MemberOut], tags=["users"])
 async def list_users(
-    read: Annotated[TenantRead, Depends(tenant_read("users:read"), scope="function")],
+    read: Annotated[TenantRead, Depends(tenant_read("users:read"))],
     query: Annotated[MemberQuery, Query()],
 ) -> Response:
     items, total = await service.list_members(read, query)
     return page_response(items, total, query)
-
-
-router.add_api_route(  # the busiest read: see TenantReadRoute
-    "/users",
-    list_users,
-    methods=["GET"],
-    response_model=Page[MemberOut],
-    tags=["users"],
-    route_class_override=TenantReadRoute,
-)
 
 
 @router.post("/users", response_model=UserCreated, status_code=201, tags=["users"])
@@ -286,11 +250,9 @@ async def create_user(
 
 @router.get("/users/{user_id}", response_model=MemberOut, tags=["users"])
 async def get_user(
-    user_id: uuid.UUID,
-    session: SessionDep,
-    principal: Annotated[Principal, Depends(require("users:read"))],
+    user_id: uuid.UUID, read: Annotated[TenantRead, Depends(tenant_read("users:read"))]
 ) -> MemberOut:
-    return MemberOut.model_validate(await service.get_member(session, principal, user_id))
+    return MemberOut.model_validate(await service.read_member(read, user_id))
 
 
 @router.patch("/users/{user_id}", response_model=MemberOut, tags=["users"])
@@ -310,12 +272,10 @@ async def update_user(
 
 @router.get("/api-keys", response_model=Page[ApiKeyOut], tags=["api keys"])
 async def list_api_keys(
-    session: SessionDep,
-    page: PageDep,
-    principal: Annotated[Principal, Depends(require("api_keys:read"))],
-) -> Page[ApiKeyOut]:
-    items, total = await service.list_api_keys(session, principal, page)
-    return page_of(ApiKeyOut, items, total, page)
+    read: Annotated[TenantRead, Depends(tenant_read("api_keys:read"))], page: PageDep
+) -> Response:
+    items, total = await service.list_api_keys(read, page)
+    return page_response(items, total, page)
 
 
 @router.post("/api-keys", response_model=ApiKeyCreated, status_code=201, tags=["api keys"])
@@ -344,25 +304,22 @@ async def revoke_api_key(
 
 @router.get("/audit-events", response_model=Page[AuditEventOut], tags=["audit"])
 async def list_audit_events(
-    session: SessionDep,
+    read: Annotated[TenantRead, Depends(tenant_read("audit:read"))],
     page: PageDep,
-    principal: Annotated[Principal, Depends(require("audit:read"))],
     actor_id: uuid.UUID | None = None,
     action: Annotated[PlainText | None, Query(max_length=80)] = None,
     object_type: Annotated[PlainText | None, Query(max_length=60)] = None,
     object_id: Annotated[PlainText | None, Query(max_length=80)] = None,
     since: datetime | None = None,
     until: datetime | None = None,
-) -> Page[AuditEventOut]:
-    items, total = await service.list_audit_events(
-        session,
-        principal,
-        page,
-        actor_id=actor_id,
-        action=action,
-        object_type=object_type,
-        object_id=object_id,
-        since=since,
-        until=until,
-    )
-    return page_of(AuditEventOut, items, total, page)
+) -> Response:
+    filters = {
+        "actor_id": actor_id,
+        "action": action,
+        "object_type": object_type,
+        "object_id": object_id,
+        "since": since,
+        "until": until,
+    }
+    items, total = await service.list_audit_events(read, page, filters)
+    return page_response(items, total, page)

@@ -208,6 +208,12 @@ class ApiKeyOut(OutputModel):
     revoked_at: datetime | None
 
 
+class ApiKeyName(OutputModel):
+    """What `GET /me` shows of the API key calling."""
+
+    name: str
+
+
 class ApiKeyCreated(ApiKeyOut):
     key: str = Field(description="The full key; shown once and never again")
 

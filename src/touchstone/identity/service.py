@@ -7,14 +7,13 @@ work commits once at the end, so the audit event lands in the same transaction a
 from __future__ import annotations
 
 import contextlib
-import functools
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import BindParameter, Row, bindparam, select, update
+from sqlalchemy import Row, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from touchstone.core.audit import AuditEvent, record_audit
@@ -22,18 +21,9 @@ from touchstone.core.auth import API_KEY_PREFIX, Principal
 from touchstone.core.config import Settings
 from touchstone.core.db import add_unique, enter_tenant
 from touchstone.core.errors import Forbidden, InvalidInput, NotFound
-from touchstone.core.pagination import (
-    Items,
-    PageParams,
-    PageQueries,
-    order_by,
-    page_queries,
-    paginate,
-    read_page,
-    sort_clause,
-)
+from touchstone.core.pagination import Items, PageParams, PageQueries, PageShape, read_page
 from touchstone.core.permissions import ALL_PERMISSIONS, Role, permissions_for
-from touchstone.core.reads import TenantRead
+from touchstone.core.reads import ItemQuery, TenantRead, columns_for, read_item
 from touchstone.core.security import digest_secret, hash_password, new_token
 from touchstone.identity import emails, repository
 from touchstone.identity.exceptions import LastAdmin
@@ -48,10 +38,14 @@ from touchstone.identity.models import (
 )
 from touchstone.identity.schemas import (
     ApiKeyCreate,
+    ApiKeyOut,
+    AuditEventOut,
     BranchCreate,
+    BranchOut,
     BranchUpdate,
     MemberOut,
     MemberQuery,
+    MeOut,
     OrgCreate,
     UserCreate,
     UserUpdate,
@@ -142,14 +136,32 @@ async def set_org_active(
 # --- branches ---------------------------------------------------------------------------
 
 
-async def list_branches(
-    session: AsyncSession, principal: Principal, page: PageParams
-) -> tuple[Sequence[Branch], int]:
-    query = select(Branch).where(Branch.org_id == principal.org_id)
-    if scope := principal.branch_scope:
-        query = query.where(Branch.id == scope)
-    columns = {"name": Branch.name, "code": Branch.code, "created_at": Branch.created_at}
-    return await paginate(session, query.order_by(*order_by(page, columns, "name")), page)
+_BRANCH_PAGES = PageShape(
+    select(*columns_for(BranchOut, Branch)).where(Branch.org_id == bindparam("org_id")),
+    {"branch_id": lambda branch: Branch.id == branch},
+    {"name": Branch.name, "code": Branch.code, "created_at": Branch.created_at},
+    "name",
+    Branch.id,
+    item=BranchOut,
+)
+
+
+async def list_branches(read: TenantRead, page: PageParams) -> tuple[Items, int]:
+    def plan(principal: Principal) -> tuple[PageQueries, dict[str, Any]]:
+        values = {"org_id": principal.org_id, "branch_id": principal.branch_scope}
+        return _BRANCH_PAGES.plan(values, page.sort)
+
+    return await read_page(read, plan, page)
+
+
+async def read_branch(read: TenantRead, branch_id: uuid.UUID) -> dict[str, Any]:
+    def plan(principal: Principal) -> tuple[ItemQuery, dict[str, Any]]:
+        values = {"org_id": principal.org_id, "id": branch_id}
+        if scope := principal.branch_scope:
+            return repository.BRANCH_IN_BRANCH, {**values, "branch_id": scope}
+        return repository.BRANCH, values
+
+    return await read_item(read, plan, "Branch not found")
 
 
 async def get_branch(session: AsyncSession, principal: Principal, branch_id: uuid.UUID) -> Branch:
@@ -194,48 +206,82 @@ def _plain(value: Any) -> Any:
 # --- members ---------------------------------------------------------------------------
 
 
-_MEMBER_SORTS = {
-    "email": User.email,
-    "full_name": User.full_name,
-    "created_at": Membership.created_at,
-    "role": Membership.role,
-}
-
-
-@functools.lru_cache(maxsize=128)
-def _member_page_queries(filters: frozenset[str], sort: str) -> PageQueries:
-    """The member list for one combination of filters and sort, compiled once."""
-    query = repository.members_query(bindparam("org_id"))
-    if "branch_id" in filters:
-        query = query.where(Membership.branch_id == bindparam("branch_id"))
-    if "role" in filters:
-        query = query.where(Membership.role == bindparam("role"))
-    if "is_active" in filters:
-        query = query.where(Membership.is_active == bindparam("is_active"))
-    if "pattern" in filters:
-        pattern: BindParameter[str] = bindparam("pattern")
-        query = query.where(User.email.ilike(pattern) | User.full_name.ilike(pattern))
-    return page_queries(query, sort_clause(sort, _MEMBER_SORTS), User.id, item=MemberOut)
+_MEMBER_PAGES = PageShape(
+    repository.members_query(bindparam("org_id")),
+    {
+        "branch_id": lambda branch: Membership.branch_id == branch,
+        "role": lambda role: Membership.role == role,
+        "is_active": lambda active: Membership.is_active == active,
+        "pattern": lambda pattern: User.email.ilike(pattern) | User.full_name.ilike(pattern),
+    },
+    {
+        "email": User.email,
+        "full_name": User.full_name,
+        "created_at": Membership.created_at,
+        "role": Membership.role,
+    },
+    "email",
+    User.id,
+    item=MemberOut,
+)
 
 
 async def list_members(read: TenantRead, query: MemberQuery) -> tuple[Items, int]:
-    """The hot list: one round trip on a raw connection (see `core.reads`)."""
-    filters: dict[str, Any] = {}
-    if query.role is not None:
-        filters["role"] = query.role.value
-    if query.is_active is not None:
-        filters["is_active"] = query.is_active
+    pattern = None
     if query.q:
         escaped = query.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        filters["pattern"] = f"%{escaped}%"
+        pattern = f"%{escaped}%"
+    filters = {
+        "role": query.role.value if query.role is not None else None,
+        "is_active": query.is_active,
+        "pattern": pattern,
+    }
 
     def plan(principal: Principal) -> tuple[PageQueries, dict[str, Any]]:
-        values = {"org_id": principal.org_id, **filters}
-        if scope := principal.branch_scope:
-            values["branch_id"] = scope
-        return _member_page_queries(frozenset(values), query.sort or "email"), values
+        values = {"org_id": principal.org_id, "branch_id": principal.branch_scope, **filters}
+        return _MEMBER_PAGES.plan(values, query.sort)
 
     return await read_page(read, plan, query)
+
+
+async def read_member(read: TenantRead, user_id: uuid.UUID) -> dict[str, Any]:
+    def plan(principal: Principal) -> tuple[ItemQuery, dict[str, Any]]:
+        values = {"org_id": principal.org_id, "id": user_id}
+        if scope := principal.branch_scope:
+            return repository.MEMBER_IN_BRANCH, {**values, "branch_id": scope}
+        return repository.MEMBER, values
+
+    return await read_item(read, plan, "User not found")
+
+
+async def read_me(read: TenantRead) -> MeOut:
+    """The caller: a member's name and email, or an API key's name."""
+
+    def plan(principal: Principal) -> tuple[ItemQuery, dict[str, Any]]:
+        values = {"org_id": principal.org_id, "id": principal.id}
+        return (repository.MEMBER if principal.user_id else repository.API_KEY_NAME), values
+
+    found = await read_item(read, plan, "Caller not found")
+    principal = read.principal
+    assert principal is not None  # read_item confirmed it
+    name = found.get("full_name") or f"API key {found['name']}"
+    return MeOut(
+        id=principal.id,
+        email=found.get("email", ""),
+        full_name=name,
+        org_id=principal.org_id,
+        role=principal.role,
+        branch_id=principal.branch_id,
+        permissions=sorted(principal.permissions),
+    )
+
+
+async def read_org(read: TenantRead) -> dict[str, Any]:
+    return await read_item(
+        read,
+        lambda principal: (repository.ORG, {"org_id": principal.org_id}),
+        "Organization not found",
+    )
 
 
 async def get_member(session: AsyncSession, principal: Principal, user_id: uuid.UUID) -> Row[Any]:
@@ -439,12 +485,21 @@ async def _revoke_keys_beyond(
 # --- API keys --------------------------------------------------------------------------
 
 
-async def list_api_keys(
-    session: AsyncSession, principal: Principal, page: PageParams
-) -> tuple[Sequence[ApiKey], int]:
-    query = select(ApiKey).where(ApiKey.org_id == principal.org_id)
-    columns = {"created_at": ApiKey.created_at, "name": ApiKey.name}
-    return await paginate(session, query.order_by(*order_by(page, columns, "-created_at")), page)
+_API_KEY_PAGES = PageShape(
+    select(*columns_for(ApiKeyOut, ApiKey)).where(ApiKey.org_id == bindparam("org_id")),
+    {},
+    {"created_at": ApiKey.created_at, "name": ApiKey.name},
+    "-created_at",
+    ApiKey.id,
+    item=ApiKeyOut,
+)
+
+
+async def list_api_keys(read: TenantRead, page: PageParams) -> tuple[Items, int]:
+    def plan(principal: Principal) -> tuple[PageQueries, dict[str, Any]]:
+        return _API_KEY_PAGES.plan({"org_id": principal.org_id}, page.sort)
+
+    return await read_page(read, plan, page)
 
 
 async def create_api_key(
@@ -498,34 +553,32 @@ async def revoke_api_key(session: AsyncSession, principal: Principal, key_id: uu
 # --- audit -----------------------------------------------------------------------------
 
 
+_AUDIT_PAGES = PageShape(
+    repository.audit_query(bindparam("org_id")),
+    {
+        "branch_id": lambda branch: AuditEvent.branch_id == branch,
+        "actor_id": lambda actor: AuditEvent.actor_id == actor,
+        "action": lambda action: AuditEvent.action == action,
+        "object_type": lambda kind: AuditEvent.object_type == kind,
+        "object_id": lambda name: AuditEvent.object_id == name,
+        "since": lambda since: AuditEvent.occurred_at >= since,
+        "until": lambda until: AuditEvent.occurred_at < until,
+    },
+    {"occurred_at": AuditEvent.occurred_at},
+    "-occurred_at",
+    AuditEvent.id,
+    item=AuditEventOut,
+)
+
+
 async def list_audit_events(
-    session: AsyncSession,
-    principal: Principal,
-    page: PageParams,
-    *,
-    actor_id: uuid.UUID | None = None,
-    action: str | None = None,
-    object_type: str | None = None,
-    object_id: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-) -> tuple[Sequence[AuditEvent], int]:
-    query = repository.audit_query(principal.org_id)
-    if scope := principal.branch_scope:
-        query = query.where(AuditEvent.branch_id == scope)
-    filters = {
-        AuditEvent.actor_id: actor_id,
-        AuditEvent.action: action,
-        AuditEvent.object_type: object_type,
-        AuditEvent.object_id: object_id,
-    }
-    for column, value in filters.items():
-        if value is not None:
-            query = query.where(column == value)
-    if since is not None:
-        query = query.where(AuditEvent.occurred_at >= since)
-    if until is not None:
-        query = query.where(AuditEvent.occurred_at < until)
-    columns = {"occurred_at": AuditEvent.occurred_at}
-    query = query.order_by(*order_by(page, columns, "-occurred_at"), AuditEvent.id)
-    return await paginate(session, query, page)
+    read: TenantRead, page: PageParams, filters: dict[str, Any]
+) -> tuple[Items, int]:
+    """The org's audit log; `filters` by name (`actor_id`, `action`, `object_type`,
+    `object_id`, `since`, `until`; None: not filtered)."""
+
+    def plan(principal: Principal) -> tuple[PageQueries, dict[str, Any]]:
+        values = {"org_id": principal.org_id, "branch_id": principal.branch_scope, **filters}
+        return _AUDIT_PAGES.plan(values, page.sort)
+
+    return await read_page(read, plan, page)
