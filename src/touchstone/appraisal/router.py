@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter, Response, UploadFile
+from fastapi import Response, UploadFile
 
 from touchstone.appraisal import item_classifier, service
 from touchstone.appraisal.certificate import router as certificate
@@ -49,13 +49,13 @@ from touchstone.core.auth import Principal
 from touchstone.core.deps import SessionDep, SettingsDep
 from touchstone.core.idempotency import IdempotencyDep
 from touchstone.core.pagination import Page, PageDep, page_of
-from touchstone.core.routing import LimitedRoute, upload_limit
+from touchstone.core.routing import ApiRouter, upload_limit
 from touchstone.core.storage import Storage, StorageDep, store_upload
 
-router = APIRouter(tags=["appraisal"], route_class=LimitedRoute)
+router = ApiRouter(tags=["appraisal"])
 router.include_router(org_settings.router)
 router.include_router(customers.router)
-public_router = APIRouter(route_class=LimitedRoute)
+public_router = ApiRouter()
 for _public in (certificate.public_router, live_page.router, websocket.router):
     public_router.include_router(_public)
 

@@ -30,7 +30,7 @@ from touchstone.core.deps import (
     tenant_session,
 )
 from touchstone.core.errors import Forbidden, NotFound
-from touchstone.core.routing import LimitedRoute
+from touchstone.core.routing import ApiRouter
 from touchstone.core.storage import (
     FILES_PATH,
     ByteRange,
@@ -46,7 +46,7 @@ _RANGE = re.compile(r"bytes=([0-9]{0,19})-([0-9]{0,19})")
 
 
 def files_router() -> APIRouter:
-    router = APIRouter(prefix=FILES_PATH, tags=["files"], route_class=LimitedRoute)
+    router = ApiRouter(prefix=FILES_PATH, tags=["files"])
     router.add_api_route(
         "/{key:path}",
         download_file,

@@ -6,7 +6,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
@@ -15,9 +15,9 @@ from sqlalchemy.pool import QueuePool
 from touchstone.core.db import Database
 from touchstone.core.jobs.monitoring import refresh_job_metrics
 from touchstone.core.metrics import DB_POOL, REGISTRY
-from touchstone.core.routing import LimitedRoute
+from touchstone.core.routing import ApiRouter
 
-router = APIRouter(tags=["health"], route_class=LimitedRoute)
+router = ApiRouter(tags=["health"])
 HealthCheck = Callable[[Request], Awaitable[dict[str, Any]]]
 
 

@@ -10,13 +10,12 @@ from __future__ import annotations
 from functools import cache
 from pathlib import Path
 
-from fastapi import APIRouter
 from fastapi.responses import Response
 
-from touchstone.core.routing import LimitedRoute
+from touchstone.core.routing import ApiRouter
 from touchstone.identity.emails import INVITATION_PAGE, PASSWORD_RESET_PAGE
 
-router = APIRouter(tags=["auth"], include_in_schema=False, route_class=LimitedRoute)
+router = ApiRouter(tags=["auth"], include_in_schema=False)
 STATIC = Path(__file__).with_name("static")
 ASSETS = "/app/account"
 HEADERS = {

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi import Depends, Query, Request, Response, status
 
 from touchstone.core.auth import Principal
 from touchstone.core.deps import (
@@ -19,7 +19,7 @@ from touchstone.core.deps import (
 from touchstone.core.idempotency import IdempotencyDep
 from touchstone.core.pagination import Page, PageDep, page_response
 from touchstone.core.reads import TenantRead, tenant_read
-from touchstone.core.routing import LimitedRoute
+from touchstone.core.routing import ApiRouter
 from touchstone.core.schemas import PlainText
 from touchstone.identity import authentication, password_reset, service
 from touchstone.identity.dependencies import (
@@ -55,8 +55,8 @@ from touchstone.identity.schemas import (
     UserUpdate,
 )
 
-public_router = APIRouter(prefix="/auth", tags=["auth"], route_class=LimitedRoute)
-router = APIRouter(route_class=LimitedRoute)
+public_router = ApiRouter(prefix="/auth", tags=["auth"])
+router = ApiRouter()
 
 
 # --- authentication --------------------------------------------------------------------

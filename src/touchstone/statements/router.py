@@ -14,7 +14,7 @@ import uuid
 from decimal import Decimal
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, Form, Query, Request, Response, UploadFile, status
+from fastapi import Depends, File, Form, Query, Request, Response, UploadFile, status
 from fastapi.responses import StreamingResponse
 
 from touchstone.core.auth import Principal
@@ -24,7 +24,7 @@ from touchstone.core.idempotency import IdempotencyDep
 from touchstone.core.jobs import accepted, defer
 from touchstone.core.jobs.router import JobOut
 from touchstone.core.pagination import Page, PageDep, page_of
-from touchstone.core.routing import LimitedRoute, upload_limit
+from touchstone.core.routing import ApiRouter, upload_limit
 from touchstone.core.schemas import PlainText
 from touchstone.core.storage import StorageDep
 from touchstone.statements import service, subscriptions, tasks
@@ -43,8 +43,8 @@ from touchstone.statements.schemas import (
     UsageOut,
 )
 
-router = APIRouter(tags=["statements"], route_class=LimitedRoute)
-public_router = APIRouter(tags=["billing"], route_class=LimitedRoute)
+router = ApiRouter(tags=["statements"])
+public_router = ApiRouter(tags=["billing"])
 
 Reader = Annotated[Principal, Depends(require("statements:read"))]
 Writer = Annotated[Principal, Depends(require("statements:write"))]

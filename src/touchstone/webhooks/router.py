@@ -5,13 +5,13 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import Depends, Response
 
 from touchstone.core.auth import Principal
 from touchstone.core.deps import SessionDep, SettingsDep, require
 from touchstone.core.idempotency import IdempotencyDep
 from touchstone.core.pagination import Page, PageDep, page_of
-from touchstone.core.routing import LimitedRoute
+from touchstone.core.routing import ApiRouter
 from touchstone.webhooks import service
 from touchstone.webhooks.dependencies import TargetPolicyDep
 from touchstone.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
@@ -25,7 +25,7 @@ from touchstone.webhooks.schemas import (
     WebhookUpdate,
 )
 
-router = APIRouter(prefix="/webhooks", tags=["webhooks"], route_class=LimitedRoute)
+router = ApiRouter(prefix="/webhooks", tags=["webhooks"])
 Reader = Annotated[Principal, Depends(require("webhooks:read"))]
 Writer = Annotated[Principal, Depends(require("webhooks:write"))]
 WEBHOOKS_PATH = "/api/v1/webhooks"

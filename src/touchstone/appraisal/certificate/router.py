@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import Path, Query, Request
 from fastapi.responses import HTMLResponse
 
 from touchstone.appraisal.certificate import service
@@ -22,11 +22,11 @@ from touchstone.appraisal.schemas import CertificateOut
 from touchstone.core.auth import Principal
 from touchstone.core.deps import SessionDep, SettingsDep, SystemSessionDep
 from touchstone.core.errors import Forbidden
-from touchstone.core.routing import LimitedRoute
+from touchstone.core.routing import ApiRouter
 from touchstone.core.storage import Storage, StorageDep
 
-router = APIRouter(route_class=LimitedRoute)  # tagged by the module router including it
-public_router = APIRouter(tags=["appraisal"], route_class=LimitedRoute)
+router = ApiRouter()  # tagged by the module router including it
+public_router = ApiRouter(tags=["appraisal"])
 PAGE_HEADERS = {
     # The page is self-contained: inline CSS, no scripts, no external assets.
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, UploadFile
+from fastapi import Query, UploadFile
 
 from touchstone.appraisal.customers import service
 from touchstone.appraisal.dependencies import (
@@ -18,11 +18,11 @@ from touchstone.appraisal.schemas import CustomerCreate, CustomerOut
 from touchstone.core.deps import SessionDep, SettingsDep
 from touchstone.core.idempotency import IdempotencyDep
 from touchstone.core.pagination import Page, PageDep
-from touchstone.core.routing import LimitedRoute, upload_limit
+from touchstone.core.routing import ApiRouter, upload_limit
 from touchstone.core.schemas import PlainText
 from touchstone.core.storage import StorageDep, store_upload
 
-router = APIRouter(route_class=LimitedRoute)  # tagged by the module router including it
+router = ApiRouter()  # tagged by the module router including it
 
 
 @router.post("/customers", response_model=CustomerOut, status_code=201)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import uuid
 
 import anyio
-from fastapi import APIRouter
 
 from touchstone.appraisal.dependencies import DeviceWriter, Reader, SettingsWriter
 from touchstone.appraisal.models import AppraisalSettings
@@ -23,9 +22,9 @@ from touchstone.appraisal.schemas import (
 )
 from touchstone.core.deps import SessionDep, SettingsDep
 from touchstone.core.pagination import Page, PageDep, page_of
-from touchstone.core.routing import LimitedRoute
+from touchstone.core.routing import ApiRouter
 
-router = APIRouter(route_class=LimitedRoute)  # tagged by the module router including it
+router = ApiRouter()  # tagged by the module router including it
 
 
 def _settings_out(settings: AppraisalSettings) -> SettingsOut:

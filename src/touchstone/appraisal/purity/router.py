@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Request, Response
+from fastapi import Header, Request, Response
 
 from touchstone.appraisal import service as appraisals
 from touchstone.appraisal.dependencies import API, TESTING, Reader, Tester, Writer
@@ -25,11 +25,11 @@ from touchstone.appraisal.schemas import (
     WebRtcOffer,
 )
 from touchstone.core.deps import EntryDep, SessionDep, SettingsDep
-from touchstone.core.routing import LimitedRoute
+from touchstone.core.routing import ApiRouter
 from touchstone.core.storage import StorageDep
 from touchstone.core.stream_auth import StreamAuthorization
 
-router = APIRouter(route_class=LimitedRoute)  # tagged by the module router including it
+router = ApiRouter()  # tagged by the module router including it
 
 
 def _test_out(test: PurityTest) -> PurityTestOut:

@@ -19,13 +19,13 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.openapi.docs import swagger_ui_default_parameters
 from fastapi.responses import HTMLResponse, Response
 
 from touchstone.core.errors import NotFound
 from touchstone.core.headers import PAGE_CSP
-from touchstone.core.routing import LimitedRoute
+from touchstone.core.routing import ApiRouter
 
 STATIC = Path(__file__).with_name("static")
 DOCS_PATH = "/docs"
@@ -33,7 +33,7 @@ REDOC_PATH = "/redoc"
 OAUTH2_REDIRECT_PATH = "/docs/oauth2-redirect"
 ASSETS_PATH = "/docs/assets"
 
-router = APIRouter(include_in_schema=False, route_class=LimitedRoute)
+router = ApiRouter(include_in_schema=False)
 
 
 @dataclass(frozen=True)

@@ -19,13 +19,13 @@ from html import escape
 from typing import Annotated
 from urllib.parse import quote, urlsplit
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import Depends, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 
 from touchstone.core.config import Settings
 from touchstone.core.email.local_server import MailStore, StoredMail, development_server_port
 from touchstone.core.errors import NotFound
-from touchstone.core.routing import LimitedRoute
+from touchstone.core.routing import ApiRouter
 
 PATH = "/dev/mail"
 MAX_WAIT_SECONDS = 30
@@ -63,9 +63,7 @@ def local_developer(request: Request) -> None:
         raise NotFound()
 
 
-router = APIRouter(
-    include_in_schema=False, dependencies=[Depends(local_developer)], route_class=LimitedRoute
-)
+router = ApiRouter(include_in_schema=False, dependencies=[Depends(local_developer)])
 
 
 def _store(request: Request) -> MailStore:

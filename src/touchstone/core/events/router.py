@@ -12,7 +12,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request, WebSocket, WebSocketDisconnect, status
+from fastapi import Header, Query, Request, WebSocket, WebSocketDisconnect, status
 from fastapi.responses import StreamingResponse
 from sqlalchemy import select
 from starlette.datastructures import State
@@ -30,11 +30,11 @@ from touchstone.core.errors import AppError, InvalidInput
 from touchstone.core.events.hub import TOPIC_FILTER, EventHub, LiveEvent, topic_matches
 from touchstone.core.events.models import OutboxEvent
 from touchstone.core.permissions import BRANCH_SCOPED_TOPICS, TOPIC_PERMISSIONS
-from touchstone.core.routing import LimitedRoute
+from touchstone.core.routing import ApiRouter
 from touchstone.core.stream_auth import StreamAuthorization, close_code
 
-router = APIRouter(tags=["events"], route_class=LimitedRoute)
-websocket_router = APIRouter(tags=["events"], route_class=LimitedRoute)
+router = ApiRouter(tags=["events"])
+websocket_router = ApiRouter(tags=["events"])
 REPLAY_PAGE = 500
 MAX_TOPICS = 20
 

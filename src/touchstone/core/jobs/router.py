@@ -10,7 +10,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, status
+from fastapi import status
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,10 +21,10 @@ from touchstone.core.deps import CurrentPrincipal, SessionDep
 from touchstone.core.errors import Conflict, Forbidden, NotFound
 from touchstone.core.jobs.models import JobRecord, JobStatus
 from touchstone.core.jobs.runtime import end_cancelled, job_app, may_read_job
-from touchstone.core.routing import LimitedRoute
+from touchstone.core.routing import ApiRouter
 from touchstone.core.schemas import OutputModel
 
-router = APIRouter(prefix="/jobs", tags=["jobs"], route_class=LimitedRoute)
+router = ApiRouter(prefix="/jobs", tags=["jobs"])
 JOBS_PATH = "/api/v1/jobs"
 
 

@@ -10,12 +10,11 @@ from __future__ import annotations
 from functools import cache
 from pathlib import Path
 
-from fastapi import APIRouter
 from fastapi.responses import Response
 
-from touchstone.core.routing import LimitedRoute
+from touchstone.core.routing import ApiRouter
 
-router = APIRouter(tags=["appraisal"], include_in_schema=False, route_class=LimitedRoute)
+router = ApiRouter(tags=["appraisal"], include_in_schema=False)
 STATIC = Path(__file__).with_name("static")
 PAGE_PATH = "/app/appraisal/live"
 CSP = (

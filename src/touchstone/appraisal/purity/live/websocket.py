@@ -20,7 +20,7 @@ import time
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect, status
+from fastapi import Query, WebSocket, WebSocketDisconnect, status
 
 from touchstone.appraisal.dependencies import TESTING
 from touchstone.appraisal.exceptions import FrameTooLarge
@@ -37,10 +37,10 @@ from touchstone.appraisal.purity.live.run import (
 from touchstone.core.auth import API_KEY_PREFIX, Authenticator, Credential
 from touchstone.core.db import Database, enter
 from touchstone.core.errors import AppError, InvalidInput, Unauthorized
-from touchstone.core.routing import LimitedRoute
+from touchstone.core.routing import ApiRouter
 from touchstone.core.stream_auth import StreamAuthorization, close_code
 
-router = APIRouter(tags=["appraisal"], route_class=LimitedRoute)
+router = ApiRouter(tags=["appraisal"])
 TIMESTAMP_MAGIC = b"TSF1"
 _HEADER = struct.Struct(">4sd")
 
