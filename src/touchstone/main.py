@@ -17,7 +17,6 @@ from touchstone.core.apidocs.router import router as apidocs_router
 from touchstone.core.cache import get_cache
 from touchstone.core.config import Settings, get_settings
 from touchstone.core.db import Database
-from touchstone.core.deps import authenticate
 from touchstone.core.email.engine import warn_if_unconfigured
 from touchstone.core.email.local_server import start_development_server
 from touchstone.core.email.viewer import router as mail_viewer_router
@@ -40,7 +39,7 @@ from touchstone.core.openapi import amend_openapi
 from touchstone.core.postgres import admin_url, runtime_url
 from touchstone.core.ratelimit import RateLimiter, limit_by_address
 from touchstone.core.reads import PrincipalHints
-from touchstone.core.routing import bind_routes
+from touchstone.core.routing import bind_routes, require_authentication
 from touchstone.core.security import configure_password_hashing
 from touchstone.core.storage import get_storage, storage_check
 from touchstone.core.telemetry import configure_tracing
@@ -188,12 +187,12 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     # all the traffic, comes first. No request matches two routes (a test proves it), so the
     # order changes nothing else.
     # Routers are mounted one level deep: each nesting level costs route matching too.
-    authenticated = [Depends(authenticate)]
+    # Each of their routes authenticates through its own dependency (checked here), rather
+    # than through one more on the router, which FastAPI would resolve on every request.
     modules = (appraisal.router, statements.router, webhooks_router)
     for router in (identity.router, jobs_router, events_router, *modules):
-        app.include_router(
-            router, prefix=API_PREFIX, dependencies=authenticated, responses=AUTHENTICATED_ERRORS
-        )
+        require_authentication(router)
+        app.include_router(router, prefix=API_PREFIX, responses=AUTHENTICATED_ERRORS)
     app.include_router(health_router, responses=problem_responses(*ANY_ROUTE))
     # Public routes: each authenticates itself or needs no credential (listed, with the
     # reason, in tests/security/test_route_inventory.py).

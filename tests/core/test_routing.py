@@ -7,12 +7,16 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Iterator
-from typing import Any
+from typing import Annotated, Any
 
 import httpx
+import pytest
+from fastapi import Depends
 
 from tests.security.test_cross_tenant import openapi
 from tests.security.world import PARAM
+from touchstone.core.reads import TenantRead, tenant_read
+from touchstone.core.routing import ApiRouter, literal_parts, require_authentication
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
@@ -64,3 +68,33 @@ async def test_url_parameters_are_documented_without_control_characters(
                         loose.append((method, path, parameter["name"]))
     assert loose == []
     assert document["paths"]["/api/v1/users"]["get"]  # the walk saw the API
+
+
+def test_an_authenticated_router_refuses_a_route_that_does_not_authenticate() -> None:
+    """The API's routers carry no router-wide `authenticate` (it would cost a dependency on
+    every request): a route that authenticates by none of its own stops start-up."""
+    router = ApiRouter()
+
+    @router.get("/open")
+    async def open_route() -> None:
+        return None
+
+    @router.get("/read")
+    async def read_route(read: Annotated[TenantRead, Depends(tenant_read("users:read"))]) -> None:
+        return None
+
+    with pytest.raises(TypeError, match="/open"):
+        require_authentication(router)
+    router.routes.pop(0)
+    require_authentication(router)
+
+
+def test_a_router_refuses_only_paths_none_of_its_routes_could_match() -> None:
+    router, inner = ApiRouter(prefix="/batches"), ApiRouter()
+    inner.add_api_route("/{batch_id}/report", lambda: None)
+    router.include_router(inner)
+    outer = ApiRouter()
+    outer.include_router(router, prefix="/v1")
+    assert literal_parts("/batches/{batch_id}/report") == ("/batches/", "/report")
+    assert outer.segments() == ("/v1",)
+    assert router.segments() == ("/batches",)

@@ -21,7 +21,7 @@ from tests.conftest import Tenant, login
 from tests.security.world import API, PARAM, statement_pdf
 from touchstone.core.config import Settings
 from touchstone.core.db import Database
-from touchstone.core.deps import authenticate, dependency_calls
+from touchstone.core.deps import authenticates
 from touchstone.core.routing import BodyRule
 from touchstone.main import create_app
 
@@ -348,11 +348,7 @@ def test_every_authenticated_route_with_a_body_checks_the_credential_first(
 ) -> None:
     routes = body_rules(create_app(settings))
     with_body = {key: rule for key, (rule, route) in routes.items() if route.body_field}
-    authenticated = {
-        key
-        for key, (rule, route) in routes.items()
-        if authenticate in dependency_calls(route.dependant)
-    }
+    authenticated = {key for key, (rule, route) in routes.items() if authenticates(route.dependant)}
     assert {key for key, rule in with_body.items() if rule.authenticate_first} == (
         set(with_body) & authenticated
     )

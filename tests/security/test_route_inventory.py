@@ -13,7 +13,7 @@ from fastapi.routing import APIRoute, APIWebSocketRoute, iter_route_contexts
 from starlette.routing import compile_path
 
 from touchstone.core.config import Settings
-from touchstone.core.deps import authenticate, dependency_calls
+from touchstone.core.deps import authenticates, dependency_calls
 from touchstone.main import create_app
 
 PUBLIC = {
@@ -74,7 +74,7 @@ def inventory(settings: Settings) -> list[RouteFacts]:
             RouteFacts(
                 methods=tuple(sorted(route.methods or ("WEBSOCKET",))),
                 path=str(route.path_format),
-                authenticated=authenticate in calls,
+                authenticated=dependant is not None and authenticates(dependant),
                 permissions=frozenset(
                     p for call in calls if (p := getattr(call, "permission", None)) is not None
                 ),

@@ -107,6 +107,15 @@ async def identify(request: Request) -> TenantEntry:
 EntryDep = Annotated[TenantEntry, Depends(authenticate)]
 
 
+def authenticates(dependant: Dependant) -> bool:
+    """Whether a route (or dependency) runs `authenticate`: through `EntryDep` (the session
+    does) or inside a dependency marked as doing so (`core.reads.tenant_read`)."""
+    return any(
+        call is authenticate or getattr(call, "authenticates", False)
+        for call in dependency_calls(dependant)
+    )
+
+
 def dependency_calls(dependant: Dependant) -> Iterator[Callable[..., Any]]:
     """Every dependency callable in the tree, depth first (the route inventory uses it too)."""
     for dependency in dependant.dependencies:

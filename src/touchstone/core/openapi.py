@@ -22,7 +22,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.security.base import SecurityBase
 
-from touchstone.core.deps import api_key_scheme, authenticate, bearer_scheme, dependency_calls
+from touchstone.core.deps import api_key_scheme, authenticates, bearer_scheme
 
 URL_TEXT = "^[^\\x00-\\x1f\\x7f]*$"
 """A value the middleware lets through: no C0 control character, no DEL."""
@@ -58,13 +58,13 @@ def _exclude_control_characters(schema: dict[str, Any]) -> None:
 
 
 def _name_credentials(app: FastAPI, document: dict[str, Any]) -> None:
-    """Either credential, on every operation whose route runs `authenticate`."""
+    """Either credential, on every operation whose route authenticates."""
     requirement: list[dict[str, list[str]]] = [{scheme.scheme_name: []} for scheme in _SCHEMES]
     named = False
     for route in iter_route_contexts(app.routes):
         if not isinstance(route.original_route, APIRoute) or not route.include_in_schema:
             continue
-        if authenticate not in set(dependency_calls(route.dependant)):
+        if not authenticates(route.dependant):
             continue
         for method in route.methods or ():
             operation = document["paths"].get(route.path_format, {}).get(method.lower())

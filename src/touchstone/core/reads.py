@@ -359,6 +359,7 @@ def tenant_read(
 
     dependency.__name__ = f"read_{(permission or 'caller').replace(':', '_')}"
     dependency.permission = permission  # type: ignore[attr-defined]  # read by the route inventory
+    dependency.authenticates = True  # type: ignore[attr-defined]  # see deps.authenticates
     return dependency
 
 

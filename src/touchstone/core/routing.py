@@ -43,7 +43,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from touchstone.core.config import Settings
 from touchstone.core.db import enter
-from touchstone.core.deps import authenticate, dependency_calls, get_database, identify_before_body
+from touchstone.core.deps import authenticates, dependency_calls, get_database, identify_before_body
 from touchstone.core.errors import PayloadTooLarge, http_error
 from touchstone.core.ratelimit import limit_by_address
 
@@ -91,7 +91,7 @@ class BodyRule:
         if upload_bytes is not None and not takes_body:
             raise TypeError(f"{route.path_format}: @upload_limit on a route without a body")
         calls = set(dependency_calls(route.dependant))
-        authenticated = authenticate in calls
+        authenticated = authenticates(route.dependant)
         return cls(
             max_bytes=settings.max_body_bytes,
             upload_bytes=upload_bytes,
@@ -180,7 +180,7 @@ class ApiRouter(APIRouter):
 
     def include_router(self, router: APIRouter, *, prefix: str = "", **kwargs: Any) -> None:
         super().include_router(router, prefix=prefix, **kwargs)
-        self._children.append((prefix, router))
+        self._children.append((self.prefix + prefix, router))
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         path = scope["path"]
@@ -225,6 +225,17 @@ def _body_headers(scope: Scope) -> tuple[str | None, bytes | None]:
         elif name == b"content-type":
             content_type = value.lower()
     return length, content_type
+
+
+def require_authentication(router: APIRouter) -> None:
+    """Refuse, at start-up, a route of an authenticated router that does not authenticate
+    (through `SessionDep`, `tenant_read()` or `EntryDep`): it would answer anyone."""
+    for route in iter_route_contexts(router.routes):
+        if isinstance(route.original_route, APIRoute) and not authenticates(route.dependant):
+            raise TypeError(
+                f"{route.path_format}: a route of an authenticated router must authenticate "
+                "(SessionDep, tenant_read() or EntryDep)"
+            )
 
 
 def bind_routes(app: FastAPI, settings: Settings) -> None:
