@@ -17,11 +17,13 @@ the bare endpoint's req/s, each write at least 50% of the bare insert. Writes me
 
 Per route: a 1 s warm-up of each server, then 3 rounds of 2 s per server, the order swapped
 each round (this machine's speed drifts within seconds); the share is the median round's.
-That is about 15 s a route: with ~35 routes, seeding included, about 10 minutes on 2 cores
-(`--rounds`, `--duration`, `--warmup` trade time for steadier figures).
+That is 14 s a route: 32 GET routes and 3 writes took 9 minutes on 2 cores, about one of
+them start-up and seeding (`--rounds`, `--duration`, `--warmup` trade time for steadier
+figures).
 
 Run from the checkout: `python -m bench.routes`; `--help` for options.
-Exit status: 0 every goal met, 1 a goal missed, 2 the benchmark could not run.
+Exit status: 0 every goal met, 1 a goal missed, 2 the benchmark could not run, 130
+interrupted.
 """
 
 from __future__ import annotations
