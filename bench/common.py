@@ -3,12 +3,13 @@
 A throw-away data directory and free ports (a developer's `var/` and port 8000 are never
 touched); children that get only our settings and run in their own session, so Ctrl-C
 reaches the benchmark alone, which stops them in order; the CLI and sign-in used to seed;
-CPU sampling; and the exit status every benchmark keeps: 0 every goal met, 1 a goal
-missed, 2 could not run, 130 interrupted.
+CPU sampling; the built-in HTTP load generator; and the exit status every benchmark keeps:
+0 every goal met, 1 a goal missed, 2 could not run, 130 interrupted.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import http.client
 import json
@@ -28,6 +29,7 @@ import traceback
 import urllib.parse
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
@@ -412,6 +414,122 @@ def latency_summary(samples_ms: list[float]) -> dict[str, float]:
         "p99": round(cuts[98], 3),
         "max": round(max(samples_ms), 3),
     }
+
+
+# --- load -------------------------------------------------------------------------------
+
+RequestFactory = Callable[[], bytes]
+"""The next request, as raw HTTP/1.1 bytes: a write can send a distinct body each time."""
+
+_CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:\s*(\d+)", re.IGNORECASE)
+
+
+def raw_request(
+    port: int,
+    method: str,
+    path: str,
+    headers: dict[str, str] | None = None,
+    body: bytes | None = None,
+) -> bytes:
+    """One request on a keep-alive connection; Content-Length only when there is a body."""
+    lines = [
+        f"{method} {path} HTTP/1.1",
+        f"Host: {HOST}:{port}",
+        *(f"{name}: {value}" for name, value in (headers or {}).items()),
+    ]
+    if body is not None:
+        lines.append(f"Content-Length: {len(body)}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + (body or b"")
+
+
+@dataclass(frozen=True)
+class GeneratorRun:
+    """What a closed loop of keep-alive connections got in one run."""
+
+    latencies_s: list[float]
+    elapsed_s: float
+    failures: int
+    """Answers with another status than the expected one (the latencies count them too)."""
+    first_failure: bytes
+    """The head and the start of the body of the first such answer, for the diagnosis."""
+
+    @property
+    def requests(self) -> int:
+        return len(self.latencies_s)
+
+    @property
+    def requests_per_s(self) -> float:
+        return self.requests / self.elapsed_s
+
+    def percentile_ms(self, percent: int) -> float:
+        return statistics.quantiles(self.latencies_s, n=100)[percent - 1] * 1000
+
+
+async def _drive(
+    port: int, next_request: RequestFactory, expected: bytes, deadline: float
+) -> tuple[list[float], int, bytes]:
+    """One keep-alive connection sending requests back to back."""
+    reader, writer = await asyncio.open_connection(HOST, port)
+    latencies: list[float] = []
+    failures, first_failure = 0, b""
+    try:
+        while time.perf_counter() < deadline:
+            request = next_request()
+            sent = time.perf_counter()
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = _CONTENT_LENGTH.search(head)
+            if length is None:
+                raise BenchError(
+                    "a response without Content-Length; the Python generator cannot read it: "
+                    f"{head[:300]!r}"
+                )
+            body = await reader.readexactly(int(length[1]))
+            latencies.append(time.perf_counter() - sent)
+            if not head.startswith(expected):
+                failures += 1
+                first_failure = first_failure or head + body[:300]
+    finally:
+        writer.close()
+        await writer.wait_closed()
+    return latencies, failures, first_failure
+
+
+async def _load_async(
+    port: int, next_request: RequestFactory, connections: int, duration_s: float, status: int
+) -> GeneratorRun:
+    expected = f"HTTP/1.1 {status} ".encode()
+    started = time.perf_counter()
+    runs = await asyncio.gather(
+        *(_drive(port, next_request, expected, started + duration_s) for _ in range(connections))
+    )
+    elapsed = time.perf_counter() - started
+    return GeneratorRun(
+        [latency for latencies, _, _ in runs for latency in latencies],
+        elapsed,
+        sum(failures for _, failures, _ in runs),
+        next((first for _, _, first in runs if first), b""),
+    )
+
+
+def python_load(
+    port: int,
+    next_request: RequestFactory,
+    *,
+    connections: int,
+    duration_s: float,
+    status: int = 200,
+) -> GeneratorRun:
+    """The built-in generator: `connections` keep-alive connections on one asyncio loop, each
+    sending its next request as soon as the last is answered, for `duration_s`.
+
+    It needs far more CPU per request than wrk, but takes a request factory, so writes can
+    send a unique body or header each time; a server that drops a connection is an error.
+    """
+    try:
+        return asyncio.run(_load_async(port, next_request, connections, duration_s, status))
+    except (OSError, asyncio.IncompleteReadError) as exc:
+        raise BenchError(f"the server dropped a connection: {exc!r}") from exc
 
 
 # --- the run ------------------------------------------------------------------------------

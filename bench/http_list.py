@@ -12,7 +12,6 @@ Exit status: 0 every goal met, 1 a goal missed, 2 the benchmark could not run.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import platform
@@ -46,6 +45,8 @@ from bench.common import (
     expect,
     http_request,
     postmaster_pid,
+    python_load,
+    raw_request,
     run_main,
     say,
     scratch_dir,
@@ -219,64 +220,16 @@ def _wrk(options: LoadOptions, port: int, headers: dict[str, str], duration_s: i
     return result
 
 
-_CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:\s*(\d+)", re.IGNORECASE)
-
-
-async def _drive(port: int, request: bytes, deadline: float, latencies: list[float]) -> int:
-    """One keep-alive connection sending requests back to back; returns its non-200 count."""
-    reader, writer = await asyncio.open_connection(HOST, port)
-    failures = 0
-    try:
-        while time.perf_counter() < deadline:
-            sent = time.perf_counter()
-            writer.write(request)
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = _CONTENT_LENGTH.search(head)
-            if length is None:
-                raise BenchError(
-                    "a response without Content-Length; the Python generator cannot read it"
-                )
-            await reader.readexactly(int(length[1]))
-            latencies.append(time.perf_counter() - sent)
-            if not head.startswith(b"HTTP/1.1 200 "):
-                failures += 1
-    finally:
-        writer.close()
-        await writer.wait_closed()
-    return failures
-
-
-async def _python_load_async(
-    options: LoadOptions, port: int, headers: dict[str, str], duration_s: int
-) -> LoadResult:
-    lines = [
-        f"GET {LIST_PATH} HTTP/1.1",
-        f"Host: {HOST}:{port}",
-        *(f"{name}: {value}" for name, value in headers.items()),
-    ]
-    request = ("\r\n".join(lines) + "\r\n\r\n").encode()
-    latencies: list[float] = []
-    started = time.perf_counter()
-    failures = await asyncio.gather(
-        *(
-            _drive(port, request, started + duration_s, latencies)
-            for _ in range(options.connections)
-        )
-    )
-    elapsed = time.perf_counter() - started
-    if sum(failures):
-        raise _failed(port, headers, sum(failures))
-    cuts = statistics.quantiles(latencies, n=100)
-    return LoadResult(len(latencies) / elapsed, cuts[49] * 1000, cuts[98] * 1000, len(latencies))
-
-
 def _python_load(
     options: LoadOptions, port: int, headers: dict[str, str], duration_s: int
 ) -> LoadResult:
-    try:
-        return asyncio.run(_python_load_async(options, port, headers, duration_s))
-    except (OSError, asyncio.IncompleteReadError) as exc:
-        raise BenchError(f"the server dropped a connection: {exc!r}") from exc
+    request = raw_request(port, "GET", LIST_PATH, headers)
+    run = python_load(port, lambda: request, connections=options.connections, duration_s=duration_s)
+    if run.failures:
+        raise _failed(port, headers, run.failures)
+    return LoadResult(
+        run.requests_per_s, run.percentile_ms(50), run.percentile_ms(99), run.requests
+    )
 
 
 def _load(options: LoadOptions) -> LoadRun:
