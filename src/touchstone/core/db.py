@@ -75,6 +75,10 @@ def _set_tenant(session: Session, transaction: SessionTransaction, connection: C
         return
     org_id = session.info.get("org_id")
     user_id = session.info.get("user_id")
+    if org_id is None and session.info.get("tenant_from_entry"):
+        # A request's first transaction: its first statement is the entry, which sets the
+        # tenant (`enter`); clearing it first would cost a round trip on every write.
+        return
     connection.exec_driver_sql(
         "select set_config('app.org_id', %(org)s, true), set_config('app.user_id', %(user)s, true)",
         {"org": str(org_id) if org_id else "", "user": str(user_id) if user_id else ""},
@@ -120,9 +124,15 @@ class Database:
         """One per pool connection: reads beyond the pool's size queue here (see _read_slot)."""
 
     def session(
-        self, *, org_id: uuid.UUID | None = None, user_id: uuid.UUID | None = None
+        self,
+        *,
+        org_id: uuid.UUID | None = None,
+        user_id: uuid.UUID | None = None,
+        tenant_from_entry: bool = False,
     ) -> AsyncSession:
-        return self.sessionmaker(info={"org_id": org_id, "user_id": user_id})
+        """`tenant_from_entry`: the session's first statement will be `enter`'s."""
+        info = {"org_id": org_id, "user_id": user_id, "tenant_from_entry": tenant_from_entry}
+        return self.sessionmaker(info=info)
 
     @asynccontextmanager
     async def read_connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:

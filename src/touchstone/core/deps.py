@@ -168,7 +168,7 @@ async def _unit_of_work(session: AsyncSession) -> AsyncIterator[AsyncSession]:
 
 
 async def tenant_session(request: Request, entry: EntryDep) -> AsyncIterator[AsyncSession]:
-    session = get_database(request).session()
+    session = get_database(request).session(tenant_from_entry=True)
     try:
         principal = await enter(session, entry)
     except BaseException:
