@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -359,3 +360,170 @@ async def test_the_attempt_log_is_append_only_for_the_application(
         with pytest.raises(DBAPIError, match="permission denied"):
             async with database.transaction(org_id=tenant_a.org_id) as session:
                 await session.execute(text(statement))
+
+
+# --- the read routes (`core.reads`): the same answers as the session path gave -----------
+
+
+async def test_reads_never_show_the_secret(
+    client: httpx.AsyncClient, tenant_a: Tenant, database: Database
+) -> None:
+    webhook, delivery = await _one_delivery(client, database, tenant_a)
+    async with database.transaction(org_id=tenant_a.org_id) as session:
+        stored = await session.get(WebhookEndpoint, uuid.UUID(webhook["id"]))
+    assert stored is not None
+    hook = f"{API}/webhooks/{webhook['id']}"
+    reads = [
+        f"{API}/webhooks",
+        hook,
+        f"{hook}/deliveries",
+        f"{hook}/deliveries/{delivery['id']}",
+    ]
+    for path in reads:
+        response = await client.get(path, headers=tenant_a.headers)
+        assert response.status_code == 200, response.text
+        assert webhook["secret"] not in response.text
+        assert stored.secret_encrypted not in response.text
+        assert "secret" not in response.text
+    shown = (await client.get(hook, headers=tenant_a.headers)).json()
+    listed = (await client.get(f"{API}/webhooks", headers=tenant_a.headers)).json()
+    fields = {"id", "url", "description", "topics", "is_active", "created_by", "created_at"}
+    assert set(shown) == set(listed["items"][0]) == fields
+    assert shown == {k: v for k, v in webhook.items() if k != "secret"}
+
+
+async def test_a_delivery_is_found_under_its_own_webhook_only(
+    client: httpx.AsyncClient, tenant_a: Tenant, tenant_b: Tenant, database: Database
+) -> None:
+    webhook, delivery = await _one_delivery(client, database, tenant_a)
+    other = await register(client, tenant_a, HOOK)
+    theirs = await register(client, tenant_b, HOOK)
+    item = f"deliveries/{delivery['id']}"
+    for owner in (other["id"], theirs["id"], str(uuid.uuid4())):
+        response = await client.get(f"{API}/webhooks/{owner}/{item}", headers=tenant_a.headers)
+        assert_problem(response, 404, "webhook_delivery_not_found")
+    for path in (f"{API}/webhooks/{webhook['id']}", f"{API}/webhooks/{webhook['id']}/{item}"):
+        # A's webhook and delivery, asked for by B: not found, with the same codes
+        response = await client.get(path, headers=tenant_b.headers)
+        code = "webhook_delivery_not_found" if "deliveries" in path else "webhook_not_found"
+        assert_problem(response, 404, code)
+    for hook in (theirs["id"], str(uuid.uuid4())):
+        response = await client.get(f"{API}/webhooks/{hook}/deliveries", headers=tenant_a.headers)
+        assert_problem(response, 404, "webhook_not_found")
+    assert await deliveries(client, tenant_a, other["id"]) == []
+    unknown = await client.get(
+        f"{API}/webhooks/{webhook['id']}/deliveries/{uuid.uuid4()}", headers=tenant_a.headers
+    )
+    assert_problem(unknown, 404, "webhook_delivery_not_found")
+
+
+async def test_the_attempt_log_is_the_deliverys_own_oldest_first(
+    client: httpx.AsyncClient, tenant_a: Tenant, database: Database
+) -> None:
+    webhook = await register(client, tenant_a, HOOK)
+    async with database.transaction(org_id=tenant_a.org_id) as session:
+        events = [live_event(tenant_a.org_id, "batch.done", seq) for seq in (1, 2)]
+        await on_events(session, tenant_a.org_id, events)
+    first, second = sorted(await deliveries(client, tenant_a, webhook["id"]), key=_seq)
+    started = "2026-01-01T00:00:0{}+00:00"
+    async with database.transaction(org_id=tenant_a.org_id) as session:
+        for delivery_id, number, code in (
+            (first["id"], 2, 200),
+            (first["id"], 1, 503),
+            (second["id"], 1, 500),
+        ):
+            await session.execute(
+                text(
+                    "insert into webhook_delivery_attempts (id, org_id, delivery_id, number,"
+                    " started_at, duration_ms, status_code, error, response_body) values"
+                    " (:id, :org, :delivery, :number, :started, 12, :code, null, 'ok')"
+                ),
+                {
+                    "id": uuid.uuid4(),
+                    "org": tenant_a.org_id,
+                    "delivery": uuid.UUID(delivery_id),
+                    "number": number,
+                    "started": datetime.fromisoformat(started.format(number)),
+                    "code": code,
+                },
+            )
+    detail = await delivery_detail(client, tenant_a, webhook["id"], first["id"])
+    assert [(a["number"], a["status_code"]) for a in detail["attempt_log"]] == [(1, 503), (2, 200)]
+    assert detail["attempt_log"][0] == {
+        "number": 1,
+        "started_at": "2026-01-01T00:00:01Z",
+        "duration_ms": 12,
+        "status_code": 503,
+        "error": None,
+        "response_body": "ok",
+    }
+    assert {k: v for k, v in detail.items() if k not in ("payload", "attempt_log")} == first
+    assert (detail["payload"]["id"], detail["payload"]["data"]) == (1, {"n": 1})
+    other = await delivery_detail(client, tenant_a, webhook["id"], second["id"])
+    assert [(a["number"], a["status_code"]) for a in other["attempt_log"]] == [(1, 500)]
+
+
+def _seq(delivery: dict[str, Any]) -> int:
+    seq: int = delivery["event_seq"]
+    return seq
+
+
+async def test_delivery_pages_sorts_and_totals(
+    client: httpx.AsyncClient, tenant_a: Tenant, database: Database
+) -> None:
+    webhook = await register(client, tenant_a, HOOK)
+    async with database.transaction(org_id=tenant_a.org_id) as session:
+        events = [live_event(tenant_a.org_id, "batch.done", seq) for seq in (3, 1, 2)]
+        await on_events(session, tenant_a.org_id, events)
+    path = f"{API}/webhooks/{webhook['id']}/deliveries"
+
+    async def page(**params: Any) -> dict[str, Any]:
+        response = await client.get(path, headers=tenant_a.headers, params=params)
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    ascending = await page(sort="event_seq", limit=2)
+    assert [d["event_seq"] for d in ascending["items"]] == [1, 2]
+    assert (ascending["total"], ascending["limit"], ascending["offset"]) == (3, 2, 0)
+    descending = await page(sort="-event_seq", offset=1)
+    assert [d["event_seq"] for d in descending["items"]] == [2, 1]
+    past_the_end = await page(offset=10, status="pending")
+    assert (past_the_end["items"], past_the_end["total"]) == ([], 3)
+    assert (await page(offset=10, status="failed"))["total"] == 0
+    bad = await client.get(path, headers=tenant_a.headers, params={"sort": "topic"})
+    assert (
+        "choose one of: created_at, event_seq"
+        in assert_problem(bad, 422, "invalid_input")["detail"]
+    )
+    listed = await client.get(f"{API}/webhooks", headers=tenant_a.headers, params={"sort": "-url"})
+    assert listed.json()["total"] == 1
+    bad = await client.get(f"{API}/webhooks", headers=tenant_a.headers, params={"sort": "topics"})
+    assert_problem(bad, 422, "invalid_input")
+
+
+async def test_who_may_ask_comes_before_what_was_asked(
+    client: httpx.AsyncClient, tenant_a: Tenant
+) -> None:
+    """A caller without `webhooks:read` is refused (403) whatever else is wrong with the
+    request (an unknown sort or webhook), its principal known to this process or not; an
+    unknown webhook comes before an unknown sort, as on the session path."""
+    _, viewer = await add_member(client, tenant_a, Role.VIEWER)
+    missing = f"{API}/webhooks/{uuid.uuid4()}"
+    asks = [
+        (f"{API}/webhooks", {"sort": "nope"}),
+        (missing, {}),
+        (f"{missing}/deliveries", {"sort": "nope"}),
+        (f"{missing}/deliveries/{uuid.uuid4()}", {}),
+    ]
+    for _ in range(2):  # the second round's caller is the one this process remembered
+        for path, params in asks:
+            response = await client.get(path, headers=viewer, params=params)
+            assert_problem(response, 403, "forbidden")
+        assert (await client.get(f"{API}/me", headers=viewer)).status_code == 200
+    unknown = await client.get(
+        f"{missing}/deliveries", headers=tenant_a.headers, params={"sort": "nope"}
+    )
+    assert_problem(unknown, 404, "webhook_not_found")
+    for path, _ in asks:
+        assert_problem(await client.get(path), 401)

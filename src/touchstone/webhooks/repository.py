@@ -5,10 +5,12 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-from sqlalchemy import Select, select
+from sqlalchemy import BindParameter, Select, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from touchstone.core.reads import ItemQuery, columns_for, compile_query, item_query
 from touchstone.webhooks.models import WebhookDelivery, WebhookDeliveryAttempt, WebhookEndpoint
+from touchstone.webhooks.schemas import AttemptOut, DeliveryOut, WebhookOut
 
 
 def endpoints_query(org_id: uuid.UUID) -> Select[WebhookEndpoint]:
@@ -56,15 +58,45 @@ async def delivery_with_endpoint(
     return None if row is None else (row[0], row[1])
 
 
-async def attempts_of(
-    session: AsyncSession, org_id: uuid.UUID, delivery_id: uuid.UUID
-) -> Sequence[WebhookDeliveryAttempt]:
-    query = (
-        select(WebhookDeliveryAttempt)
-        .where(
-            WebhookDeliveryAttempt.org_id == org_id,
-            WebhookDeliveryAttempt.delivery_id == delivery_id,
+# --- reads (`core.reads`): compiled once, bound per request ---------------------------------
+# Each selects exactly its response model's fields: the signing secret is never read here.
+
+_ORG: BindParameter[uuid.UUID] = bindparam("org_id")
+_ID: BindParameter[uuid.UUID] = bindparam("id")
+_WEBHOOK: BindParameter[uuid.UUID] = bindparam("webhook_id")
+
+WEBHOOK = item_query(
+    select(*columns_for(WebhookOut, WebhookEndpoint)).where(
+        WebhookEndpoint.org_id == _ORG, WebhookEndpoint.id == _ID
+    ),
+    WebhookOut,
+)
+WEBHOOK_EXISTS = compile_query(
+    select(WebhookEndpoint.id).where(WebhookEndpoint.org_id == _ORG, WebhookEndpoint.id == _WEBHOOK)
+)
+"""A row when the caller's org has the webhook: what a delivery list answers 404 without."""
+
+_DELIVERY_COLUMNS = [*columns_for(DeliveryOut, WebhookDelivery), WebhookDelivery.payload]
+DELIVERY = ItemQuery(
+    compile_query(
+        select(*_DELIVERY_COLUMNS).where(
+            WebhookDelivery.org_id == _ORG,
+            WebhookDelivery.endpoint_id == _WEBHOOK,
+            WebhookDelivery.id == _ID,
         )
-        .order_by(WebhookDeliveryAttempt.number)
+    ),
+    tuple(column.key for column in _DELIVERY_COLUMNS),
+)
+"""A delivery of the webhook, with its body (`DeliveryDetail` without the attempt log)."""
+ATTEMPTS = item_query(
+    select(*columns_for(AttemptOut, WebhookDeliveryAttempt))
+    .join(WebhookDelivery, WebhookDelivery.id == WebhookDeliveryAttempt.delivery_id)
+    .where(
+        WebhookDeliveryAttempt.org_id == _ORG,
+        WebhookDeliveryAttempt.delivery_id == _ID,
+        WebhookDelivery.endpoint_id == _WEBHOOK,
     )
-    return (await session.execute(query)).scalars().all()
+    .order_by(WebhookDeliveryAttempt.number),
+    AttemptOut,
+)
+"""The attempt log of a delivery of the webhook, oldest first."""

@@ -10,13 +10,13 @@ from fastapi import Depends, Response
 from touchstone.core.auth import Principal
 from touchstone.core.deps import SessionDep, SettingsDep, require
 from touchstone.core.idempotency import IdempotencyDep
-from touchstone.core.pagination import Page, PageDep, page_of
+from touchstone.core.pagination import Page, PageDep, page_response
+from touchstone.core.reads import TenantRead, tenant_read
 from touchstone.core.routing import ApiRouter
 from touchstone.webhooks import service
 from touchstone.webhooks.dependencies import TargetPolicyDep
 from touchstone.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
 from touchstone.webhooks.schemas import (
-    AttemptOut,
     DeliveryDetail,
     DeliveryOut,
     WebhookCreate,
@@ -26,15 +26,15 @@ from touchstone.webhooks.schemas import (
 )
 
 router = ApiRouter(prefix="/webhooks", tags=["webhooks"])
-Reader = Annotated[Principal, Depends(require("webhooks:read"))]
+Reads = Annotated[TenantRead, Depends(tenant_read("webhooks:read"))]
 Writer = Annotated[Principal, Depends(require("webhooks:write"))]
 WEBHOOKS_PATH = "/api/v1/webhooks"
 
 
 @router.get("", response_model=Page[WebhookOut])
-async def list_webhooks(session: SessionDep, page: PageDep, principal: Reader) -> Page[WebhookOut]:
-    items, total = await service.list_endpoints(session, principal, page)
-    return page_of(WebhookOut, items, total, page)
+async def list_webhooks(read: Reads, page: PageDep) -> Response:
+    items, total = await service.list_endpoints(read, page)
+    return page_response(items, total, page)
 
 
 @router.post("", response_model=WebhookCreated, status_code=201)
@@ -53,8 +53,8 @@ async def create_webhook(
 
 
 @router.get("/{webhook_id}", response_model=WebhookOut)
-async def get_webhook(webhook_id: uuid.UUID, session: SessionDep, principal: Reader) -> WebhookOut:
-    return WebhookOut.model_validate(await service.get_endpoint(session, principal, webhook_id))
+async def get_webhook(webhook_id: uuid.UUID, read: Reads) -> WebhookOut:
+    return WebhookOut.model_validate(await service.read_endpoint(read, webhook_id))
 
 
 @router.patch("/{webhook_id}", response_model=WebhookOut)
@@ -88,25 +88,23 @@ async def rotate_webhook_secret(
 @router.get("/{webhook_id}/deliveries", response_model=Page[DeliveryOut])
 async def list_deliveries(
     webhook_id: uuid.UUID,
-    session: SessionDep,
+    read: Reads,
     page: PageDep,
-    principal: Reader,
     status: DeliveryStatus | None = None,
     event_id: uuid.UUID | None = None,
-) -> Page[DeliveryOut]:
+) -> Response:
     items, total = await service.list_deliveries(
-        session, principal, webhook_id, page, status=status, event_id=event_id
+        read, webhook_id, page, status=status, event_id=event_id
     )
-    return page_of(DeliveryOut, items, total, page)
+    return page_response(items, total, page)
 
 
 @router.get("/{webhook_id}/deliveries/{delivery_id}", response_model=DeliveryDetail)
 async def get_delivery(
-    webhook_id: uuid.UUID, delivery_id: uuid.UUID, session: SessionDep, principal: Reader
+    webhook_id: uuid.UUID, delivery_id: uuid.UUID, read: Reads
 ) -> DeliveryDetail:
     """The delivery with its body and every attempt's outcome."""
-    delivery, attempts = await service.get_delivery(session, principal, webhook_id, delivery_id)
-    return _detail(delivery, [AttemptOut.model_validate(a) for a in attempts])
+    return await service.read_delivery(read, webhook_id, delivery_id)
 
 
 @router.post(
@@ -124,7 +122,7 @@ async def redeliver(
     """Send the same event (same id, same body) again as a new delivery, now."""
     delivery = await service.redeliver(session, principal, webhook_id, delivery_id)
     response.headers["Location"] = f"{WEBHOOKS_PATH}/{webhook_id}/deliveries/{delivery.id}"
-    return _detail(delivery, [])
+    return _detail(delivery)
 
 
 @router.post("/{webhook_id}/ping", response_model=DeliveryDetail, status_code=202)
@@ -141,12 +139,13 @@ async def ping_webhook(
     delivery = await service.ping(session, principal, webhook_id)
     location = f"{WEBHOOKS_PATH}/{webhook_id}/deliveries/{delivery.id}"
     response.headers["Location"] = location
-    return idempotency.remember(_detail(delivery, []), 202, {"Location": location})
+    return idempotency.remember(_detail(delivery), 202, {"Location": location})
 
 
-def _detail(delivery: WebhookDelivery, attempts: list[AttemptOut]) -> DeliveryDetail:
+def _detail(delivery: WebhookDelivery) -> DeliveryDetail:
+    """A delivery just made: nothing attempted yet."""
     out = DeliveryOut.model_validate(delivery)
-    return DeliveryDetail(**out.model_dump(), payload=delivery.payload, attempt_log=attempts)
+    return DeliveryDetail(**out.model_dump(), payload=delivery.payload, attempt_log=[])
 
 
 def _created(endpoint: WebhookEndpoint, secret: str) -> WebhookCreated:

@@ -11,8 +11,9 @@ import json
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NoReturn
 
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from touchstone.core.audit import record_audit
@@ -20,16 +21,25 @@ from touchstone.core.auth import Principal, system_principal
 from touchstone.core.config import Settings
 from touchstone.core.events.hub import LiveEvent, topic_matches
 from touchstone.core.jobs import defer
-from touchstone.core.pagination import PageParams, order_by, paginate
+from touchstone.core.pagination import (
+    Items,
+    PageParams,
+    PageQueries,
+    PageShape,
+    read_page,
+    sort_clause,
+)
+from touchstone.core.reads import ItemQuery, Statements, TenantRead, columns_for, read_items
 from touchstone.webhooks import repository
 from touchstone.webhooks.exceptions import DeliveryNotFound, EndpointDisabled, WebhookNotFound
-from touchstone.webhooks.models import (
-    DeliveryStatus,
-    WebhookDelivery,
-    WebhookDeliveryAttempt,
-    WebhookEndpoint,
+from touchstone.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
+from touchstone.webhooks.schemas import (
+    DeliveryDetail,
+    DeliveryOut,
+    WebhookCreate,
+    WebhookOut,
+    WebhookUpdate,
 )
-from touchstone.webhooks.schemas import WebhookCreate, WebhookUpdate
 from touchstone.webhooks.secret_store import encrypt_secret
 from touchstone.webhooks.signing import SignatureError, new_secret, verify_signature
 from touchstone.webhooks.targets import TargetPolicy
@@ -41,13 +51,49 @@ __all__ = ["SignatureError", "on_events", "verify_signature"]
 # --- endpoints -------------------------------------------------------------------------
 
 
-async def list_endpoints(
-    session: AsyncSession, principal: Principal, page: PageParams
-) -> tuple[Sequence[WebhookEndpoint], int]:
-    columns = {"created_at": WebhookEndpoint.created_at, "url": WebhookEndpoint.url}
-    query = repository.endpoints_query(principal.org_id)
-    query = query.order_by(*order_by(page, columns, "-created_at"), WebhookEndpoint.id)
-    return await paginate(session, query, page)
+_WEBHOOK_PAGES = PageShape(
+    select(*columns_for(WebhookOut, WebhookEndpoint)).where(
+        WebhookEndpoint.org_id == bindparam("org_id")
+    ),
+    {},
+    {"created_at": WebhookEndpoint.created_at, "url": WebhookEndpoint.url},
+    "-created_at",
+    WebhookEndpoint.id,
+    item=WebhookOut,
+)
+
+
+async def list_endpoints(read: TenantRead, page: PageParams) -> tuple[Items, int]:
+    """The org's webhooks (`WebhookOut`'s fields only: never the secret)."""
+    if not _sorts_by(_WEBHOOK_PAGES, page.sort):
+        await read.fetch(lambda _: [])  # who may ask first (401, 403), as before
+        _refuse_sort(_WEBHOOK_PAGES, page.sort)
+
+    def plan(principal: Principal) -> tuple[PageQueries, dict[str, Any]]:
+        return _WEBHOOK_PAGES.plan({"org_id": principal.org_id}, page.sort)
+
+    return await read_page(read, plan, page)
+
+
+async def read_endpoint(read: TenantRead, endpoint_id: uuid.UUID) -> dict[str, Any]:
+    def plan(principal: Principal) -> tuple[ItemQuery, dict[str, Any]]:
+        return repository.WEBHOOK, {"org_id": principal.org_id, "id": endpoint_id}
+
+    found = await read_items(read, plan)
+    if not found:
+        raise WebhookNotFound()
+    return found[0]
+
+
+def _sorts_by(shape: PageShape, sort: str | None) -> bool:
+    return sort is None or sort.removeprefix("-") in shape.sorts
+
+
+def _refuse_sort(shape: PageShape, sort: str | None) -> NoReturn:
+    """The 422 an unknown sort answers (`sort_clause` words it), after the caller's checks;
+    in a plan it would come before them when the hint's caller lacks the permission."""
+    sort_clause(sort or shape.default_sort, shape.sorts)
+    raise AssertionError(f"{sort!r} is a sort of this list")
 
 
 async def get_endpoint(
@@ -142,34 +188,98 @@ async def rotate_secret(
 # --- deliveries ------------------------------------------------------------------------
 
 
+_DELIVERY_PAGES = PageShape(
+    select(*columns_for(DeliveryOut, WebhookDelivery)).where(
+        WebhookDelivery.org_id == bindparam("org_id")
+    ),
+    {
+        "webhook_id": lambda webhook: WebhookDelivery.endpoint_id == webhook,  # always given
+        "status": lambda status: WebhookDelivery.status == status,
+        "event_id": lambda event: WebhookDelivery.event_id == event,
+    },
+    {"created_at": WebhookDelivery.created_at, "event_seq": WebhookDelivery.event_seq},
+    "-created_at",
+    WebhookDelivery.id,
+    item=DeliveryOut,
+)
+
+
 async def list_deliveries(
-    session: AsyncSession,
-    principal: Principal,
+    read: TenantRead,
     endpoint_id: uuid.UUID,
     page: PageParams,
     *,
     status: DeliveryStatus | None = None,
     event_id: uuid.UUID | None = None,
-) -> tuple[Sequence[WebhookDelivery], int]:
-    await get_endpoint(session, principal, endpoint_id)
-    query = repository.deliveries_query(principal.org_id, endpoint_id)
-    if status is not None:
-        query = query.where(WebhookDelivery.status == status)
-    if event_id is not None:
-        query = query.where(WebhookDelivery.event_id == event_id)
-    columns = {"created_at": WebhookDelivery.created_at, "event_seq": WebhookDelivery.event_seq}
-    query = query.order_by(*order_by(page, columns, "-created_at"), WebhookDelivery.id)
-    return await paginate(session, query, page)
+) -> tuple[Items, int]:
+    """A page of the webhook's delivery log; `WebhookNotFound` when the caller's org has no
+    such webhook (checked in the same round trip as the page)."""
+    exists = {"webhook_id": endpoint_id}
+    filters = {
+        **exists,
+        "status": status.value if status is not None else None,
+        "event_id": event_id,
+    }
+    paged = {"limit": page.limit, "offset": page.offset}
+    if not _sorts_by(_DELIVERY_PAGES, page.sort):
+
+        def webhook(principal: Principal) -> Statements:
+            return [(repository.WEBHOOK_EXISTS, {"org_id": principal.org_id, **exists})]
+
+        if not (await read.fetch(webhook))[0]:
+            raise WebhookNotFound()
+        _refuse_sort(_DELIVERY_PAGES, page.sort)
+
+    def plan(principal: Principal) -> Statements:
+        org = {"org_id": principal.org_id}
+        queries, values = _DELIVERY_PAGES.plan({**org, **filters}, page.sort)
+        return [
+            (repository.WEBHOOK_EXISTS, {**org, **exists}),
+            (queries.page, {**values, **paged}),
+        ]
+
+    found, rows = await read.fetch(plan)
+    if not found:
+        raise WebhookNotFound()
+    if rows:
+        fields = tuple(DeliveryOut.model_fields)  # every shape's columns, before the total
+        return [dict(zip(fields, row, strict=False)) for row in rows], rows[0][-1]
+    if page.offset == 0:
+        return [], 0
+
+    def total(principal: Principal) -> Statements:
+        queries, values = _DELIVERY_PAGES.plan({"org_id": principal.org_id, **filters}, page.sort)
+        return [(queries.total, values)]
+
+    return [], (await read.fetch(total))[0][0][0]
+
+
+async def read_delivery(
+    read: TenantRead, endpoint_id: uuid.UUID, delivery_id: uuid.UUID
+) -> DeliveryDetail:
+    """The webhook's delivery with its attempt log, oldest attempt first, in one round trip;
+    `DeliveryNotFound` for a delivery of another webhook or another org."""
+
+    def plan(principal: Principal) -> Statements:
+        values = {"org_id": principal.org_id, "webhook_id": endpoint_id, "id": delivery_id}
+        return [(repository.DELIVERY.query, values), (repository.ATTEMPTS.query, values)]
+
+    delivery, attempts = await read.fetch(plan)
+    if not delivery:
+        raise DeliveryNotFound()
+    (item,) = repository.DELIVERY.items(delivery)
+    return DeliveryDetail.model_validate(
+        {**item, "attempt_log": repository.ATTEMPTS.items(attempts)}
+    )
 
 
 async def get_delivery(
     session: AsyncSession, principal: Principal, endpoint_id: uuid.UUID, delivery_id: uuid.UUID
-) -> tuple[WebhookDelivery, Sequence[WebhookDeliveryAttempt]]:
-    """The delivery and its attempt log, oldest attempt first."""
+) -> WebhookDelivery:
     delivery = await repository.get_delivery(session, principal.org_id, endpoint_id, delivery_id)
     if delivery is None:
         raise DeliveryNotFound()
-    return delivery, await repository.attempts_of(session, principal.org_id, delivery.id)
+    return delivery
 
 
 async def redeliver(
@@ -177,7 +287,7 @@ async def redeliver(
 ) -> WebhookDelivery:
     """A new delivery of the same event (same event id, same body), sent now."""
     endpoint = await get_endpoint(session, principal, endpoint_id)
-    original, _ = await get_delivery(session, principal, endpoint_id, delivery_id)
+    original = await get_delivery(session, principal, endpoint_id, delivery_id)
     if not endpoint.is_active:
         raise EndpointDisabled("Enable the webhook before redelivering to it")
     delivery = _new_delivery(
