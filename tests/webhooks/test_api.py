@@ -506,8 +506,8 @@ async def test_who_may_ask_comes_before_what_was_asked(
     client: httpx.AsyncClient, tenant_a: Tenant
 ) -> None:
     """A caller without `webhooks:read` is refused (403) whatever else is wrong with the
-    request (an unknown sort or webhook), its principal known to this process or not; an
-    unknown webhook comes before an unknown sort, as on the session path."""
+    request (an unknown sort or webhook), its principal known to this process or not; then
+    a malformed request (422) comes before an unknown webhook (404)."""
     _, viewer = await add_member(client, tenant_a, Role.VIEWER)
     missing = f"{API}/webhooks/{uuid.uuid4()}"
     asks = [
@@ -524,6 +524,7 @@ async def test_who_may_ask_comes_before_what_was_asked(
     unknown = await client.get(
         f"{missing}/deliveries", headers=tenant_a.headers, params={"sort": "nope"}
     )
-    assert_problem(unknown, 404, "webhook_not_found")
+    assert_problem(unknown, 422, "invalid_input")
+    assert_problem(await client.get(f"{missing}/deliveries", headers=tenant_a.headers), 404)
     for path, _ in asks:
         assert_problem(await client.get(path), 401)

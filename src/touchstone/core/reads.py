@@ -56,7 +56,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from touchstone.core.auth import Principal, TenantEntry, log_context
 from touchstone.core.db import Database
 from touchstone.core.deps import authenticate, get_database
-from touchstone.core.errors import NotFound
+from touchstone.core.errors import AppError, NotFound
 
 _DIALECT = PGDialect_psycopg(paramstyle="format")  # type: ignore[no-untyped-call]
 _NUMBERED = PGDialect_psycopg(paramstyle="numeric_dollar")  # type: ignore[no-untyped-call]
@@ -250,8 +250,9 @@ class TenantRead:
 
     async def _fetch(self, transaction: _Transaction, plan: Plan) -> list[Rows]:
         hint = self.hints.get(self.entry)
-        if hint is not None:
-            row, results = await self._in_one_round_trip(transaction, plan(hint.principal))
+        statements = _planned(plan, hint.principal) if hint is not None else None
+        if hint is not None and statements is not None:
+            row, results = await self._in_one_round_trip(transaction, statements)
             if row == hint.row:  # the caller is exactly the one the queries were built for
                 return self._accept(hint, results)
             self.entry.to_principal(row)  # `Unauthorized` for a dead credential
@@ -294,6 +295,16 @@ class TenantRead:
         self.principal = confirmed.principal
         self.on_caller(confirmed)
         return results
+
+
+def _planned(plan: Plan, principal: Principal) -> Statements | None:
+    """The plan's statements for a hinted caller; None when planning refused the request
+    (an unknown sort): the caller is confirmed first, so a dead credential still answers
+    401 and a caller without the permission 403, and the plan then refuses it again."""
+    try:
+        return plan(principal)
+    except AppError:
+        return None
 
 
 class _Transaction:
