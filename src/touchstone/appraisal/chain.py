@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -55,7 +55,21 @@ def link(prev_hash: str, event: bytes) -> str:
     return hashlib.sha256(prev_hash.encode() + event).hexdigest()
 
 
-def _row_bytes(row: ChainEvent) -> bytes:
+class ChainRow(NamedTuple):
+    """One stored event as `verify` checks it: what its hash covers, and its links."""
+
+    seq: int
+    occurred_at: datetime
+    actor_type: str
+    actor_id: uuid.UUID | None
+    action: str
+    data: dict[str, Any]
+    prev_hash: str
+    hash: str
+    appraisal_id: uuid.UUID
+
+
+def _row_bytes(row: ChainRow) -> bytes:
     return canonical(
         row.appraisal_id,
         row.seq,
@@ -65,17 +79,6 @@ def _row_bytes(row: ChainEvent) -> bytes:
         row.action,
         row.data,
     )
-
-
-async def events(
-    session: AsyncSession, org_id: uuid.UUID, appraisal_id: uuid.UUID
-) -> Sequence[ChainEvent]:
-    query = (
-        select(ChainEvent)
-        .where(ChainEvent.org_id == org_id, ChainEvent.appraisal_id == appraisal_id)
-        .order_by(ChainEvent.seq)
-    )
-    return (await session.execute(query)).scalars().all()
 
 
 async def append(
@@ -127,7 +130,7 @@ class Verification:
     head_hash: str | None
 
 
-def verify(rows: Sequence[ChainEvent]) -> Verification:
+def verify(rows: Sequence[ChainRow]) -> Verification:
     """Recompute every link; the first row whose hash or predecessor does not match is named."""
     prev_hash = GENESIS
     for expected_seq, row in enumerate(rows, start=1):

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Select, func, select
+from pydantic import BaseModel
+from sqlalchemy import BindParameter, Select, String, bindparam, func, literal_column, select
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -15,13 +18,28 @@ from touchstone.appraisal.models import (
     Appraisal,
     AppraisalSettings,
     Certificate,
+    ChainEvent,
     Customer,
     Evidence,
     GoldRate,
     Item,
     PurityTest,
 )
+from touchstone.appraisal.schemas import (
+    AppraisalOut,
+    ChainEventOut,
+    CustomerOut,
+    EvidenceOut,
+    ItemOut,
+    PurityTestOut,
+    SettingsOut,
+)
 from touchstone.core.auth import Principal
+from touchstone.core.pagination import AnySelect, PageShape
+from touchstone.core.reads import ItemQuery, columns_for, compile_query, item_query
+
+PHONE_MASK = "X" * 6
+"""What a customer's phone shows before its last four digits."""
 
 
 async def evidence_visible(session: AsyncSession, principal: Principal, key: str) -> bool:
@@ -150,3 +168,132 @@ async def untested_items(session: AsyncSession, org_id: uuid.UUID, appraisal_id:
         Item.org_id == org_id, Item.appraisal_id == appraisal_id, Item.karat.is_(None)
     )
     return int((await session.execute(query)).scalar_one())
+
+
+# --- reads (`core.reads`): compiled once, bound per request ---------------------------------
+
+_ORG: BindParameter[uuid.UUID] = bindparam("org_id")
+_ID: BindParameter[uuid.UUID] = bindparam("id")
+_IN_BRANCH: BindParameter[uuid.UUID] = bindparam("branch_id")
+
+
+def _rows(query: AnySelect) -> ItemQuery:
+    """A query whose rows read as mappings of its column names (no response model's)."""
+    return ItemQuery(compile_query(query), tuple(str(c.key) for c in query.selected_columns))
+
+
+@dataclass(frozen=True, slots=True)
+class ByBranch:
+    """A query on appraisals (or on what hangs off one, joined to it) compiled twice: for an
+    org-wide caller, and for a branch-bound one, who sees only its branch's appraisals."""
+
+    everywhere: ItemQuery
+    in_branch: ItemQuery
+
+    def bound(
+        self, principal: Principal, values: dict[str, Any]
+    ) -> tuple[ItemQuery, dict[str, Any]]:
+        """The query for the caller, with its org (and branch) among the values."""
+        values = {**values, "org_id": principal.org_id}
+        if (scope := principal.branch_scope) is not None:
+            return self.in_branch, {**values, "branch_id": scope}
+        return self.everywhere, values
+
+
+def by_branch(query: AnySelect, item: type[BaseModel] | None = None) -> ByBranch:
+    """`query` (which must reach `Appraisal`), as is and limited to `bindparam("branch_id")`;
+    with `item`, checked to select that model's fields."""
+    compile = _rows if item is None else lambda q: item_query(q, item)
+    return ByBranch(compile(query), compile(query.where(Appraisal.branch_id == _IN_BRANCH)))
+
+
+APPRAISAL_VISIBLE = by_branch(
+    select(Appraisal.id).where(Appraisal.org_id == _ORG, Appraisal.id == _ID)
+)
+"""One row when the caller may see the appraisal `id`."""
+APPRAISAL_PAGES = PageShape(
+    select(*columns_for(AppraisalOut, Appraisal)).where(Appraisal.org_id == _ORG),
+    {
+        "branch_id": lambda branch: Appraisal.branch_id == branch,
+        "status": lambda status: Appraisal.status == status,
+    },
+    {"created_at": Appraisal.created_at, "updated_at": Appraisal.updated_at},
+    "-created_at",
+    Appraisal.id,
+    item=AppraisalOut,
+)
+"""The list: a branch-bound caller's `branch_id` filter is always present."""
+APPRAISAL_DETAIL = by_branch(
+    select(*columns_for(AppraisalOut, Appraisal), Appraisal.valuation).where(
+        Appraisal.org_id == _ORG, Appraisal.id == _ID
+    )
+)
+ITEMS = item_query(
+    select(*columns_for(ItemOut, Item))
+    .where(Item.org_id == _ORG, Item.appraisal_id == _ID)
+    .order_by(Item.created_at, Item.id),
+    ItemOut,
+)
+"""The items of appraisal `id`: read with its visibility, never alone."""
+EVIDENCE = _rows(
+    select(
+        *[getattr(Evidence, name) for name in EvidenceOut.model_fields if name != "download_url"],
+        Evidence.storage_key,
+    )
+    .where(Evidence.org_id == _ORG, Evidence.appraisal_id == _ID)
+    .order_by(Evidence.created_at, Evidence.id)
+)
+"""The evidence of appraisal `id` with its storage key (for the download URL)."""
+CHAIN = _rows(
+    select(*columns_for(ChainEventOut, ChainEvent), ChainEvent.appraisal_id)
+    .where(ChainEvent.org_id == _ORG, ChainEvent.appraisal_id == _ID)
+    .order_by(ChainEvent.seq)
+)
+"""The chain of appraisal `id`, with what each event's hash covers."""
+CERTIFICATE = _rows(
+    select(
+        Certificate.number,
+        Certificate.digest,
+        Certificate.sha256,
+        Certificate.issued_at,
+        Certificate.storage_key,
+    ).where(Certificate.org_id == _ORG, Certificate.appraisal_id == _ID)
+)
+
+_RESUMABLE = (
+    (PurityTest.status == "interrupted")
+    & PurityTest.snapshot.is_not(None)
+    # `snapshot = None` through the ORM stores JSON null, which is no snapshot either.
+    & (func.jsonb_typeof(PurityTest.snapshot) != "null")
+).label("resumable")
+PURITY_TEST = by_branch(
+    select(
+        *[
+            _RESUMABLE if name == "resumable" else getattr(PurityTest, name)
+            for name in PurityTestOut.model_fields
+        ]
+    )
+    .join(Appraisal, Appraisal.id == PurityTest.appraisal_id)
+    .where(PurityTest.org_id == _ORG, PurityTest.id == _ID),
+    PurityTestOut,
+)
+"""The test, when its appraisal is visible to the caller."""
+
+CUSTOMER_COLUMNS: tuple[Any, ...] = (
+    Customer.id,
+    Customer.full_name,
+    (literal_column(f"'{PHONE_MASK}'", String) + Customer.phone_last4).label("phone_masked"),
+    Customer.id_document_type,
+    Customer.id_number_masked,
+    Customer.photo_key.is_not(None).label("has_photo"),
+    Customer.created_at,
+)
+"""`CustomerOut`: never the phone or ID number in full."""
+CUSTOMER = item_query(
+    select(*CUSTOMER_COLUMNS).where(Customer.org_id == _ORG, Customer.id == _ID), CustomerOut
+)
+"""Customers are the bank's, not a branch's: no branch filter."""
+SETTINGS = item_query(
+    select(*columns_for(SettingsOut, AppraisalSettings)).where(AppraisalSettings.org_id == _ORG),
+    SettingsOut,
+)

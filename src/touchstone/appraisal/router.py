@@ -14,21 +14,23 @@ the OpenAPI document lists the paths in the same order.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
+from typing import Any
 
-from fastapi import Response, UploadFile
+from fastapi import Request, Response, UploadFile
 
-from touchstone.appraisal import item_classifier, service
+from touchstone.appraisal import item_classifier, repository, service
 from touchstone.appraisal.certificate import router as certificate
 from touchstone.appraisal.customers import router as customers
 from touchstone.appraisal.dependencies import (
     API,
     MAX_PHOTO_BYTES,
     PHOTO_TYPES,
+    AppraisalReads,
     Approver,
-    Reader,
     Writer,
 )
-from touchstone.appraisal.models import Appraisal, AppraisalStatus, Evidence
+from touchstone.appraisal.models import Appraisal, AppraisalStatus
 from touchstone.appraisal.org_settings import router as org_settings
 from touchstone.appraisal.purity import router as purity
 from touchstone.appraisal.purity.live import page as live_page
@@ -45,12 +47,11 @@ from touchstone.appraisal.schemas import (
     ItemOut,
     ValuationRequest,
 )
-from touchstone.core.auth import Principal
 from touchstone.core.deps import SessionDep, SettingsDep
 from touchstone.core.idempotency import IdempotencyDep
-from touchstone.core.pagination import Page, PageDep, page_of
+from touchstone.core.pagination import Page, PageDep, page_response
 from touchstone.core.routing import ApiRouter, upload_limit
-from touchstone.core.storage import Storage, StorageDep, store_upload
+from touchstone.core.storage import Storage, StorageDep, request_storage, store_upload
 
 router = ApiRouter(tags=["appraisal"])
 router.include_router(org_settings.router)
@@ -86,18 +87,16 @@ async def create_appraisal(
 
 @router.get("/appraisals", response_model=Page[AppraisalOut])
 async def list_appraisals(
-    session: SessionDep, page: PageDep, principal: Reader, status: AppraisalStatus | None = None
-) -> Page[AppraisalOut]:
-    items, total = await service.list_appraisals(session, principal, page, status)
-    return page_of(AppraisalOut, items, total, page)
+    read: AppraisalReads, page: PageDep, status: AppraisalStatus | None = None
+) -> Response:
+    items, total = await service.list_appraisals(read, page, status)
+    return page_response(items, total, page)
 
 
 @router.get("/appraisals/{appraisal_id}", response_model=AppraisalDetail)
-async def get_appraisal(
-    appraisal_id: uuid.UUID, session: SessionDep, principal: Reader
-) -> AppraisalDetail:
+async def get_appraisal(appraisal_id: uuid.UUID, read: AppraisalReads) -> AppraisalDetail:
     """The appraisal with its items and its last valuation (each rule check with its result)."""
-    return await _detail(session, await service.get_appraisal(session, principal, appraisal_id))
+    return await service.read_appraisal(read, appraisal_id)
 
 
 @router.post("/appraisals/{appraisal_id}/items", response_model=ItemOut, status_code=201)
@@ -139,27 +138,28 @@ async def add_item_photo(
     evidence = await service.add_item_photo(
         session, principal, appraisal_id, item_id, stored, classification
     )
-    return await _evidence_out(storage, principal, evidence)
+    fields = {name: getattr(evidence, name) for name in repository.EVIDENCE.fields}
+    return await _evidence_out(storage, principal.org_id, fields)
 
 
-async def _evidence_out(storage: Storage, principal: Principal, evidence: Evidence) -> EvidenceOut:
-    url = await storage.signed_url(principal.org_id, evidence.storage_key)
-    fields = {
-        name: getattr(evidence, name) for name in EvidenceOut.model_fields if name != "download_url"
-    }
+async def _evidence_out(
+    storage: Storage, org_id: uuid.UUID, evidence: Mapping[str, Any]
+) -> EvidenceOut:
+    """`EvidenceOut` from the fields of `repository.EVIDENCE` (its storage key included)."""
+    fields = {name: value for name, value in evidence.items() if name != "storage_key"}
+    url = await storage.signed_url(org_id, evidence["storage_key"])
     return EvidenceOut(**fields, download_url=url)
 
 
 @router.get("/appraisals/{appraisal_id}/evidence", response_model=list[EvidenceOut])
 async def list_evidence(
-    appraisal_id: uuid.UUID, session: SessionDep, storage: StorageDep, principal: Reader
+    appraisal_id: uuid.UUID, request: Request, read: AppraisalReads
 ) -> list[EvidenceOut]:
     """Key frames and photos with their SHA-256 and a time-limited download URL."""
-    appraisal = await service.get_appraisal(session, principal, appraisal_id)
-    return [
-        await _evidence_out(storage, principal, row)
-        for row in await service.evidence_of(session, appraisal)
-    ]
+    evidence = await service.read_evidence(read, appraisal_id)
+    assert read.principal is not None  # the read confirmed the caller
+    storage, org_id = request_storage(request), read.principal.org_id
+    return [await _evidence_out(storage, org_id, row) for row in evidence]
 
 
 router.include_router(purity.router)
@@ -201,19 +201,15 @@ async def reject(
 
 
 @router.get("/appraisals/{appraisal_id}/audit-chain", response_model=list[ChainEventOut])
-async def audit_chain(
-    appraisal_id: uuid.UUID, session: SessionDep, principal: Reader
-) -> list[ChainEventOut]:
-    rows = await service.chain_of(session, principal, appraisal_id)
+async def audit_chain(appraisal_id: uuid.UUID, read: AppraisalReads) -> list[ChainEventOut]:
+    rows = await service.read_chain(read, appraisal_id)
     return [ChainEventOut.model_validate(row) for row in rows]
 
 
 @router.get("/appraisals/{appraisal_id}/audit-chain/verify", response_model=ChainVerification)
-async def verify_audit_chain(
-    appraisal_id: uuid.UUID, session: SessionDep, principal: Reader
-) -> ChainVerification:
+async def verify_audit_chain(appraisal_id: uuid.UUID, read: AppraisalReads) -> ChainVerification:
     """Recompute every hash: `valid` is false from the first changed or missing event on."""
-    result = await service.verify_chain(session, principal, appraisal_id)
+    result = await service.verify_chain(read, appraisal_id)
     return ChainVerification.model_validate(result, from_attributes=True)
 
 

@@ -32,7 +32,6 @@ from touchstone.appraisal.exceptions import (
 from touchstone.appraisal.models import (
     Appraisal,
     AppraisalStatus,
-    ChainEvent,
     Evidence,
     EvidenceKind,
     Item,
@@ -43,6 +42,7 @@ from touchstone.appraisal.models import (
 from touchstone.appraisal.org_settings import service as org_settings
 from touchstone.appraisal.schemas import (
     AppraisalCreate,
+    AppraisalDetail,
     GoldRateCreate,
     ItemCreate,
     OverrideCreate,
@@ -60,7 +60,8 @@ from touchstone.core.auth import Principal, system_principal
 from touchstone.core.db import Database, utcnow
 from touchstone.core.errors import InvalidInput, NotFound
 from touchstone.core.events import publish
-from touchstone.core.pagination import PageParams, order_by, paginate
+from touchstone.core.pagination import Items, PageParams, PageQueries, read_page
+from touchstone.core.reads import ItemPlan, ItemQuery, Statements, TenantRead, read_items
 from touchstone.core.storage import StoredObject, file_kind
 
 ITEM_PHOTO_KIND = file_kind(
@@ -187,18 +188,6 @@ async def get_appraisal(
     if appraisal is None:
         raise AppraisalNotFound()
     return appraisal
-
-
-async def list_appraisals(
-    session: AsyncSession, principal: Principal, page: PageParams, status: AppraisalStatus | None
-) -> tuple[Sequence[Appraisal], int]:
-    query = repository.appraisals_query(principal)
-    if status is not None:
-        query = query.where(Appraisal.status == status)
-    columns = {"created_at": Appraisal.created_at, "updated_at": Appraisal.updated_at}
-    return await paginate(
-        session, query.order_by(*order_by(page, columns, "-created_at"), Appraisal.id), page
-    )
 
 
 async def items_of(session: AsyncSession, appraisal: Appraisal) -> Sequence[Item]:
@@ -510,20 +499,75 @@ async def decide(
     return appraisal
 
 
-# --- the chain -------------------------------------------------------------------------------
+# --- reads (`core.reads`): one round trip each ----------------------------------------------
 
 
-async def chain_of(
-    session: AsyncSession, principal: Principal, appraisal_id: uuid.UUID
-) -> Sequence[ChainEvent]:
-    appraisal = await get_appraisal(session, principal, appraisal_id)
-    return await chain.events(session, principal.org_id, appraisal.id)
+async def list_appraisals(
+    read: TenantRead, page: PageParams, status: AppraisalStatus | None
+) -> tuple[Items, int]:
+    """The appraisals the caller sees (a branch-bound caller: its branch's)."""
+    value = None if status is None else status.value
+
+    def plan(principal: Principal) -> tuple[PageQueries, dict[str, Any]]:
+        values = {"org_id": principal.org_id, "branch_id": principal.branch_scope, "status": value}
+        return repository.APPRAISAL_PAGES.plan(values, page.sort)
+
+    return await read_page(read, plan, page)
 
 
-async def verify_chain(
-    session: AsyncSession, principal: Principal, appraisal_id: uuid.UUID
-) -> chain.Verification:
-    return chain.verify(await chain_of(session, principal, appraisal_id))
+async def read_one(read: TenantRead, plan: ItemPlan, missing: type[NotFound]) -> dict[str, Any]:
+    """`core.reads.read_item` with this module's typed 404 (`missing`)."""
+    items = await read_items(read, plan)
+    if not items:
+        raise missing()
+    return items[0]
+
+
+async def read_with_appraisal(
+    read: TenantRead,
+    appraisal_id: uuid.UUID,
+    *parts: ItemQuery,
+    head: repository.ByBranch = repository.APPRAISAL_VISIBLE,
+) -> tuple[dict[str, Any], list[list[dict[str, Any]]]]:
+    """The appraisal as `head` reads it and, in the same transaction, the rows of each of
+    `parts` (queries on what belongs to appraisal `id`); `AppraisalNotFound` when the caller
+    may not see the appraisal (another bank's or, for a branch-bound caller, another
+    branch's), whatever the parts found."""
+
+    def plan(principal: Principal) -> Statements:
+        query, values = head.bound(principal, {"id": appraisal_id})
+        return [(query.query, values), *((part.query, values) for part in parts)]
+
+    found, *rows = await read.fetch(plan)
+    if not found:
+        raise AppraisalNotFound()
+    return head.everywhere.items(found)[0], [
+        part.items(part_rows) for part, part_rows in zip(parts, rows, strict=True)
+    ]
+
+
+async def read_appraisal(read: TenantRead, appraisal_id: uuid.UUID) -> AppraisalDetail:
+    appraisal, (items,) = await read_with_appraisal(
+        read, appraisal_id, repository.ITEMS, head=repository.APPRAISAL_DETAIL
+    )
+    return AppraisalDetail.model_validate({**appraisal, "items": items})
+
+
+async def read_evidence(read: TenantRead, appraisal_id: uuid.UUID) -> list[dict[str, Any]]:
+    """The appraisal's evidence, oldest first, each with its `storage_key`."""
+    _, (evidence,) = await read_with_appraisal(read, appraisal_id, repository.EVIDENCE)
+    return evidence
+
+
+async def read_chain(read: TenantRead, appraisal_id: uuid.UUID) -> list[dict[str, Any]]:
+    _, (events,) = await read_with_appraisal(read, appraisal_id, repository.CHAIN)
+    return events
+
+
+async def verify_chain(read: TenantRead, appraisal_id: uuid.UUID) -> chain.Verification:
+    """Read in one round trip; the time goes into recomputing one SHA-256 (over the
+    event's canonical JSON) per event, linear in the chain's length."""
+    return chain.verify([chain.ChainRow(**event) for event in await read_chain(read, appraisal_id)])
 
 
 DEMO_RATE_24K_PER_G = Decimal("7000.00")

@@ -9,21 +9,21 @@ whether the digest matches; an unknown number gets a plain 404 page that says no
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from collections.abc import Mapping
+from typing import Annotated, Any
 
 from fastapi import Path, Query, Request
 from fastapi.responses import HTMLResponse
 
+from touchstone.appraisal import repository
 from touchstone.appraisal.certificate import service
 from touchstone.appraisal.certificate.page import render_verification_html
-from touchstone.appraisal.dependencies import Reader
-from touchstone.appraisal.models import Certificate
+from touchstone.appraisal.dependencies import AppraisalReads, Reader
 from touchstone.appraisal.schemas import CertificateOut
-from touchstone.core.auth import Principal
 from touchstone.core.deps import SessionDep, SettingsDep, SystemSessionDep
 from touchstone.core.errors import Forbidden
 from touchstone.core.routing import ApiRouter
-from touchstone.core.storage import Storage, StorageDep
+from touchstone.core.storage import Storage, StorageDep, request_storage
 
 router = ApiRouter()  # tagged by the module router including it
 public_router = ApiRouter(tags=["appraisal"])
@@ -43,17 +43,17 @@ NOT_FOUND_PAGE = (
 
 
 async def _certificate_out(
-    request: Request, storage: Storage, principal: Principal, certificate: Certificate
+    request: Request, storage: Storage, org_id: uuid.UUID, certificate: Mapping[str, Any]
 ) -> CertificateOut:
+    """`CertificateOut` from the fields of `repository.CERTIFICATE`."""
+    number, digest = certificate["number"], certificate["digest"]
     return CertificateOut(
-        number=certificate.number,
-        digest=certificate.digest,
-        sha256=certificate.sha256,
-        issued_at=certificate.issued_at,
-        verify_url=service.verify_url(
-            str(request.base_url), certificate.number, certificate.digest
-        ),
-        download_url=await storage.signed_url(principal.org_id, certificate.storage_key),
+        number=number,
+        digest=digest,
+        sha256=certificate["sha256"],
+        issued_at=certificate["issued_at"],
+        verify_url=service.verify_url(str(request.base_url), number, digest),
+        download_url=await storage.signed_url(org_id, certificate["storage_key"]),
     )
 
 
@@ -77,19 +77,21 @@ async def issue_certificate(
     certificate = await service.issue(
         session, principal, appraisal_id, settings, storage, str(request.base_url)
     )
-    return await _certificate_out(request, storage, principal, certificate)
+    fields = {name: getattr(certificate, name) for name in repository.CERTIFICATE.fields}
+    return await _certificate_out(request, storage, principal.org_id, fields)
 
 
 @router.get("/appraisals/{appraisal_id}/certificate", response_model=CertificateOut)
 async def get_certificate(
-    appraisal_id: uuid.UUID,
-    request: Request,
-    session: SessionDep,
-    storage: StorageDep,
-    principal: Reader,
+    appraisal_id: uuid.UUID, request: Request, read: AppraisalReads
 ) -> CertificateOut:
-    certificate = await service.get_certificate(session, principal, appraisal_id)
-    return await _certificate_out(request, storage, principal, certificate)
+    """The certificate as issued: read in one round trip, no document rendered (the PDF was
+    stored at issue); a signed download URL for it."""
+    certificate = await service.read_certificate(read, appraisal_id)
+    assert read.principal is not None  # the read confirmed the caller
+    return await _certificate_out(
+        request, request_storage(request), read.principal.org_id, certificate
+    )
 
 
 @public_router.get(f"{service.VERIFY_PATH}/{{number}}", response_class=HTMLResponse)

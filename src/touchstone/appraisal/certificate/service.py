@@ -44,6 +44,7 @@ from touchstone.appraisal.valuation import GoldRates, LendingPolicy, RuleCheck, 
 from touchstone.core.auth import Principal
 from touchstone.core.config import Settings
 from touchstone.core.db import enter_tenant, utcnow
+from touchstone.core.reads import TenantRead
 from touchstone.core.storage import Storage, file_kind
 
 VERIFY_PATH = "/verify/certificates"
@@ -220,14 +221,12 @@ async def _certificate_of(session: AsyncSession, appraisal: Appraisal) -> Certif
     return (await session.execute(query)).scalar_one_or_none()
 
 
-async def get_certificate(
-    session: AsyncSession, principal: Principal, appraisal_id: uuid.UUID
-) -> Certificate:
-    appraisal = await service.get_appraisal(session, principal, appraisal_id)
-    certificate = await _certificate_of(session, appraisal)
-    if certificate is None:
+async def read_certificate(read: TenantRead, appraisal_id: uuid.UUID) -> dict[str, Any]:
+    """The fields of `repository.CERTIFICATE` of the appraisal's certificate."""
+    _, (found,) = await service.read_with_appraisal(read, appraisal_id, repository.CERTIFICATE)
+    if not found:
         raise CertificateNotFound()
-    return certificate
+    return found[0]
 
 
 async def certificate_data(

@@ -5,19 +5,19 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import Query, UploadFile
+from fastapi import Query, Request, Response, UploadFile
 
 from touchstone.appraisal.customers import service
 from touchstone.appraisal.dependencies import (
     MAX_PHOTO_BYTES,
     PHOTO_TYPES,
-    CustomerReader,
+    CustomerReads,
     CustomerWriter,
 )
 from touchstone.appraisal.schemas import CustomerCreate, CustomerOut
-from touchstone.core.deps import SessionDep, SettingsDep
+from touchstone.core.deps import SessionDep, SettingsDep, get_settings
 from touchstone.core.idempotency import IdempotencyDep
-from touchstone.core.pagination import Page, PageDep
+from touchstone.core.pagination import Page, PageDep, page_response
 from touchstone.core.routing import ApiRouter, upload_limit
 from touchstone.core.schemas import PlainText
 from touchstone.core.storage import StorageDep, store_upload
@@ -39,30 +39,21 @@ async def create_customer(
 
 @router.get("/customers", response_model=Page[CustomerOut])
 async def search_customers(
-    session: SessionDep,
-    settings: SettingsDep,
+    request: Request,
+    read: CustomerReads,
     page: PageDep,
-    principal: CustomerReader,
     name: Annotated[PlainText | None, Query(max_length=200)] = None,
     phone: Annotated[PlainText | None, Query(max_length=30)] = None,
-) -> Page[CustomerOut]:
+) -> Response:
     """By part of the name, the full phone number, or its last digits (up to four)."""
-    rows, total = await service.search_customers(
-        session, principal, page, settings, name=name, phone=phone
-    )
-    return Page[CustomerOut](
-        items=[service.customer_out(row) for row in rows],
-        total=total,
-        limit=page.limit,
-        offset=page.offset,
-    )
+    settings = await get_settings(request)  # the phone's keyed hash needs the secret key
+    items, total = await service.search_customers(read, page, settings, name=name, phone=phone)
+    return page_response(items, total, page)
 
 
 @router.get("/customers/{customer_id}", response_model=CustomerOut)
-async def get_customer(
-    customer_id: uuid.UUID, session: SessionDep, principal: CustomerReader
-) -> CustomerOut:
-    return service.customer_out(await service.get_customer(session, principal, customer_id))
+async def get_customer(customer_id: uuid.UUID, read: CustomerReads) -> CustomerOut:
+    return CustomerOut.model_validate(await service.read_customer(read, customer_id))
 
 
 @router.put("/customers/{customer_id}/photo", response_model=CustomerOut)

@@ -10,12 +10,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import uuid
-from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from touchstone.appraisal import repository
+from touchstone.appraisal import service as appraisals
 from touchstone.appraisal.certificate.document import mask_id_number, mask_phone
 from touchstone.appraisal.exceptions import CustomerNotFound
 from touchstone.appraisal.models import Customer
@@ -25,7 +26,8 @@ from touchstone.core.auth import Principal
 from touchstone.core.config import Settings
 from touchstone.core.crypto import Sealer
 from touchstone.core.errors import InvalidInput
-from touchstone.core.pagination import PageParams, order_by, paginate
+from touchstone.core.pagination import Items, PageParams, PageQueries, PageShape, read_page
+from touchstone.core.reads import ItemQuery, TenantRead
 from touchstone.core.storage import StoredObject, file_kind
 
 PHOTO_KIND = file_kind("customer-photo", permission="customers:read")
@@ -51,7 +53,7 @@ def customer_out(customer: Customer) -> CustomerOut:
     return CustomerOut(
         id=customer.id,
         full_name=customer.full_name,
-        phone_masked="X" * 6 + customer.phone_last4,
+        phone_masked=repository.PHONE_MASK + customer.phone_last4,
         id_document_type=customer.id_document_type,
         id_number_masked=customer.id_number_masked,
         has_photo=customer.photo_key is not None,
@@ -100,30 +102,61 @@ async def get_customer(
     return customer
 
 
-async def search_customers(
-    session: AsyncSession,
-    principal: Principal,
-    page: PageParams,
-    settings: Settings,
-    *,
-    name: str | None,
-    phone: str | None,
-) -> tuple[Sequence[Customer], int]:
-    query = select(Customer).where(Customer.org_id == principal.org_id)
+async def read_customer(read: TenantRead, customer_id: uuid.UUID) -> dict[str, Any]:
+    """`CustomerOut`'s fields (whoever may read customers sees every branch's)."""
+
+    def plan(principal: Principal) -> tuple[ItemQuery, dict[str, Any]]:
+        return repository.CUSTOMER, {"org_id": principal.org_id, "id": customer_id}
+
+    return await appraisals.read_one(read, plan, CustomerNotFound)
+
+
+_CUSTOMER_PAGES = PageShape(
+    select(*repository.CUSTOMER_COLUMNS).where(Customer.org_id == bindparam("org_id")),
+    {
+        "pattern": lambda pattern: Customer.full_name.ilike(pattern, escape="\\"),
+        "last_digits": lambda digits: Customer.phone_last4.endswith(digits),
+        "phone_hash": lambda digest: Customer.phone_hash == digest,
+    },
+    {"created_at": Customer.created_at, "full_name": Customer.full_name},
+    "full_name",
+    Customer.id,
+    item=CustomerOut,
+)
+
+
+def _search(settings: Settings, name: str | None, phone: str | None) -> dict[str, str | None]:
+    """The list filters for a search by part of the name and by phone (None: not filtered)."""
+    filters: dict[str, str | None] = {"pattern": None, "last_digits": None, "phone_hash": None}
     if name:
         escaped = name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        query = query.where(Customer.full_name.ilike(f"%{escaped}%", escape="\\"))
+        filters["pattern"] = f"%{escaped}%"
     if phone:
         digits = phone_digits(phone)
         if not digits:
             raise InvalidInput("phone must contain digits")
         if len(digits) <= 4:
-            query = query.where(Customer.phone_last4.endswith(digits))
+            filters["last_digits"] = digits
         else:
-            query = query.where(Customer.phone_hash == phone_hash(settings, digits))
-    columns = {"created_at": Customer.created_at, "full_name": Customer.full_name}
-    ordered = query.order_by(*order_by(page, columns, "full_name"), Customer.id)
-    return await paginate(session, ordered, page)
+            filters["phone_hash"] = phone_hash(settings, digits)
+    return filters
+
+
+async def search_customers(
+    read: TenantRead,
+    page: PageParams,
+    settings: Settings,
+    *,
+    name: str | None,
+    phone: str | None,
+) -> tuple[Items, int]:
+    def plan(principal: Principal) -> tuple[PageQueries, dict[str, Any]]:
+        if read.permission is not None:  # first: a bad phone from one who may not search is a 403
+            principal.ensure(read.permission)
+        values = {"org_id": principal.org_id, **_search(settings, name, phone)}
+        return _CUSTOMER_PAGES.plan(values, page.sort)
+
+    return await read_page(read, plan, page)
 
 
 async def attach_photo(

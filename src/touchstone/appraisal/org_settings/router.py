@@ -4,11 +4,17 @@ appraisers test on, and the gold rates valuations use."""
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import anyio
+from fastapi import Response
 
-from touchstone.appraisal.dependencies import DeviceWriter, Reader, SettingsWriter
-from touchstone.appraisal.models import AppraisalSettings
+from touchstone.appraisal.dependencies import (
+    AppraisalReads,
+    DeviceReads,
+    DeviceWriter,
+    SettingsWriter,
+)
 from touchstone.appraisal.org_settings import service
 from touchstone.appraisal.purity.engines import engine_for
 from touchstone.appraisal.schemas import (
@@ -20,25 +26,28 @@ from touchstone.appraisal.schemas import (
     SettingsUpdate,
     TestedKarat,
 )
+from touchstone.appraisal.valuation import LendingPolicy
 from touchstone.core.deps import SessionDep, SettingsDep
-from touchstone.core.pagination import Page, PageDep, page_of
+from touchstone.core.pagination import Page, PageDep, page_response
 from touchstone.core.routing import ApiRouter
 
 router = ApiRouter()  # tagged by the module router including it
 
 
-def _settings_out(settings: AppraisalSettings) -> SettingsOut:
+def _settings_out(
+    detector_engine: str, require_registered_device: bool, lending_policy: dict[str, Any]
+) -> SettingsOut:
     return SettingsOut(
-        detector_engine=settings.detector_engine,
-        require_registered_device=settings.require_registered_device,
-        lending_policy=service.lending_policy(settings).to_mapping(),
+        detector_engine=detector_engine,
+        require_registered_device=require_registered_device,
+        lending_policy=LendingPolicy.from_mapping(lending_policy).to_mapping(),
     )
 
 
 @router.get("/appraisal-settings", response_model=SettingsOut)
-async def get_settings(session: SessionDep, principal: Reader) -> SettingsOut:
+async def get_settings(read: AppraisalReads) -> SettingsOut:
     """The org's detector engine, device rule and lending policy (defaults filled in)."""
-    return _settings_out(await service.org_settings(session, principal.org_id))
+    return _settings_out(**await service.read_settings(read))
 
 
 @router.patch("/appraisal-settings", response_model=SettingsOut)
@@ -49,7 +58,10 @@ async def update_settings(
     YOLO_ACID_MODEL to be usable models, or the change is refused (422)."""
     if body.detector_engine is not None:
         await anyio.to_thread.run_sync(engine_for, body.detector_engine, settings)
-    return _settings_out(await service.update_settings(session, principal, body))
+    stored = await service.update_settings(session, principal, body)
+    return _settings_out(
+        stored.detector_engine, stored.require_registered_device, stored.lending_policy
+    )
 
 
 @router.post("/devices", response_model=DeviceOut, status_code=201)
@@ -61,11 +73,9 @@ async def register_device(
 
 
 @router.get("/devices", response_model=Page[DeviceOut])
-async def list_devices(
-    session: SessionDep, page: PageDep, principal: DeviceWriter
-) -> Page[DeviceOut]:
-    items, total = await service.list_devices(session, principal, page)
-    return page_of(DeviceOut, items, total, page)
+async def list_devices(read: DeviceReads, page: PageDep) -> Response:
+    items, total = await service.list_devices(read, page)
+    return page_response(items, total, page)
 
 
 @router.post("/devices/{device_id}/deactivate", response_model=DeviceOut)
@@ -86,7 +96,7 @@ async def set_gold_rate(
 
 @router.get("/gold-rates", response_model=Page[GoldRateOut])
 async def gold_rate_history(
-    session: SessionDep, page: PageDep, principal: Reader, karat: TestedKarat | None = None
-) -> Page[GoldRateOut]:
-    items, total = await service.rate_history(session, principal, page, karat)
-    return page_of(GoldRateOut, items, total, page)
+    read: AppraisalReads, page: PageDep, karat: TestedKarat | None = None
+) -> Response:
+    items, total = await service.rate_history(read, page, karat)
+    return page_response(items, total, page)

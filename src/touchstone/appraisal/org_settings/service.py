@@ -4,11 +4,11 @@ gold rates. Everything here is audited; gold rates are never edited, only supers
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import touchstone.identity.service as identity
@@ -20,25 +20,41 @@ from touchstone.appraisal.exceptions import (
     InvalidLendingPolicy,
 )
 from touchstone.appraisal.models import AppraisalSettings, Device, GoldRate
-from touchstone.appraisal.schemas import DeviceCreate, GoldRateCreate, SettingsUpdate
+from touchstone.appraisal.schemas import (
+    DeviceCreate,
+    DeviceOut,
+    GoldRateCreate,
+    GoldRateOut,
+    SettingsUpdate,
+)
 from touchstone.appraisal.valuation import KARAT_24, GoldRates, LendingPolicy
 from touchstone.core.audit import record_audit
 from touchstone.core.auth import Principal
 from touchstone.core.db import utcnow
 from touchstone.core.errors import InvalidInput, NotFound
-from touchstone.core.pagination import PageParams, order_by, paginate
+from touchstone.core.pagination import Items, PageParams, PageQueries, PageShape, read_page
+from touchstone.core.reads import TenantRead, columns_for, read_items
+
+
+def _defaults() -> dict[str, Any]:
+    """What an org's settings are until an admin changes them (nothing is stored till then)."""
+    return {
+        "detector_engine": "classical",
+        "require_registered_device": False,
+        "lending_policy": {},
+    }
 
 
 async def org_settings(session: AsyncSession, org_id: uuid.UUID) -> AppraisalSettings:
     """The org's settings row, or the defaults (not stored until an admin changes them)."""
     stored = await repository.settings_of(session, org_id)
-    return stored or AppraisalSettings(
-        id=uuid.uuid4(),
-        org_id=org_id,
-        detector_engine="classical",
-        require_registered_device=False,
-        lending_policy={},
-    )
+    return stored or AppraisalSettings(id=uuid.uuid4(), org_id=org_id, **_defaults())
+
+
+async def read_settings(read: TenantRead) -> dict[str, Any]:
+    """The fields of `SettingsOut` as stored, or the defaults; the policy as stored."""
+    found = await read_items(read, lambda p: (repository.SETTINGS, {"org_id": p.org_id}))
+    return found[0] if found else _defaults()
 
 
 def lending_policy(settings: AppraisalSettings) -> LendingPolicy:
@@ -100,12 +116,20 @@ async def register_device(
     return device
 
 
-async def list_devices(
-    session: AsyncSession, principal: Principal, page: PageParams
-) -> tuple[Sequence[Device], int]:
-    query = select(Device).where(Device.org_id == principal.org_id)
-    columns = {"created_at": Device.created_at, "name": Device.name}
-    return await paginate(session, query.order_by(*order_by(page, columns, "-created_at")), page)
+_DEVICE_PAGES = PageShape(
+    select(*columns_for(DeviceOut, Device)).where(Device.org_id == bindparam("org_id")),
+    {},
+    {"created_at": Device.created_at, "name": Device.name},
+    "-created_at",
+    item=DeviceOut,
+)
+
+
+async def list_devices(read: TenantRead, page: PageParams) -> tuple[Items, int]:
+    def plan(principal: Principal) -> tuple[PageQueries, dict[str, Any]]:
+        return _DEVICE_PAGES.plan({"org_id": principal.org_id}, page.sort)
+
+    return await read_page(read, plan, page)
 
 
 async def deactivate_device(
@@ -180,15 +204,21 @@ async def set_gold_rate(
     return rate
 
 
-async def rate_history(
-    session: AsyncSession, principal: Principal, page: PageParams, karat: str | None
-) -> tuple[Sequence[GoldRate], int]:
-    query = select(GoldRate).where(GoldRate.org_id == principal.org_id)
-    if karat is not None:
-        query = query.where(GoldRate.karat == karat)
-    columns = {"effective_from": GoldRate.effective_from, "karat": GoldRate.karat}
-    ordered = query.order_by(*order_by(page, columns, "-effective_from"), GoldRate.id)
-    return await paginate(session, ordered, page)
+_RATE_PAGES = PageShape(
+    select(*columns_for(GoldRateOut, GoldRate)).where(GoldRate.org_id == bindparam("org_id")),
+    {"karat": lambda karat: GoldRate.karat == karat},
+    {"effective_from": GoldRate.effective_from, "karat": GoldRate.karat},
+    "-effective_from",
+    GoldRate.id,
+    item=GoldRateOut,
+)
+
+
+async def rate_history(read: TenantRead, page: PageParams, karat: str | None) -> tuple[Items, int]:
+    def plan(principal: Principal) -> tuple[PageQueries, dict[str, Any]]:
+        return _RATE_PAGES.plan({"org_id": principal.org_id, "karat": karat}, page.sort)
+
+    return await read_page(read, plan, page)
 
 
 async def gold_rates_at(session: AsyncSession, org_id: uuid.UUID, moment: datetime) -> GoldRates:

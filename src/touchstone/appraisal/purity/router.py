@@ -12,7 +12,7 @@ from typing import Annotated
 from fastapi import Header, Request, Response
 
 from touchstone.appraisal import service as appraisals
-from touchstone.appraisal.dependencies import API, TESTING, Reader, Tester, Writer
+from touchstone.appraisal.dependencies import API, TESTING, AppraisalReads, Tester, Writer
 from touchstone.appraisal.models import PurityTest
 from touchstone.appraisal.purity import service
 from touchstone.appraisal.purity.live import webrtc
@@ -71,11 +71,9 @@ async def create_purity_test(
 
 
 @router.get("/purity-sessions/{test_id}", response_model=PurityTestOut)
-async def get_purity_test(
-    test_id: uuid.UUID, session: SessionDep, principal: Reader
-) -> PurityTestOut:
+async def get_purity_test(test_id: uuid.UUID, read: AppraisalReads) -> PurityTestOut:
     """The seed's purity_test_details: karat, confidence, stage timings, detector versions."""
-    return _test_out(await service.get_test(session, principal, test_id))
+    return PurityTestOut.model_validate(await service.read_test(read, test_id))
 
 
 @router.post("/purity-sessions/{test_id}/webrtc/offer", response_model=WebRtcAnswer)

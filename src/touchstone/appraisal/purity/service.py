@@ -33,6 +33,7 @@ from touchstone.appraisal.purity.pipeline import PurityResult, Stage
 from touchstone.core.auth import Principal
 from touchstone.core.db import utcnow
 from touchstone.core.events import publish
+from touchstone.core.reads import ItemQuery, TenantRead
 from touchstone.core.storage import StoredObject
 
 TESTABLE = frozenset(
@@ -106,6 +107,15 @@ async def get_test(
     if test is None:
         raise PurityTestNotFound()
     return test
+
+
+async def read_test(read: TenantRead, test_id: uuid.UUID) -> dict[str, Any]:
+    """`PurityTestOut`'s fields, when the test's appraisal is visible to the caller."""
+
+    def plan(principal: Principal) -> tuple[ItemQuery, dict[str, Any]]:
+        return repository.PURITY_TEST.bound(principal, {"id": test_id})
+
+    return await service.read_one(read, plan, PurityTestNotFound)
 
 
 async def start(
