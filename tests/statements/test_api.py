@@ -17,9 +17,11 @@ from tests.conftest import Tenant, add_member, assert_problem
 from tests.core.jobs.conftest import drain
 from touchstone.core.config import Settings
 from touchstone.core.db import Database
+from touchstone.core.pagination import Page
 from touchstone.core.permissions import Role
 from touchstone.core.postgres import DatabaseUrls
 from touchstone.statements.models import Batch, UsageEvent
+from touchstone.statements.schemas import TransactionOut
 
 API = "/api/v1"
 
@@ -56,7 +58,8 @@ async def test_batch_reads_verifies_and_reports(
     assert [s["status"] for s in batch["statements"]] == ["queued", "queued"]
 
     await run_jobs()
-    done = (await live_client.get(f"{API}/batches/{batch['id']}", headers=tenant.headers)).json()
+    read = await live_client.get(f"{API}/batches/{batch['id']}", headers=tenant.headers)
+    done = read.json()
     assert done["status"] == "done"
     assert [s["status"] for s in done["statements"]] == ["verified", "verified"]
     expected = len(first.transactions) + len(second.transactions)
@@ -70,6 +73,11 @@ async def test_batch_reads_verifies_and_reports(
     )
     rows = listed.json()
     assert rows["total"] == len(first.transactions)
+    # The page is serialised from the rows as read: exactly what the model would send.
+    assert (
+        listed.content
+        == Page[TransactionOut].model_validate_json(listed.content).model_dump_json().encode()
+    )
     truth = first.transactions
     assert [(r["txn_date"], r["amount"]) for r in rows["items"]] == [
         (t.date.isoformat(), f"{t.amount:.2f}") for t in truth
@@ -84,6 +92,16 @@ async def test_batch_reads_verifies_and_reports(
         )
     ).text
     assert len(csv_text.strip().splitlines()) == expected + 1
+    assert csv_text.splitlines()[0] == (
+        "statement_id,row,txn_date,description,amount,balance,category,counterparty,recurring"
+    )
+
+    # The statement prints the full account number; only its masked form reaches the API.
+    assert first.meta.account_number_masked is not None
+    last_four = first.meta.account_number_masked[-4:]
+    assert done["statements"][0]["meta"]["account_number_masked"] == f"XXXX{last_four}"
+    for body in (read.text, listed.text, csv_text):
+        assert f"4021{last_four}" not in body
 
     workbook = await live_client.get(
         f"{API}/batches/{batch['id']}/report.xlsx", headers=tenant.headers
@@ -204,6 +222,8 @@ async def test_another_orgs_batch_is_not_found(
     for method, path in [
         ("GET", base),
         ("GET", f"{base}/transactions"),
+        ("GET", f"{base}/transactions?format=csv"),
+        ("GET", f"{base}/transactions?offset=40&sort=-amount&q=rent&min_amount=1"),
         ("GET", f"{base}/report.xlsx"),
         ("DELETE", base),
         ("POST", f"{base}/statements/{statement}/reprocess"),
@@ -213,6 +233,36 @@ async def test_another_orgs_batch_is_not_found(
         response = await client.request(method, path, headers=tenant_b.headers, json=body)
         assert_problem(response, 404)
     assert (await client.get(base, headers=tenant_a.headers)).status_code == 200
+    listed = (await client.get(f"{API}/batches", headers=tenant_b.headers)).json()
+    assert listed == {"items": [], "total": 0, "limit": 20, "offset": 0}
+
+
+async def test_transaction_reads_answer_403_then_422_then_404(
+    client: httpx.AsyncClient, tenant_a: Tenant
+) -> None:
+    """The order of the refusals is the route's contract: permission, the range, the batch."""
+    batch = (
+        await upload(client, tenant_a, [pdf("a.pdf", generate_statement("ruled_uk", seed=8).pdf)])
+    ).json()
+    _, appraiser = await add_member(client, tenant_a, Role.APPRAISER)  # no statements:read
+    reversed_range = {"date_from": "2024-02-01", "date_to": "2024-01-01"}
+    for export in ({}, {"format": "csv"}):
+        for _ in range(2):  # the second read is planned for the caller this process saw
+            for batch_id in (batch["id"], uuid.uuid4()):
+                path = f"{API}/batches/{batch_id}/transactions"
+                params = reversed_range | export
+                assert_problem(await client.get(path, headers=appraiser, params=params), 403)
+                refused = await client.get(path, headers=tenant_a.headers, params=params)
+                assert_problem(refused, 422)
+            missing = f"{API}/batches/{uuid.uuid4()}/transactions"
+            assert_problem(await client.get(missing, headers=tenant_a.headers, params=export), 404)
+    empty = await client.get(
+        f"{API}/batches/{batch['id']}/transactions", headers=tenant_a.headers, params={"offset": 5}
+    )
+    assert empty.json() == {"items": [], "total": 0, "limit": 20, "offset": 5}
+    not_built = f"{API}/batches/{batch['id']}/report.xlsx"
+    assert_problem(await client.get(not_built, headers=tenant_a.headers), 409)
+    assert_problem(await client.get(not_built, headers=appraiser), 403)
 
 
 async def test_viewer_reads_but_cannot_upload(client: httpx.AsyncClient, tenant_a: Tenant) -> None:

@@ -14,22 +14,23 @@ from __future__ import annotations
 import functools
 import re
 import uuid
-from contextlib import asynccontextmanager
 from typing import Annotated
 
+import structlog
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
-from touchstone.core.auth import Credential, Principal
+from touchstone.core.auth import Credential, log_context
 from touchstone.core.config import Settings
 from touchstone.core.deps import (
     api_key_scheme,
     bearer_scheme,
+    get_database,
     read_credential,
     tenant_entry,
-    tenant_session,
 )
 from touchstone.core.errors import Forbidden, NotFound
+from touchstone.core.reads import confirm
 from touchstone.core.routing import ApiRouter
 from touchstone.core.storage import (
     FILES_PATH,
@@ -93,16 +94,22 @@ def _url_signer(secret_key: str) -> UrlSigner:
 
 
 async def _caller_org(request: Request, credential: Credential, key: str) -> uuid.UUID:
-    """Authenticate through the same unit of work as every other route, ask the owning
-    module whether the caller may read `key`, then let go of the session.
+    """Authenticate in one round trip without the ORM (`core.reads.confirm`), then ask the
+    owning module whether the caller may read `key`.
 
-    The session is committed and closed before streaming starts: a long download must not
-    hold a database connection.
+    The kind's permission needs no database. A kind with a `visible` check (branch-bound
+    objects) runs it in an ORM session in the confirmed caller's tenant: the session opens a
+    connection only when that check queries, so other kinds' downloads never do. Nothing
+    holds a database connection while the file streams.
     """
-    entry = tenant_entry(request, credential)
-    async with asynccontextmanager(tenant_session)(request, entry) as session:
-        principal: Principal = request.state.principal
-        if key_org(key) != principal.org_id or not await may_read_file(session, principal, key):
+    database = get_database(request)
+    principal = await confirm(database, tenant_entry(request, credential))
+    request.state.principal = principal
+    structlog.contextvars.bind_contextvars(**log_context(principal))
+    if key_org(key) != principal.org_id:
+        raise NotFound("File not found")
+    async with database.session(org_id=principal.org_id, user_id=principal.user_id) as session:
+        if not await may_read_file(session, principal, key):
             raise NotFound("File not found")
     return principal.org_id
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import json
 import uuid
 from collections.abc import Sequence
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import bindparam, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from touchstone.core.audit import record_audit
@@ -26,9 +27,25 @@ from touchstone.core.db import add_unique, unique_changes
 from touchstone.core.errors import InvalidInput, NotFound, PayloadTooLarge
 from touchstone.core.events import publish
 from touchstone.core.jobs import JobRecord, defer
-from touchstone.core.pagination import PageParams, order_by, paginate
+from touchstone.core.pagination import (
+    Condition,
+    Items,
+    PageParams,
+    PageQueries,
+    PageShape,
+    read_page,
+)
+from touchstone.core.reads import (
+    CompiledQuery,
+    Rows,
+    Statements,
+    TenantRead,
+    columns_for,
+    compile_query,
+    read_items,
+)
 from touchstone.core.storage import Storage, file_kind
-from touchstone.statements import tasks
+from touchstone.statements import repository, tasks
 from touchstone.statements.categorise import Rule
 from touchstone.statements.engines.billing import BillingEngine
 from touchstone.statements.exceptions import (
@@ -49,7 +66,7 @@ from touchstone.statements.models import (
     UsageEvent,
 )
 from touchstone.statements.processing import PAGES, extraction_limits, one_chunk, password_sealer
-from touchstone.statements.schemas import RuleIn
+from touchstone.statements.schemas import BatchSummaryOut, RuleIn, TransactionOut
 
 PDF = "application/pdf"
 STATEMENT_FILES = file_kind("statement", permission="statements:read")
@@ -295,17 +312,19 @@ class Usage:
     billing: str
 
 
-async def usage(
-    session: AsyncSession, principal: Principal, settings: Settings, billing: BillingEngine
-) -> Usage:
-    plan = await plan_of(session, principal.org_id)
-    return Usage(
-        plan,
-        _month_start(),
-        await pages_used(session, principal.org_id),
-        quota_for(settings, plan),
-        billing.name,
-    )
+async def read_usage(read: TenantRead, settings: Settings, billing: BillingEngine) -> Usage:
+    """The month's plan and metered pages, as `plan_of` and `pages_used` read them, in one
+    round trip."""
+    period_start = _month_start()
+    since = dt.datetime.combine(period_start, dt.time(), dt.UTC)
+
+    def plan(principal: Principal) -> Statements:
+        values = {"org_id": principal.org_id, "since": since}
+        return [(repository.PLAN, values), (repository.PAGES_USED, values)]
+
+    plans, used = await read.fetch(plan)
+    name = (plans[0][0] if plans else None) or "free"
+    return Usage(name, period_start, int(used[0][0]), quota_for(settings, name), billing.name)
 
 
 # --- batches and statements -----------------------------------------------------------------
@@ -355,13 +374,49 @@ async def get_statement(
     return statement
 
 
-async def list_batches(
-    session: AsyncSession, principal: Principal, page: PageParams
-) -> tuple[Sequence[Any], int]:
-    query = select(Batch).where(Batch.org_id == principal.org_id)
-    columns = {"created_at": Batch.created_at, "label": Batch.label}
-    query = query.order_by(*order_by(page, columns, "-created_at"), Batch.id)
-    return await paginate(session, query, page)
+_BATCH_PAGES = PageShape(
+    select(*columns_for(BatchSummaryOut, Batch)).where(Batch.org_id == bindparam("org_id")),
+    {},
+    {"created_at": Batch.created_at, "label": Batch.label},
+    "-created_at",
+    Batch.id,
+    item=BatchSummaryOut,
+)
+
+
+async def list_batches(read: TenantRead, page: PageParams) -> tuple[Items, int]:
+    def plan(principal: Principal) -> tuple[PageQueries, dict[str, Any]]:
+        return _BATCH_PAGES.plan({"org_id": principal.org_id}, page.sort)
+
+    return await read_page(read, plan, page)
+
+
+async def read_batch(
+    read: TenantRead, batch_id: uuid.UUID
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The batch (with its `report_key`) and its statements in upload order, in one round
+    trip; `NotFound` for a batch of another org or none."""
+
+    def plan(principal: Principal) -> Statements:
+        values = {"org_id": principal.org_id, "id": batch_id}
+        return [(repository.BATCH.query, values), (repository.STATEMENTS.query, values)]
+
+    batches, statements = await read.fetch(plan)
+    if not batches:
+        raise NotFound("Batch not found")
+    return repository.BATCH.items(batches)[0], repository.STATEMENTS.items(statements)
+
+
+async def read_report_key(read: TenantRead, batch_id: uuid.UUID) -> str | None:
+    """The batch's workbook key (None until it is built); `NotFound` as `read_batch`."""
+    found = await read_items(
+        read,
+        lambda principal: (repository.REPORT_KEY, {"org_id": principal.org_id, "id": batch_id}),
+    )
+    if not found:
+        raise NotFound("Batch not found")
+    key: str | None = found[0]["report_key"]
+    return key
 
 
 async def supply_password(
@@ -443,56 +498,132 @@ class TransactionFilter:
     category: str | None = None
     text: str | None = None
 
-
-def transactions_query(batch: Batch, where: TransactionFilter) -> Any:
-    query = select(StatementTransaction).where(
-        StatementTransaction.batch_id == batch.id, StatementTransaction.org_id == batch.org_id
-    )
-    if where.statement_id:
-        query = query.where(StatementTransaction.statement_id == where.statement_id)
-    if where.date_from:
-        query = query.where(StatementTransaction.txn_date >= where.date_from)
-    if where.date_to:
-        query = query.where(StatementTransaction.txn_date <= where.date_to)
-    if where.min_amount is not None:
-        query = query.where(func.abs(StatementTransaction.amount) >= where.min_amount)
-    if where.max_amount is not None:
-        query = query.where(func.abs(StatementTransaction.amount) <= where.max_amount)
-    if where.category:
-        query = query.where(StatementTransaction.category == where.category)
-    if where.text:
-        escaped = where.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        query = query.where(StatementTransaction.description.ilike(f"%{escaped}%"))
-    return query
+    def values(self) -> dict[str, Any]:
+        """The filters by condition name (`_TRANSACTION_FILTERS`); None: not filtered. An
+        empty category or text filters nothing."""
+        pattern = None
+        if self.text:
+            escaped = self.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            pattern = f"%{escaped}%"
+        return {
+            "statement_id": self.statement_id,
+            "date_from": self.date_from,
+            "date_to": self.date_to,
+            "min_amount": self.min_amount,
+            "max_amount": self.max_amount,
+            "category": self.category or None,
+            "pattern": pattern,
+        }
 
 
-async def list_transactions(
-    session: AsyncSession, batch: Batch, where: TransactionFilter, page: PageParams
-) -> tuple[Sequence[Any], int]:
-    columns = {
+_TRANSACTION_FILTERS: dict[str, Condition] = {
+    "batch_id": lambda batch: StatementTransaction.batch_id == batch,  # always present
+    "statement_id": lambda statement: StatementTransaction.statement_id == statement,
+    "date_from": lambda start: StatementTransaction.txn_date >= start,
+    "date_to": lambda end: StatementTransaction.txn_date <= end,
+    "min_amount": lambda least: func.abs(StatementTransaction.amount) >= least,
+    "max_amount": lambda most: func.abs(StatementTransaction.amount) <= most,
+    "category": lambda category: StatementTransaction.category == category,
+    "pattern": lambda pattern: StatementTransaction.description.ilike(pattern),
+}
+_TRANSACTION_PAGES = PageShape(
+    select(*columns_for(TransactionOut, StatementTransaction)).where(
+        StatementTransaction.org_id == bindparam("org_id")
+    ),
+    _TRANSACTION_FILTERS,
+    {
         "txn_date": StatementTransaction.txn_date,
         "amount": StatementTransaction.amount,
         "row": StatementTransaction.row,
-    }
-    query = transactions_query(batch, where).order_by(
-        *order_by(page, columns, "txn_date"),
-        StatementTransaction.statement_id,
-        StatementTransaction.row,
-    )
-    return await paginate(session, query, page)
+    },
+    "txn_date",
+    StatementTransaction.statement_id,
+    StatementTransaction.row,
+    item=TransactionOut,
+)
+
+
+def _batch_exists(
+    principal: Principal, batch_id: uuid.UUID
+) -> tuple[CompiledQuery, dict[str, Any]]:
+    return repository.BATCH_EXISTS.query, {"org_id": principal.org_id, "id": batch_id}
+
+
+def _values(principal: Principal, batch_id: uuid.UUID, where: TransactionFilter) -> dict[str, Any]:
+    return {"org_id": principal.org_id, "batch_id": batch_id, **where.values()}
+
+
+async def list_transactions(
+    read: TenantRead, batch_id: uuid.UUID, where: TransactionFilter, page: PageParams
+) -> tuple[Items, int] | None:
+    """A page of the batch's matching transactions and their total, read with the batch in
+    one round trip (a second only for a page past the end, to count); None when the org has
+    no such batch (the router answers 404 after checking the range)."""
+    paged = {"limit": page.limit, "offset": page.offset}
+    planned: list[PageQueries] = []  # the last one is the plan whose rows were kept
+
+    def plan(principal: Principal) -> Statements:
+        queries, values = _TRANSACTION_PAGES.plan(_values(principal, batch_id, where), page.sort)
+        planned.append(queries)
+        return [_batch_exists(principal, batch_id), (queries.page, {**values, **paged})]
+
+    found, rows = await read.fetch(plan)
+    if not found:
+        return None
+    if rows:
+        fields = planned[-1].fields
+        return [dict(zip(fields, row, strict=False)) for row in rows], rows[0][-1]
+    if page.offset == 0:
+        return [], 0
+
+    def total(principal: Principal) -> Statements:
+        queries, values = _TRANSACTION_PAGES.plan(_values(principal, batch_id, where), page.sort)
+        return [(queries.total, values)]
+
+    (counted,) = await read.fetch(total)
+    return [], counted[0][0]
 
 
 EXPORT_LIMIT = 200_000
+EXPORT_COLUMNS = (
+    "statement_id",
+    "row",
+    "txn_date",
+    "description",
+    "amount",
+    "balance",
+    "category",
+    "counterparty",
+    "recurring",
+)
+
+
+@functools.lru_cache(maxsize=256)
+def _export_query(filters: frozenset[str]) -> CompiledQuery:
+    """The export's query for the filters present, compiled once per combination."""
+    query = select(*(getattr(StatementTransaction, name) for name in EXPORT_COLUMNS)).where(
+        StatementTransaction.org_id == bindparam("org_id")
+    )
+    for name in sorted(filters):
+        query = query.where(_TRANSACTION_FILTERS[name](bindparam(name)))
+    order = (StatementTransaction.statement_id, StatementTransaction.row)
+    return compile_query(query.order_by(*order).limit(EXPORT_LIMIT))
 
 
 async def all_transactions(
-    session: AsyncSession, batch: Batch, where: TransactionFilter
-) -> Sequence[StatementTransaction]:
-    """Every match, in statement order, for a CSV export (bounded: a batch is bounded too)."""
-    query = transactions_query(batch, where).order_by(
-        StatementTransaction.statement_id, StatementTransaction.row
-    )
-    return (await session.execute(query.limit(EXPORT_LIMIT))).scalars().all()
+    read: TenantRead, batch_id: uuid.UUID, where: TransactionFilter
+) -> Rows | None:
+    """Every match, in statement order, for a CSV export (bounded: a batch is bounded too):
+    rows of `EXPORT_COLUMNS`, read with the batch in one round trip; None as
+    `list_transactions`."""
+
+    def plan(principal: Principal) -> Statements:
+        values = {k: v for k, v in _values(principal, batch_id, where).items() if v is not None}
+        query = _export_query(frozenset(values.keys() - {"org_id"}))
+        return [_batch_exists(principal, batch_id), (query, values)]
+
+    found, rows = await read.fetch(plan)
+    return rows if found else None
 
 
 async def override_category(
@@ -533,9 +664,10 @@ async def override_category(
 # --- rules ------------------------------------------------------------------------------
 
 
-async def list_rules(session: AsyncSession, principal: Principal) -> Sequence[CategoryRule]:
-    query = select(CategoryRule).where(CategoryRule.org_id == principal.org_id)
-    return (await session.execute(query.order_by(CategoryRule.name))).scalars().all()
+async def list_rules(read: TenantRead) -> list[dict[str, Any]]:
+    return await read_items(
+        read, lambda principal: (repository.RULES, {"org_id": principal.org_id})
+    )
 
 
 def _checked_rule(data: RuleIn) -> Rule:

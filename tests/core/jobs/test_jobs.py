@@ -11,11 +11,14 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests import jobs_fixtures
-from tests.conftest import Tenant, committed_tenant
+from tests.conftest import Tenant, add_member, assert_problem, committed_tenant
 from tests.core.jobs.conftest import Jobs, principal_of
+from touchstone.core.auth import Principal
 from touchstone.core.config import Settings
 from touchstone.core.db import Database
 from touchstone.core.jobs import JobRecord, accepted, defer, job_app
+from touchstone.core.jobs.runtime import JOB_KINDS, JobKind
+from touchstone.core.permissions import Role
 from touchstone.identity.models import Branch
 
 
@@ -168,3 +171,60 @@ async def test_accepted_points_at_the_job(database: Database, tenant_a: Tenant) 
     response = accepted(record)
     assert response.status_code == 202
     assert response.headers["location"] == f"/api/v1/jobs/{record.id}"
+
+
+async def test_job_status_needs_the_kinds_read_permission(
+    client: httpx.AsyncClient, database: Database, tenant_a: Tenant
+) -> None:
+    async with database.transaction(org_id=tenant_a.org_id) as session:
+        record = await defer(session, principal_of(tenant_a), jobs_fixtures.statements_only)
+    url = f"/api/v1/jobs/{record.id}"
+    _, appraiser = await add_member(client, tenant_a, Role.APPRAISER)  # no statements:read
+    _, viewer = await add_member(client, tenant_a, Role.VIEWER)
+    for _ in range(2):  # the second read is planned for the caller this process saw
+        assert_problem(await client.get(url, headers=appraiser), 404)
+        shown = await client.get(url, headers=viewer)
+        assert shown.status_code == 200, shown.text
+        assert shown.json()["id"] == str(record.id)
+        assert shown.json()["task"] == record.task
+        assert "arguments" not in shown.json()
+    assert_problem(await client.get(url), 401)
+
+
+async def test_a_kinds_visible_check_sees_the_callers_tenant(
+    client: httpx.AsyncClient,
+    database: Database,
+    tenant_a: Tenant,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    asked: list[tuple[str, uuid.UUID, str]] = []
+
+    async def visible(session: AsyncSession, caller: Principal, arguments: dict[str, str]) -> bool:
+        tenant = (
+            await session.execute(text("select current_setting('app.org_id', true)"))
+        ).scalar_one()
+        asked.append((tenant, caller.org_id, arguments["label"]))
+        return arguments["label"] == "shown"
+
+    monkeypatch.setitem(JOB_KINDS, "tests.visible", JobKind("org:read", visible, None))
+    ids = {label: uuid.uuid4() for label in ("shown", "hidden")}
+    async with database.transaction(org_id=tenant_a.org_id) as session:
+        for label, job_id in ids.items():
+            session.add(
+                JobRecord(
+                    id=job_id,
+                    org_id=tenant_a.org_id,
+                    task="tests.visible",
+                    queue="default",
+                    status="queued",
+                    progress=0,
+                    attempts=0,
+                    arguments={"label": label},
+                )
+            )
+    shown = await client.get(f"/api/v1/jobs/{ids['shown']}", headers=tenant_a.headers)
+    assert shown.status_code == 200, shown.text
+    hidden = await client.get(f"/api/v1/jobs/{ids['hidden']}", headers=tenant_a.headers)
+    assert_problem(hidden, 404)
+    org = str(tenant_a.org_id)
+    assert asked == [(org, tenant_a.org_id, "shown"), (org, tenant_a.org_id, "hidden")]
