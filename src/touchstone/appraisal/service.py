@@ -61,7 +61,7 @@ from touchstone.core.db import Database, utcnow
 from touchstone.core.errors import InvalidInput, NotFound
 from touchstone.core.events import publish
 from touchstone.core.pagination import Items, PageParams, PageQueries, read_page
-from touchstone.core.reads import ItemPlan, ItemQuery, Statements, TenantRead, read_items
+from touchstone.core.reads import ItemQuery, Statements, TenantRead
 from touchstone.core.storage import StoredObject, file_kind
 
 ITEM_PHOTO_KIND = file_kind(
@@ -513,14 +513,6 @@ async def list_appraisals(
         return repository.APPRAISAL_PAGES.plan(values, page.sort)
 
     return await read_page(read, plan, page)
-
-
-async def read_one(read: TenantRead, plan: ItemPlan, missing: type[NotFound]) -> dict[str, Any]:
-    """`core.reads.read_item` with this module's typed 404 (`missing`)."""
-    items = await read_items(read, plan)
-    if not items:
-        raise missing()
-    return items[0]
 
 
 async def read_with_appraisal(

@@ -418,10 +418,11 @@ async def read_items(read: TenantRead, plan: ItemPlan) -> list[dict[str, Any]]:
     return planned[-1].items(rows)
 
 
-async def read_item(read: TenantRead, plan: ItemPlan, missing: str) -> dict[str, Any]:
-    """The one row of the planned query; `NotFound(missing)` when there is none (another
-    tenant's id included: row-level security hides it)."""
+async def read_item(read: TenantRead, plan: ItemPlan, missing: str | NotFound) -> dict[str, Any]:
+    """The one row of the planned query; `missing` when there is none (another tenant's id
+    included: row-level security hides it): a module's own `NotFound`, or the message of a
+    plain one."""
     items = await read_items(read, plan)
     if not items:
-        raise NotFound(missing)
+        raise NotFound(missing) if isinstance(missing, str) else missing
     return items[0]

@@ -28,7 +28,13 @@ from touchstone.core.pagination import (
     PageShape,
     read_page,
 )
-from touchstone.core.reads import ItemQuery, Statements, TenantRead, columns_for, read_items
+from touchstone.core.reads import (
+    ItemQuery,
+    Statements,
+    TenantRead,
+    columns_for,
+    read_item,
+)
 from touchstone.webhooks import repository
 from touchstone.webhooks.exceptions import DeliveryNotFound, EndpointDisabled, WebhookNotFound
 from touchstone.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
@@ -75,10 +81,7 @@ async def read_endpoint(read: TenantRead, endpoint_id: uuid.UUID) -> dict[str, A
     def plan(principal: Principal) -> tuple[ItemQuery, dict[str, Any]]:
         return repository.WEBHOOK, {"org_id": principal.org_id, "id": endpoint_id}
 
-    found = await read_items(read, plan)
-    if not found:
-        raise WebhookNotFound()
-    return found[0]
+    return await read_item(read, plan, WebhookNotFound())
 
 
 async def get_endpoint(

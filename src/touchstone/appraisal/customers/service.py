@@ -16,7 +16,6 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from touchstone.appraisal import repository
-from touchstone.appraisal import service as appraisals
 from touchstone.appraisal.certificate.document import mask_id_number, mask_phone
 from touchstone.appraisal.exceptions import CustomerNotFound
 from touchstone.appraisal.models import Customer
@@ -27,7 +26,7 @@ from touchstone.core.config import Settings
 from touchstone.core.crypto import Sealer
 from touchstone.core.errors import InvalidInput
 from touchstone.core.pagination import Items, PageParams, PageQueries, PageShape, read_page
-from touchstone.core.reads import ItemQuery, TenantRead
+from touchstone.core.reads import ItemQuery, TenantRead, read_item
 from touchstone.core.storage import StoredObject, file_kind
 
 PHOTO_KIND = file_kind("customer-photo", permission="customers:read")
@@ -108,7 +107,7 @@ async def read_customer(read: TenantRead, customer_id: uuid.UUID) -> dict[str, A
     def plan(principal: Principal) -> tuple[ItemQuery, dict[str, Any]]:
         return repository.CUSTOMER, {"org_id": principal.org_id, "id": customer_id}
 
-    return await appraisals.read_one(read, plan, CustomerNotFound)
+    return await read_item(read, plan, CustomerNotFound())
 
 
 _CUSTOMER_PAGES = PageShape(

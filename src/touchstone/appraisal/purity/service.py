@@ -33,7 +33,7 @@ from touchstone.appraisal.purity.pipeline import PurityResult, Stage
 from touchstone.core.auth import Principal
 from touchstone.core.db import utcnow
 from touchstone.core.events import publish
-from touchstone.core.reads import ItemQuery, TenantRead
+from touchstone.core.reads import ItemQuery, TenantRead, read_item
 from touchstone.core.storage import StoredObject
 
 TESTABLE = frozenset(
@@ -115,7 +115,7 @@ async def read_test(read: TenantRead, test_id: uuid.UUID) -> dict[str, Any]:
     def plan(principal: Principal) -> tuple[ItemQuery, dict[str, Any]]:
         return repository.PURITY_TEST.bound(principal, {"id": test_id})
 
-    return await service.read_one(read, plan, PurityTestNotFound)
+    return await read_item(read, plan, PurityTestNotFound())
 
 
 async def start(
