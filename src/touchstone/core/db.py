@@ -139,7 +139,7 @@ class Database:
         """An autocommit psycopg connection, for `core.reads` (no ORM on the hot path).
 
         getconn/putconn rather than the pool's `connection()`, whose `async with connection`
-        commits even an autocommit connection (its lock and a wait: 3.5% of a hot read).
+        commits even an autocommit connection (its lock and a wait: 3.5% of a read).
         Reads end their own transactions, and putconn rolls back or replaces a connection an
         error or a cancellation left in one.
         """

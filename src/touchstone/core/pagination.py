@@ -88,7 +88,7 @@ Items = list[dict[str, Any]]
 def page_response(items: Items, total: int, params: PageParams) -> Response:
     """The page as JSON, serialised straight from the items of `read_page`, whose query was
     checked when it was compiled to select exactly the item model's fields; validating each
-    item into the model again would double the cost of a hot read's serialisation."""
+    item into the model again would double the cost of a read's serialisation."""
     page = {"items": items, "total": total, "limit": params.limit, "offset": params.offset}
     return Response(to_json(page), media_type="application/json")
 

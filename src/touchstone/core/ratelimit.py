@@ -49,7 +49,7 @@ class Counters(Protocol):
 
 class MemoryCounters:
     """In-process `Counters`: what the platform used of `limits`' memory store, without its
-    per-call lock, expiry task and wrapping coroutines (3% of a hot read's instructions for
+    per-call lock, expiry task and wrapping coroutines (3% of a read's instructions for
     its two hits). No lock is needed: nothing here awaits, so the event loop runs each call
     to its end."""
 
