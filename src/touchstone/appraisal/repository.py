@@ -36,32 +36,43 @@ from touchstone.appraisal.schemas import (
 )
 from touchstone.core.auth import Principal
 from touchstone.core.pagination import AnySelect, PageShape
-from touchstone.core.reads import ItemQuery, columns_for, compile_query, item_query
+from touchstone.core.reads import CompiledQuery, ItemQuery, columns_for, compile_query, item_query
 
 PHONE_MASK = "X" * 6
 """What a customer's phone shows before its last four digits."""
 
 
-async def evidence_visible(session: AsyncSession, principal: Principal, key: str) -> bool:
-    """A stored item photo or purity frame is seen where its appraisal is (`/files/`)."""
-    return await _visible_through_appraisal(session, principal, Evidence, key)
-
-
-async def certificate_visible(session: AsyncSession, principal: Principal, key: str) -> bool:
-    return await _visible_through_appraisal(session, principal, Certificate, key)
-
-
-async def _visible_through_appraisal(
-    session: AsyncSession, principal: Principal, table: type[Evidence | Certificate], key: str
-) -> bool:
+def _visibility(table: type[Evidence | Certificate]) -> tuple[CompiledQuery, CompiledQuery]:
+    """A stored object's row where its appraisal is visible: org-wide, and in one branch."""
     query = (
         select(table.id)
         .join(Appraisal, Appraisal.id == table.appraisal_id)
-        .where(table.org_id == principal.org_id, table.storage_key == key)
+        .where(table.org_id == bindparam("org_id"), table.storage_key == bindparam("key"))
+        .limit(1)
     )
+    in_branch = query.where(Appraisal.branch_id == bindparam("branch_id"))
+    return compile_query(query), compile_query(in_branch)
+
+
+_EVIDENCE_VISIBLE, _CERTIFICATE_VISIBLE = _visibility(Evidence), _visibility(Certificate)
+
+
+def _visible(
+    queries: tuple[CompiledQuery, CompiledQuery], principal: Principal, key: str
+) -> tuple[CompiledQuery, dict[str, Any]]:
+    values: dict[str, Any] = {"org_id": principal.org_id, "key": key}
     if (scope := principal.branch_scope) is not None:
-        query = query.where(Appraisal.branch_id == scope)
-    return (await session.execute(query.limit(1))).first() is not None
+        return queries[1], {**values, "branch_id": scope}
+    return queries[0], values
+
+
+def evidence_visible(principal: Principal, key: str) -> tuple[CompiledQuery, dict[str, Any]]:
+    """A stored item photo or purity frame is seen where its appraisal is (`/files/`)."""
+    return _visible(_EVIDENCE_VISIBLE, principal, key)
+
+
+def certificate_visible(principal: Principal, key: str) -> tuple[CompiledQuery, dict[str, Any]]:
+    return _visible(_CERTIFICATE_VISIBLE, principal, key)
 
 
 def appraisals_query(principal: Principal) -> Select[Appraisal]:

@@ -16,21 +16,14 @@ import re
 import uuid
 from typing import Annotated
 
-import structlog
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
-from touchstone.core.auth import Credential, log_context
+from touchstone.core.auth import Credential, Principal
 from touchstone.core.config import Settings
-from touchstone.core.deps import (
-    api_key_scheme,
-    bearer_scheme,
-    get_database,
-    read_credential,
-    tenant_entry,
-)
+from touchstone.core.deps import api_key_scheme, bearer_scheme, read_credential, tenant_entry
 from touchstone.core.errors import Forbidden, NotFound
-from touchstone.core.reads import confirm
+from touchstone.core.reads import Statements, read_for
 from touchstone.core.routing import ApiRouter
 from touchstone.core.storage import (
     FILES_PATH,
@@ -39,7 +32,7 @@ from touchstone.core.storage import (
     StoredStream,
     UrlSigner,
     key_org,
-    may_read_file,
+    kind_of,
     served_inline,
 )
 
@@ -94,23 +87,26 @@ def _url_signer(secret_key: str) -> UrlSigner:
 
 
 async def _caller_org(request: Request, credential: Credential, key: str) -> uuid.UUID:
-    """Authenticate in one round trip without the ORM (`core.reads.confirm`), then ask the
-    owning module whether the caller may read `key`.
+    """Authenticate and ask the owning module whether the caller may read `key`, in one
+    round trip (`core.reads`): the kind's permission needs no database, and a kind with a
+    `visible` query (branch-bound objects) runs it with the caller's entry. Nothing holds a
+    database connection while the file streams."""
+    kind = kind_of(key)
+    read = read_for(request, tenant_entry(request, credential), None)
 
-    The kind's permission needs no database. A kind with a `visible` check (branch-bound
-    objects) runs it in an ORM session in the confirmed caller's tenant: the session opens a
-    connection only when that check queries, so other kinds' downloads never do. Nothing
-    holds a database connection while the file streams.
-    """
-    database = get_database(request)
-    principal = await confirm(database, tenant_entry(request, credential))
-    request.state.principal = principal
-    structlog.contextvars.bind_contextvars(**log_context(principal))
-    if key_org(key) != principal.org_id:
+    def plan(principal: Principal) -> Statements:
+        return [kind.visible(principal, key)] if kind is not None and kind.visible else []
+
+    found = await read.fetch(plan)
+    principal = read.principal
+    assert principal is not None  # fetch confirmed it
+    if (
+        kind is None
+        or key_org(key) != principal.org_id
+        or not principal.can(kind.permission)
+        or (kind.visible is not None and not found[0])
+    ):
         raise NotFound("File not found")
-    async with database.session(org_id=principal.org_id, user_id=principal.user_id) as session:
-        if not await may_read_file(session, principal, key):
-            raise NotFound("File not found")
     return principal.org_id
 
 

@@ -352,6 +352,15 @@ def _bind_caller(request: Request, caller: Hint) -> None:
     structlog.contextvars.bind_contextvars(**caller.log_context)
 
 
+def read_for(request: Request, entry: TenantEntry, permission: str | None) -> TenantRead:
+    """A `TenantRead` for the request's caller, whose confirmed principal lands on
+    `request.state` and in the log context; `tenant_read` is the dependency form."""
+    hints: PrincipalHints = request.app.state.principal_hints
+    return TenantRead(
+        get_database(request), entry, permission, hints, partial(_bind_caller, request)
+    )
+
+
 def tenant_read(
     permission: str | None,
 ) -> Callable[[Request], Coroutine[Any, Any, TenantRead]]:
@@ -360,13 +369,7 @@ def tenant_read(
     alone: the entry is `authenticate`'s, which its router ran already."""
 
     async def dependency(request: Request) -> TenantRead:
-        return TenantRead(
-            get_database(request),
-            await authenticate(request),
-            permission,
-            request.app.state.principal_hints,
-            partial(_bind_caller, request),
-        )
+        return read_for(request, await authenticate(request), permission)
 
     dependency.__name__ = f"read_{(permission or 'caller').replace(':', '_')}"
     dependency.permission = permission  # type: ignore[attr-defined]  # read by the route inventory

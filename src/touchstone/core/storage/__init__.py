@@ -31,7 +31,7 @@ from touchstone.core.storage.base import (
     new_key,
     served_inline,
 )
-from touchstone.core.storage.kinds import FileKind, file_kind, may_read_file
+from touchstone.core.storage.kinds import FileKind, file_kind, kind_of
 from touchstone.core.storage.local import LocalStorage
 from touchstone.core.storage.s3 import S3Storage, s3_store
 from touchstone.core.storage.signing import UrlSigner
@@ -54,7 +54,7 @@ __all__ = [
     "get_storage",
     "key_kind",
     "key_org",
-    "may_read_file",
+    "kind_of",
     "new_key",
     "request_storage",
     "served_inline",

@@ -13,16 +13,19 @@ its files are only reachable through signed links the owning route hands out.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from touchstone.core.auth import Principal
 from touchstone.core.storage.base import key_kind, validate_kind
 
-FileVisibility = Callable[[AsyncSession, Principal, str], Awaitable[bool]]
-"""(session in the caller's tenant, caller, key) -> may the caller see the object?"""
+if TYPE_CHECKING:
+    from touchstone.core.auth import Principal
+    from touchstone.core.reads import CompiledQuery
+
+FileVisibility = Callable[["Principal", str], tuple["CompiledQuery", Mapping[str, Any]]]
+"""(caller, key) -> a query, with its values, that returns a row when the caller may see
+the object; it runs in the caller's tenant with the authentication, in one round trip."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,9 +50,6 @@ def file_kind(name: str, *, permission: str, visible: FileVisibility | None = No
     return name
 
 
-async def may_read_file(session: AsyncSession, principal: Principal, key: str) -> bool:
-    """Whether `principal` may download `key` (in its own org) without a signed link."""
-    kind = _KINDS.get(key_kind(key))
-    if kind is None or not principal.can(kind.permission):
-        return False
-    return kind.visible is None or await kind.visible(session, principal, key)
+def kind_of(key: str) -> FileKind | None:
+    """The declared kind of a stored key; None: only signed links reach it."""
+    return _KINDS.get(key_kind(key))
