@@ -60,7 +60,7 @@ from touchstone.core.auth import Principal, system_principal
 from touchstone.core.db import Database, utcnow
 from touchstone.core.errors import InvalidInput, NotFound
 from touchstone.core.events import publish
-from touchstone.core.pagination import Items, PageParams, PageQueries, read_page
+from touchstone.core.pagination import Items, PageParams
 from touchstone.core.reads import ItemQuery, Statements, TenantRead
 from touchstone.core.storage import StoredObject, file_kind
 
@@ -507,12 +507,7 @@ async def list_appraisals(
 ) -> tuple[Items, int]:
     """The appraisals the caller sees (a branch-bound caller: its branch's)."""
     value = None if status is None else status.value
-
-    def plan(principal: Principal) -> tuple[PageQueries, dict[str, Any]]:
-        values = {"org_id": principal.org_id, "branch_id": principal.branch_scope, "status": value}
-        return repository.APPRAISAL_PAGES.plan(values, page.sort)
-
-    return await read_page(read, plan, page)
+    return await repository.APPRAISAL_PAGES.read(read, page, {"status": value}, by_branch=True)
 
 
 async def read_with_appraisal(

@@ -175,6 +175,25 @@ class PageShape:
             frozenset(present.keys() - {"org_id"}), sort or self.default_sort
         ), present
 
+    async def read(
+        self,
+        read: TenantRead,
+        page: PageParams,
+        filters: Mapping[str, Any] | None = None,
+        *,
+        by_branch: bool = False,
+    ) -> tuple[Items, int]:
+        """A page of the caller's org, with `filters` (None: not filtered); `by_branch`: a
+        branch-bound caller's own branch only (the shape's `branch_id` condition)."""
+
+        def plan(principal: Principal) -> tuple[PageQueries, dict[str, Any]]:
+            values = {"org_id": principal.org_id, **(filters or {})}
+            if by_branch:
+                values["branch_id"] = principal.branch_scope
+            return self.plan(values, page.sort)
+
+        return await read_page(read, plan, page)
+
     def _compile(self, filters: frozenset[str], sort: str) -> PageQueries:
         query = self.base
         for name in sorted(filters):

@@ -21,7 +21,7 @@ from touchstone.core.auth import API_KEY_PREFIX, Principal
 from touchstone.core.config import Settings
 from touchstone.core.db import add_unique, enter_tenant
 from touchstone.core.errors import Forbidden, InvalidInput, NotFound
-from touchstone.core.pagination import Items, PageParams, PageQueries, PageShape, read_page
+from touchstone.core.pagination import Items, PageParams, PageShape
 from touchstone.core.permissions import ALL_PERMISSIONS, Role, permissions_for
 from touchstone.core.reads import ItemQuery, TenantRead, columns_for, read_item
 from touchstone.core.security import digest_secret, hash_password, new_token
@@ -147,11 +147,7 @@ _BRANCH_PAGES = PageShape(
 
 
 async def list_branches(read: TenantRead, page: PageParams) -> tuple[Items, int]:
-    def plan(principal: Principal) -> tuple[PageQueries, dict[str, Any]]:
-        values = {"org_id": principal.org_id, "branch_id": principal.branch_scope}
-        return _BRANCH_PAGES.plan(values, page.sort)
-
-    return await read_page(read, plan, page)
+    return await _BRANCH_PAGES.read(read, page, by_branch=True)
 
 
 async def read_branch(read: TenantRead, branch_id: uuid.UUID) -> dict[str, Any]:
@@ -236,12 +232,7 @@ async def list_members(read: TenantRead, query: MemberQuery) -> tuple[Items, int
         "is_active": query.is_active,
         "pattern": pattern,
     }
-
-    def plan(principal: Principal) -> tuple[PageQueries, dict[str, Any]]:
-        values = {"org_id": principal.org_id, "branch_id": principal.branch_scope, **filters}
-        return _MEMBER_PAGES.plan(values, query.sort)
-
-    return await read_page(read, plan, query)
+    return await _MEMBER_PAGES.read(read, query, filters, by_branch=True)
 
 
 async def read_member(read: TenantRead, user_id: uuid.UUID) -> dict[str, Any]:
@@ -496,10 +487,7 @@ _API_KEY_PAGES = PageShape(
 
 
 async def list_api_keys(read: TenantRead, page: PageParams) -> tuple[Items, int]:
-    def plan(principal: Principal) -> tuple[PageQueries, dict[str, Any]]:
-        return _API_KEY_PAGES.plan({"org_id": principal.org_id}, page.sort)
-
-    return await read_page(read, plan, page)
+    return await _API_KEY_PAGES.read(read, page)
 
 
 async def create_api_key(
@@ -576,9 +564,4 @@ async def list_audit_events(
 ) -> tuple[Items, int]:
     """The org's audit log; `filters` by name (`actor_id`, `action`, `object_type`,
     `object_id`, `since`, `until`; None: not filtered)."""
-
-    def plan(principal: Principal) -> tuple[PageQueries, dict[str, Any]]:
-        values = {"org_id": principal.org_id, "branch_id": principal.branch_scope, **filters}
-        return _AUDIT_PAGES.plan(values, page.sort)
-
-    return await read_page(read, plan, page)
+    return await _AUDIT_PAGES.read(read, page, filters, by_branch=True)

@@ -33,7 +33,6 @@ from touchstone.core.pagination import (
     PageParams,
     PageQueries,
     PageShape,
-    read_page,
 )
 from touchstone.core.reads import (
     CompiledQuery,
@@ -385,10 +384,7 @@ _BATCH_PAGES = PageShape(
 
 
 async def list_batches(read: TenantRead, page: PageParams) -> tuple[Items, int]:
-    def plan(principal: Principal) -> tuple[PageQueries, dict[str, Any]]:
-        return _BATCH_PAGES.plan({"org_id": principal.org_id}, page.sort)
-
-    return await read_page(read, plan, page)
+    return await _BATCH_PAGES.read(read, page)
 
 
 async def read_batch(

@@ -24,9 +24,7 @@ from touchstone.core.jobs import defer
 from touchstone.core.pagination import (
     Items,
     PageParams,
-    PageQueries,
     PageShape,
-    read_page,
 )
 from touchstone.core.reads import (
     ItemQuery,
@@ -71,10 +69,7 @@ _WEBHOOK_PAGES = PageShape(
 async def list_endpoints(read: TenantRead, page: PageParams) -> tuple[Items, int]:
     """The org's webhooks (`WebhookOut`'s fields only: never the secret)."""
 
-    def plan(principal: Principal) -> tuple[PageQueries, dict[str, Any]]:
-        return _WEBHOOK_PAGES.plan({"org_id": principal.org_id}, page.sort)
-
-    return await read_page(read, plan, page)
+    return await _WEBHOOK_PAGES.read(read, page)
 
 
 async def read_endpoint(read: TenantRead, endpoint_id: uuid.UUID) -> dict[str, Any]:

@@ -32,7 +32,7 @@ from touchstone.core.audit import record_audit
 from touchstone.core.auth import Principal
 from touchstone.core.db import utcnow
 from touchstone.core.errors import InvalidInput, NotFound
-from touchstone.core.pagination import Items, PageParams, PageQueries, PageShape, read_page
+from touchstone.core.pagination import Items, PageParams, PageShape
 from touchstone.core.reads import TenantRead, columns_for, read_items
 
 
@@ -126,10 +126,7 @@ _DEVICE_PAGES = PageShape(
 
 
 async def list_devices(read: TenantRead, page: PageParams) -> tuple[Items, int]:
-    def plan(principal: Principal) -> tuple[PageQueries, dict[str, Any]]:
-        return _DEVICE_PAGES.plan({"org_id": principal.org_id}, page.sort)
-
-    return await read_page(read, plan, page)
+    return await _DEVICE_PAGES.read(read, page)
 
 
 async def deactivate_device(
@@ -215,10 +212,7 @@ _RATE_PAGES = PageShape(
 
 
 async def rate_history(read: TenantRead, page: PageParams, karat: str | None) -> tuple[Items, int]:
-    def plan(principal: Principal) -> tuple[PageQueries, dict[str, Any]]:
-        return _RATE_PAGES.plan({"org_id": principal.org_id, "karat": karat}, page.sort)
-
-    return await read_page(read, plan, page)
+    return await _RATE_PAGES.read(read, page, {"karat": karat})
 
 
 async def gold_rates_at(session: AsyncSession, org_id: uuid.UUID, moment: datetime) -> GoldRates:
