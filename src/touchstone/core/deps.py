@@ -68,40 +68,30 @@ def tenant_entry(request: Request, credential: Credential) -> TenantEntry:
 
 
 async def authenticate(request: Request) -> TenantEntry:
-    """The one dependency of every authenticated router: the credential, the address and
-    caller ("default") rate limits, and the entry statement. The caller's window goes on
-    the response (`RequestContextMiddleware` writes it: `ratelimit.window_headers`).
+    """What every authenticated route runs first (through `SessionDep`, `EntryDep` or
+    `core.reads.tenant_read`): a credential present, the JWT's signature and expiry or the
+    API key's shape, the address and caller ("default") rate limits, and the entry
+    statement that the database then checks. The caller's window goes on the response
+    (`RequestContextMiddleware` writes it: `ratelimit.window_headers`).
 
     It takes the request alone, and reads the two credential headers itself: each
-    sub-dependency costs FastAPI's resolution on every request, and this one sits under
-    every authenticated route (the OpenAPI document still names both schemes:
-    `core.openapi`). Done once a request: a route that takes a body has done it before
-    reading the body (`identify_before_body`), the session and reads reuse it.
+    sub-dependency costs FastAPI's resolution on every request (the OpenAPI document still
+    names both schemes: `core.openapi`). Done once a request: a route that takes a body
+    runs it before the body is read (`core.routing`), and later calls reuse it.
     """
-    identified: TenantEntry | None = request.scope.get(_IDENTIFIED)
-    if identified is None:
-        identified = request.scope[_IDENTIFIED] = await identify(request)
-    return identified
-
-
-_IDENTIFIED = "touchstone.identified"
-"""Scope key: the caller's entry once `identify` ran for the request."""
-
-
-async def identify_before_body(request: Request) -> TenantEntry:
-    """`authenticate`'s work before the body is read, for `core.routing`: FastAPI reads and
-    parses a body before it runs any dependency, so an anonymous caller's body would otherwise
-    be read in full before the 401. Everything short of the database: a credential present,
-    the JWT's signature and expiry or the API key's shape, the rate limits."""
-    return await authenticate(request)
-
-
-async def identify(request: Request) -> TenantEntry:
-    credential = await read_credential(await bearer_scheme(request), await api_key_scheme(request))
-    await limit_by_address(request)
-    entry = tenant_entry(request, credential)
-    await _count(request, "default", entry.caller)
+    entry: TenantEntry | None = request.scope.get(_ENTRY)
+    if entry is None:
+        bearer, api_key = await bearer_scheme(request), await api_key_scheme(request)
+        credential = await read_credential(bearer, api_key)
+        await limit_by_address(request)
+        entry = tenant_entry(request, credential)
+        await _count(request, "default", entry.caller)
+        request.scope[_ENTRY] = entry
     return entry
+
+
+_ENTRY = "touchstone.entry"
+"""Scope key: the caller's entry once `authenticate` ran for the request."""
 
 
 EntryDep = Annotated[TenantEntry, Depends(authenticate)]

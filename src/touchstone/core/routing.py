@@ -6,8 +6,8 @@ alone refuses an anonymous 60 MB JSON body only after reading it. `LimitedRoute`
 class of every router, acts on a request it has matched before FastAPI reads a byte:
 
 1. a route that takes a body and needs a credential authenticates first, up to the database
-   (`deps.identify_before_body`: a credential, the JWT's signature and expiry or the API key's
-   shape, the rate limits; `authenticate` reuses it). An upload route also checks the
+   (`deps.authenticate`: a credential, the JWT's signature and expiry or the API key's
+   shape, the rate limits; its later calls reuse it). An upload route also checks the
    credential in the database: a well-shaped API key costs an attacker nothing to make, and
    the body it would let in is hundreds of megabytes. A public route that takes a body
    counts the caller's address first, so a client over its limit is refused unread too;
@@ -43,7 +43,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from touchstone.core.config import Settings
 from touchstone.core.db import enter
-from touchstone.core.deps import authenticates, dependency_calls, get_database, identify_before_body
+from touchstone.core.deps import authenticate, authenticates, dependency_calls, get_database
 from touchstone.core.errors import PayloadTooLarge, http_error
 from touchstone.core.ratelimit import limit_by_address
 
@@ -211,7 +211,7 @@ class ApiRouter(APIRouter):
 
 
 async def _authenticate(request: Request, rule: BodyRule) -> None:
-    entry = await identify_before_body(request)
+    entry = await authenticate(request)
     if rule.confirm_credential:
         async with get_database(request).session() as session:
             await enter(session, entry)  # `Unauthorized` for a revoked or unknown credential
