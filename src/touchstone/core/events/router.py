@@ -25,11 +25,12 @@ from touchstone.core.auth import (
     TenantEntry,
 )
 from touchstone.core.db import Database, enter
-from touchstone.core.deps import CurrentPrincipal, EntryDep
+from touchstone.core.deps import EntryDep
 from touchstone.core.errors import AppError, InvalidInput
 from touchstone.core.events.hub import TOPIC_FILTER, EventHub, LiveEvent, topic_matches
 from touchstone.core.events.models import OutboxEvent
 from touchstone.core.permissions import BRANCH_SCOPED_TOPICS, TOPIC_PERMISSIONS
+from touchstone.core.reads import read_for
 from touchstone.core.routing import ApiRouter
 from touchstone.core.stream_auth import StreamAuthorization, close_code
 
@@ -184,7 +185,6 @@ def stream_ended(error: AppError) -> str:
 @router.get("/events", response_class=StreamingResponse)
 async def server_sent_events(
     request: Request,
-    principal: CurrentPrincipal,
     entry: EntryDep,
     topics: TopicsQuery = None,
     last_event_id: LastEventIdQuery = None,
@@ -195,10 +195,13 @@ async def server_sent_events(
     The stream ends, with a `stream_ended` event naming the reason, within
     `STREAM_RECHECK_SECONDS` of the credential ending (logout, deactivation, a revoked key,
     the token's expiry) or of the member losing a permission the stream serves."""
+    read = read_for(request, entry, None)
+    await read.fetch(lambda _: [])  # the caller, confirmed in one round trip
+    assert read.principal is not None
     filters = parse_topics(topics)
     after = parse_last_event_id(last_event_id_header or last_event_id)
     state = request.app.state
-    authorization = stream_authorization(state, entry, principal, filters)
+    authorization = stream_authorization(state, entry, read.principal, filters)
 
     async def body() -> AsyncIterator[str]:
         yield "retry: 2000\n\n"
