@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -35,44 +34,47 @@ from touchstone.appraisal.schemas import (
     SettingsOut,
 )
 from touchstone.core.auth import Principal
-from touchstone.core.pagination import AnySelect, PageShape
-from touchstone.core.reads import CompiledQuery, ItemQuery, columns_for, compile_query, item_query
+from touchstone.core.pagination import PageShape
+from touchstone.core.reads import (
+    AnySelect,
+    BranchScoped,
+    ItemQuery,
+    branch_scoped,
+    columns_for,
+    item_query,
+    row_query,
+)
 
 PHONE_MASK = "X" * 6
 """What a customer's phone shows before its last four digits."""
 
 
-def _visibility(table: type[Evidence | Certificate]) -> tuple[CompiledQuery, CompiledQuery]:
-    """A stored object's row where its appraisal is visible: org-wide, and in one branch."""
-    query = (
+def by_branch(query: AnySelect, item: type[BaseModel] | None = None) -> BranchScoped:
+    """A query on appraisals (or on what hangs off one, joined to it): a branch-bound caller
+    sees only its branch's appraisals."""
+    return branch_scoped(query, Appraisal.branch_id, item)
+
+
+def _visibility(table: type[Evidence | Certificate]) -> BranchScoped:
+    """A stored object's row where its appraisal is visible (`/files/`)."""
+    return by_branch(
         select(table.id)
         .join(Appraisal, Appraisal.id == table.appraisal_id)
         .where(table.org_id == bindparam("org_id"), table.storage_key == bindparam("key"))
         .limit(1)
     )
-    in_branch = query.where(Appraisal.branch_id == bindparam("branch_id"))
-    return compile_query(query), compile_query(in_branch)
 
 
 _EVIDENCE_VISIBLE, _CERTIFICATE_VISIBLE = _visibility(Evidence), _visibility(Certificate)
 
 
-def _visible(
-    queries: tuple[CompiledQuery, CompiledQuery], principal: Principal, key: str
-) -> tuple[CompiledQuery, dict[str, Any]]:
-    values: dict[str, Any] = {"org_id": principal.org_id, "key": key}
-    if (scope := principal.branch_scope) is not None:
-        return queries[1], {**values, "branch_id": scope}
-    return queries[0], values
+def evidence_visible(principal: Principal, key: str) -> tuple[ItemQuery, dict[str, Any]]:
+    """A stored item photo or purity frame is seen where its appraisal is."""
+    return _EVIDENCE_VISIBLE.bound(principal, {"key": key})
 
 
-def evidence_visible(principal: Principal, key: str) -> tuple[CompiledQuery, dict[str, Any]]:
-    """A stored item photo or purity frame is seen where its appraisal is (`/files/`)."""
-    return _visible(_EVIDENCE_VISIBLE, principal, key)
-
-
-def certificate_visible(principal: Principal, key: str) -> tuple[CompiledQuery, dict[str, Any]]:
-    return _visible(_CERTIFICATE_VISIBLE, principal, key)
+def certificate_visible(principal: Principal, key: str) -> tuple[ItemQuery, dict[str, Any]]:
+    return _CERTIFICATE_VISIBLE.bound(principal, {"key": key})
 
 
 def appraisals_query(principal: Principal) -> Select[Appraisal]:
@@ -188,36 +190,6 @@ _ID: BindParameter[uuid.UUID] = bindparam("id")
 _IN_BRANCH: BindParameter[uuid.UUID] = bindparam("branch_id")
 
 
-def _rows(query: AnySelect) -> ItemQuery:
-    """A query whose rows read as mappings of its column names (no response model's)."""
-    return ItemQuery(compile_query(query), tuple(str(c.key) for c in query.selected_columns))
-
-
-@dataclass(frozen=True, slots=True)
-class ByBranch:
-    """A query on appraisals (or on what hangs off one, joined to it) compiled twice: for an
-    org-wide caller, and for a branch-bound one, who sees only its branch's appraisals."""
-
-    everywhere: ItemQuery
-    in_branch: ItemQuery
-
-    def bound(
-        self, principal: Principal, values: dict[str, Any]
-    ) -> tuple[ItemQuery, dict[str, Any]]:
-        """The query for the caller, with its org (and branch) among the values."""
-        values = {**values, "org_id": principal.org_id}
-        if (scope := principal.branch_scope) is not None:
-            return self.in_branch, {**values, "branch_id": scope}
-        return self.everywhere, values
-
-
-def by_branch(query: AnySelect, item: type[BaseModel] | None = None) -> ByBranch:
-    """`query` (which must reach `Appraisal`), as is and limited to `bindparam("branch_id")`;
-    with `item`, checked to select that model's fields."""
-    compile = _rows if item is None else lambda q: item_query(q, item)
-    return ByBranch(compile(query), compile(query.where(Appraisal.branch_id == _IN_BRANCH)))
-
-
 APPRAISAL_VISIBLE = by_branch(
     select(Appraisal.id).where(Appraisal.org_id == _ORG, Appraisal.id == _ID)
 )
@@ -246,7 +218,7 @@ ITEMS = item_query(
     ItemOut,
 )
 """The items of appraisal `id`: read with its visibility, never alone."""
-EVIDENCE = _rows(
+EVIDENCE = row_query(
     select(
         *[getattr(Evidence, name) for name in EvidenceOut.model_fields if name != "download_url"],
         Evidence.storage_key,
@@ -255,13 +227,13 @@ EVIDENCE = _rows(
     .order_by(Evidence.created_at, Evidence.id)
 )
 """The evidence of appraisal `id` with its storage key (for the download URL)."""
-CHAIN = _rows(
+CHAIN = row_query(
     select(*columns_for(ChainEventOut, ChainEvent), ChainEvent.appraisal_id)
     .where(ChainEvent.org_id == _ORG, ChainEvent.appraisal_id == _ID)
     .order_by(ChainEvent.seq)
 )
 """The chain of appraisal `id`, with what each event's hash covers."""
-CERTIFICATE = _rows(
+CERTIFICATE = row_query(
     select(
         Certificate.number,
         Certificate.digest,

@@ -61,7 +61,7 @@ from touchstone.core.db import Database, utcnow
 from touchstone.core.errors import InvalidInput, NotFound
 from touchstone.core.events import publish
 from touchstone.core.pagination import Items, PageParams
-from touchstone.core.reads import ItemQuery, Statements, TenantRead
+from touchstone.core.reads import BranchScoped, ItemQuery, Statements, TenantRead
 from touchstone.core.storage import StoredObject, file_kind
 
 ITEM_PHOTO_KIND = file_kind(
@@ -514,7 +514,7 @@ async def read_with_appraisal(
     read: TenantRead,
     appraisal_id: uuid.UUID,
     *parts: ItemQuery,
-    head: repository.ByBranch = repository.APPRAISAL_VISIBLE,
+    head: BranchScoped = repository.APPRAISAL_VISIBLE,
 ) -> tuple[dict[str, Any], list[list[dict[str, Any]]]]:
     """The appraisal as `head` reads it and, in the same transaction, the rows of each of
     `parts` (queries on what belongs to appraisal `id`); `AppraisalNotFound` when the caller

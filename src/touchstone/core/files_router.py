@@ -95,7 +95,10 @@ async def _caller_org(request: Request, credential: Credential, key: str) -> uui
     read = read_for(request, tenant_entry(request, credential), None)
 
     def plan(principal: Principal) -> Statements:
-        return [kind.visible(principal, key)] if kind is not None and kind.visible else []
+        if kind is None or kind.visible is None:
+            return []
+        query, values = kind.visible(principal, key)
+        return [(query.query, values)]
 
     found = await read.fetch(plan)
     principal = read.principal

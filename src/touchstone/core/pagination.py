@@ -10,19 +10,18 @@ from typing import Annotated, Any, Generic, TypeVar
 from fastapi import Query, Response
 from pydantic import BaseModel, Field
 from pydantic_core import to_json
-from sqlalchemy import BindParameter, Select, bindparam, func, over, select
+from sqlalchemy import BindParameter, bindparam, func, over, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import QueryableAttribute
 from sqlalchemy.sql.elements import ColumnElement
 
 from touchstone.core.auth import Principal
 from touchstone.core.errors import InvalidInput
-from touchstone.core.reads import CompiledQuery, Statements, TenantRead, compile_query
+from touchstone.core.reads import AnySelect, CompiledQuery, Statements, TenantRead, compile_query
 
 MAX_LIMIT = 100
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
-AnySelect = Select[*tuple[Any, ...]]
 Sortable = Mapping[str, ColumnElement[Any] | QueryableAttribute[Any]]
 
 

@@ -48,7 +48,7 @@ from psycopg import AsyncClientCursor, AsyncConnection
 from psycopg.errors import DuplicatePreparedStatement
 from psycopg.pq import TransactionStatus
 from pydantic import BaseModel
-from sqlalchemy import Select
+from sqlalchemy import Select, bindparam
 from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -112,6 +112,7 @@ def compile_query(statement: ClauseElement) -> CompiledQuery:
     )
 
 
+AnySelect = Select[*tuple[Any, ...]]
 Rows = list[tuple[Any, ...]]
 """A result as PostgreSQL sent it: tuples in the query's column order (cheaper than dicts)."""
 Statements = Sequence[tuple[CompiledQuery, Mapping[str, Any]]]
@@ -394,7 +395,7 @@ def columns_for(item: type[BaseModel], entity: Any) -> list[Any]:
     return [getattr(entity, name) for name in item.model_fields]
 
 
-def item_query(query: Select[Any], item: type[BaseModel]) -> ItemQuery:
+def item_query(query: AnySelect, item: type[BaseModel]) -> ItemQuery:
     """Compile `query` (at import: a module constant) for reading `item`s; it must select
     the model's fields by name and in order, so a renamed field fails here, not in a
     response."""
@@ -402,6 +403,42 @@ def item_query(query: Select[Any], item: type[BaseModel]) -> ItemQuery:
     if list(fields) != columns:
         raise TypeError(f"the query selects {columns}, not the fields of {item.__name__}")
     return ItemQuery(compile_query(query), fields)
+
+
+def row_query(query: AnySelect) -> ItemQuery:
+    """A query whose rows read as mappings of its own column names (no response model)."""
+    return ItemQuery(compile_query(query), tuple(str(c.key) for c in query.selected_columns))
+
+
+@dataclass(frozen=True, slots=True)
+class BranchScoped:
+    """A query compiled twice: for an org-wide caller, and limited to a branch-bound
+    caller's branch (`Principal.branch_scope`)."""
+
+    everywhere: ItemQuery
+    in_branch: ItemQuery
+
+    def bound(
+        self, principal: Principal, values: Mapping[str, Any]
+    ) -> tuple[ItemQuery, dict[str, Any]]:
+        """The query for the caller, with its org (and branch) among the values."""
+        bound = {**values, "org_id": principal.org_id}
+        if (scope := principal.branch_scope) is not None:
+            return self.in_branch, {**bound, "branch_id": scope}
+        return self.everywhere, bound
+
+
+def branch_scoped(
+    query: AnySelect, branch: Any, item: type[BaseModel] | None = None
+) -> BranchScoped:
+    """`query` (bound to `bindparam("org_id")`) as is, and with `branch` (the column that
+    names a row's branch) equal to `bindparam("branch_id")`; with `item`, checked to select
+    that model's fields (`item_query`), else read by column names (`row_query`)."""
+
+    def compile(variant: AnySelect) -> ItemQuery:
+        return row_query(variant) if item is None else item_query(variant, item)
+
+    return BranchScoped(compile(query), compile(query.where(branch == bindparam("branch_id"))))
 
 
 ItemPlan = Callable[[Principal], tuple[ItemQuery, Mapping[str, Any]]]

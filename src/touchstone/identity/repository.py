@@ -10,8 +10,7 @@ from sqlalchemy import BindParameter, Row, bindparam, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from touchstone.core.audit import AuditEvent
-from touchstone.core.pagination import AnySelect
-from touchstone.core.reads import columns_for, item_query
+from touchstone.core.reads import AnySelect, branch_scoped, columns_for, item_query
 from touchstone.identity.models import ApiKey, Branch, Membership, Org, User
 from touchstone.identity.schemas import ApiKeyName, AuditEventOut, BranchOut, MemberOut, OrgOut
 
@@ -94,22 +93,13 @@ def audit_query(org_id: uuid.UUID | BindParameter[uuid.UUID]) -> AnySelect:
 
 _ORG: BindParameter[uuid.UUID] = bindparam("org_id")
 _ID: BindParameter[uuid.UUID] = bindparam("id")
-_IN_BRANCH: BindParameter[uuid.UUID] = bindparam("branch_id")
 
-BRANCH = item_query(
+BRANCH = branch_scoped(
     select(*columns_for(BranchOut, Branch)).where(Branch.org_id == _ORG, Branch.id == _ID),
+    Branch.id,
     BranchOut,
 )
-BRANCH_IN_BRANCH = item_query(
-    select(*columns_for(BranchOut, Branch)).where(
-        Branch.org_id == _ORG, Branch.id == _ID, Branch.id == _IN_BRANCH
-    ),
-    BranchOut,
-)
-MEMBER = item_query(members_query(_ORG).where(User.id == _ID), MemberOut)
-MEMBER_IN_BRANCH = item_query(
-    members_query(_ORG).where(User.id == _ID, Membership.branch_id == _IN_BRANCH), MemberOut
-)
+MEMBER = branch_scoped(members_query(_ORG).where(User.id == _ID), Membership.branch_id, MemberOut)
 ORG = item_query(select(*columns_for(OrgOut, Org)).where(Org.id == _ORG), OrgOut)
 API_KEY_NAME = item_query(
     select(ApiKey.name).where(ApiKey.org_id == _ORG, ApiKey.id == _ID), ApiKeyName

@@ -151,13 +151,11 @@ async def list_branches(read: TenantRead, page: PageParams) -> tuple[Items, int]
 
 
 async def read_branch(read: TenantRead, branch_id: uuid.UUID) -> dict[str, Any]:
-    def plan(principal: Principal) -> tuple[ItemQuery, dict[str, Any]]:
-        values = {"org_id": principal.org_id, "id": branch_id}
-        if scope := principal.branch_scope:
-            return repository.BRANCH_IN_BRANCH, {**values, "branch_id": scope}
-        return repository.BRANCH, values
-
-    return await read_item(read, plan, "Branch not found")
+    return await read_item(
+        read,
+        lambda principal: repository.BRANCH.bound(principal, {"id": branch_id}),
+        "Branch not found",
+    )
 
 
 async def get_branch(session: AsyncSession, principal: Principal, branch_id: uuid.UUID) -> Branch:
@@ -236,13 +234,11 @@ async def list_members(read: TenantRead, query: MemberQuery) -> tuple[Items, int
 
 
 async def read_member(read: TenantRead, user_id: uuid.UUID) -> dict[str, Any]:
-    def plan(principal: Principal) -> tuple[ItemQuery, dict[str, Any]]:
-        values = {"org_id": principal.org_id, "id": user_id}
-        if scope := principal.branch_scope:
-            return repository.MEMBER_IN_BRANCH, {**values, "branch_id": scope}
-        return repository.MEMBER, values
-
-    return await read_item(read, plan, "User not found")
+    return await read_item(
+        read,
+        lambda principal: repository.MEMBER.bound(principal, {"id": user_id}),
+        "User not found",
+    )
 
 
 async def read_me(read: TenantRead) -> MeOut:
@@ -250,7 +246,9 @@ async def read_me(read: TenantRead) -> MeOut:
 
     def plan(principal: Principal) -> tuple[ItemQuery, dict[str, Any]]:
         values = {"org_id": principal.org_id, "id": principal.id}
-        return (repository.MEMBER if principal.user_id else repository.API_KEY_NAME), values
+        return (
+            repository.MEMBER.everywhere if principal.user_id else repository.API_KEY_NAME
+        ), values
 
     found = await read_item(read, plan, "Caller not found")
     principal = read.principal

@@ -21,9 +21,9 @@ from touchstone.core.storage.base import key_kind, validate_kind
 
 if TYPE_CHECKING:
     from touchstone.core.auth import Principal
-    from touchstone.core.reads import CompiledQuery
+    from touchstone.core.reads import ItemQuery
 
-FileVisibility = Callable[["Principal", str], tuple["CompiledQuery", Mapping[str, Any]]]
+FileVisibility = Callable[["Principal", str], tuple["ItemQuery", Mapping[str, Any]]]
 """(caller, key) -> a query, with its values, that returns a row when the caller may see
 the object; it runs in the caller's tenant with the authentication, in one round trip."""
 
