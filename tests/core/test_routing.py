@@ -11,12 +11,14 @@ from typing import Annotated, Any
 
 import httpx
 import pytest
-from fastapi import Depends
+from fastapi import APIRouter, Depends
+from fastapi.routing import APIRoute
+from starlette.routing import Match
 
 from tests.security.test_cross_tenant import openapi
 from tests.security.world import PARAM
 from touchstone.core.reads import TenantRead, tenant_read
-from touchstone.core.routing import ApiRouter, literal_parts, require_authentication
+from touchstone.core.routing import ApiRouter, LimitedRoute, literal_parts, require_authentication
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
@@ -89,7 +91,12 @@ def test_an_authenticated_router_refuses_a_route_that_does_not_authenticate() ->
     require_authentication(router)
 
 
-def test_a_router_refuses_only_paths_none_of_its_routes_could_match() -> None:
+def test_a_router_refuses_only_paths_none_of_its_routes_could_match(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Only a path holding one of the router's first segments reaches FastAPI's matching
+    (which the 405 test above proves right for every documented path), and only one holding
+    all of a route's literal parts reaches the route's regex."""
     router, inner = ApiRouter(prefix="/batches"), ApiRouter()
     inner.add_api_route("/{batch_id}/report", lambda: None)
     router.include_router(inner)
@@ -98,3 +105,19 @@ def test_a_router_refuses_only_paths_none_of_its_routes_could_match() -> None:
     assert literal_parts("/batches/{batch_id}/report") == ("/batches/", "/report")
     assert outer.segments() == ("/v1",)
     assert router.segments() == ("/batches",)
+
+    reached: list[str] = []
+
+    def fastapi_matching(self: object, scope: dict[str, Any]) -> tuple[Match, dict[str, Any]]:
+        reached.append(scope["path"])
+        return Match.NONE, {}
+
+    monkeypatch.setattr(APIRouter, "matches", fastapi_matching)
+    monkeypatch.setattr(APIRoute, "matches", fastapi_matching)
+    report = inner.routes[0]
+    assert isinstance(report, LimitedRoute)
+    for path in ("/v1/batches/7/report", "/v2/users", "/v1/batches/7/rows"):
+        scope = {"type": "http", "method": "GET", "path": path}
+        outer.matches(scope)
+        report.matches(scope)
+    assert reached == ["/v1/batches/7/report", "/v1/batches/7/report", "/v1/batches/7/rows"]
