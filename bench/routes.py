@@ -137,6 +137,8 @@ class Options:
     warmup_s: float
     connections: int
     members: int
+    only: re.Pattern[str] | None = None
+    """Measure only the targets whose name this matches (a developer's quick look)."""
 
     def describe(self) -> str:
         return (
@@ -972,6 +974,8 @@ def run(options: Options) -> Report:
                 "bench/baseline_app.py back in line with Page[MemberOut]"
             )
         targets = _targets(server, baseline, _discover(server.port, seeded, report))
+        if options.only is not None:
+            targets = [target for target in targets if options.only.search(target.name)]
         report.idle_cpu_share = _idle_cpu_share(server.process.pid)
         say(f"measuring {len(targets)} routes and writes")
         measured, refused = _measure_all(options, server, baseline, seeded.admin, targets)
@@ -999,12 +1003,20 @@ def _parse_args(argv: list[str] | None) -> Options:
     parser.add_argument(
         "--members", type=int, default=24, help="members besides the admin (at least 20)"
     )
+    parser.add_argument(
+        "--only",
+        type=re.compile,
+        help="measure only routes and writes whose name matches this regular expression "
+        "(e.g. 'POST'); the goals then hold for those alone",
+    )
     args = parser.parse_args(argv)
     if args.rounds < 1 or args.duration <= 0 or args.warmup <= 0 or args.connections < 1:
         parser.error("rounds, duration, warm-up and connections must be positive")
     if args.members < 20:
         parser.error("--members must be at least 20, so the bare page of 20 is full")
-    return Options(args.rounds, args.duration, args.warmup, args.connections, args.members)
+    return Options(
+        args.rounds, args.duration, args.warmup, args.connections, args.members, args.only
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

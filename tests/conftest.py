@@ -118,10 +118,10 @@ def database(connection: AsyncConnection, settings: Settings) -> Database:
     )
 
     @asynccontextmanager
-    async def read_connection() -> AsyncIterator[Any]:
+    async def direct_connection() -> AsyncIterator[Any]:
         yield (await connection.get_raw_connection()).driver_connection
 
-    database.read_connection = read_connection  # type: ignore[method-assign]
+    database.direct_connection = direct_connection  # type: ignore[method-assign]
     return database
 
 

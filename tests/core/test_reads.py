@@ -44,7 +44,7 @@ async def test_read_leaves_the_pooled_connection_clean(
             assert listed.json()["total"] == 1
             refused = await client.get(f"{API}/users", headers={"X-API-Key": "tsk_abc_wrong"})
             assert refused.status_code == 401
-        async with pooled.read_connection() as connection:
+        async with pooled.direct_connection() as connection:
             assert connection.info.transaction_status == TransactionStatus.IDLE
             cursor = await connection.execute("select current_setting('app.org_id', true)")
             assert (await cursor.fetchone()) in (("",), (None,))
@@ -62,7 +62,7 @@ async def test_both_paths_read_timestamps_in_utc(
     builds datetimes with the cheap `timezone.utc`, never a named zone."""
     pooled = Database(database_urls.runtime, settings)
     try:
-        async with pooled.read_connection() as connection:
+        async with pooled.direct_connection() as connection:
             cursor = await connection.execute("select now(), current_setting('TimeZone')")
             stamp, zone = await cursor.fetchone() or (None, None)
             assert (stamp.tzinfo, zone) == (UTC, "UTC")
@@ -95,7 +95,7 @@ async def test_pooled_reads_prepare_each_query_once_and_survive_a_forgotten_one(
             assert await emails(q="admin", sort="-email") == first  # another shape
             beyond = await client.get(f"{API}/users?offset=5", headers=tenant.headers)
             assert (beyond.json()["items"], beyond.json()["total"]) == ([], 1)
-            async with pooled.read_connection() as connection:
+            async with pooled.direct_connection() as connection:
                 cursor = await connection.execute("select count(*) from pg_prepared_statements")
                 # two page shapes (each row carries the total), and the total alone, which
                 # only a page past the end needs
@@ -127,16 +127,16 @@ async def test_a_read_beyond_the_pool_waits_for_a_slot_within_the_pool_timeout(
     """Reads queue for a slot in front of the pool; the wait ends in the pool's own timeout
     (a 503), and every slot comes back, after an error too."""
     pooled = Database(database_urls.runtime, settings.model_copy(update={"database_pool_size": 1}))
-    pooled.read_pool.timeout = 0.2
+    pooled.direct_pool.timeout = 0.2
     try:
-        async with pooled.read_connection():
+        async with pooled.direct_connection():
             with pytest.raises(PoolTimeout):
-                async with pooled.read_connection():
+                async with pooled.direct_connection():
                     pass
         with pytest.raises(RuntimeError):
-            async with pooled.read_connection():
+            async with pooled.direct_connection():
                 raise RuntimeError
-        async with pooled.read_connection() as connection:
+        async with pooled.direct_connection() as connection:
             assert await (await connection.execute("select 1")).fetchone() == (1,)
     finally:
         await pooled.dispose()

@@ -7,6 +7,7 @@ changes; reading it is the identity module's `GET /audit-events`.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -53,17 +54,30 @@ async def record_audit(
     org_id: uuid.UUID | None = None,
 ) -> None:
     """Append an audit event to the current transaction (who, what, which object, why)."""
-    session.add(
-        AuditEvent(
-            id=uuid.uuid4(),
-            org_id=org_id or (actor.org_id if actor else None),
-            actor_type=actor.kind if actor else SYSTEM_ACTOR,
-            actor_id=actor.id if actor else None,
-            branch_id=actor.branch_id if actor else None,
-            action=action,
-            object_type=object_type,
-            object_id=str(object_id) if object_id is not None else None,
-            changes=changes or {},
-            request_id=structlog.contextvars.get_contextvars().get("request_id"),
-        )
-    )
+    values = audit_values(actor, action, object_type, object_id, changes, org_id=org_id)
+    session.add(AuditEvent(**values))
+
+
+def audit_values(
+    actor: Principal | None,
+    action: str,
+    object_type: str,
+    object_id: object | None,
+    changes: Mapping[str, Any] | None = None,
+    *,
+    org_id: uuid.UUID | None = None,
+) -> dict[str, Any]:
+    """An audit event's columns, every one (`core.writes` inserts them as they are)."""
+    return {
+        "id": uuid.uuid4(),
+        "org_id": org_id or (actor.org_id if actor else None),
+        "occurred_at": utcnow(),
+        "actor_type": actor.kind if actor else SYSTEM_ACTOR,
+        "actor_id": actor.id if actor else None,
+        "branch_id": actor.branch_id if actor else None,
+        "action": action,
+        "object_type": object_type,
+        "object_id": str(object_id) if object_id is not None else None,
+        "changes": dict(changes or {}),
+        "request_id": structlog.contextvars.get_contextvars().get("request_id"),
+    }

@@ -106,22 +106,23 @@ class Database:
         self.sessionmaker = async_sessionmaker(
             self.engine, expire_on_commit=False, sync_session_class=TenantSession
         )
-        # `core.reads` runs its own BEGIN/COMMIT on autocommit connections of a plain psycopg
-        # pool: a checkout from it costs a tenth of SQLAlchemy's. Opened on first use.
-        self.read_pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] = AsyncConnectionPool(
+        # `core.reads` and `core.writes` run their own BEGIN/COMMIT on autocommit connections
+        # of a plain psycopg pool: a checkout from it costs a tenth of SQLAlchemy's. Opened on
+        # first use.
+        self.direct_pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] = AsyncConnectionPool(
             url.set(drivername="postgresql").render_as_string(hide_password=False),
             min_size=1,
             max_size=settings.database_pool_size,
             kwargs={
                 "autocommit": True,
-                "application_name": "touchstone-reads",
+                "application_name": "touchstone-direct",
                 "options": UTC_SESSIONS,
             },
             open=False,
         )
         self._pool_check: asyncio.Task[None] | None = None
-        self._read_slots = asyncio.Semaphore(settings.database_pool_size)
-        """One per pool connection: reads beyond the pool's size queue here (see _read_slot)."""
+        self._direct_slots = asyncio.Semaphore(settings.database_pool_size)
+        """One per pool connection: requests beyond the pool's size queue here (_direct_slot)."""
 
     def session(
         self,
@@ -135,44 +136,44 @@ class Database:
         return self.sessionmaker(info=info)
 
     @asynccontextmanager
-    async def read_connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
-        """An autocommit psycopg connection, for `core.reads` (no ORM on the hot path).
+    async def direct_connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        """An autocommit psycopg connection, for `core.reads` and `core.writes` (no ORM).
 
         getconn/putconn rather than the pool's `connection()`, whose `async with connection`
         commits even an autocommit connection (its lock and a wait: 3.5% of a read).
-        Reads end their own transactions, and putconn rolls back or replaces a connection an
+        Those end their own transactions, and putconn rolls back or replaces a connection an
         error or a cancellation left in one.
         """
-        if self.read_pool.closed:  # until the first read (open() takes the pool's lock)
-            await self.read_pool.open()
-        await self._read_slot()
+        if self.direct_pool.closed:  # until the first use (open() takes the pool's lock)
+            await self.direct_pool.open()
+        await self._direct_slot()
         try:
-            connection = await self.read_pool.getconn()
+            connection = await self.direct_pool.getconn()
             try:
                 yield connection
             except psycopg.OperationalError:
                 # The server went away (a restart): the idle connections are dead too. Test
                 # them all now, rather than fail one request on each.
-                self._pool_check = asyncio.create_task(self.read_pool.check())
+                self._pool_check = asyncio.create_task(self.direct_pool.check())
                 raise
             finally:
-                await self.read_pool.putconn(connection)
+                await self.direct_pool.putconn(connection)
         finally:
-            self._read_slots.release()
+            self._direct_slots.release()
 
-    async def _read_slot(self) -> None:
+    async def _direct_slot(self) -> None:
         """Wait for a free pool connection here, on one future, rather than inside the pool,
         whose waiting costs a condition, its lock and a timer per request: 3.3% of a list
         request's instructions with 32 clients on a pool of 10. Bounded by the pool's own
         timeout (a 503, as a wait inside the pool would be)."""
-        if not self._read_slots.locked():
-            await self._read_slots.acquire()  # returns at once
+        if not self._direct_slots.locked():
+            await self._direct_slots.acquire()  # returns at once
             return
         try:
-            async with asyncio.timeout(self.read_pool.timeout):
-                await self._read_slots.acquire()
+            async with asyncio.timeout(self.direct_pool.timeout):
+                await self._direct_slots.acquire()
         except TimeoutError:
-            raise PoolTimeout(f"no read connection in {self.read_pool.timeout:.0f} s") from None
+            raise PoolTimeout(f"no read connection in {self.direct_pool.timeout:.0f} s") from None
 
     @asynccontextmanager
     async def transaction(
@@ -183,7 +184,7 @@ class Database:
             yield session
 
     async def dispose(self) -> None:
-        await self.read_pool.close()
+        await self.direct_pool.close()
         await self.engine.dispose()
 
 

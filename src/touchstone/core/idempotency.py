@@ -11,8 +11,9 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 from fastapi import Depends, FastAPI, Header, Request
 from fastapi.responses import JSONResponse
@@ -50,29 +51,60 @@ class _Replay(Exception):
         self.status_code, self.body, self.headers = status_code, body, headers
 
 
+@dataclass(frozen=True, slots=True)
+class IdempotencyKey:
+    """A request's key and what it is checked and stored under (`core.writes` and the
+    session path below share it)."""
+
+    key: str
+    route: str
+    fingerprint: str
+    ttl: timedelta
+    sealer: Sealer
+
+    def owner(self, principal: Principal) -> dict[str, Any]:
+        """The key's row is unique per org, principal, route and key."""
+        owner = {
+            "org": principal.org_id,
+            "principal": f"{principal.kind}:{principal.id}",
+            "route": self.route,
+            "key": self.key,
+        }
+        return owner
+
+    def claim_values(self, principal: Principal, row_id: uuid.UUID) -> dict[str, Any]:
+        """The values of `CLAIM` for a new row `row_id`."""
+        owner = self.owner(principal)
+        return {
+            **owner,
+            "id": row_id,
+            "fingerprint": self.fingerprint,
+            "expires_at": datetime.now(UTC) + self.ttl,
+            "lock": "|".join(str(v) for v in owner.values()),
+        }
+
+    def settle(
+        self, status_code: int, fingerprint: str, sealed_body: str, headers: Any
+    ) -> NoReturn:
+        """A stored outcome for this key that is not expired: the twin still running (409),
+        a different request under the same key (422), or the stored response replayed."""
+        if status_code == 0:
+            raise IdempotencyKeyInFlight("Retry once the first request has finished")
+        if fingerprint != self.fingerprint:
+            raise IdempotencyKeyReused("Send a new key for a different request")
+        raise _Replay(status_code, json.loads(self.sealer.open(sealed_body)), headers)
+
+
 class Idempotency:
+    """The key of a request on `SessionDep` (ORM): claimed in the session's transaction."""
+
     def __init__(
-        self,
-        session: AsyncSession,
-        principal: Principal,
-        route: str,
-        key: str | None,
-        fingerprint: str,
-        ttl: timedelta,
-        sealer: Sealer,
+        self, session: AsyncSession, principal: Principal, key: IdempotencyKey | None
     ) -> None:
         self.session = session
-        self.sealer = sealer
         self.principal = principal
-        self.route = route
         self.key = key
-        self.fingerprint = fingerprint
-        self.ttl = ttl
         self._record: IdempotencyRecord | None = None
-
-    @property
-    def _owner(self) -> str:
-        return f"{self.principal.kind}:{self.principal.id}"
 
     async def claim(self) -> None:
         """Refuse a concurrent twin, replay a finished one, or let this request run.
@@ -83,76 +115,56 @@ class Idempotency:
         if self.key is None:
             return
         row_id = uuid.uuid4()
-        expires_at = datetime.now(UTC) + self.ttl
-        owner = {
-            "org": self.principal.org_id,
-            "principal": self._owner,
-            "route": self.route,
-            "key": self.key,
-        }
-        inserted = (
-            await self.session.execute(
-                _CLAIM,
-                {
-                    **owner,
-                    "id": row_id,
-                    "fingerprint": self.fingerprint,
-                    "expires_at": expires_at,
-                    "lock": "|".join(str(v) for v in owner.values()),
-                },
-            )
-        ).scalar_one_or_none()
+        values = self.key.claim_values(self.principal, row_id)
+        inserted = (await self.session.execute(CLAIM, values)).scalar_one_or_none()
         if inserted is not None:
             self._record = IdempotencyRecord(
                 id=row_id,
                 org_id=self.principal.org_id,
-                principal=self._owner,
-                route=self.route,
-                key=self.key,
-                fingerprint=self.fingerprint,
+                principal=values["principal"],
+                route=self.key.route,
+                key=self.key.key,
+                fingerprint=self.key.fingerprint,
                 status_code=0,
                 sealed_body="",
                 headers={},
-                expires_at=expires_at,
+                expires_at=values["expires_at"],
             )
             make_transient_to_detached(self._record)  # known to exist: updated, not inserted
             self.session.add(self._record)
             return
+        owner = self.key.owner(self.principal)
         record = (
             await self.session.execute(
                 select(IdempotencyRecord).where(
-                    IdempotencyRecord.org_id == self.principal.org_id,
-                    IdempotencyRecord.principal == self._owner,
-                    IdempotencyRecord.route == self.route,
-                    IdempotencyRecord.key == self.key,
+                    IdempotencyRecord.org_id == owner["org"],
+                    IdempotencyRecord.principal == owner["principal"],
+                    IdempotencyRecord.route == owner["route"],
+                    IdempotencyRecord.key == owner["key"],
                 )
             )
         ).scalar_one_or_none()
-        if record is None or record.status_code == 0:
+        if record is None:
             raise IdempotencyKeyInFlight("Retry once the first request has finished")
         if record.expires_at <= datetime.now(UTC):
             await self.session.delete(record)
             await self.session.flush()
             await self.claim()
             return
-        if record.fingerprint != self.fingerprint:
-            raise IdempotencyKeyReused("Send a new key for a different request")
-        raise _Replay(
-            record.status_code, json.loads(self.sealer.open(record.sealed_body)), record.headers
-        )
+        self.key.settle(record.status_code, record.fingerprint, record.sealed_body, record.headers)
 
     def remember(
         self, result: M, status_code: int = 201, headers: dict[str, str] | None = None
     ) -> M:
         """Store the response with the effect (same transaction) and return it unchanged."""
-        if self._record is not None:
+        if self._record is not None and self.key is not None:
             self._record.status_code = status_code
-            self._record.sealed_body = self.sealer.seal(result.model_dump_json())
+            self._record.sealed_body = self.key.sealer.seal(result.model_dump_json())
             self._record.headers = headers or {}
         return result
 
 
-_CLAIM = text(
+CLAIM = text(
     "INSERT INTO idempotency_keys (id, org_id, principal, route, key, fingerprint, status_code,"
     " sealed_body, headers, expires_at, created_at)"
     " SELECT :id, :org, :principal, :route, :key, :fingerprint, 0, '', '{}'::jsonb,"
@@ -180,26 +192,33 @@ async def _fingerprint(request: Request) -> str:
     return digest.hexdigest()
 
 
+IdempotencyHeader = Annotated[
+    str | None,
+    # Declared, not checked in code, so the OpenAPI document says what is refused.
+    Header(alias="Idempotency-Key", pattern=KEY, description="1-255 visible ASCII characters"),
+]
+
+
+async def idempotency_key(request: Request, key: str | None) -> IdempotencyKey | None:
+    """The request's key (None without one), with the route and request it belongs to."""
+    if key is None:
+        return None
+    return IdempotencyKey(
+        key,
+        f"{request.method} {route_template(request.scope)}",
+        await _fingerprint(request),
+        timedelta(seconds=request.app.state.settings.idempotency_ttl_seconds),
+        request.app.state.idempotency_sealer,
+    )
+
+
 async def idempotency(
     request: Request,
     session: SessionDep,
     principal: CurrentPrincipal,
-    key: Annotated[
-        str | None,
-        # Declared, not checked in code, so the OpenAPI document says what is refused.
-        Header(alias="Idempotency-Key", pattern=KEY, description="1-255 visible ASCII characters"),
-    ] = None,
+    key: IdempotencyHeader = None,
 ) -> Idempotency:
-    settings = request.app.state.settings
-    guard = Idempotency(
-        session,
-        principal,
-        f"{request.method} {route_template(request.scope)}",
-        key,
-        await _fingerprint(request),
-        timedelta(seconds=settings.idempotency_ttl_seconds),
-        request.app.state.idempotency_sealer,
-    )
+    guard = Idempotency(session, principal, await idempotency_key(request, key))
     await guard.claim()
     return guard
 

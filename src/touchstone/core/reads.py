@@ -213,7 +213,7 @@ async def confirm(database: Database, entry: TenantEntry) -> Principal:
     """The credential's caller as the database sees it now, in one round trip without the
     ORM; `Unauthorized` when the credential is dead. What a live stream re-checks on its
     interval (`core.stream_auth`), so thousands of open streams cost a lookup each."""
-    async with database.read_connection() as connection:
+    async with database.direct_connection() as connection:
         begin, end = _brackets(connection.info.transaction_status != TransactionStatus.IDLE)
         replies = await exchange(connection, [begin, entry.sql, end], entry.params)
     return entry.to_principal(await replies.first_row(1))
@@ -242,14 +242,14 @@ class TenantRead:
 
     async def fetch(self, plan: Plan) -> list[Rows]:
         """The result of each planned query, for the caller the database confirmed."""
-        async with self.database.read_connection() as connection:
-            transaction = _Transaction(connection)
+        async with self.database.direct_connection() as connection:
+            transaction = PooledTransaction(connection)
             try:
                 return await self._fetch(transaction, plan)
             finally:
                 await transaction.close()
 
-    async def _fetch(self, transaction: _Transaction, plan: Plan) -> list[Rows]:
+    async def _fetch(self, transaction: PooledTransaction, plan: Plan) -> list[Rows]:
         hint = self.hints.get(self.entry)
         statements = _planned(plan, hint.principal) if hint is not None else None
         if hint is not None and statements is not None:
@@ -262,7 +262,7 @@ class TenantRead:
         return self._accept(confirmed, await self._finish(transaction, plan(confirmed.principal)))
 
     async def _in_one_round_trip(
-        self, transaction: _Transaction, statements: Statements
+        self, transaction: PooledTransaction, statements: Statements
     ) -> tuple[tuple[Any, ...] | None, list[Rows]]:
         """Enter and query together: the entry's row (None for a dead credential: then the
         queries saw no tenant, so no rows) and the results."""
@@ -275,7 +275,7 @@ class TenantRead:
             await replies.rows(2 + n) for n in range(len(statements))
         ]
 
-    async def _enter(self, transaction: _Transaction) -> Hint:
+    async def _enter(self, transaction: PooledTransaction) -> Hint:
         replies = await transaction.send([transaction.begin, self.entry.sql], self.entry.params)
         row = await replies.first_row(1)
         principal = self.entry.to_principal(row)
@@ -284,7 +284,7 @@ class TenantRead:
         assert row is not None  # to_principal refuses None
         return Hint(row, principal, log_context(principal))
 
-    async def _finish(self, transaction: _Transaction, statements: Statements) -> list[Rows]:
+    async def _finish(self, transaction: PooledTransaction, statements: Statements) -> list[Rows]:
         """The queries and the end of the transaction, after `_enter`."""
         sql, params = await transaction.prepared(statements)
         replies = await transaction.send([*sql, transaction.end], params)
@@ -308,7 +308,7 @@ def _planned(plan: Plan, principal: Principal) -> Statements | None:
         return None
 
 
-class _Transaction:
+class PooledTransaction:
     """One read's transaction on a borrowed connection: its brackets, its prepared
     statements, and the rollback of one an error left open."""
 
@@ -348,7 +348,7 @@ class _Transaction:
             await self.connection.execute(self._rollback)
 
 
-def _bind_caller(request: Request, caller: Hint) -> None:
+def bind_caller(request: Request, caller: Hint) -> None:
     request.state.principal = caller.principal
     structlog.contextvars.bind_contextvars(**caller.log_context)
 
@@ -358,7 +358,7 @@ def read_for(request: Request, entry: TenantEntry, permission: str | None) -> Te
     `request.state` and in the log context; `tenant_read` is the dependency form."""
     hints: PrincipalHints = request.app.state.principal_hints
     return TenantRead(
-        get_database(request), entry, permission, hints, partial(_bind_caller, request)
+        get_database(request), entry, permission, hints, partial(bind_caller, request)
     )
 
 

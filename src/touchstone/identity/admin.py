@@ -15,6 +15,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from touchstone.core.audit import record_audit
 from touchstone.core.auth import Principal, system_principal
 from touchstone.core.config import Settings
 from touchstone.core.db import Database, enter_tenant
@@ -23,7 +24,7 @@ from touchstone.core.permissions import Role, permissions_for
 from touchstone.core.postgres import libpq_dsn
 from touchstone.identity import repository, service
 from touchstone.identity.models import ApiKey, Branch, Membership, User
-from touchstone.identity.schemas import BranchCreate, OrgCreate, UserCreate, UserUpdate
+from touchstone.identity.schemas import OrgCreate, UserCreate, UserUpdate
 
 DEMO_SLUG = "demo-bank"
 DEMO_DOMAIN = "demobank.example.com"
@@ -229,9 +230,13 @@ async def load_demo(
         )
         actor = _system_admin(org.id)
         branches = [
-            await service.create_branch(session, actor, BranchCreate(name=name, code=code))
+            Branch(id=uuid.uuid4(), org_id=org.id, name=name, code=code)
             for name, code in (("Main Street", "MAIN"), ("Riverside", "RIVER"))
         ]
+        session.add_all(branches)
+        for new in branches:
+            changes = {"name": new.name, "code": new.code}
+            await record_audit(session, actor, "branch.created", "branch", new.id, changes)
         for email, full_name, role in others:
             branch = branches[0].id if role in (Role.BRANCH_MANAGER, Role.APPRAISER) else None
             data = UserCreate(

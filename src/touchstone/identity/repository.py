@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from touchstone.core.audit import AuditEvent
 from touchstone.core.reads import AnySelect, branch_scoped, columns_for, item_query
+from touchstone.core.writes import insert_query
 from touchstone.identity.models import ApiKey, Branch, Membership, Org, User
 from touchstone.identity.schemas import ApiKeyName, AuditEventOut, BranchOut, MemberOut, OrgOut
 
@@ -99,6 +100,7 @@ BRANCH = branch_scoped(
     Branch.id,
     BranchOut,
 )
+NEW_BRANCH = insert_query(Branch, ("org_id", *BranchOut.model_fields))
 MEMBER = branch_scoped(members_query(_ORG).where(User.id == _ID), Membership.branch_id, MemberOut)
 ORG = item_query(select(*columns_for(OrgOut, Org)).where(Org.id == _ORG), OrgOut)
 API_KEY_NAME = item_query(

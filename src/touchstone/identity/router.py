@@ -21,6 +21,7 @@ from touchstone.core.pagination import Page, PageDep, page_response
 from touchstone.core.reads import TenantRead, tenant_read
 from touchstone.core.routing import ApiRouter
 from touchstone.core.schemas import PlainText
+from touchstone.core.writes import TenantWrite, tenant_write
 from touchstone.identity import authentication, password_reset, service
 from touchstone.identity.dependencies import (
     PasswordResetConfirmLimit,
@@ -192,12 +193,9 @@ async def list_branches(
 @router.post("/branches", response_model=BranchOut, status_code=201, tags=["branches"])
 async def create_branch(
     body: BranchCreate,
-    session: SessionDep,
-    principal: Annotated[Principal, Depends(require("branches:write"))],
-    idempotency: IdempotencyDep,
+    write: Annotated[TenantWrite, Depends(tenant_write("branches:write", idempotent=True))],
 ) -> BranchOut:
-    branch = await service.create_branch(session, principal, body)
-    return idempotency.remember(BranchOut.model_validate(branch))
+    return await service.create_branch(write, body)
 
 
 @router.get("/branches/{branch_id}", response_model=BranchOut, tags=["branches"])

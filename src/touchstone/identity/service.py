@@ -19,12 +19,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from touchstone.core.audit import AuditEvent, record_audit
 from touchstone.core.auth import API_KEY_PREFIX, Principal
 from touchstone.core.config import Settings
-from touchstone.core.db import add_unique, enter_tenant
+from touchstone.core.db import add_unique, enter_tenant, utcnow
 from touchstone.core.errors import Forbidden, InvalidInput, NotFound
 from touchstone.core.pagination import Items, PageParams, PageShape
 from touchstone.core.permissions import ALL_PERMISSIONS, Role, permissions_for
 from touchstone.core.reads import ItemQuery, TenantRead, columns_for, read_item
 from touchstone.core.security import digest_secret, hash_password, new_token
+from touchstone.core.writes import TenantWrite, WritePlan
 from touchstone.identity import emails, repository
 from touchstone.identity.exceptions import LastAdmin
 from touchstone.identity.models import (
@@ -166,11 +167,18 @@ async def get_branch(session: AsyncSession, principal: Principal, branch_id: uui
     return branch
 
 
-async def create_branch(session: AsyncSession, principal: Principal, data: BranchCreate) -> Branch:
-    branch = Branch(id=uuid.uuid4(), org_id=principal.org_id, name=data.name, code=data.code)
-    await add_unique(session, branch, f"A branch with code '{data.code}' already exists")
-    await record_audit(session, principal, "branch.created", "branch", branch.id, data.model_dump())
-    return branch
+async def create_branch(write: TenantWrite, data: BranchCreate) -> BranchOut:
+    def plan(principal: Principal) -> WritePlan[BranchOut]:
+        branch = BranchOut(
+            id=uuid.uuid4(), name=data.name, code=data.code, is_active=True, created_at=utcnow()
+        )
+        return WritePlan(
+            [(repository.NEW_BRANCH, {**dict(branch), "org_id": principal.org_id})],
+            branch,
+            conflict=f"A branch with code '{data.code}' already exists",
+        ).audited(principal, "branch.created", "branch", branch.id, data.model_dump())
+
+    return await write.apply(plan)
 
 
 async def update_branch(
