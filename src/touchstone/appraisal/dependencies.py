@@ -15,6 +15,7 @@ from fastapi import Depends
 from touchstone.core.auth import Principal
 from touchstone.core.deps import require
 from touchstone.core.reads import TenantRead, tenant_read
+from touchstone.core.writes import TenantWrite, tenant_write
 
 TESTING = "purity:test"
 """Streaming a purity test: the WebRTC offer and the WebSocket, checked for as long as the
@@ -31,6 +32,7 @@ DeviceWriter = Annotated[Principal, Depends(require("devices:write"))]
 
 AppraisalReads = Annotated[TenantRead, Depends(tenant_read("appraisals:read"))]
 CustomerReads = Annotated[TenantRead, Depends(tenant_read("customers:read"))]
+NewCustomer = Annotated[TenantWrite, Depends(tenant_write("customers:write", idempotent=True))]
 DeviceReads = Annotated[TenantRead, Depends(tenant_read("devices:write"))]
 """Devices are listed only to who manages them."""
 

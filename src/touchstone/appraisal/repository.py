@@ -44,9 +44,27 @@ from touchstone.core.reads import (
     item_query,
     row_query,
 )
+from touchstone.core.writes import insert_query
 
 PHONE_MASK = "X" * 6
 """What a customer's phone shows before its last four digits."""
+
+NEW_CUSTOMER = insert_query(
+    Customer,
+    (
+        "id",
+        "org_id",
+        "full_name",
+        "phone_sealed",
+        "phone_hash",
+        "phone_last4",
+        "id_document_type",
+        "id_number_sealed",
+        "id_number_masked",
+        "created_by",
+        "created_at",
+    ),
+)
 
 
 def by_branch(query: AnySelect, item: type[BaseModel] | None = None) -> BranchScoped:

@@ -13,10 +13,10 @@ from touchstone.appraisal.dependencies import (
     PHOTO_TYPES,
     CustomerReads,
     CustomerWriter,
+    NewCustomer,
 )
 from touchstone.appraisal.schemas import CustomerCreate, CustomerOut
 from touchstone.core.deps import SessionDep, SettingsDep, get_settings
-from touchstone.core.idempotency import IdempotencyDep
 from touchstone.core.pagination import Page, PageDep, page_response
 from touchstone.core.routing import ApiRouter, upload_limit
 from touchstone.core.schemas import PlainText
@@ -28,13 +28,10 @@ router = ApiRouter()  # tagged by the module router including it
 @router.post("/customers", response_model=CustomerOut, status_code=201)
 async def create_customer(
     body: CustomerCreate,
-    session: SessionDep,
     settings: SettingsDep,
-    idempotency: IdempotencyDep,
-    principal: CustomerWriter,
+    write: NewCustomer,
 ) -> CustomerOut:
-    customer = await service.create_customer(session, principal, body, settings)
-    return idempotency.remember(service.customer_out(customer))
+    return await service.create_customer(write, body, settings)
 
 
 @router.get("/customers", response_model=Page[CustomerOut])

@@ -24,10 +24,12 @@ from touchstone.core.audit import record_audit
 from touchstone.core.auth import Principal
 from touchstone.core.config import Settings
 from touchstone.core.crypto import Sealer
+from touchstone.core.db import utcnow
 from touchstone.core.errors import InvalidInput
 from touchstone.core.pagination import Items, PageParams, PageQueries, PageShape, read_page
 from touchstone.core.reads import ItemQuery, TenantRead, read_item
 from touchstone.core.storage import StoredObject, file_kind
+from touchstone.core.writes import TenantWrite, WritePlan
 
 PHOTO_KIND = file_kind("customer-photo", permission="customers:read")
 """Customers are the bank's, not a branch's: whoever may read customers sees their photos."""
@@ -61,35 +63,41 @@ def customer_out(customer: Customer) -> CustomerOut:
 
 
 async def create_customer(
-    session: AsyncSession, principal: Principal, data: CustomerCreate, settings: Settings
-) -> Customer:
+    write: TenantWrite, data: CustomerCreate, settings: Settings
+) -> CustomerOut:
     digits = phone_digits(data.phone)
     if len(digits) < 8:
         raise InvalidInput("phone must have at least 8 digits")
     seal = sealer(settings)
-    customer = Customer(
+    customer = CustomerOut(
         id=uuid.uuid4(),
-        org_id=principal.org_id,
         full_name=data.full_name,
-        phone_sealed=seal.seal(data.phone),
-        phone_hash=phone_hash(settings, data.phone),
-        phone_last4=digits[-4:],
+        phone_masked=repository.PHONE_MASK + digits[-4:],
         id_document_type=data.id_document_type,
-        id_number_sealed=seal.seal(data.id_number),
         id_number_masked=mask_id_number(data.id_number),
-        created_by=principal.id,
+        has_photo=False,
+        created_at=utcnow(),
     )
-    session.add(customer)
-    await session.flush()
-    await record_audit(
-        session,
-        principal,
-        "customer.created",
-        "customer",
-        customer.id,
-        {"phone": mask_phone(data.phone), "id_number": customer.id_number_masked},
-    )
-    return customer
+    row = {
+        "id": customer.id,
+        "full_name": data.full_name,
+        "phone_sealed": seal.seal(data.phone),
+        "phone_hash": phone_hash(settings, data.phone),
+        "phone_last4": digits[-4:],
+        "id_document_type": data.id_document_type,
+        "id_number_sealed": seal.seal(data.id_number),
+        "id_number_masked": customer.id_number_masked,
+        "created_at": customer.created_at,
+    }
+
+    def plan(principal: Principal) -> WritePlan[CustomerOut]:
+        owned = {**row, "org_id": principal.org_id, "created_by": principal.id}
+        masked = {"phone": mask_phone(data.phone), "id_number": customer.id_number_masked}
+        return WritePlan([(repository.NEW_CUSTOMER, owned)], customer).audited(
+            principal, "customer.created", "customer", customer.id, masked
+        )
+
+    return await write.apply(plan)
 
 
 async def get_customer(
