@@ -17,8 +17,9 @@ from typing import Annotated, Any, NoReturn, TypeVar
 
 from fastapi import Depends, FastAPI, Header, Request
 from fastapi.responses import JSONResponse
+from psycopg.types.json import Jsonb
 from pydantic import BaseModel
-from sqlalchemy import select, text
+from sqlalchemy import Uuid, column, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
 
@@ -72,12 +73,17 @@ class IdempotencyKey:
         }
         return owner
 
-    def claim_values(self, principal: Principal, row_id: uuid.UUID) -> dict[str, Any]:
-        """The values of `CLAIM` for a new row `row_id`."""
+    def claim_values(
+        self, principal: Principal, outcome: BaseModel | None = None, status_code: int = 0
+    ) -> dict[str, Any]:
+        """The values of `CLAIM`: a new row, holding `outcome` sealed when it is known."""
         owner = self.owner(principal)
         return {
             **owner,
-            "id": row_id,
+            "id": uuid.uuid4(),
+            "status_code": status_code if outcome is not None else 0,
+            "sealed_body": "" if outcome is None else self.sealer.seal(outcome.model_dump_json()),
+            "headers": Jsonb({}),
             "fingerprint": self.fingerprint,
             "expires_at": datetime.now(UTC) + self.ttl,
             "lock": "|".join(str(v) for v in owner.values()),
@@ -86,8 +92,9 @@ class IdempotencyKey:
     def settle(
         self, status_code: int, fingerprint: str, sealed_body: str, headers: Any
     ) -> NoReturn:
-        """A stored outcome for this key that is not expired: the twin still running (409),
-        a different request under the same key (422), or the stored response replayed."""
+        """The outcome stored for this key when `CLAIM` found it taken: the twin still
+        running (409), a different request under the same key (422), or the stored response
+        replayed."""
         if status_code == 0:
             raise IdempotencyKeyInFlight("Retry once the first request has finished")
         if fingerprint != self.fingerprint:
@@ -114,12 +121,11 @@ class Idempotency:
         """
         if self.key is None:
             return
-        row_id = uuid.uuid4()
-        values = self.key.claim_values(self.principal, row_id)
+        values = self.key.claim_values(self.principal)
         inserted = (await self.session.execute(CLAIM, values)).scalar_one_or_none()
         if inserted is not None:
             self._record = IdempotencyRecord(
-                id=row_id,
+                id=inserted,
                 org_id=self.principal.org_id,
                 principal=values["principal"],
                 route=self.key.route,
@@ -144,13 +150,8 @@ class Idempotency:
                 )
             )
         ).scalar_one_or_none()
-        if record is None:
+        if record is None:  # claimed by a transaction not yet committed
             raise IdempotencyKeyInFlight("Retry once the first request has finished")
-        if record.expires_at <= datetime.now(UTC):
-            await self.session.delete(record)
-            await self.session.flush()
-            await self.claim()
-            return
         self.key.settle(record.status_code, record.fingerprint, record.sealed_body, record.headers)
 
     def remember(
@@ -164,13 +165,27 @@ class Idempotency:
         return result
 
 
-CLAIM = text(
-    "INSERT INTO idempotency_keys (id, org_id, principal, route, key, fingerprint, status_code,"
-    " sealed_body, headers, expires_at, created_at)"
-    " SELECT :id, :org, :principal, :route, :key, :fingerprint, 0, '', '{}'::jsonb,"
-    " :expires_at, now() WHERE pg_try_advisory_xact_lock(hashtextextended(:lock, 0))"
-    " ON CONFLICT (org_id, principal, route, key) DO NOTHING RETURNING id"
+CLAIMED = (
+    text(
+        "INSERT INTO idempotency_keys (id, org_id, principal, route, key, fingerprint,"
+        " status_code, sealed_body, headers, expires_at, created_at)"
+        " SELECT :id, :org, :principal, :route, :key, :fingerprint, :status_code,"
+        " :sealed_body, :headers, :expires_at, now()"
+        " WHERE pg_try_advisory_xact_lock(hashtextextended(:lock, 0))"
+        " ON CONFLICT (org_id, principal, route, key) DO UPDATE SET id = excluded.id,"
+        " fingerprint = excluded.fingerprint, status_code = excluded.status_code,"
+        " sealed_body = excluded.sealed_body, headers = excluded.headers,"
+        " expires_at = excluded.expires_at, created_at = now()"
+        " WHERE idempotency_keys.expires_at <= clock_timestamp() RETURNING id"
+    )
+    .columns(column("id", Uuid))
+    .cte("claimed")
 )
+"""Claim a key: insert its row, or take over an expired one, only if this transaction wins
+the key's advisory lock. `claimed` holds the row's id, or nothing when the key is taken (a
+twin running, or a stored outcome still valid). The row holds the outcome when it is known
+before the change runs (`core.writes`), else status 0 until `remember` fills it."""
+CLAIM = select(CLAIMED.c.id)
 
 
 async def _fingerprint(request: Request) -> str:

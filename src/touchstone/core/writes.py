@@ -4,16 +4,17 @@ Through the ORM, creating a branch cost six round trips (BEGIN and the caller, a
 the insert, its release, the audit event, COMMIT) and about 4 ms of Python in SQLAlchemy's
 unit of work. A `TenantWrite` sends
 
-    BEGIN; SELECT … FROM auth_enter_session(…)      -- the caller; the tenant is set
-    <the claim of the Idempotency-Key>               -- only when the request sent one
-    <the changes>; <the audit event>; <the key's stored response>; COMMIT
+    BEGIN; SELECT … FROM auth_enter_session(…)       -- the caller; the tenant is set
+    <the Idempotency-Key's claim>; <the changes>; <their audit events>; COMMIT
 
 The caller and the permission are checked before any change is sent, so, unlike a read, a
-write never runs on a hint (`core.reads`): a change planned for a stale caller could not be
-taken back. Everything a change writes is decided in Python before it is sent (ids,
-timestamps, the response), so the response and the key's record travel in the message
-that commits. A unique violation there becomes the plan's 409 and nothing is kept; row-level
-security applies as on every path, the tenant being the one the entry set.
+write never runs on a hinted caller (`core.reads`): a change planned for a stale caller
+could not be taken back. Everything a change writes is decided in Python before it is sent
+(ids, timestamps, the response), so a request's key is claimed already holding the sealed
+response it will have if the message commits; a key that was taken fails the claim, which
+makes PostgreSQL skip the rest of the message, and the stored outcome is then read in a
+transaction of its own. A unique violation becomes the plan's 409 and nothing is kept.
+Row-level security applies as on every path, the tenant being the one the entry set.
 
 A route declares `write: Annotated[TenantWrite, Depends(tenant_write("<permission>"))]`
 (`idempotent=True` for a creating route) and its service returns a `WritePlan` for the
@@ -22,28 +23,28 @@ confirmed caller: `await write.apply(plan)`.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NoReturn, TypeVar
 
 from fastapi import Request
-from psycopg.errors import UniqueViolation
+from psycopg.errors import DivisionByZero, UniqueViolation
 from psycopg.types.json import Jsonb
 from pydantic import BaseModel
-from sqlalchemy import Table, bindparam, delete, insert, select, update
+from sqlalchemy import Table, bindparam, func, insert, literal_column, select
 from sqlalchemy.orm import DeclarativeBase
 
 from touchstone.core.audit import AuditEvent, audit_values
 from touchstone.core.auth import Principal, TenantEntry, log_context
-from touchstone.core.db import Database, utcnow
+from touchstone.core.db import Database
 from touchstone.core.deps import authenticate, get_database
 from touchstone.core.errors import Conflict
 from touchstone.core.idempotency import (
-    CLAIM,
+    CLAIMED,
     IdempotencyHeader,
     IdempotencyKey,
+    IdempotencyKeyInFlight,
     idempotency_key,
 )
 from touchstone.core.idempotency_models import IdempotencyRecord
@@ -124,79 +125,61 @@ class TenantWrite:
     async def _apply(
         self, transaction: PooledTransaction, plan: Callable[[Principal], WritePlan[M]]
     ) -> M:
-        replies = await transaction.send([transaction.begin, self.entry.sql], self.entry.params)
-        row = await replies.first_row(1)
-        principal = self.entry.to_principal(row)
-        principal.ensure(self.permission)
-        assert row is not None  # to_principal refuses None
-        self.on_caller(Hint(row, principal, log_context(principal)))
+        principal = await self._enter(transaction)
         planned = plan(principal)
         statements = [*planned.changes, *((AUDIT_INSERT, row) for row in planned.audit)]
-        if self.key is not None:
-            statements.append(await self._claim(transaction, principal, planned))
+        if self.key is not None:  # claimed with the outcome it has if this commits
+            values = self.key.claim_values(principal, planned.result, planned.status_code)
+            statements.insert(0, (_CLAIM, values))
         sql, params = await transaction.prepared(statements)
         try:
             await transaction.send([*sql, transaction.end], params)
+        except DivisionByZero:  # only `_CLAIM` divides: the key was taken
+            await transaction.close()
+            await self._settle(transaction, principal)
         except UniqueViolation as exc:
             if planned.conflict is None:
                 raise
             raise Conflict(planned.conflict) from exc
         return planned.result
 
-    async def _claim(
-        self, transaction: PooledTransaction, principal: Principal, planned: WritePlan[M]
-    ) -> tuple[CompiledQuery, Mapping[str, Any]]:
-        """Claim the key (or replay, or refuse: `IdempotencyKey.settle`); the statement that
-        stores the response, for the message that commits."""
+    async def _enter(self, transaction: PooledTransaction) -> Principal:
+        """Begin, enter the caller's tenant and check the caller: before any change."""
+        replies = await transaction.send([transaction.begin, self.entry.sql], self.entry.params)
+        row = await replies.first_row(1)
+        principal = self.entry.to_principal(row)
+        principal.ensure(self.permission)
+        assert row is not None  # to_principal refuses None
+        self.on_caller(Hint(row, principal, log_context(principal)))
+        return principal
+
+    async def _settle(self, transaction: PooledTransaction, principal: Principal) -> NoReturn:
+        """The key's stored outcome, read in a transaction of its own (the write's was rolled
+        back): replayed, or refused (`IdempotencyKey.settle`)."""
         assert self.key is not None
-        row_id = uuid.uuid4()
-        values = self.key.claim_values(principal, row_id)
-        while True:
-            sql, params = await transaction.prepared([(_CLAIM, values)])
-            if await (await transaction.send(sql, params)).first_row(0) is not None:
-                break
-            sql, params = await transaction.prepared([(_STORED, values)])
-            stored = await (await transaction.send(sql, params)).first_row(0)
-            if stored is None:  # claimed by a transaction not yet committed
-                self.key.settle(0, "", "", {})
-            status_code, fingerprint, sealed_body, headers, expires_at, stored_id = stored
-            if expires_at > utcnow():
-                self.key.settle(status_code, fingerprint, sealed_body, headers)
-            sql, params = await transaction.prepared([(_FORGET, {"id": stored_id})])
-            await transaction.send(sql, params)
-        return _REMEMBER, {
-            "id": row_id,
-            "status_code": planned.status_code,
-            "sealed_body": self.key.sealer.seal(planned.result.model_dump_json()),
-            "headers": Jsonb({}),
-        }
+        await self._enter(transaction)
+        sql, params = await transaction.prepared([(_STORED, self.key.owner(principal))])
+        stored = await (await transaction.send([*sql, transaction.end], params)).first_row(0)
+        if stored is None:  # claimed by a transaction not yet committed
+            raise IdempotencyKeyInFlight("Retry once the first request has finished")
+        self.key.settle(*stored)
 
 
 _KEYS = IdempotencyRecord
-_CLAIM = compile_query(CLAIM)
+_CLAIM = compile_query(select(literal_column("1") / func.count()).select_from(CLAIMED))
+"""The key's claim, failing (division by zero) when it was taken, so that PostgreSQL skips
+the rest of the message: the changes are sent with it, in one round trip."""
 _STORED = compile_query(
     select(
         _KEYS.status_code,
         _KEYS.fingerprint,
         _KEYS.sealed_body,
         _KEYS.headers,
-        _KEYS.expires_at,
-        _KEYS.id,
     ).where(
         _KEYS.org_id == bindparam("org"),
         _KEYS.principal == bindparam("principal"),
         _KEYS.route == bindparam("route"),
         _KEYS.key == bindparam("key"),
-    )
-)
-_FORGET = compile_query(delete(_KEYS).where(_KEYS.id == bindparam("id")))
-_REMEMBER = compile_query(
-    update(_KEYS)
-    .where(_KEYS.id == bindparam("id"))
-    .values(
-        status_code=bindparam("status_code"),
-        sealed_body=bindparam("sealed_body"),
-        headers=bindparam("headers"),
     )
 )
 
