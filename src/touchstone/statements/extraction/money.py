@@ -41,7 +41,8 @@ class Mark(StrEnum):
 AMBIGUOUS_SYMBOLS = frozenset({"$"})
 _SUFFIX_MARKS = {"CR": Mark.CREDIT, "DR": Mark.DEBIT, "H": Mark.CREDIT, "S": Mark.DEBIT}
 _LOOSE = re.compile(
-    r"(?P<int>\d{1,3}(?:(?P<sep>[,.'\u00a0 ])\d{3})+|\d+)(?:(?P<dec>[.,])(?P<frac>\d{1,2}))?"
+    r"(?P<int>\d{1,2}(?:,\d\d)+,\d{3}|\d{1,3}(?:(?P<sep>[,.'\u00a0 ])\d{3})+|\d+)"
+    r"(?:(?P<dec>[.,])(?P<frac>\d{1,2}))?"
 )
 _CURRENCY_TOKEN = re.compile(r"^(?:[A-Z]{1,2}\$|[£€$¥₹₦]|RM|Rs\.?)$")
 _GLUED_DATE = re.compile(r"^(\d{1,2}[/.\-]\d{1,2}(?:[/.\-]\d{2,4})?)(?=[A-Za-z])")
@@ -136,7 +137,7 @@ def read_figure(text: str, x0: float = 0.0, x1: float = 0.0) -> Figure | None:
     match = _LOOSE.fullmatch(body)
     if match is None or match["sep"] == match["dec"]:
         return None
-    if match["frac"] is None and match["sep"] is None:
+    if match["frac"] is None and "," not in match["int"] and match["sep"] is None:
         return None  # a bare integer is a count or a reference, never money
     integer = re.sub(r"\D", "", match["int"])
     value = Decimal(f"{integer}.{match['frac'] or '0'}")
