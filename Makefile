@@ -51,6 +51,7 @@ bench: .venv/.synced  ## every benchmark, even after one misses its goal; fails 
 	$(UV) run --frozen python -m bench.idempotency_overhead || echo idempotency_overhead >> bench/results/.failed
 	$(UV) run --frozen python -m bench.statement_extraction || echo statement_extraction >> bench/results/.failed
 	$(UV) run --frozen python -m bench.statement_workbook || echo statement_workbook >> bench/results/.failed
+	$(UV) run --frozen python -m bench.statement_corpus || echo statement_corpus >> bench/results/.failed
 	$(UV) run --frozen python -m bench.purity_pipeline || echo purity_pipeline >> bench/results/.failed
 	$(UV) run --frozen python -m bench.purity_latency || echo purity_latency >> bench/results/.failed
 	$(UV) run --frozen python -m bench.routes || echo routes >> bench/results/.failed

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 from bench.generators.statements import generate_statement
+from fpdf import FPDF
 from sqlalchemy import func, select
 
 from tests.conftest import Tenant, add_member, assert_problem
@@ -150,6 +151,28 @@ async def test_same_file_again_is_linked_not_read_or_metered_twice(
     async with committed.transaction(org_id=tenant.org_id) as session:
         metered = await session.execute(select(func.sum(UsageEvent.quantity)))
         assert metered.scalar_one() == statement.pages
+
+
+async def test_a_batch_whose_statements_failed_says_so_and_meters_no_pages(
+    live_client: httpx.AsyncClient,
+    tenant: Tenant,
+    run_jobs: Callable[[], Any],
+    committed: Database,
+) -> None:
+    letter = FPDF()
+    letter.add_page()
+    letter.set_font("helvetica", size=11)
+    letter.multi_cell(0, 6, "Dear customer,\nyour new card is on its way.\nNorthwind Bank plc")
+    batch = (await upload(live_client, tenant, [pdf("letter.pdf", bytes(letter.output()))])).json()
+    await run_jobs()
+    done = (await live_client.get(f"{API}/batches/{batch['id']}", headers=tenant.headers)).json()
+    assert done["status"] == "completed_with_errors"
+    assert done["summary"]["by_status"] == {"failed": 1}
+    job = (await live_client.get(f"{API}/jobs/{batch['job_id']}", headers=tenant.headers)).json()
+    assert job["result"]["status"] == "completed_with_errors"
+    async with committed.transaction(org_id=tenant.org_id) as session:
+        metered = await session.execute(select(func.sum(UsageEvent.quantity)))
+        assert metered.scalar_one() == 0
 
 
 @pytest.mark.parametrize(

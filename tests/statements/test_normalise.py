@@ -9,6 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from touchstone.statements.extraction.metadata import name_only, without_numbers
+from touchstone.statements.extraction.money import read_figure
 from touchstone.statements.extraction.normalise import (
     PartialDate,
     format_amount,
@@ -93,3 +95,41 @@ def test_year_end_inference() -> None:
     assert resolve_year(PartialDate(28, 12, None), start, end, 2000) == dt.date(2025, 12, 28)
     assert resolve_year(PartialDate(3, 1, None), start, end, 2000) == dt.date(2026, 1, 3)
     assert resolve_year(PartialDate(3, 1, None), None, None, 2024) == dt.date(2024, 1, 3)
+
+
+def test_holder_name_stops_at_the_next_label_and_no_full_number_is_kept() -> None:
+    assert (
+        name_only("MS ANANYA RAO Account No: 0012 3456 7890 1234 Currency: INR") == "MS ANANYA RAO"
+    )
+    assert name_only("Tom Baker   Sort code 12-34-56") == "Tom Baker"
+    assert without_numbers("HDFC Bank 0012 3456 7890 1234") == "HDFC Bank XXXX1234"
+
+
+@pytest.mark.parametrize(
+    ("text", "card", "value"),
+    [
+        ("1,234.56", False, "1234.56"),
+        ("1,234.56 DR", False, "-1234.56"),
+        ("232.161,04 H", False, "232161.04"),
+        ("1.234,56 S", False, "-1234.56"),
+        ("12.00-", False, "-12.00"),
+        ("(412.16)", False, "-412.16"),
+        ("(412.16)", True, "412.16"),
+        ("4.20", True, "-4.20"),
+        ("47.24 CR", True, "47.24"),
+        ("+ RM 5,123.90", True, "-5123.90"),
+        ("- S$ 0.00", True, "0.00"),
+        ("12,34,567.50 Cr", False, "1234567.50"),
+        ("90,350 CR", False, "90350.0"),
+        ("10158.4", False, "10158.4"),
+    ],
+)
+def test_figures_carry_their_marks_into_the_holder_view(text: str, card: bool, value: str) -> None:
+    figure = read_figure(text)
+    assert figure is not None
+    assert figure.signed(card) == Decimal(value)
+
+
+@pytest.mark.parametrize("text", ["2025", "12345", "Ltd", "-1234", "1.234.56"])
+def test_counts_references_and_words_are_not_money(text: str) -> None:
+    assert read_figure(text) is None

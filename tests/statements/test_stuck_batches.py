@@ -146,8 +146,9 @@ async def test_a_looping_file_that_got_in_fails_its_statement_once(
 
     job = await batches.get(job_path)
     assert (job["status"], job["attempts"]) == ("succeeded", 1), "read once, not retried"
+    assert job["result"]["status"] == "completed_with_errors"
     done = await batches.get(f"{API}/batches/{batch['id']}")
-    assert done["status"] == "done"
+    assert done["status"] == "completed_with_errors"
     (statement,) = done["statements"]
     assert (statement["status"], statement["error_code"]) == ("failed", "corrupt_pdf")
     assert "page tree" in statement["error_detail"]

@@ -38,6 +38,7 @@ class BatchStatus(StrEnum):
     QUEUED = "queued"
     PROCESSING = "processing"
     DONE = "done"  # every statement reached a final state (some may need a password)
+    COMPLETED_WITH_ERRORS = "completed_with_errors"  # finished, but some statements failed
     FAILED = "failed"  # its job ended without finishing it; `error_code` says why
 
 
@@ -50,6 +51,7 @@ class StatementState(StrEnum):
     FAILED = "failed"
 
 
+COMPLETED = frozenset({BatchStatus.DONE, BatchStatus.COMPLETED_WITH_ERRORS})
 FINAL_STATES = frozenset({StatementState.VERIFIED, StatementState.REVIEW, StatementState.FAILED})
 
 
@@ -57,7 +59,7 @@ class Batch(IdMixin, TenantMixin, TimestampMixin, Base):
     __tablename__ = "statement_batches"
 
     label: Mapped[str] = mapped_column(String(200), server_default="")
-    status: Mapped[str] = mapped_column(String(20), server_default=BatchStatus.QUEUED.value)
+    status: Mapped[str] = mapped_column(String(32), server_default=BatchStatus.QUEUED.value)
     created_by: Mapped[uuid.UUID | None]
     job_id: Mapped[uuid.UUID | None]
     report_key: Mapped[str | None] = mapped_column(String(300))

@@ -41,6 +41,7 @@ from touchstone.statements.engines.ocr import OcrEngine, RapidOcrEngine
 from touchstone.statements.exceptions import PasswordRequired, WrongPassword
 from touchstone.statements.extraction import ExtractionLimits, check_continuity, extract_statement
 from touchstone.statements.models import (
+    COMPLETED,
     FINAL_STATES,
     Batch,
     BatchStatus,
@@ -140,7 +141,7 @@ async def batch_ended(
             status=StatementState.FAILED, error_code=code, error_detail=detail, processed_at=now
         )
     )
-    if batch.status == BatchStatus.DONE:
+    if batch.status in COMPLETED:
         return
     batch.status = BatchStatus.FAILED
     batch.error_code, batch.error_detail, batch.finished_at = code, detail, now
@@ -197,7 +198,7 @@ async def _process_statement(
     async with run.transaction() as session:
         statement = await session.get_one(Statement, statement_id, with_for_update=True)
         await _store_rows(session, statement, extracted)
-        await _meter(session, statement, len(extracted.pages))
+        await _meter(session, statement, pages_read(extracted))
         await publish(
             session,
             run.org_id,
@@ -371,6 +372,14 @@ _COPIED = (
 )
 
 
+def pages_read(extracted: ExtractedStatement) -> int:
+    """The pages metered: those read successfully. A statement that failed, or a page that
+    was flagged as unreadable, costs nothing."""
+    if extracted.status is StatementStatus.FAILED:
+        return 0
+    return sum(1 for page in extracted.pages if not page.flagged)
+
+
 async def _meter(session: AsyncSession, statement: Statement, pages: int) -> None:
     """One usage event per statement: a retried or reprocessed job does not bill twice."""
     await session.execute(
@@ -439,7 +448,8 @@ async def build_report(
         batch.report_generated_at = dt.datetime.now(dt.UTC)
         batch.summary = summary
         if finished:
-            batch.status = BatchStatus.DONE
+            failed = summary["by_status"].get(StatementState.FAILED, 0)
+            batch.status = BatchStatus.COMPLETED_WITH_ERRORS if failed else BatchStatus.DONE
             batch.finished_at = dt.datetime.now(dt.UTC)
             batch.error_code = batch.error_detail = None
         await publish(
@@ -451,7 +461,7 @@ async def build_report(
         )
     if old_key:
         await storage.delete(run.org_id, old_key)
-    return {"report_key": stored.key, **summary}
+    return {"report_key": stored.key, "status": batch.status, **summary}
 
 
 async def one_chunk(data: bytes) -> AsyncIterator[bytes]:

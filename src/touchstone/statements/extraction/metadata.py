@@ -28,6 +28,12 @@ _ACCOUNT = re.compile(
     r"\s*[:\-]?\s*([A-Z]{2}\d{2}[A-Z0-9 ]{8,32}|\d[\d \-*xX]{2,24}\d)",
     re.I,
 )
+_OTHER_LABEL = re.compile(
+    r"^(?:account|a/c|acct|currency|iban|bic|swift|ifsc|micr|branch|sort|customer|client|cif"
+    r"|address|statement|period|date|page|phone|tel|email|e-mail|pan|gstin|nominee|type|no)\b",
+    re.I,
+)
+_LONG_NUMBER = re.compile(r"\d(?:[\d \-]{4,}\d)")
 _PERIOD = re.compile(r"\b(period|from|zeitraum|période|periodo)\b", re.I)
 _PERIOD_SPLIT = re.compile(r"\s+(?:to|until|through|bis|au|al|-|\u2013)\s+", re.I)
 _DECLARED_CURRENCY = re.compile(r"\b(?:currency|währung|devise|moneda)\b\W*([A-Z]{3})\b", re.I)
@@ -77,21 +83,39 @@ def read_metadata(preamble: list[Line], dayfirst: bool) -> StatementMeta:
         if meta.account_number_masked is None and (found := _ACCOUNT.search(text)):
             meta.account_number_masked = mask_account_number(found[1])
         if meta.holder_name is None and (found := _HOLDER.search(text)):
-            meta.holder_name = found[1].strip()
+            meta.holder_name = name_only(found[1])
         if meta.bank_name is None and _BANK.search(text) and len(text.split()) <= 8:
-            meta.bank_name = text
+            meta.bank_name = without_numbers(text)
         if meta.currency is None and (found := _DECLARED_CURRENCY.search(text)):
             code = found[1].upper()
             meta.currency = code if code in CURRENCY_CODES else None
     if meta.bank_name is None and preamble:
         tallest = max(preamble, key=lambda line: line.bottom - line.top)
         if len(tallest.words) <= 6 and any(c.isalpha() for c in tallest.text):
-            meta.bank_name = clean_text(tallest.text)
+            meta.bank_name = without_numbers(clean_text(tallest.text))
     if meta.currency is None:
         meta.currency = _currency_in(" ".join(line.text for line in preamble))
     if period := read_period(preamble, dayfirst):
         meta.period_start, meta.period_end = period
     return meta
+
+
+def name_only(text: str) -> str | None:
+    """A holder's name and nothing after it: the text stops at the next label (`Account No:`,
+    `Currency:`), at anything with a digit, or at a word ending in a colon."""
+    kept: list[str] = []
+    for word in text.split():
+        if any(c.isdigit() for c in word) or _OTHER_LABEL.match(word) or word.startswith(":"):
+            break
+        if word.endswith(":"):
+            break
+        kept.append(word)
+    return " ".join(kept).strip(" ,;-") or None
+
+
+def without_numbers(text: str) -> str:
+    """Long digit runs (an account or card number printed beside a name) masked."""
+    return _LONG_NUMBER.sub(lambda m: mask_account_number(m.group()), text)
 
 
 def _currency_in(text: str) -> str | None:

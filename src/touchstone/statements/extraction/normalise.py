@@ -81,9 +81,11 @@ CURRENCY_CODES = frozenset(
     ]
 )
 _AMOUNT = re.compile(
-    r"(?P<int>\d{1,3}(?:(?P<sep>[,.'\u00a0 ])\d{3})(?:(?P=sep)\d{3})*|\d+)"
+    r"(?P<int>\d{1,2}(?:,\d\d)+,\d{3}|\d{1,3}(?:(?P<sep>[,.'\u00a0 ])\d{3})(?:(?P=sep)\d{3})*|\d+)"
     r"(?P<dec>[.,])(?P<frac>\d{2})"
 )
+"""Thousands grouped by threes in any of the usual separators, or Indian lakh and crore
+grouping (`12,34,567.50`)."""
 _CURRENCY_AFFIX = re.compile(r"^(R\$|[£€$¥₹₦]|[A-Z]{3}(?=[\s\d(+\-]))|(\s?[A-Z]{3}|[£€$])$")
 
 
@@ -199,6 +201,8 @@ def parse_amount(text: str) -> Amount | None:
     match = _AMOUNT.fullmatch(text)
     if match is None or match["sep"] == match["dec"]:
         return None
+    if match["sep"] is None and "," in match["int"] and match["dec"] == ",":
+        return None  # lakh grouping takes a decimal point
     integer = re.sub(r"\D", "", match["int"])
     value = Decimal(f"{integer}.{match['frac']}")
     return Amount(-value if negative else value, marked, currency)

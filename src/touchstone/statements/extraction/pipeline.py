@@ -26,7 +26,9 @@ from touchstone.statements.engines.ocr import OcrEngine
 from touchstone.statements.exceptions import CorruptPdf
 from touchstone.statements.extraction.columns import PageText
 from touchstone.statements.extraction.layout import group_lines
-from touchstone.statements.extraction.metadata import latest_date, read_metadata
+from touchstone.statements.extraction.ledger import Ledger, read_ledger
+from touchstone.statements.extraction.metadata import latest_date, read_metadata, read_period
+from touchstone.statements.extraction.money import dollar
 from touchstone.statements.extraction.normalise import resolve_year
 from touchstone.statements.extraction.pdf import (
     PDFIUM_LOCK,
@@ -88,7 +90,16 @@ def extract_statement(
         document = open_document(data, password, limits)
     try:
         pages = _read_pages(document, limits)
-        context = Context(dayfirst=_dayfirst(pages))
+        dayfirst = _dayfirst(pages)
+        ledger = read_ledger(
+            [(p.report.page, p.text) for p in pages if p.text.lines and not _too_long(p, limits)],
+            dayfirst,
+        )
+        if ledger is not None and ledger.verified:
+            if on_page is not None:
+                on_page(len(pages), len(pages))
+            return _from_ledger(pages, ledger, dayfirst, limits)
+        context = Context(dayfirst=dayfirst)
         for index, page in enumerate(pages):
             context = _read_tables(document, page, context, limits, ocr)
             if on_page is not None:
@@ -98,7 +109,71 @@ def extract_statement(
     finally:
         with PDFIUM_LOCK:
             document.close()
-    return _assemble(pages, context)
+    statement = _assemble(pages, context)
+    if ledger is None or (
+        statement.status is StatementStatus.VERIFIED and not ledger.figure_issues
+    ):
+        return statement
+    for page in pages:  # the strategies' rows give way to the ledger's
+        page.rows, page.report.strategy, page.report.rows = None, None, 0
+        page.report.flagged = False
+    return _from_ledger(pages, ledger, dayfirst, limits)
+
+
+def _too_long(page: _Page, limits: ExtractionLimits) -> bool:
+    return page.chars > limits.max_chars_per_page
+
+
+def _from_ledger(
+    pages: list[_Page], ledger: Ledger, dayfirst: bool, limits: ExtractionLimits
+) -> ExtractedStatement:
+    """The statement as strategy L read it: its status is the ledger's own verdict."""
+    for page in pages:
+        rows = ledger.pages.get(page.report.page)
+        if rows is not None:
+            page.rows = rows
+            page.report.strategy = "L"
+            page.report.rows = len(rows.transactions)
+        elif not page.text.lines:
+            page.report.rejected["L"] = "no text layer"
+            page.report.flagged = not ledger.verified
+        elif _too_long(page, limits):
+            page.report.flagged = True
+    first = pages[0].text
+    preamble = first.lines if first.header_line is None else first.lines[: first.header_line]
+    meta = read_metadata(preamble, dayfirst)
+    if meta.period_start is None and (period := read_period(ledger.furniture, dayfirst)):
+        meta.period_start, meta.period_end = period
+    read = [page for page in pages if page.rows is not None]
+    transactions = _transactions(read, meta, latest_date(ledger.furniture, dayfirst))
+    if meta.period_start is None and transactions:
+        meta.period_start = min(t.date for t in transactions)
+        meta.period_end = max(t.date for t in transactions)
+    meta.opening_balance, meta.closing_balance = ledger.opening, ledger.closing
+    issues = [ValidationIssue(row, message) for row, message in ledger.issues]
+    currencies = {
+        dollar(c, meta.currency) for page in read if page.rows for c in page.rows.currencies
+    }
+    if meta.currency:
+        currencies.add(meta.currency)
+    if len(currencies) > 1:
+        issues.append(ValidationIssue(None, f"mixed currencies: {', '.join(sorted(currencies))}"))
+    elif meta.currency is None and currencies:
+        meta.currency = currencies.pop()
+    if not ledger.checks:
+        issues.append(
+            ValidationIssue(None, "no balance or printed total to check the rows against")
+        )
+    for report in (p.report for p in pages if p.report.flagged):
+        issues.append(ValidationIssue(None, f"page {report.page} could not be read"))
+    status = StatementStatus.REVIEW if issues else StatementStatus.VERIFIED
+    return ExtractedStatement(
+        meta=meta,
+        transactions=transactions,
+        pages=[p.report for p in pages],
+        status=status,
+        issues=issues,
+    )
 
 
 def _read_pages(document: pdfium.PdfDocument, limits: ExtractionLimits) -> list[_Page]:
@@ -148,7 +223,9 @@ def _read_tables(
         outcome = run_strategies(TEXT_LETTERS, page.text, context)
     else:
         outcome.rejected.update(dict.fromkeys(TEXT_STRATEGIES, "no text layer"))
-    if not outcome.readable:
+    if not outcome.readable and page.text.lines:
+        outcome.rejected["E"] = "the page has a text layer: OCR reads only pages without one"
+    elif not outcome.readable:
         if ocr is None:
             outcome.rejected["E"] = "OCR disabled"
         else:
