@@ -213,10 +213,31 @@ async def confirm(database: Database, entry: TenantEntry) -> Principal:
     """The credential's caller as the database sees it now, in one round trip without the
     ORM; `Unauthorized` when the credential is dead. What a live stream re-checks on its
     interval (`core.stream_auth`), so thousands of open streams cost a lookup each."""
+    return (await confirmed_caller(database, entry)).principal
+
+
+async def confirmed_caller(database: Database, entry: TenantEntry) -> Hint:
+    """`confirm`, with the entry's row the principal was made from."""
     async with database.direct_connection() as connection:
         begin, end = _brackets(connection.info.transaction_status != TransactionStatus.IDLE)
         replies = await exchange(connection, [begin, entry.sql, end], entry.params)
-    return entry.to_principal(await replies.first_row(1))
+    row = await replies.first_row(1)
+    principal = entry.to_principal(row)
+    assert row is not None  # to_principal refuses None
+    return Hint(row, principal, log_context(principal))
+
+
+async def permitted(request: Request, entry: TenantEntry, permission: str) -> None:
+    """Refuse a caller without `permission` (403) while FastAPI still resolves dependencies,
+    so before it validates the body: a caller may not learn what a route accepts. Free when
+    this process last saw the caller holding it (a hint: the write checks it again); else
+    one round trip, which also refreshes the hint."""
+    hints: PrincipalHints = request.app.state.principal_hints
+    hint = hints.get(entry)
+    if hint is None or not hint.principal.can(permission):
+        hint = await confirmed_caller(get_database(request), entry)
+        hints.remember(entry, hint)
+        hint.principal.ensure(permission)
 
 
 class TenantRead:

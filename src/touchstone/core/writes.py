@@ -18,7 +18,9 @@ Row-level security applies as on every path, the tenant being the one the entry 
 
 A route declares `write: Annotated[TenantWrite, Depends(tenant_write("<permission>"))]`
 (`idempotent=True` for a creating route) and its service returns a `WritePlan` for the
-confirmed caller: `await write.apply(plan)`.
+confirmed caller: `await write.apply(plan)`. A caller without the permission is refused
+while dependencies resolve, before the body is validated (`core.reads.permitted`), and the
+plan checks the input for the confirmed caller, so a 403 always comes before a 422.
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ from touchstone.core.reads import (
     Statements,
     bind_caller,
     compile_query,
+    permitted,
 )
 
 M = TypeVar("M", bound=BaseModel)
@@ -197,9 +200,11 @@ def tenant_write(
         return await write_for(request, key)
 
     async def write_for(request: Request, key: str | None) -> TenantWrite:
+        entry = await authenticate(request)
+        await permitted(request, entry, permission)
         return TenantWrite(
             get_database(request),
-            await authenticate(request),
+            entry,
             permission,
             await idempotency_key(request, key),
             partial(bind_caller, request),

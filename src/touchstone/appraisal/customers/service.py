@@ -65,35 +65,36 @@ def customer_out(customer: Customer) -> CustomerOut:
 async def create_customer(
     write: TenantWrite, data: CustomerCreate, settings: Settings
 ) -> CustomerOut:
-    digits = phone_digits(data.phone)
-    if len(digits) < 8:
-        raise InvalidInput("phone must have at least 8 digits")
-    seal = sealer(settings)
-    customer = CustomerOut(
-        id=uuid.uuid4(),
-        full_name=data.full_name,
-        phone_masked=repository.PHONE_MASK + digits[-4:],
-        id_document_type=data.id_document_type,
-        id_number_masked=mask_id_number(data.id_number),
-        has_photo=False,
-        created_at=utcnow(),
-    )
-    row = {
-        "id": customer.id,
-        "full_name": data.full_name,
-        "phone_sealed": seal.seal(data.phone),
-        "phone_hash": phone_hash(settings, data.phone),
-        "phone_last4": digits[-4:],
-        "id_document_type": data.id_document_type,
-        "id_number_sealed": seal.seal(data.id_number),
-        "id_number_masked": customer.id_number_masked,
-        "created_at": customer.created_at,
-    }
-
     def plan(principal: Principal) -> WritePlan[CustomerOut]:
-        owned = {**row, "org_id": principal.org_id, "created_by": principal.id}
+        """Checked for the confirmed caller: one without the permission gets its 403 first."""
+        digits = phone_digits(data.phone)
+        if len(digits) < 8:
+            raise InvalidInput("phone must have at least 8 digits")
+        seal = sealer(settings)
+        customer = CustomerOut(
+            id=uuid.uuid4(),
+            full_name=data.full_name,
+            phone_masked=repository.PHONE_MASK + digits[-4:],
+            id_document_type=data.id_document_type,
+            id_number_masked=mask_id_number(data.id_number),
+            has_photo=False,
+            created_at=utcnow(),
+        )
+        row = {
+            "id": customer.id,
+            "org_id": principal.org_id,
+            "full_name": data.full_name,
+            "phone_sealed": seal.seal(data.phone),
+            "phone_hash": phone_hash(settings, data.phone),
+            "phone_last4": digits[-4:],
+            "id_document_type": data.id_document_type,
+            "id_number_sealed": seal.seal(data.id_number),
+            "id_number_masked": customer.id_number_masked,
+            "created_by": principal.id,
+            "created_at": customer.created_at,
+        }
         masked = {"phone": mask_phone(data.phone), "id_number": customer.id_number_masked}
-        return WritePlan([(repository.NEW_CUSTOMER, owned)], customer).audited(
+        return WritePlan([(repository.NEW_CUSTOMER, row)], customer).audited(
             principal, "customer.created", "customer", customer.id, masked
         )
 
