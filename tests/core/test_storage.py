@@ -56,6 +56,7 @@ from touchstone.core.storage import (
 from touchstone.core.storage import local as local_storage
 from touchstone.core.storage import sniff as mime
 from touchstone.core.storage.base import StorageFull
+from touchstone.core.storage.local import READ_CHUNK_BYTES
 from touchstone.main import create_app
 
 FILES = "/api/v1/files"
@@ -462,6 +463,25 @@ async def test_range_requests(files_client: httpx.AsyncClient, storage: LocalSto
     beyond = await files_client.get(url, headers={"Range": f"bytes={len(data)}-"})
     assert_problem(beyond, 416, "range_not_satisfiable")
     assert beyond.headers["content-range"] == f"bytes */{len(data)}"
+
+
+async def test_objects_over_one_read_chunk_come_whole_and_in_ranges(
+    files_client: httpx.AsyncClient, storage: LocalStorage
+) -> None:
+    """The first chunk is read with the open; the rest follow, ranges across chunk edges
+    included, and an empty object is empty."""
+    org_id = uuid.uuid4()
+    data = bytes(range(251)) * (READ_CHUNK_BYTES * 2 // 251 + 7)
+    stored = await storage.put(org_id, chunks_of(data), kind="evidence")
+    url = await storage.signed_url(org_id, stored.key)
+    whole = await files_client.get(url)
+    assert (whole.status_code, whole.content) == (200, data)
+    first, last = READ_CHUNK_BYTES - 3, 2 * READ_CHUNK_BYTES + 4
+    span = await files_client.get(url, headers={"Range": f"bytes={first}-{last}"})
+    assert (span.status_code, span.content) == (206, data[first : last + 1])
+    empty = await storage.put(org_id, chunks_of(b""), kind="evidence")
+    nothing = await files_client.get(await storage.signed_url(org_id, empty.key))
+    assert (nothing.status_code, nothing.content) == (200, b"")
 
 
 def test_range_header_parsing() -> None:

@@ -11,6 +11,7 @@ import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Collection
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -92,18 +93,18 @@ class LocalStorage:
     ) -> StoredStream:
         path = self._path(org_id, key)
         try:
-            file, size, head = await anyio.to_thread.run_sync(_open_with_head, path)
+            opened = await anyio.to_thread.run_sync(_open_and_read, path, byte_range)
         except FileNotFoundError:
             raise NotFound("File not found") from None
-        try:
-            first, last = byte_range.resolve(size) if byte_range else (0, size - 1)
-        except BaseException:
-            file.close()
-            raise
         # Sniffed again from the same window as on upload, so no metadata file is needed.
-        content_type = sniff_content_type(head, complete=size <= SNIFF_BYTES)
+        content_type = sniff_content_type(opened.head, complete=opened.size <= SNIFF_BYTES)
         return StoredStream(
-            size, content_type, first, last, byte_range is not None, _read(file, first, last)
+            opened.size,
+            content_type,
+            opened.first,
+            opened.last,
+            byte_range is not None,
+            _read(opened),
         )
 
     async def exists(self, org_id: uuid.UUID, key: str) -> bool:
@@ -156,26 +157,50 @@ def _full(exc: OSError) -> Exception:
     )
 
 
-def _open_with_head(path: Path) -> tuple[BinaryIO, int, bytes]:
+@dataclass(slots=True)
+class _Opened:
+    """An object opened in one worker-thread hop: its size, its sniffing window, and the
+    first chunk of the requested bytes; `file` is left open only if more remain."""
+
+    size: int
+    head: bytes
+    first: int
+    last: int
+    chunk: bytes
+    file: BinaryIO | None
+
+
+def _open_and_read(path: Path, byte_range: ByteRange | None) -> _Opened:
+    """Open, sniff and read the first chunk together: a thread hop costs more than a small
+    object's whole read, and most stored objects (photos, workbooks) fit in one chunk."""
     file = path.open("rb")
     try:
         size = os.fstat(file.fileno()).st_size
         head = file.read(SNIFF_BYTES)
+        first, last = byte_range.resolve(size) if byte_range else (0, size - 1)
+        file.seek(first)
+        chunk = file.read(min(READ_CHUNK_BYTES, last - first + 1))
     except BaseException:
         file.close()
         raise
-    return file, size, head
+    if first + len(chunk) > last or not chunk:
+        file.close()
+        return _Opened(size, head, first, last, chunk, None)
+    return _Opened(size, head, first, last, chunk, file)
 
 
-async def _read(file: BinaryIO, first: int, last: int) -> AsyncIterator[bytes]:
+async def _read(opened: _Opened) -> AsyncIterator[bytes]:
+    file = opened.file
     try:
-        await anyio.to_thread.run_sync(file.seek, first)
-        remaining = last - first + 1
-        while remaining > 0:
+        if opened.chunk:
+            yield opened.chunk
+        remaining = opened.last - opened.first + 1 - len(opened.chunk)
+        while file is not None and remaining > 0:
             data = await anyio.to_thread.run_sync(file.read, min(READ_CHUNK_BYTES, remaining))
             if not data:
                 break
             remaining -= len(data)
             yield data
     finally:
-        file.close()
+        if file is not None:
+            file.close()
