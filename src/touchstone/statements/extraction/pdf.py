@@ -8,6 +8,9 @@ per page and shared by every strategy.
 
 from __future__ import annotations
 
+import ctypes
+import functools
+import math
 import re
 import threading
 from dataclasses import dataclass, field
@@ -30,6 +33,8 @@ MAGIC_WINDOW = 1024  # the header may follow a little junk; readers accept it wi
 RULE_THICKNESS = 2.0  # points: thinner than this, a path is a line, not a box
 MIN_RULE_LENGTH = 8.0
 _WORD = re.compile(r"\S+")
+_SUBSET_TAG = re.compile(r"^[A-Z]{6}\+")
+_FACE_SUFFIX = re.compile(r"(?:Bold|Italic|Oblique|Regular)*(?:PS)?(?:MT)?$")
 PDFIUM_LOCK = threading.Lock()
 """PDFium is not thread-safe, not even across documents: every call into it holds this lock.
 Table reading and OCR run outside it, so an upload's `inspect_pdf` waits at most for one page
@@ -78,12 +83,24 @@ class Rule:
     end: float
 
 
+@dataclass(frozen=True, slots=True)
+class Style:
+    """How a word is drawn: its typeface (the base font name without the subset tag and the
+    weight or slant) and its size in points."""
+
+    typeface: str
+    size: float
+
+
 @dataclass
 class PageContent:
     number: int  # 1-based
     width: float
     height: float
     words: list[Word] = field(default_factory=list)
+    styles: list[Style | None] = field(default_factory=list)
+    """One per word (None when pdfium cannot tell the text object): the tampering signals
+    compare a word with its row's neighbours."""
     horizontal: list[Rule] = field(default_factory=list)
     vertical: list[Rule] = field(default_factory=list)
     chars: int = 0
@@ -138,7 +155,7 @@ def read_page(page: pdfium.PdfPage, number: int, limits: ExtractionLimits) -> Pa
     try:
         content.chars = textpage.count_chars()
         if 0 < content.chars <= limits.max_chars_per_page:
-            content.words = _words(textpage, height)
+            content.words, content.styles = _words(textpage, height)
     finally:
         textpage.close()
     if content.words:
@@ -146,9 +163,11 @@ def read_page(page: pdfium.PdfPage, number: int, limits: ExtractionLimits) -> Pa
     return content
 
 
-def _words(textpage: pdfium.PdfTextPage, height: float) -> list[Word]:
+def _words(textpage: pdfium.PdfTextPage, height: float) -> tuple[list[Word], list[Style | None]]:
     text = textpage.get_text_range()
     words: list[Word] = []
+    styles: list[Style | None] = []
+    seen: dict[int | None, Style | None] = {}
     for match in _WORD.finditer(text):
         start, end = match.span()
         left, bottom, _, top = textpage.get_charbox(start, loose=True)
@@ -156,7 +175,41 @@ def _words(textpage: pdfium.PdfTextPage, height: float) -> list[Word]:
         if right <= left:  # a word broken across lines: fall back to its first character
             right = textpage.get_charbox(start, loose=True)[2]
         words.append(Word(match.group(), left, right, height - top, height - bottom))
-    return words
+        # Words of one text object share its style: asked once per object (the handle is
+        # the object's identity), not once per word.
+        handle = pdfium_c.FPDFText_GetTextObject(textpage.raw, start)
+        key = ctypes.cast(handle, ctypes.c_void_p).value
+        if key not in seen:
+            seen[key] = _style(textpage, start)
+        styles.append(seen[key])
+    return words, styles
+
+
+def _style(textpage: pdfium.PdfTextPage, index: int) -> Style | None:
+    """The style of the text object that draws character `index` (its first character stands
+    for the word: a word drawn by two objects is rare and still shows its first one)."""
+    textobj = textpage.get_textobj(index)
+    if textobj is None:
+        return None
+    try:
+        name = textobj.get_font().get_base_name()
+        size = textobj.get_font_size()
+    except pdfium.PdfiumError:  # a font without a name, or a size pdfium cannot give
+        return None
+    # The font size is the `Tf` operand; many producers set it to 1 and scale the text
+    # matrix instead, so the size drawn is that times the matrix's vertical scale.
+    matrix = textobj.get_matrix()
+    return Style(typeface(name), round(size * math.hypot(matrix.c, matrix.d), 1))
+
+
+@functools.lru_cache(maxsize=1024)
+def typeface(base_name: str) -> str:
+    """`ABCDEF+Arial-BoldMT` -> `Arial`: the subset tag, weight, slant and PostScript
+    suffixes removed, so bold or italic emphasis (common in any layout) is not a change of
+    face."""
+    name = _SUBSET_TAG.sub("", base_name)
+    name = re.split(r"[-,]", name, maxsplit=1)[0]
+    return _FACE_SUFFIX.sub("", name) or base_name
 
 
 def _rules(page: pdfium.PdfPage, height: float, content: PageContent) -> None:
