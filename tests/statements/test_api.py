@@ -66,6 +66,12 @@ async def test_batch_reads_verifies_and_reports(
     expected = len(first.transactions) + len(second.transactions)
     assert done["summary"]["transactions"] == expected
     assert done["report_url"]
+    signals = done["statements"][0]["signals"]  # the file's facts; none of them worth a look
+    assert signals["pdf_version"] is not None
+    assert signals["created"] is not None
+    assert (signals["revisions"], signals["incremental_updates"]) == (1, 0)
+    assert signals["findings"] == []
+    assert batch["statements"][0]["signals"] is None  # not read yet
 
     listed = await live_client.get(
         f"{API}/batches/{batch['id']}/transactions",
