@@ -14,6 +14,7 @@ import math
 import re
 import threading
 from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -83,10 +84,9 @@ class Rule:
     end: float
 
 
-@dataclass(frozen=True, slots=True)
-class Style:
+class Style(NamedTuple):
     """How a word is drawn: its typeface (the base font name without the subset tag and the
-    weight or slant) and its size in points."""
+    weight or slant) and its size in points. A tuple: hashed per word, in C."""
 
     typeface: str
     size: float
@@ -167,7 +167,7 @@ def _words(textpage: pdfium.PdfTextPage, height: float) -> tuple[list[Word], lis
     text = textpage.get_text_range()
     words: list[Word] = []
     styles: list[Style | None] = []
-    seen: dict[int | None, Style | None] = {}
+    fonts = _Fonts()
     for match in _WORD.finditer(text):
         start, end = match.span()
         left, bottom, _, top = textpage.get_charbox(start, loose=True)
@@ -175,31 +175,63 @@ def _words(textpage: pdfium.PdfTextPage, height: float) -> tuple[list[Word], lis
         if right <= left:  # a word broken across lines: fall back to its first character
             right = textpage.get_charbox(start, loose=True)[2]
         words.append(Word(match.group(), left, right, height - top, height - bottom))
-        # Words of one text object share its style: asked once per object (the handle is
-        # the object's identity), not once per word.
-        handle = pdfium_c.FPDFText_GetTextObject(textpage.raw, start)
-        key = ctypes.cast(handle, ctypes.c_void_p).value
-        if key not in seen:
-            seen[key] = _style(textpage, start)
-        styles.append(seen[key])
+        styles.append(fonts.style(textpage, start))
     return words, styles
 
 
-def _style(textpage: pdfium.PdfTextPage, index: int) -> Style | None:
-    """The style of the text object that draws character `index` (its first character stands
-    for the word: a word drawn by two objects is rare and still shows its first one)."""
-    textobj = textpage.get_textobj(index)
-    if textobj is None:
+class _Fonts:
+    """Styles of one page's text objects, each asked once (its words share it).
+
+    Through the raw bindings: pypdfium2's helpers (`get_textobj`, `get_font`,
+    `get_base_name`, `get_matrix`) wrap every answer in Python objects, ~23 us an object,
+    a fifth of reading the page; the same calls here cost ~5 us."""
+
+    def __init__(self) -> None:
+        self.objects: dict[int | None, Style | None] = {}
+        self.names: dict[int | None, str | None] = {}
+
+    def style(self, textpage: pdfium.PdfTextPage, index: int) -> Style | None:
+        """The style of the text object that draws character `index` (a word's first
+        character stands for the word)."""
+        handle = pdfium_c.FPDFText_GetTextObject(textpage.raw, index)
+        key = _address(handle)
+        if key not in self.objects:
+            self.objects[key] = self._read(handle) if handle else None
+        return self.objects[key]
+
+    def _read(self, handle: Any) -> Style | None:
+        size = ctypes.c_float()
+        matrix = pdfium_c.FS_MATRIX()
+        font = pdfium_c.FPDFTextObj_GetFont(handle)
+        if not (
+            font
+            and pdfium_c.FPDFTextObj_GetFontSize(handle, size)
+            and pdfium_c.FPDFPageObj_GetMatrix(handle, matrix)
+        ):
+            return None
+        key = _address(font)
+        if key not in self.names:
+            self.names[key] = _base_name(font)
+        name = self.names[key]
+        if name is None:
+            return None
+        # The font size is the `Tf` operand; many producers set it to 1 and scale the text
+        # matrix instead, so the size drawn is that times the matrix's vertical scale.
+        return Style(typeface(name), round(size.value * math.hypot(matrix.c, matrix.d), 1))
+
+
+def _address(handle: Any) -> int | None:
+    """A handle's identity: the same object or font answers with the same address."""
+    return ctypes.cast(handle, ctypes.c_void_p).value
+
+
+def _base_name(font: Any) -> str | None:
+    length = pdfium_c.FPDFFont_GetBaseFontName(font, None, 0)
+    if not length:
         return None
-    try:
-        name = textobj.get_font().get_base_name()
-        size = textobj.get_font_size()
-    except pdfium.PdfiumError:  # a font without a name, or a size pdfium cannot give
-        return None
-    # The font size is the `Tf` operand; many producers set it to 1 and scale the text
-    # matrix instead, so the size drawn is that times the matrix's vertical scale.
-    matrix = textobj.get_matrix()
-    return Style(typeface(name), round(size * math.hypot(matrix.c, matrix.d), 1))
+    buffer = ctypes.create_string_buffer(length)
+    pdfium_c.FPDFFont_GetBaseFontName(font, buffer, length)
+    return buffer.value.decode("utf-8", errors="replace")
 
 
 @functools.lru_cache(maxsize=1024)
