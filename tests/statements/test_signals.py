@@ -166,7 +166,7 @@ def test_an_amount_drawn_at_another_size_is_reported_with_its_row() -> None:
 
     assert statement.status is StatementStatus.VERIFIED  # a signal alone changes no status
     [restyled] = statement.signals.restyled
-    assert (restyled.page, restyled.words) == (1, ["2,500.00"])
+    assert (restyled.page, restyled.text) == (1, "2,500.00")
     assert (restyled.typeface, restyled.size) == ("Helvetica", 10.5)
     assert (restyled.neighbours_typeface, restyled.neighbours_size) == ("Helvetica", 9.0)
     assert restyled.row == "01/04/2025 SALARY ACME LTD 2,500.00 3,500.00"
@@ -182,7 +182,7 @@ def test_an_amount_in_a_face_used_nowhere_else_is_reported() -> None:
 
     [restyled] = extract_statement(_render(lines), limits=LIMITS).signals.restyled
 
-    assert (restyled.words, restyled.typeface, restyled.size) == (["80.50"], "Times", 9.0)
+    assert (restyled.text, restyled.typeface, restyled.size) == ("80.50", "Times", 9.0)
 
 
 def test_a_difference_every_row_shares_is_the_layout() -> None:
@@ -239,3 +239,22 @@ def test_pdf_dates_and_typefaces() -> None:
     assert typeface("ABCDEF+Arial-BoldMT") == typeface("ArialMT") == "Arial"
     assert typeface("TimesNewRomanPS-BoldMT") == typeface("TimesNewRomanPSMT") == "TimesNewRoman"
     assert typeface("Arial,Bold") == "Arial"
+
+
+def test_a_restyled_number_is_masked_like_any_account_number() -> None:
+    """Four groups of four digits are one account number, whichever words are restyled."""
+    lines = _statement()
+    lines.insert(
+        1,
+        [
+            (10, "Savings held at Demo Bank for", "L"),
+            (80, "1234 5678 9012 3456", "L", "helvetica", 11.0),
+        ],
+    )
+
+    signals = extract_statement(_render(lines), limits=LIMITS).signals
+
+    [restyled] = signals.restyled
+    assert restyled.text == "XXXX3456"
+    assert restyled.row == "Savings held at Demo Bank for XXXX3456"
+    assert "5678" not in repr(signals)

@@ -101,8 +101,8 @@ class RestyledText:
     """Words drawn in another typeface or size than the words beside them on their row."""
 
     page: int
-    row: str  # the row's text (long digit runs masked)
-    words: list[str]
+    row: str  # the row's text (long digit runs masked, as in `text`)
+    text: str  # the words drawn differently, in order
     typeface: str
     size: float
     neighbours_typeface: str

@@ -29,7 +29,7 @@ class FindingOut(OutputModel):
 class RestyledOut(OutputModel):
     page: int
     row: str = Field(description="The row's text, long digit runs masked")
-    words: list[str]
+    text: str = Field(description="The words drawn differently, masked the same way")
     typeface: str
     size: float = Field(description="Points, as drawn")
     neighbours_typeface: str

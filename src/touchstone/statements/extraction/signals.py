@@ -35,6 +35,7 @@ MODIFIED_AFTER = dt.timedelta(days=1)
 """A bank system writes a statement once; an export may touch it again within hours."""
 CLOCK_SLACK = dt.timedelta(minutes=5)
 MAX_TEXT = 200  # metadata values are the uploader's text: kept short
+MIN_FIGURE_CHARS = 3
 MIN_ROW_WORDS = 3  # fewer words and there is no "rest of the row" to compare with
 SIZE_TOLERANCE = 0.25  # points, or 4% of the row's size when that is more
 SIZE_SHARE = 0.04
@@ -122,7 +123,7 @@ def count_revisions(data: bytes) -> tuple[int, int]:
 def restyled_rows(
     pages: Iterable[tuple[int, Sequence[Word], Sequence[Style | None]]],
 ) -> list[RestyledText]:
-    """Figures (words with a digit: amounts, dates, numbers) drawn at another size than most
+    """Figures (amounts, dates, numbers) drawn at another size than most
     of their row, or in a typeface the document hardly uses elsewhere, unless the same
     difference recurs across the document as its layout."""
     rows = [(page, row) for page, words, styles in pages for row in _rows(words, styles)]
@@ -143,7 +144,7 @@ def restyled_rows(
         compared += 1
         odd: dict[Style, list[str]] = {}
         for word, style in row:
-            if _differs(style, usual, rare) and any(c.isdigit() for c in word.text):
+            if _differs(style, usual, rare) and _figure(word.text):
                 odd.setdefault(style, []).append(word.text)
         line = [word for word, _ in row]
         candidates += [(page, line, usual, style, texts) for style, texts in odd.items()]
@@ -153,7 +154,7 @@ def restyled_rows(
         RestyledText(
             page=page,
             row=without_numbers(" ".join(word.text for word in line)),
-            words=[without_numbers(text) for text in texts],
+            text=without_numbers(" ".join(texts)),
             typeface=style.typeface,
             size=style.size,
             neighbours_typeface=usual.typeface,
@@ -181,6 +182,12 @@ def _rows(words: Sequence[Word], styles: Sequence[Style | None]) -> list[list[tu
     for row in rows:
         row.sort(key=lambda pair: pair[0].x0)
     return rows
+
+
+def _figure(text: str) -> bool:
+    """An amount, a date or a number: a digit in three characters or more (a one- or
+    two-digit word is a footnote or callout mark more often than a figure)."""
+    return len(text) >= MIN_FIGURE_CHARS and any(c.isdigit() for c in text)
 
 
 def _differs(style: Style, dominant: Style, rare: set[str]) -> bool:
@@ -237,9 +244,9 @@ def document_signals(
         findings.append(
             Finding(
                 "restyled_text",
-                f"Page {item.page}: {' '.join(item.words)!r} is in {item.typeface} "
+                f"Page {item.page}: '{item.text}' is in {item.typeface} "
                 f"{item.size:g} pt, the rest of its row in {item.neighbours_typeface} "
-                f"{item.neighbours_size:g} pt ({item.row!r}).",
+                f"{item.neighbours_size:g} pt (row: '{item.row}').",
             )
         )
     if statement.figure_issues:
