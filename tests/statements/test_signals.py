@@ -227,6 +227,7 @@ def test_revisions_of_linearised_and_hybrid_files_are_not_updates() -> None:
     assert count_revisions(hybrid) == (2, 0)
     updated = plain + section % len(plain)
     assert count_revisions(updated) == (2, 1)
+    assert count_revisions(plain + b"startxref\n" + b"9" * 5000 + b"\n%%EOF\n") == (1, 0)
 
 
 def test_pdf_dates_and_typefaces() -> None:
@@ -235,6 +236,7 @@ def test_pdf_dates_and_typefaces() -> None:
     assert pdf_date("D:20250731122301Z") == dt.datetime(2025, 7, 31, 12, 23, 1, tzinfo=dt.UTC)
     assert pdf_date("D:2025") == dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
     assert pdf_date("D:20251399") is None
+    assert pdf_date("D:20250101000000+99'00'") is None
     assert pdf_date("") is None
     assert typeface("ABCDEF+Arial-BoldMT") == typeface("ArialMT") == "Arial"
     assert typeface("TimesNewRomanPS-BoldMT") == typeface("TimesNewRomanPSMT") == "TimesNewRoman"

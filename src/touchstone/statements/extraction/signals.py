@@ -49,7 +49,7 @@ RARE_FACE_SHARE = 0.05  # of the document's characters
 _PDF_DATE = re.compile(
     r"(?:D:)?(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?\s*(?:([Zz])|([+\-])(\d{2})'?(\d{2})?'?)?"
 )
-_SECTION_END = re.compile(rb"startxref\s+(\d+)\s+%%EOF")
+_SECTION_END = re.compile(rb"startxref\s+(\d{1,20})\s+%%EOF")  # an offset, not a 5000-digit int
 _EMPTY_XREF = re.compile(rb"xref\s+0\s+0\s+trailer")
 _LINEARIZED = re.compile(rb"/Linearized\b")
 
@@ -92,11 +92,11 @@ def pdf_date(text: str) -> dt.datetime | None:
     if match is None:
         return None
     year, month, day, hour, minute, second, zulu, sign, tz_hours, tz_minutes = match.groups()
-    zone = dt.UTC
-    if sign and not zulu:
-        offset = dt.timedelta(hours=int(tz_hours), minutes=int(tz_minutes or 0))
-        zone = dt.timezone(offset if sign == "+" else -offset)
     try:
+        zone = dt.UTC
+        if sign and not zulu:
+            offset = dt.timedelta(hours=int(tz_hours), minutes=int(tz_minutes or 0))
+            zone = dt.timezone(offset if sign == "+" else -offset)
         return dt.datetime(
             int(year),
             int(month or 1),
