@@ -22,7 +22,7 @@ Cell = tuple[float, str, str] | tuple[float, str, str, str, float]
 """(x in mm, text, align 'L' or 'R' at x), optionally with a font family and size."""
 
 
-def _render(lines: list[list[Cell]], created: dt.datetime = CREATED) -> bytes:
+def render(lines: list[list[Cell]], created: dt.datetime = CREATED) -> bytes:
     pdf = FPDF()
     pdf.set_producer("Core Banking Statements 7.1")
     pdf.set_creator("Statement Service")
@@ -39,7 +39,7 @@ def _render(lines: list[list[Cell]], created: dt.datetime = CREATED) -> bytes:
     return bytes(pdf.output())
 
 
-def _statement(
+def statement_lines(
     styled: dict[str, tuple[str, float]] | None = None, closing: str = "2,159.50"
 ) -> list[list[Cell]]:
     """A statement that adds up; `styled` draws the named figures in another font."""
@@ -74,7 +74,7 @@ def _statement(
     return lines
 
 
-def _append_revision(data: bytes, info: dict[str, str]) -> bytes:
+def append_revision(data: bytes, info: dict[str, str]) -> bytes:
     """What an editor's save appends: a new object (here the info dictionary), a
     cross-reference section for it and a trailer pointing back at the previous one."""
     size = int(re.findall(rb"/Size (\d+)", data)[-1])
@@ -97,7 +97,7 @@ def _append_revision(data: bytes, info: dict[str, str]) -> bytes:
 
 
 def test_a_clean_file_reports_its_metadata_and_no_findings() -> None:
-    statement = extract_statement(_render(_statement()), limits=LIMITS)
+    statement = extract_statement(render(statement_lines()), limits=LIMITS)
 
     assert statement.status is StatementStatus.VERIFIED, statement.issues
     signals = statement.signals
@@ -114,8 +114,8 @@ def test_a_clean_file_reports_its_metadata_and_no_findings() -> None:
 
 
 def test_an_incremental_update_and_late_modification_are_reported_but_do_not_unverify() -> None:
-    original = _render(_statement())
-    edited = _append_revision(
+    original = render(statement_lines())
+    edited = append_revision(
         original,
         {
             "Producer": "Some PDF Editor 3.2",
@@ -142,8 +142,8 @@ def test_an_incremental_update_and_late_modification_are_reported_but_do_not_unv
 
 def test_dates_that_contradict_each_other_or_the_period() -> None:
     early = dt.datetime(2025, 4, 20, tzinfo=dt.UTC)  # the period runs to 30 April
-    edited = _append_revision(
-        _render(_statement(), created=early),
+    edited = append_revision(
+        render(statement_lines(), created=early),
         {"CreationDate": "D:20250420000000Z", "ModDate": "D:20250419120000Z"},
     )
 
@@ -160,9 +160,9 @@ def test_dates_that_contradict_each_other_or_the_period() -> None:
 
 
 def test_an_amount_drawn_at_another_size_is_reported_with_its_row() -> None:
-    lines = _statement({"2,500.00": ("helvetica", 10.5)})
+    lines = statement_lines({"2,500.00": ("helvetica", 10.5)})
 
-    statement = extract_statement(_render(lines), limits=LIMITS)
+    statement = extract_statement(render(lines), limits=LIMITS)
 
     assert statement.status is StatementStatus.VERIFIED  # a signal alone changes no status
     [restyled] = statement.signals.restyled
@@ -178,9 +178,9 @@ def test_an_amount_drawn_at_another_size_is_reported_with_its_row() -> None:
 
 
 def test_an_amount_in_a_face_used_nowhere_else_is_reported() -> None:
-    lines = _statement({"80.50": ("times", 9.0)})
+    lines = statement_lines({"80.50": ("times", 9.0)})
 
-    [restyled] = extract_statement(_render(lines), limits=LIMITS).signals.restyled
+    [restyled] = extract_statement(render(lines), limits=LIMITS).signals.restyled
 
     assert (restyled.text, restyled.typeface, restyled.size) == ("80.50", "Times", 9.0)
 
@@ -188,16 +188,16 @@ def test_an_amount_in_a_face_used_nowhere_else_is_reported() -> None:
 def test_a_difference_every_row_shares_is_the_layout() -> None:
     """Balances printed larger on every row: a design, not an edit."""
     balances = ["3,500.00", "2,300.00", "2,219.50", "2,159.50"]
-    lines = _statement(dict.fromkeys(balances, ("helvetica", 10.5)))
+    lines = statement_lines(dict.fromkeys(balances, ("helvetica", 10.5)))
 
-    signals = extract_statement(_render(lines), limits=LIMITS).signals
+    signals = extract_statement(render(lines), limits=LIMITS).signals
 
     assert signals.restyled == []
     assert signals.findings == []
 
 
 def test_totals_that_do_not_add_up_point_to_the_verification_issues() -> None:
-    statement = extract_statement(_render(_statement(closing="2,169.50")), limits=LIMITS)
+    statement = extract_statement(render(statement_lines(closing="2,169.50")), limits=LIMITS)
 
     assert statement.status is StatementStatus.REVIEW
     [finding] = [f for f in statement.signals.findings if f.code == "totals_disagree"]
@@ -206,7 +206,7 @@ def test_totals_that_do_not_add_up_point_to_the_verification_issues() -> None:
 
 
 def test_signals_round_trip_through_the_stored_json_into_the_api_model() -> None:
-    edited = _append_revision(_render(_statement()), {"ModDate": "D:20250611180000+02'00'"})
+    edited = append_revision(render(statement_lines()), {"ModDate": "D:20250611180000+02'00'"})
     signals = extract_statement(edited, limits=LIMITS).signals
 
     out = SignalsOut.model_validate(signals_json(signals))
@@ -245,7 +245,7 @@ def test_pdf_dates_and_typefaces() -> None:
 
 def test_a_restyled_number_is_masked_like_any_account_number() -> None:
     """Four groups of four digits are one account number, whichever words are restyled."""
-    lines = _statement()
+    lines = statement_lines()
     lines.insert(
         1,
         [
@@ -254,7 +254,7 @@ def test_a_restyled_number_is_masked_like_any_account_number() -> None:
         ],
     )
 
-    signals = extract_statement(_render(lines), limits=LIMITS).signals
+    signals = extract_statement(render(lines), limits=LIMITS).signals
 
     [restyled] = signals.restyled
     assert restyled.text == "XXXX3456"
