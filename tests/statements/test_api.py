@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 
 from tests.conftest import Tenant, add_member, assert_problem
 from tests.core.jobs.conftest import drain
+from tests.statements.test_signals import append_revision, render, statement_lines
 from touchstone.core.config import Settings
 from touchstone.core.db import Database
 from touchstone.core.pagination import Page
@@ -66,6 +67,12 @@ async def test_batch_reads_verifies_and_reports(
     expected = len(first.transactions) + len(second.transactions)
     assert done["summary"]["transactions"] == expected
     assert done["report_url"]
+    signals = done["statements"][0]["signals"]  # the file's facts; none of them worth a look
+    assert signals["pdf_version"] is not None
+    assert signals["created"] is not None
+    assert (signals["revisions"], signals["incremental_updates"]) == (1, 0)
+    assert signals["findings"] == []
+    assert batch["statements"][0]["signals"] is None  # not read yet
 
     listed = await live_client.get(
         f"{API}/batches/{batch['id']}/transactions",
@@ -151,6 +158,38 @@ async def test_same_file_again_is_linked_not_read_or_metered_twice(
     async with committed.transaction(org_id=tenant.org_id) as session:
         metered = await session.execute(select(func.sum(UsageEvent.quantity)))
         assert metered.scalar_one() == statement.pages
+
+
+async def test_signals_of_an_edited_file_are_returned_and_kept_for_its_duplicate(
+    live_client: httpx.AsyncClient, tenant: Tenant, run_jobs: Callable[[], Any]
+) -> None:
+    edited = append_revision(
+        render(statement_lines({"2,500.00": ("helvetica", 10.5)})),
+        {
+            "Producer": "Some PDF Editor 3.2",
+            "CreationDate": "D:20250502093000Z",
+            "ModDate": "D:20250611180000Z",
+        },
+    )
+    first = (await upload(live_client, tenant, [pdf("edited.pdf", edited)])).json()
+    await run_jobs()
+    again = (await upload(live_client, tenant, [pdf("again.pdf", edited)])).json()
+    await run_jobs()
+
+    for batch in (first, again):
+        read = await live_client.get(f"{API}/batches/{batch['id']}", headers=tenant.headers)
+        [statement] = read.json()["statements"]
+        assert statement["status"] == "verified"  # the figures add up; the signals say the rest
+        signals = statement["signals"]
+        assert signals["producer"] == "Some PDF Editor 3.2"
+        assert signals["modified"] == "2025-06-11T18:00:00Z"
+        assert signals["incremental_updates"] == 1
+        assert [r["text"] for r in signals["restyled"]] == ["2,500.00"]
+        assert [f["code"] for f in signals["findings"]] == [
+            "modified_after_creation",
+            "incremental_updates",
+            "restyled_text",
+        ]
 
 
 async def test_a_batch_whose_statements_failed_says_so_and_meters_no_pages(

@@ -88,6 +88,43 @@ class ValidationIssue:
     message: str
 
 
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One fact about the file a lender may want to look at: a stable code and a sentence."""
+
+    code: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class RestyledText:
+    """Words drawn in another typeface or size than the words beside them on their row."""
+
+    page: int
+    row: str  # the row's text (long digit runs masked, as in `text`)
+    text: str  # the words drawn differently, in order
+    typeface: str
+    size: float
+    neighbours_typeface: str
+    neighbours_size: float
+
+
+@dataclass(slots=True)
+class DocumentSignals:
+    """What the file itself says about how it was made and changed (issue 15, item 3).
+    Facts, not verdicts: they never change a statement's status."""
+
+    producer: str | None = None
+    creator: str | None = None
+    created: dt.datetime | None = None
+    modified: dt.datetime | None = None
+    pdf_version: str | None = None  # the header's, e.g. "1.7"
+    revisions: int = 1  # sections ending in `startxref … %%EOF` (a linearised file has two)
+    incremental_updates: int = 0  # revisions that changed objects after the file was written
+    restyled: list[RestyledText] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+
+
 @dataclass(slots=True)
 class ExtractedStatement:
     """Everything read from one PDF."""
@@ -97,6 +134,9 @@ class ExtractedStatement:
     pages: list[PageReport]
     status: StatementStatus
     issues: list[ValidationIssue] = field(default_factory=list)
+    figure_issues: int = 0
+    """How many of `issues` are rows or printed figures the balance checks disagree with."""
+    signals: DocumentSignals = field(default_factory=DocumentSignals)
 
 
 ACCOUNT_MASK = "X" * 4

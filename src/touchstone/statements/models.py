@@ -96,6 +96,8 @@ class Statement(IdMixin, TenantMixin, TimestampMixin, Base):
     meta: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
     page_reports: Mapped[list[Any]] = mapped_column(JSONB, server_default=text("'[]'::jsonb"))
     issues: Mapped[list[Any]] = mapped_column(JSONB, server_default=text("'[]'::jsonb"))
+    signals: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    """`domain.DocumentSignals` of the last reading; empty before one."""
     pages_done: Mapped[int] = mapped_column(Integer, server_default="0")
     processed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 

@@ -9,6 +9,7 @@ never half-written.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -29,6 +30,7 @@ from touchstone.core.storage import Storage, file_kind
 from touchstone.statements.categorise import DEFAULT_RULES, Rule, categorise
 from touchstone.statements.domain import (
     CategorisedTransaction,
+    DocumentSignals,
     ExtractedStatement,
     PageReport,
     StatementMeta,
@@ -282,6 +284,7 @@ async def _store_rows(
         for p in extracted.pages
     ]
     statement.issues = [{"row": i.row, "message": i.message} for i in extracted.issues]
+    statement.signals = signals_json(extracted.signals)
     statement.pages = statement.pages_done = len(extracted.pages)
     statement.error_code = statement.error_detail = None
     statement.processed_at = dt.datetime.now(dt.UTC)
@@ -313,6 +316,14 @@ def _meta_json(meta: StatementMeta) -> dict[str, Any]:
         return str(value) if isinstance(value, Decimal | dt.date) else value
 
     return {name: plain(getattr(meta, name)) for name in StatementMeta.__dataclass_fields__}
+
+
+def signals_json(signals: DocumentSignals) -> dict[str, Any]:
+    """Dates as ISO 8601 with their offset, as the API returns them."""
+    return {
+        name: value.isoformat() if isinstance(value, dt.datetime) else value
+        for name, value in dataclasses.asdict(signals).items()
+    }
 
 
 def _meta_from_json(data: dict[str, Any]) -> StatementMeta:
@@ -350,7 +361,16 @@ async def _copy_from_original(session: AsyncSession, statement: Statement) -> No
     await _delete_rows(session, statement)
     if copies:
         await session.execute(insert(StatementTransaction), copies)
-    for name in ("status", "meta", "page_reports", "issues", "pages", "error_code", "error_detail"):
+    for name in (
+        "status",
+        "meta",
+        "page_reports",
+        "issues",
+        "signals",
+        "pages",
+        "error_code",
+        "error_detail",
+    ):
         setattr(statement, name, getattr(original, name))
     statement.pages_done = original.pages
     statement.processed_at = dt.datetime.now(dt.UTC)

@@ -17,6 +17,42 @@ Category = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{1,59}$")]
 RuleText = Annotated[str, StringConstraints(min_length=1, max_length=100), NonBlank]
 
 
+class FindingOut(OutputModel):
+    code: str = Field(
+        description="`modified_after_creation`, `modified_before_creation`, "
+        "`created_before_period_end`, `incremental_updates`, `restyled_text` or "
+        "`totals_disagree`"
+    )
+    message: str
+
+
+class RestyledOut(OutputModel):
+    page: int
+    row: str = Field(description="The row's text, long digit runs masked")
+    text: str = Field(description="The words drawn differently, masked the same way")
+    typeface: str
+    size: float = Field(description="Points, as drawn")
+    neighbours_typeface: str
+    neighbours_size: float
+
+
+class SignalsOut(OutputModel):
+    """What the file says about how it was made and changed: facts for a lender to weigh,
+    never a verdict (the status does not depend on them)."""
+
+    producer: str | None
+    creator: str | None
+    created: dt.datetime | None
+    modified: dt.datetime | None
+    pdf_version: str | None
+    revisions: int = Field(description="Sections ending in `%%EOF` (a linearised file has two)")
+    incremental_updates: int = Field(description="Saves that changed the file after it was written")
+    restyled: list[RestyledOut] = Field(
+        description="Figures drawn at another size, or in a rare face, than the rest of their row"
+    )
+    findings: list[FindingOut]
+
+
 class StatementOut(OutputModel):
     id: uuid.UUID
     position: int
@@ -33,7 +69,13 @@ class StatementOut(OutputModel):
     meta: dict[str, Any]
     page_reports: list[Any]
     issues: list[Any]
+    signals: SignalsOut | None = Field(description="None until the statement has been read")
     processed_at: dt.datetime | None
+
+    @field_validator("signals", mode="before")
+    @classmethod
+    def _read_yet(cls, signals: object) -> object:
+        return signals or None
 
 
 class BatchOut(OutputModel):

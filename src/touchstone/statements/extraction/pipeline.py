@@ -34,12 +34,14 @@ from touchstone.statements.extraction.pdf import (
     PDFIUM_LOCK,
     ExtractionLimits,
     PdfInfo,
+    Style,
     Word,
     is_encrypted,
     open_document,
     read_page,
     render_gray,
 )
+from touchstone.statements.extraction.signals import document_signals, file_facts, restyled_rows
 from touchstone.statements.extraction.strategies import (
     OCR_STRATEGIES,
     TEXT_STRATEGIES,
@@ -75,6 +77,8 @@ class _Page:
     text: PageText
     chars: int
     report: PageReport
+    words: list[Word]  # the text layer's, kept with their styles for the signals
+    styles: list[Style | None]
     rows: PageRows | None = None
 
 
@@ -89,26 +93,43 @@ def extract_statement(
     with PDFIUM_LOCK:
         document = open_document(data, password, limits)
     try:
+        with PDFIUM_LOCK:
+            facts = file_facts(document, data)
         pages = _read_pages(document, limits)
-        dayfirst = _dayfirst(pages)
-        ledger = read_ledger(
-            [(p.report.page, p.text) for p in pages if p.text.lines and not _too_long(p, limits)],
-            dayfirst,
-        )
-        if ledger is not None and ledger.verified:
-            if on_page is not None:
-                on_page(len(pages), len(pages))
-            return _from_ledger(pages, ledger, dayfirst, limits)
-        context = Context(dayfirst=dayfirst)
-        for index, page in enumerate(pages):
-            context = _read_tables(document, page, context, limits, ocr)
-            if on_page is not None:
-                on_page(index + 1, len(pages))
+        statement = _read_statement(document, pages, limits, ocr, on_page)
     except pdfium.PdfiumError as exc:  # the file, not the moment: reading it again cannot help
         raise CorruptPdf(f"PDFium cannot read the file: {exc}") from exc
     finally:
         with PDFIUM_LOCK:
             document.close()
+    restyled = restyled_rows((p.report.page, p.words, p.styles) for p in pages)
+    statement.signals = document_signals(facts, restyled, statement)
+    return statement
+
+
+def _read_statement(
+    document: pdfium.PdfDocument,
+    pages: list[_Page],
+    limits: ExtractionLimits,
+    ocr: OcrEngine | None,
+    on_page: Callable[[int, int], None] | None,
+) -> ExtractedStatement:
+    """Strategy L's reading when it verifies, else the page strategies' when theirs does and
+    no printed figure disagrees, else L's in review."""
+    dayfirst = _dayfirst(pages)
+    ledger = read_ledger(
+        [(p.report.page, p.text) for p in pages if p.text.lines and not _too_long(p, limits)],
+        dayfirst,
+    )
+    if ledger is not None and ledger.verified:
+        if on_page is not None:
+            on_page(len(pages), len(pages))
+        return _from_ledger(pages, ledger, dayfirst, limits)
+    context = Context(dayfirst=dayfirst)
+    for index, page in enumerate(pages):
+        context = _read_tables(document, page, context, limits, ocr)
+        if on_page is not None:
+            on_page(index + 1, len(pages))
     statement = _assemble(pages, context)
     if ledger is None or (
         statement.status is StatementStatus.VERIFIED and not ledger.figure_issues
@@ -173,6 +194,7 @@ def _from_ledger(
         pages=[p.report for p in pages],
         status=status,
         issues=issues,
+        figure_issues=len(ledger.issues),
     )
 
 
@@ -186,7 +208,8 @@ def _read_pages(document: pdfium.PdfDocument, limits: ExtractionLimits) -> list[
             finally:
                 page.close()
         text = PageText.of(group_lines(content.words), content.horizontal, content.vertical)
-        pages.append(_Page(text, content.chars, PageReport(page=index + 1, strategy=None)))
+        report = PageReport(page=index + 1, strategy=None)
+        pages.append(_Page(text, content.chars, report, content.words, content.styles))
     return pages
 
 
@@ -301,7 +324,8 @@ def _assemble(pages: list[_Page], context: Context) -> ExtractedStatement:
     closing = last_rows.closing if last_rows else None
     meta.opening_balance = _derived_opening(transactions) if opening is None else opening
     meta.closing_balance = context.balance if closing is None else closing
-    issues += _page_seams(read)
+    seams = _page_seams(read)
+    issues += seams
     currencies = {c for page in read if page.rows for c in page.rows.currencies}
     if meta.currency:
         currencies.add(meta.currency)
@@ -320,6 +344,7 @@ def _assemble(pages: list[_Page], context: Context) -> ExtractedStatement:
         pages=[p.report for p in pages],
         status=status,
         issues=issues + balance_issues,
+        figure_issues=0 if status is StatementStatus.FAILED else len(seams + balance_issues),
     )
 
 
