@@ -8,7 +8,8 @@ string is documented with a pattern that excludes control characters. A paramete
 has its own pattern, format or enum keeps it (tests/core/test_routing.py checks that each
 of those excludes them too).
 
-It also names the credentials of each authenticated operation: `deps.authenticate` reads
+It also adds the query parameters routes read as one model (`core.query_params`), and names
+the credentials of each authenticated operation: `deps.authenticate` reads
 both headers itself rather than through FastAPI's security dependencies (which would cost
 their resolution on every request), so FastAPI cannot see them.
 """
@@ -23,6 +24,7 @@ from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.security.base import SecurityBase
 
 from touchstone.core.deps import api_key_scheme, authenticates, bearer_scheme
+from touchstone.core.query_params import document_query_models
 
 URL_TEXT = "^[^\\x00-\\x1f\\x7f]*$"
 """A value the middleware lets through: no C0 control character, no DEL."""
@@ -39,6 +41,7 @@ def amend_openapi(app: FastAPI) -> None:
         if app.openapi_schema is not None:
             return app.openapi_schema
         document = build()  # cached by FastAPI: amended once
+        document_query_models(app, document)
         for item in document.get("paths", {}).values():
             for operation in item.values():
                 for parameter in operation.get("parameters", ()):

@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Generic, TypeVar
 
-from fastapi import Query, Response
+from fastapi import Depends, Response
 from pydantic import BaseModel, Field
 from pydantic_core import to_json
 from sqlalchemy import BindParameter, bindparam, func, over, select
@@ -17,6 +17,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from touchstone.core.auth import Principal
 from touchstone.core.errors import InvalidInput
+from touchstone.core.query_params import query_model
 from touchstone.core.reads import AnySelect, CompiledQuery, Statements, TenantRead, compile_query
 
 MAX_LIMIT = 100
@@ -33,7 +34,7 @@ class PageParams(BaseModel):
     )
 
 
-PageDep = Annotated[PageParams, Query()]
+PageDep = Annotated[PageParams, Depends(query_model(PageParams))]
 
 
 class Page(BaseModel, Generic[T]):

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated
 
-from fastapi import Depends, Query, Request, Response, status
+from fastapi import Depends, Request, Response, status
 
 from touchstone.core.auth import Principal
 from touchstone.core.deps import (
@@ -18,9 +17,9 @@ from touchstone.core.deps import (
 )
 from touchstone.core.idempotency import IdempotencyDep
 from touchstone.core.pagination import Page, PageDep, page_response
+from touchstone.core.query_params import query_model
 from touchstone.core.reads import TenantRead, tenant_read
 from touchstone.core.routing import ApiRouter
-from touchstone.core.schemas import PlainText
 from touchstone.core.writes import TenantWrite, tenant_write
 from touchstone.identity import authentication, password_reset, service
 from touchstone.identity.dependencies import (
@@ -34,6 +33,7 @@ from touchstone.identity.schemas import (
     ApiKeyCreated,
     ApiKeyOut,
     AuditEventOut,
+    AuditEventQuery,
     BranchCreate,
     BranchOut,
     BranchUpdate,
@@ -222,7 +222,7 @@ async def update_branch(
 @router.get("/users", response_model=Page[MemberOut], tags=["users"])
 async def list_users(
     read: Annotated[TenantRead, Depends(tenant_read("users:read"))],
-    query: Annotated[MemberQuery, Query()],
+    query: Annotated[MemberQuery, Depends(query_model(MemberQuery))],
 ) -> Response:
     items, total = await service.list_members(read, query)
     return page_response(items, total, query)
@@ -304,20 +304,8 @@ async def revoke_api_key(
 async def list_audit_events(
     read: Annotated[TenantRead, Depends(tenant_read("audit:read"))],
     page: PageDep,
-    actor_id: uuid.UUID | None = None,
-    action: Annotated[PlainText | None, Query(max_length=80)] = None,
-    object_type: Annotated[PlainText | None, Query(max_length=60)] = None,
-    object_id: Annotated[PlainText | None, Query(max_length=80)] = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    query: Annotated[AuditEventQuery, Depends(query_model(AuditEventQuery))],
 ) -> Response:
-    filters = {
-        "actor_id": actor_id,
-        "action": action,
-        "object_type": object_type,
-        "object_id": object_id,
-        "since": since,
-        "until": until,
-    }
+    filters = query.model_dump()
     items, total = await service.list_audit_events(read, page, filters)
     return page_response(items, total, page)

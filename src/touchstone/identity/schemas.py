@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, EmailStr, Field, StringConstraints, field_validator
+from pydantic import AwareDatetime, BaseModel, EmailStr, Field, StringConstraints, field_validator
 
 from touchstone.core.pagination import PageParams
 from touchstone.core.permissions import Role
@@ -150,6 +150,17 @@ class MemberQuery(PageParams):
     role: Role | None = None
     is_active: bool | None = None
     q: PlainText | None = Field(None, max_length=100, description="Part of an email or name")
+
+
+class AuditEventQuery(BaseModel):
+    """`GET /audit-events`: its filters, besides the page."""
+
+    actor_id: uuid.UUID | None = None
+    action: PlainText | None = Field(None, max_length=80)
+    object_type: PlainText | None = Field(None, max_length=60)
+    object_id: PlainText | None = Field(None, max_length=80)
+    since: datetime | None = None
+    until: datetime | None = None
 
 
 class MemberOut(OutputModel):

@@ -11,10 +11,9 @@ import csv
 import datetime as dt
 import io
 import uuid
-from decimal import Decimal
 from typing import Annotated
 
-from fastapi import Depends, File, Form, Query, Request, Response, UploadFile, status
+from fastapi import Depends, File, Form, Request, Response, UploadFile, status
 from fastapi.responses import StreamingResponse
 from pydantic_core import to_json
 
@@ -25,6 +24,7 @@ from touchstone.core.idempotency import IdempotencyDep
 from touchstone.core.jobs import accepted, defer
 from touchstone.core.jobs.router import JobOut
 from touchstone.core.pagination import Page, PageDep, page_response
+from touchstone.core.query_params import query_model
 from touchstone.core.reads import TenantRead, tenant_read
 from touchstone.core.routing import ApiRouter, upload_limit
 from touchstone.core.schemas import PlainText
@@ -42,6 +42,7 @@ from touchstone.statements.schemas import (
     StatementOut,
     SubscriptionOut,
     TransactionOut,
+    TransactionQuery,
     UsageOut,
 )
 
@@ -142,20 +143,20 @@ async def list_transactions(
     batch_id: uuid.UUID,
     read: Read,
     page: PageDep,
-    statement_id: uuid.UUID | None = None,
-    date_from: dt.date | None = None,
-    date_to: dt.date | None = None,
-    min_amount: Annotated[Decimal | None, Query(ge=0, le=10**15)] = None,
-    max_amount: Annotated[Decimal | None, Query(ge=0, le=10**15)] = None,
-    category: Annotated[str | None, Query(max_length=60, pattern=r"^[a-z0-9_]+$")] = None,
-    q: Annotated[PlainText | None, Query(max_length=100)] = None,
-    export: Annotated[str | None, Query(alias="format", pattern="^(json|csv)$")] = None,
+    filters: Annotated[TransactionQuery, Depends(query_model(TransactionQuery))],
 ) -> Response:
     """Filtered, paginated transactions; `format=csv` exports every match as CSV."""
     where = service.TransactionFilter(
-        statement_id, date_from, date_to, min_amount, max_amount, category, q
+        filters.statement_id,
+        filters.date_from,
+        filters.date_to,
+        filters.min_amount,
+        filters.max_amount,
+        filters.category,
+        filters.q,
     )
-    if export == "csv":
+    date_from, date_to = filters.date_from, filters.date_to
+    if filters.export == "csv":
         rows = await service.all_transactions(read, batch_id, where)
         _check(rows is not None, date_from, date_to)
         assert rows is not None

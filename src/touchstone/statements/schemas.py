@@ -7,7 +7,7 @@ import uuid
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, StringConstraints, field_validator, model_validator
+from pydantic import BaseModel, Field, StringConstraints, field_validator, model_validator
 
 from touchstone.core.schemas import Count, InputModel, NonBlank, OutputModel, PlainText
 from touchstone.statements.categorise import Rule
@@ -117,6 +117,19 @@ class TransactionOut(OutputModel):
     recurring: bool
     rule: str | None
     overridden: bool
+
+
+class TransactionQuery(BaseModel):
+    """The filters of a batch's transaction list, read as one model (`core.query_params`)."""
+
+    statement_id: uuid.UUID | None = None
+    date_from: dt.date | None = None
+    date_to: dt.date | None = None
+    min_amount: Decimal | None = Field(None, ge=0, le=10**15)
+    max_amount: Decimal | None = Field(None, ge=0, le=10**15)
+    category: str | None = Field(None, max_length=60, pattern=r"^[a-z0-9_]+$")
+    q: PlainText | None = Field(None, max_length=100)
+    export: str | None = Field(None, alias="format", pattern="^(json|csv)$")
 
 
 class CategoryOverride(InputModel):
