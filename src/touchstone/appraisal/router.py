@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Request, Response, UploadFile
+from fastapi import Depends, Request, Response, UploadFile
 
 from touchstone.appraisal import item_classifier, repository, service
 from touchstone.appraisal.certificate import router as certificate
@@ -30,7 +30,7 @@ from touchstone.appraisal.dependencies import (
     Approver,
     Writer,
 )
-from touchstone.appraisal.models import Appraisal, AppraisalStatus
+from touchstone.appraisal.models import Appraisal
 from touchstone.appraisal.org_settings import router as org_settings
 from touchstone.appraisal.purity import router as purity
 from touchstone.appraisal.purity.live import page as live_page
@@ -39,6 +39,7 @@ from touchstone.appraisal.schemas import (
     AppraisalCreate,
     AppraisalDetail,
     AppraisalOut,
+    AppraisalQuery,
     ChainEventOut,
     ChainVerification,
     Decision,
@@ -50,6 +51,7 @@ from touchstone.appraisal.schemas import (
 from touchstone.core.deps import SessionDep, SettingsDep
 from touchstone.core.idempotency import IdempotencyDep
 from touchstone.core.pagination import Page, PageDep, page_response
+from touchstone.core.query_params import query_model
 from touchstone.core.routing import ApiRouter, upload_limit
 from touchstone.core.storage import Storage, StorageDep, request_storage, store_upload
 
@@ -87,9 +89,11 @@ async def create_appraisal(
 
 @router.get("/appraisals", response_model=Page[AppraisalOut])
 async def list_appraisals(
-    read: AppraisalReads, page: PageDep, status: AppraisalStatus | None = None
+    read: AppraisalReads,
+    page: PageDep,
+    query: Annotated[AppraisalQuery, Depends(query_model(AppraisalQuery))],
 ) -> Response:
-    items, total = await service.list_appraisals(read, page, status)
+    items, total = await service.list_appraisals(read, page, query.status)
     return page_response(items, total, page)
 
 

@@ -11,9 +11,19 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, Field, StringConstraints, model_validator
+from pydantic import AwareDatetime, BaseModel, Field, StringConstraints, model_validator
 
-from touchstone.core.schemas import Count, Flag, InputModel, Name, NonBlank, OutputModel, Trimmed
+from touchstone.appraisal.models import AppraisalStatus
+from touchstone.core.schemas import (
+    Count,
+    Flag,
+    InputModel,
+    Name,
+    NonBlank,
+    OutputModel,
+    PlainText,
+    Trimmed,
+)
 
 ItemType = Literal["ring", "chain", "bangle", "coin", "necklace", "earring", "other"]
 TestedKarat = Literal["18K", "22K", "24K"]
@@ -73,6 +83,19 @@ class GoldRateOut(OutputModel):
 
 
 # --- customers ---------------------------------------------------------------------------
+
+
+class AppraisalQuery(BaseModel):
+    """`GET /appraisals`: its filter, besides the page."""
+
+    status: AppraisalStatus | None = None
+
+
+class CustomerSearch(BaseModel):
+    """`GET /customers`: part of the name, the full phone number, or its last digits."""
+
+    name: PlainText | None = Field(None, max_length=200)
+    phone: PlainText | None = Field(None, max_length=30)
 
 
 class CustomerCreate(InputModel):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import Query, Request, Response, UploadFile
+from fastapi import Depends, Request, Response, UploadFile
 
 from touchstone.appraisal.customers import service
 from touchstone.appraisal.dependencies import (
@@ -15,11 +15,11 @@ from touchstone.appraisal.dependencies import (
     CustomerWriter,
     NewCustomer,
 )
-from touchstone.appraisal.schemas import CustomerCreate, CustomerOut
+from touchstone.appraisal.schemas import CustomerCreate, CustomerOut, CustomerSearch
 from touchstone.core.deps import SessionDep, SettingsDep, get_settings
 from touchstone.core.pagination import Page, PageDep, page_response
+from touchstone.core.query_params import query_model
 from touchstone.core.routing import ApiRouter, upload_limit
-from touchstone.core.schemas import PlainText
 from touchstone.core.storage import StorageDep, store_upload
 
 router = ApiRouter()  # tagged by the module router including it
@@ -39,12 +39,13 @@ async def search_customers(
     request: Request,
     read: CustomerReads,
     page: PageDep,
-    name: Annotated[PlainText | None, Query(max_length=200)] = None,
-    phone: Annotated[PlainText | None, Query(max_length=30)] = None,
+    search: Annotated[CustomerSearch, Depends(query_model(CustomerSearch))],
 ) -> Response:
     """By part of the name, the full phone number, or its last digits (up to four)."""
     settings = await get_settings(request)  # the phone's keyed hash needs the secret key
-    items, total = await service.search_customers(read, page, settings, name=name, phone=phone)
+    items, total = await service.search_customers(
+        read, page, settings, name=search.name, phone=search.phone
+    )
     return page_response(items, total, page)
 
 
