@@ -129,7 +129,8 @@ def worker(
     from touchstone.core.jobs.worker import run_worker
 
     settings = load_settings()
-    urls = prepare_database(settings, migrate=migrate)
+    urls = prepare_database(settings, migrate=migrate)  # an embedded server it starts: not niced
+    os.nice(settings.worker_nice)
     for module in imports or []:
         importlib.import_module(module)
     selected = [q.strip() for q in queues.split(",") if q.strip()]

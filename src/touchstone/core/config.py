@@ -59,6 +59,10 @@ class Settings(BaseSettings):
     docs_enabled: bool | None = None
 
     worker_concurrency: int = 10
+    worker_nice: int = Field(10, ge=0, le=19)
+    """How much lower than the API's a job worker's CPU priority is (`nice`): statement
+    extraction, workbooks and reports then yield the cores to requests on a shared host,
+    instead of stretching every request's tail while a batch runs."""
     worker_heartbeat_seconds: float = 2.0
     stalled_worker_seconds: float = 10.0
     run_worker_with_api: bool = True
