@@ -18,6 +18,8 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
+from psycopg.pq import TransactionStatus
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -258,3 +260,15 @@ async def committed_tenant(
 @pytest.fixture
 async def tenant(committed: Database, settings: Settings, live_client: httpx.AsyncClient) -> Tenant:
     return await committed_tenant(committed, settings, live_client)
+
+
+async def assert_left_clean(pooled: Database, table: str) -> None:
+    """A pooled direct connection is idle and in no tenant, and a new session sees no row
+    of `table` (row-level security without a tenant)."""
+    async with pooled.direct_connection() as connection:
+        assert connection.info.transaction_status == TransactionStatus.IDLE
+        cursor = await connection.execute("select current_setting('app.org_id', true)")
+        assert (await cursor.fetchone()) in (("",), (None,))
+    async with pooled.transaction() as session:
+        rows = await session.execute(text(f"select count(*) from {table}"))
+        assert rows.scalar() == 0

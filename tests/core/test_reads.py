@@ -7,11 +7,10 @@ from datetime import UTC
 
 import httpx
 import pytest
-from psycopg.pq import TransactionStatus
 from psycopg_pool import PoolTimeout
 from sqlalchemy import bindparam, text
 
-from tests.conftest import Tenant, add_member, assert_problem
+from tests.conftest import Tenant, add_member, assert_left_clean, assert_problem
 from touchstone.core.config import Settings
 from touchstone.core.db import Database
 from touchstone.core.pagination import page_queries
@@ -44,13 +43,7 @@ async def test_read_leaves_the_pooled_connection_clean(
             assert listed.json()["total"] == 1
             refused = await client.get(f"{API}/users", headers={"X-API-Key": "tsk_abc_wrong"})
             assert refused.status_code == 401
-        async with pooled.direct_connection() as connection:
-            assert connection.info.transaction_status == TransactionStatus.IDLE
-            cursor = await connection.execute("select current_setting('app.org_id', true)")
-            assert (await cursor.fetchone()) in (("",), (None,))
-        async with pooled.transaction() as session:
-            rows = await session.execute(text("select count(*) from memberships"))
-            assert rows.scalar() == 0  # no tenant: row-level security shows nothing
+        await assert_left_clean(pooled, "memberships")
     finally:
         await pooled.dispose()
 

@@ -4,10 +4,9 @@ a refused or conflicting write keeps nothing, and a pooled connection comes back
 from __future__ import annotations
 
 import httpx
-from psycopg.pq import TransactionStatus
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
-from tests.conftest import Tenant, add_member, assert_problem
+from tests.conftest import Tenant, add_member, assert_left_clean, assert_problem
 from touchstone.core.audit import AuditEvent
 from touchstone.core.config import Settings
 from touchstone.core.db import Database
@@ -95,12 +94,6 @@ async def test_a_pooled_connection_comes_back_idle_and_without_a_tenant(
                 f"{API}/branches", headers={"X-API-Key": "tsk_abc_wrong"}, json=body
             )
             assert refused.status_code == 401
-        async with pooled.direct_connection() as connection:
-            assert connection.info.transaction_status == TransactionStatus.IDLE
-            cursor = await connection.execute("select current_setting('app.org_id', true)")
-            assert (await cursor.fetchone()) in (("",), (None,))
-        async with pooled.transaction() as session:
-            rows = await session.execute(text("select count(*) from branches"))
-            assert rows.scalar() == 0  # no tenant: row-level security shows nothing
+        await assert_left_clean(pooled, "branches")
     finally:
         await pooled.dispose()

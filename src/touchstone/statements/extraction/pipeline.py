@@ -175,12 +175,7 @@ def _from_ledger(
     currencies = {
         dollar(c, meta.currency) for page in read if page.rows for c in page.rows.currencies
     }
-    if meta.currency:
-        currencies.add(meta.currency)
-    if len(currencies) > 1:
-        issues.append(ValidationIssue(None, f"mixed currencies: {', '.join(sorted(currencies))}"))
-    elif meta.currency is None and currencies:
-        meta.currency = currencies.pop()
+    issues += _settle_currency(meta, currencies)
     if not ledger.checks:
         issues.append(
             ValidationIssue(None, "no balance or printed total to check the rows against")
@@ -327,12 +322,7 @@ def _assemble(pages: list[_Page], context: Context) -> ExtractedStatement:
     seams = _page_seams(read)
     issues += seams
     currencies = {c for page in read if page.rows for c in page.rows.currencies}
-    if meta.currency:
-        currencies.add(meta.currency)
-    if len(currencies) > 1:
-        issues.append(ValidationIssue(None, f"mixed currencies: {', '.join(sorted(currencies))}"))
-    elif meta.currency is None and currencies:
-        meta.currency = currencies.pop()
+    issues += _settle_currency(meta, currencies)
     status, balance_issues = validate(meta, transactions)
     for report in (p.report for p in pages if p.report.flagged):
         issues.append(ValidationIssue(None, f"page {report.page} could not be read"))
@@ -386,6 +376,17 @@ def _derived_opening(transactions: list[Transaction]) -> Decimal | None:
         if txn.balance is not None:
             return txn.balance - total
     return None
+
+
+def _settle_currency(meta: StatementMeta, currencies: set[str]) -> list[ValidationIssue]:
+    """The statement's currency: the one its figures and header name, else an issue."""
+    if meta.currency:
+        currencies.add(meta.currency)
+    if len(currencies) > 1:
+        return [ValidationIssue(None, f"mixed currencies: {', '.join(sorted(currencies))}")]
+    if meta.currency is None and currencies:
+        meta.currency = currencies.pop()
+    return []
 
 
 def _page_seams(read: list[_Page]) -> list[ValidationIssue]:
