@@ -10,8 +10,11 @@ printed only as its charge.
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
+import functools
 from collections.abc import Sequence
+from dataclasses import dataclass
 from itertools import chain
 
 from touchstone.statements.analysis import vocabulary
@@ -33,38 +36,48 @@ _OUTWARD = Phrases(vocabulary.OUTWARD)
 _CHARGES = Phrases(vocabulary.CHARGES)
 
 
-def says_returned(line: Line) -> bool:
-    text = words(line.entry.transaction.description)
-    return (
-        line.entry.category == RETURNED
-        or _RETURNED.found_in(text)
-        or (_RETURN_WORDS.found_in(text) and (_CHEQUES.found_in(text) or _MANDATES.found_in(text)))
+@dataclass(frozen=True, slots=True)
+class _Wording:
+    returned: bool
+    charge: bool
+    kind: ReturnKind
+    inward: bool
+    outward: bool
+
+
+@functools.lru_cache(maxsize=16384)
+def _wording(description: str) -> _Wording:
+    """What a description says, worked out once: a row is asked several times."""
+    text = words(description)
+    cheque, mandate = _CHEQUES.found_in(text), _MANDATES.found_in(text)
+    return _Wording(
+        returned=_RETURNED.found_in(text) or (_RETURN_WORDS.found_in(text) and (cheque or mandate)),
+        charge=_CHARGES.found_in(text),
+        kind=ReturnKind.CHEQUE if cheque else ReturnKind.MANDATE if mandate else ReturnKind.OTHER,
+        inward=_INWARD.found_in(text),
+        outward=_OUTWARD.found_in(text),
     )
+
+
+def _of(line: Line) -> _Wording:
+    return _wording(line.entry.transaction.description)
+
+
+def says_returned(line: Line) -> bool:
+    return line.entry.category == RETURNED or _of(line).returned
 
 
 def _is_charge(line: Line) -> bool:
-    return line.amount < 0 and (
-        line.entry.category == FEES_CHARGES
-        or _CHARGES.found_in(words(line.entry.transaction.description))
-    )
-
-
-def _kind(line: Line) -> ReturnKind:
-    text = words(line.entry.transaction.description)
-    if _CHEQUES.found_in(text):
-        return ReturnKind.CHEQUE
-    if _MANDATES.found_in(text):
-        return ReturnKind.MANDATE
-    return ReturnKind.OTHER
+    return line.amount < 0 and (line.entry.category == FEES_CHARGES or _of(line).charge)
 
 
 def _direction(line: Line, charge_only: bool) -> ReturnDirection:
     """From the wording; else a returned debit takes back money paid in (outward) and a
     returned credit gives back money paid out (inward); a lone charge is the customer's."""
-    text = words(line.entry.transaction.description)
-    if _INWARD.found_in(text):
+    wording = _of(line)
+    if wording.inward:
         return ReturnDirection.INWARD
-    if _OUTWARD.found_in(text):
+    if wording.outward:
         return ReturnDirection.OUTWARD
     if charge_only or line.amount > 0:
         return ReturnDirection.INWARD
@@ -85,11 +98,14 @@ def find_returns(lines: Sequence[Line], charge_days: int) -> list[ReturnedItem]:
             returns.append(line)
     assigned: dict[int, list[Line]] = {i: [] for i in range(len(returns))}
     alone: dict[dt.date, list[Line]] = {}
+    dates = [r.date for r in returns]  # in date order, as the lines
+    window = dt.timedelta(days=charge_days)
     for charge in charges:
+        first = bisect.bisect_left(dates, charge.date - window)
+        last = bisect.bisect_right(dates, charge.date + window)
         near = [
-            (abs((charge.date - r.date).days), charge.date < r.date, i)
-            for i, r in enumerate(returns)
-            if abs((charge.date - r.date).days) <= charge_days
+            (abs((charge.date - dates[i]).days), charge.date < dates[i], i)
+            for i in range(first, last)
         ]
         if near:
             assigned[min(near)[2]].append(charge)
@@ -98,7 +114,7 @@ def find_returns(lines: Sequence[Line], charge_days: int) -> list[ReturnedItem]:
     found = [
         ReturnedItem(
             date=r.date,
-            kind=_kind(r),
+            kind=_of(r).kind,
             direction=_direction(r, charge_only=False),
             returned=r.item,
             charges=tuple(c.item for c in assigned[i]),
@@ -108,7 +124,7 @@ def find_returns(lines: Sequence[Line], charge_days: int) -> list[ReturnedItem]:
     found.extend(
         ReturnedItem(
             date=group[0].date,
-            kind=_kind(group[0]),
+            kind=_of(group[0]).kind,
             direction=_direction(group[0], charge_only=True),
             returned=None,
             charges=tuple(c.item for c in group),
