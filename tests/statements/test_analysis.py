@@ -15,7 +15,7 @@ from touchstone.statements.analysis import (
     analyse,
 )
 from touchstone.statements.analysis.records import Line
-from touchstone.statements.analysis.returns import says_returned
+from touchstone.statements.analysis.returns import read_wording, says_returned
 from touchstone.statements.categorise import categories as cat
 from touchstone.statements.categorise import categorise
 from touchstone.statements.domain import CategorisedTransaction, Transaction
@@ -221,7 +221,8 @@ def test_a_transfer_needs_another_account_and_two_days_at_most() -> None:
 
 def line(description: str, amount: str = "-100", category: str = cat.UNCATEGORISED) -> Line:
     txn = Transaction(JAN_1, description, D(amount), None, 1, 0)
-    return Line("a.pdf", 0, "A", CategorisedTransaction(txn, category, None))
+    entry = CategorisedTransaction(txn, category, None)
+    return Line("a.pdf", 0, "A", entry, read_wording(description))
 
 
 @pytest.mark.parametrize(

@@ -21,7 +21,7 @@ from touchstone.statements.analysis.records import (
     money,
     ratio,
 )
-from touchstone.statements.analysis.returns import find_returns, says_returned
+from touchstone.statements.analysis.returns import find_returns, read_wording, says_returned
 from touchstone.statements.analysis.transfers import match_own_transfers
 from touchstone.statements.categorise.categories import CASH_DEPOSIT, CASH_WITHDRAWAL
 
@@ -42,7 +42,13 @@ def analyse(
     for position, statement in enumerate(statements):
         accounts.setdefault(statement.account, []).append((position, statement))
         lines.setdefault(statement.account, []).extend(
-            Line(statement.name, position, statement.account, entry)
+            Line(
+                statement.name,
+                position,
+                statement.account,
+                entry,
+                read_wording(entry.transaction.description),
+            )
             for entry in statement.transactions
         )
     for account_lines in lines.values():

@@ -30,7 +30,7 @@ _MAY_BE_SALARY = frozenset({SALARY, UNCATEGORISED, TRANSFER})
 """A monthly credit in another category (interest, rent received, a refund) is no salary."""
 _MAY_BE_REPAYMENT = frozenset({LOAN_EMI, UNCATEGORISED, TRANSFER, BILL_PAYMENT})
 """A recurring debit in another category (insurance, an investment, rent) repays no loan."""
-_LENDERS = Phrases(chain(vocabulary.LENDERS, vocabulary.MANDATES))
+_LENDERS = Phrases({"lender": chain(vocabulary.LENDERS, vocabulary.MANDATES)})
 
 
 def find_salary(credits: Sequence[Line]) -> tuple[list[Line], bool]:
@@ -67,7 +67,7 @@ def income_of(salary: Sequence[Line], monthly: dict[dt.date, Decimal], regular: 
         credits=tuple(line.item for line in salary),
         months=len(totals),
         average_monthly=average,
-        regular=regular and bool(salary),
+        regular=regular,
         variation=variation,
     )
 

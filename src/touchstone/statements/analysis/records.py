@@ -180,6 +180,17 @@ class BatchAnalysis:
 
 
 @dataclass(frozen=True, slots=True)
+class Wording:
+    """What a row's description says about returns (`returns.read_wording`), read once."""
+
+    returned: bool
+    charge: bool
+    kind: ReturnKind
+    inward: bool
+    outward: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Line:
     """A row as the analysis walks it: the statement it came from, in batch order."""
 
@@ -187,6 +198,7 @@ class Line:
     position: int  # the statement's place in the batch
     account: str
     entry: CategorisedTransaction
+    wording: Wording
 
     @property
     def key(self) -> tuple[str, int]:

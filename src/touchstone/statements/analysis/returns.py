@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
-import functools
 from collections.abc import Sequence
-from dataclasses import dataclass
 from itertools import chain
 
 from touchstone.statements.analysis import vocabulary
@@ -23,58 +21,48 @@ from touchstone.statements.analysis.records import (
     ReturnDirection,
     ReturnedItem,
     ReturnKind,
+    Wording,
 )
 from touchstone.statements.analysis.wording import Phrases, words
 from touchstone.statements.categorise.categories import FEES_CHARGES, RETURNED
 
-_RETURNED = Phrases(chain.from_iterable(vocabulary.RETURNED.values()))
-_RETURN_WORDS = Phrases(vocabulary.RETURN_WORDS)
-_CHEQUES = Phrases(vocabulary.CHEQUES)
-_MANDATES = Phrases(vocabulary.MANDATES)
-_INWARD = Phrases(vocabulary.INWARD)
-_OUTWARD = Phrases(vocabulary.OUTWARD)
-_CHARGES = Phrases(vocabulary.CHARGES)
+_PHRASES = Phrases(
+    {
+        "returned": chain.from_iterable(vocabulary.RETURNED.values()),
+        "return word": vocabulary.RETURN_WORDS,
+        "cheque": vocabulary.CHEQUES,
+        "mandate": vocabulary.MANDATES,
+        "inward": vocabulary.INWARD,
+        "outward": vocabulary.OUTWARD,
+        "charge": vocabulary.CHARGES,
+    }
+)
 
 
-@dataclass(frozen=True, slots=True)
-class _Wording:
-    returned: bool
-    charge: bool
-    kind: ReturnKind
-    inward: bool
-    outward: bool
-
-
-@functools.lru_cache(maxsize=16384)
-def _wording(description: str) -> _Wording:
-    """What a description says, worked out once: a row is asked several times."""
-    text = words(description)
-    cheque, mandate = _CHEQUES.found_in(text), _MANDATES.found_in(text)
-    return _Wording(
-        returned=_RETURNED.found_in(text) or (_RETURN_WORDS.found_in(text) and (cheque or mandate)),
-        charge=_CHARGES.found_in(text),
+def read_wording(description: str) -> Wording:
+    found = _PHRASES.found_in(words(description))
+    cheque, mandate = "cheque" in found, "mandate" in found
+    return Wording(
+        returned="returned" in found or ("return word" in found and (cheque or mandate)),
+        charge="charge" in found,
         kind=ReturnKind.CHEQUE if cheque else ReturnKind.MANDATE if mandate else ReturnKind.OTHER,
-        inward=_INWARD.found_in(text),
-        outward=_OUTWARD.found_in(text),
+        inward="inward" in found,
+        outward="outward" in found,
     )
 
 
-def _of(line: Line) -> _Wording:
-    return _wording(line.entry.transaction.description)
-
-
 def says_returned(line: Line) -> bool:
-    return line.entry.category == RETURNED or _of(line).returned
+    return line.entry.category == RETURNED or line.wording.returned
 
 
 def _is_charge(line: Line) -> bool:
-    return line.amount < 0 and (line.entry.category == FEES_CHARGES or _of(line).charge)
+    return line.amount < 0 and (line.entry.category == FEES_CHARGES or line.wording.charge)
 
 
 def _direction(line: Line, charge_only: bool) -> ReturnDirection:
     """From the wording; else a returned debit takes back money paid in (outward) and a
     returned credit gives back money paid out (inward); a lone charge is the customer's."""
-    wording = _of(line)
+    wording = line.wording
     if wording.inward:
         return ReturnDirection.INWARD
     if wording.outward:
@@ -114,7 +102,7 @@ def find_returns(lines: Sequence[Line], charge_days: int) -> list[ReturnedItem]:
     found = [
         ReturnedItem(
             date=r.date,
-            kind=_of(r).kind,
+            kind=r.wording.kind,
             direction=_direction(r, charge_only=False),
             returned=r.item,
             charges=tuple(c.item for c in assigned[i]),
@@ -124,7 +112,7 @@ def find_returns(lines: Sequence[Line], charge_days: int) -> list[ReturnedItem]:
     found.extend(
         ReturnedItem(
             date=group[0].date,
-            kind=_of(group[0]).kind,
+            kind=group[0].wording.kind,
             direction=_direction(group[0], charge_only=True),
             returned=None,
             charges=tuple(c.item for c in group),
