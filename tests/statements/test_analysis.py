@@ -219,6 +219,19 @@ def test_a_transfer_needs_another_account_and_two_days_at_most() -> None:
     assert [a.statements for a in batch.accounts] == [("a.pdf", "c.pdf"), ("b.pdf",)]
 
 
+def test_the_same_statement_twice_counts_once() -> None:
+    twice = analyse(
+        [
+            records("a.pdf", "HDFC XXXX1111", "1000.00", SALARIED),
+            records("a (1).pdf", "HDFC XXXX1111", "1000.00", SALARIED),
+        ]
+    )
+    (account,) = twice.accounts
+    assert account.statements == ("a.pdf",)
+    assert [m.salary for m in account.months] == [D(50000), D(50000), D(52000)]
+    assert account.foir == D("0.1974")
+
+
 def line(description: str, amount: str = "-100", category: str = cat.UNCATEGORISED) -> Line:
     txn = Transaction(JAN_1, description, D(amount), None, 1, 0)
     entry = CategorisedTransaction(txn, category, None)

@@ -24,6 +24,7 @@ from touchstone.statements.analysis.records import (
 from touchstone.statements.analysis.returns import find_returns, read_wording, says_returned
 from touchstone.statements.analysis.transfers import match_own_transfers
 from touchstone.statements.categorise.categories import CASH_DEPOSIT, CASH_WITHDRAWAL
+from touchstone.statements.domain import Transaction
 
 DEFAULT_SETTINGS = Settings()
 
@@ -36,10 +37,16 @@ def analyse(
     statements: Sequence[StatementRecords], settings: Settings = DEFAULT_SETTINGS
 ) -> BatchAnalysis:
     """Every account of the batch (statements sharing `account`, in batch order) and the
-    transfers between them."""
+    transfers between them. A statement whose rows repeat an earlier one of its account
+    exactly (the same file uploaded twice) counts once."""
     accounts: dict[str, list[tuple[int, StatementRecords]]] = {}
     lines: dict[str, list[Line]] = {}
+    seen: set[tuple[str, tuple[Transaction, ...]]] = set()
     for position, statement in enumerate(statements):
+        rows = (statement.account, tuple(e.transaction for e in statement.transactions))
+        if rows[1] and rows in seen:
+            continue
+        seen.add(rows)
         accounts.setdefault(statement.account, []).append((position, statement))
         lines.setdefault(statement.account, []).extend(
             Line(
