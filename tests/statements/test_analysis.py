@@ -219,6 +219,24 @@ def test_a_transfer_needs_another_account_and_two_days_at_most() -> None:
     assert [a.statements for a in batch.accounts] == [("a.pdf", "c.pdf"), ("b.pdf",)]
 
 
+def test_monthly_statements_of_one_account_make_one_run_of_days() -> None:
+    january = rows("100", [("2024-01-10", "UPI-ASHA", "100", cat.TRANSFER, "ASHA")])
+    february = rows("200", [("2024-02-15", "UPI-RAVI", "-300", cat.TRANSFER, "RAVI")])
+    jan = StatementRecords("jan.pdf", "A", january, "INR", JAN_1, dt.date(2024, 1, 31), D(100))
+    feb = StatementRecords(
+        "feb.pdf", "A", february, "INR", dt.date(2024, 2, 1), dt.date(2024, 2, 29), D(200)
+    )
+    (account,) = analyse([feb, jan]).accounts  # uploaded in any order
+    assert account.statements == ("feb.pdf", "jan.pdf")
+    # Jan: 100 x 9 + 200 x 22 = 5,300 / 31; Feb: 200 x 14 - 100 x 15 = 1,300 / 29
+    assert [(m.days, m.average_balance, m.negative_days) for m in account.months] == [
+        (31, D("170.97"), 0),
+        (29, D("44.83"), 15),
+    ]
+    assert (account.first_day, account.last_day) == (JAN_1, dt.date(2024, 2, 29))
+    assert len(account.negative_days) == 15
+
+
 def test_the_same_statement_twice_counts_once() -> None:
     twice = analyse(
         [
