@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import uuid
 import zipfile
 from collections.abc import Callable
@@ -14,9 +15,9 @@ from bench.generators.statements import generate_statement
 from fpdf import FPDF
 from sqlalchemy import func, select
 
-from tests.conftest import Tenant, add_member, assert_problem
+from tests.conftest import Tenant, add_member, assert_problem, committed_tenant
 from tests.core.jobs.conftest import drain
-from tests.statements.test_signals import append_revision, render, statement_lines
+from tests.statements.test_signals import Cell, append_revision, render, statement_lines
 from touchstone.core.config import Settings
 from touchstone.core.db import Database
 from touchstone.core.pagination import Page
@@ -118,6 +119,125 @@ async def test_batch_reads_verifies_and_reports(
     with zipfile.ZipFile(io.BytesIO(workbook.content)) as book:
         sheets = book.read("xl/workbook.xml").decode().count("<sheet ")
     assert sheets >= 15
+
+
+def drawn_statement(
+    period: str, opening: str, rows: list[tuple[str, str, str | None, str | None, str]]
+) -> bytes:
+    """A statement of (date, narration, withdrawal, deposit, balance) rows that adds up."""
+    lines: list[list[Cell]] = [
+        [(10, "Statement of Account", "L")],
+        [(10, f"Period: {period}", "L")],
+        [(10, f"Opening Balance {opening}", "L")],
+        [
+            (10, "Date", "L"),
+            (35, "Narration", "L"),
+            (130, "Withdrawal", "R"),
+            (160, "Deposit", "R"),
+            (195, "Balance", "R"),
+        ],
+    ]
+    for date, text, out, into, balance in rows:
+        amount: Cell = (130, out, "R") if out else (160, into or "", "R")
+        lines.append([(10, date, "L"), (35, text, "L"), amount, (195, balance, "R")])
+    lines.append([(10, "Closing Balance", "L"), (195, rows[-1][4], "R")])
+    return render(lines)
+
+
+SALARIED = drawn_statement(
+    "01/01/2024 to 31/03/2024",
+    "1,000.00",
+    [
+        ("01/01/2024", "NEFT-ACME CORP-SALARY JAN", None, "50,000.00", "51,000.00"),
+        ("05/01/2024", "NACH-DR-BAJAJ FINANCE LTD", "10,000.00", None, "41,000.00"),
+        ("01/02/2024", "NEFT-ACME CORP-SALARY FEB", None, "50,000.00", "91,000.00"),
+        ("05/02/2024", "NACH-DR-BAJAJ FINANCE LTD", "10,000.00", None, "81,000.00"),
+        ("10/02/2024", "IMPS-TO SELF", "3,000.00", None, "78,000.00"),
+        ("01/03/2024", "NEFT-ACME CORP-SALARY MAR", None, "50,000.00", "128,000.00"),
+        ("05/03/2024", "NACH-DR-BAJAJ FINANCE LTD", "10,000.00", None, "118,000.00"),
+    ],
+)
+OVERDRAWN = drawn_statement(
+    "01/02/2024 to 29/02/2024",
+    "500.00",
+    [
+        ("11/02/2024", "IMPS-FROM SELF", None, "3,000.00", "3,500.00"),
+        ("20/02/2024", "CHQ 000123 LANDLORD", "4,500.00", None, "-1,000.00"),
+        ("21/02/2024", "I/W CHQ RTN 000123 INSUFFICIENT FUNDS", None, "4,500.00", "3,500.00"),
+        ("22/02/2024", "CHQ RTN CHGS", "590.00", None, "2,910.00"),
+    ],
+)
+
+
+async def test_analysis_of_a_processed_batch(
+    live_client: httpx.AsyncClient,
+    tenant: Tenant,
+    committed: Database,
+    settings: Settings,
+    run_jobs: Callable[[], Any],
+) -> None:
+    batch = (
+        await upload(live_client, tenant, [pdf("a.pdf", SALARIED), pdf("b.pdf", OVERDRAWN)])
+    ).json()
+    url = f"{API}/batches/{batch['id']}/analysis"
+    assert_problem(await live_client.get(url, headers=tenant.headers), 409)  # not read yet
+    await run_jobs()
+
+    response = await live_client.get(url, headers=tenant.headers)
+    assert response.status_code == 200, response.text
+    found = response.json()
+    assert found["batch_id"] == batch["id"]
+    salaried, overdrawn = found["accounts"]
+    assert (salaried["account"], overdrawn["account"]) == ("a.pdf", "b.pdf")
+    # Jan: 51,000 x 4 days + 41,000 x 27 = 1,311,000 / 31; Feb: 91,000 x 4 + 81,000 x 5 +
+    # 78,000 x 20 = 2,329,000 / 29; Mar: 128,000 x 4 + 118,000 x 27 = 3,698,000 / 31
+    assert [
+        (m["month"], m["days"], m["average_balance"], m["minimum_balance"], m["foir"])
+        for m in salaried["months"]
+    ] == [
+        ("2024-01-01", 31, "42290.32", "41000.00", "0.2000"),
+        ("2024-02-01", 29, "80310.34", "78000.00", "0.2000"),
+        ("2024-03-01", 31, "119290.32", "118000.00", "0.2000"),
+    ]
+    income = salaried["income"]
+    assert (income["employer"], income["months"], income["regular"]) == ("ACME CORP", 3, True)
+    assert (income["average_monthly"], income["variation"]) == ("50000.00", "0.0000")
+    (emi,) = salaried["obligations"]
+    assert (emi["lender"], emi["interval"], emi["typical_amount"], emi["total"]) == (
+        "BAJAJ FINANCE LTD",
+        "monthly",
+        "10000.00",
+        "30000.00",
+    )
+    assert salaried["foir"] == "0.2000"
+
+    # Feb: 500 x 10 + 3,500 x 9 - 1,000 + 3,500 + 2,910 x 8 = 62,280 / 29
+    (february,) = overdrawn["months"]
+    assert (february["average_balance"], february["minimum_balance"]) == ("2147.59", "-1000.00")
+    assert (february["negative_days"], february["returned_inward"]) == (1, 1)
+    assert (february["return_charges"], february["own_transfers_in"]) == ("590.00", "3000.00")
+    assert overdrawn["negative_days"] == ["2024-02-20"]
+    (bounce,) = overdrawn["returned"]
+    assert (bounce["kind"], bounce["direction"]) == ("cheque", "inward")
+    assert bounce["charged"] == "590.00"
+    assert bounce["returned"]["amount"] == "4500.00"
+    (transfer,) = found["own_transfers"]
+    assert (transfer["amount"], transfer["from_account"], transfer["to_account"]) == (
+        "3000.00",
+        "a.pdf",
+        "b.pdf",
+    )
+    assert (transfer["debit"]["date"], transfer["credit"]["date"]) == ("2024-02-10", "2024-02-11")
+
+    other = await committed_tenant(committed, settings, live_client)
+    assert_problem(await live_client.get(url, headers=other.headers), 404)
+
+    workbook = await live_client.get(
+        f"{API}/batches/{batch['id']}/report.xlsx", headers=tenant.headers
+    )
+    with zipfile.ZipFile(io.BytesIO(workbook.content)) as book:
+        names = re.findall(r'<sheet name="([^"]+)"', book.read("xl/workbook.xml").decode())
+    assert names[0] == "Analysis"
 
 
 async def test_password_protected_statement_waits_for_its_password(
@@ -287,6 +407,7 @@ async def test_another_orgs_batch_is_not_found(
         ("GET", f"{base}/transactions?format=csv"),
         ("GET", f"{base}/transactions?offset=40&sort=-amount&q=rent&min_amount=1"),
         ("GET", f"{base}/report.xlsx"),
+        ("GET", f"{base}/analysis"),
         ("DELETE", base),
         ("POST", f"{base}/statements/{statement}/reprocess"),
         ("PATCH", f"{base}/transactions/{uuid.uuid4()}"),

@@ -324,3 +324,48 @@ def test_names_that_look_like_references_stay_text_in_charts() -> None:
         references = b"".join(re.findall(rb"<c:f>.*?</c:f>", book.zip.read(part)))
         assert b"cmd|" not in references
         assert b"X!A1" not in references
+
+
+def test_analysis_sheets_come_first_with_the_figures(book: Book) -> None:
+    assert book.names[:3] == ["Analysis", "Analysis by account", "Analysis details"]
+    # Salary of 85,000 every month from ACME; February holds the Bajaj EMI of 12,500
+    # (FOIR 12,500 / 85,000), the ATM withdrawal (5,000 of 44,520.70 debits) and the
+    # returned cheque with the SMS charge of 17.70 the day after.
+    assert book.column("Analysis", "C") == [excel_day(dt.date(2024, m, 1)) for m in range(1, 7)]
+    assert book.column("Analysis", "J") == [85000.0] * 6
+    feb = {c: book.cells("Analysis")[f"{c}3"] for c in "DHILMPQST"}
+    assert feb == {
+        "D": 29.0,
+        "H": 85000.0,
+        "I": 44520.7,
+        "L": 12500.0,
+        "M": 0.1471,
+        "P": 5000.0,
+        "Q": 0.1123,
+        "S": 1.0,
+        "T": 17.7,
+    }
+    account = book.cells("Analysis by account")
+    assert (account["A2"], account["F2"], account["G2"], account["I2"]) == (
+        "HDFC Bank XXXX4321",
+        "ACME CORP PVT LTD",
+        6.0,
+        1.0,  # regular
+    )
+    assert book.column("Analysis details", "B")[-3:] == [
+        "EMI or loan",
+        "Returned item",
+        "Return charge",
+    ]
+
+
+def test_every_sheet_prints_one_page_wide(book: Book) -> None:
+    for name in book.names:
+        sheet = book.sheet_xml(name)
+        fit = sheet.find("m:sheetPr/m:pageSetUpPr", NS)
+        setup = sheet.find("m:pageSetup", NS)
+        assert fit is not None, name
+        assert setup is not None, name
+        assert fit.get("fitToPage") == "1", name
+        # one page wide (the default of fitToWidth), as many long as it takes
+        assert (setup.get("fitToWidth", "1"), setup.get("fitToHeight")) == ("1", "0"), name

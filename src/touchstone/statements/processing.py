@@ -488,32 +488,77 @@ async def one_chunk(data: bytes) -> AsyncIterator[bytes]:
     yield data
 
 
+STORED_TRANSACTION = (
+    "txn_date",
+    "description",
+    "amount",
+    "balance",
+    "page",
+    "row",
+    "category",
+    "counterparty",
+    "recurring",
+    "rule",
+)
+"""The stored columns `stored_transaction` takes, in its order."""
+
+
+def stored_transaction(
+    txn_date: dt.date,
+    description: str,
+    amount: Decimal,
+    balance: Decimal | None,
+    page: int,
+    row: int,
+    category: str,
+    counterparty: str | None,
+    recurring: bool,
+    rule: str | None,
+) -> CategorisedTransaction:
+    """A stored row as the categoriser (or a person's override) left it."""
+    transaction = Transaction(txn_date, description, amount, balance, page, row)
+    return CategorisedTransaction(transaction, category, counterparty, recurring, rule)
+
+
+def stored_statement(
+    filename: str,
+    status: str,
+    meta: dict[str, Any],
+    transactions: Sequence[CategorisedTransaction],
+    page_reports: Sequence[dict[str, Any]] = (),
+    issues: Sequence[dict[str, Any]] = (),
+) -> StatementInput:
+    """A statement in a final state as the workbook and the analysis read it."""
+    return StatementInput(
+        filename=filename,
+        meta=_meta_from_json(meta),
+        status=StatementStatus(status),
+        transactions=transactions,
+        pages=[PageReport(**p) for p in page_reports],
+        issues=[ValidationIssue(**i) for i in issues],
+    )
+
+
 def _workbook_inputs(
     statements: Sequence[Statement], rows: Sequence[StatementTransaction]
 ) -> list[StatementInput]:
     by_statement: dict[uuid.UUID, list[CategorisedTransaction]] = {}
     for r in rows:
-        transaction = Transaction(r.txn_date, r.description, r.amount, r.balance, r.page, r.row)
         by_statement.setdefault(r.statement_id, []).append(
-            CategorisedTransaction(transaction, r.category, r.counterparty, r.recurring, r.rule)
+            stored_transaction(*(getattr(r, name) for name in STORED_TRANSACTION))
         )
-    inputs = []
-    for s in statements:
-        if s.status not in FINAL_STATES:
-            continue
-        inputs.append(
-            StatementInput(
-                filename=s.filename,
-                meta=_meta_from_json(s.meta),
-                status=StatementStatus(s.status)
-                if s.status != StatementState.FAILED
-                else StatementStatus.FAILED,
-                transactions=by_statement.get(s.id, []),
-                pages=[PageReport(**p) for p in s.page_reports],
-                issues=[ValidationIssue(**i) for i in s.issues],
-            )
+    return [
+        stored_statement(
+            s.filename,
+            s.status,
+            s.meta,
+            by_statement.get(s.id, []),
+            s.page_reports,
+            s.issues,
         )
-    return inputs
+        for s in statements
+        if s.status in FINAL_STATES
+    ]
 
 
 def _summary(

@@ -12,16 +12,17 @@ from typing import Any
 
 from sqlalchemy import BindParameter, bindparam, func, or_, select
 
-from touchstone.core.reads import CompiledQuery, columns_for, compile_query, item_query
+from touchstone.core.reads import CompiledQuery, columns_for, compile_query, item_query, row_query
 from touchstone.core.schemas import OutputModel
 from touchstone.statements.models import (
     Batch,
     CategoryRule,
     Statement,
+    StatementTransaction,
     Subscription,
     UsageEvent,
 )
-from touchstone.statements.processing import PAGES
+from touchstone.statements.processing import PAGES, STORED_TRANSACTION
 from touchstone.statements.schemas import RuleOut, StatementOut
 
 _ORG: BindParameter[uuid.UUID] = bindparam("org_id")
@@ -66,6 +67,22 @@ BATCH_EXISTS = item_query(select(Batch.id).where(Batch.id == _ID, Batch.org_id =
 REPORT_KEY = item_query(
     select(Batch.report_key).where(Batch.id == _ID, Batch.org_id == _ORG), ReportKey
 )
+BATCH_STATUS = row_query(select(Batch.status).where(Batch.id == _ID, Batch.org_id == _ORG))
+ANALYSED_STATEMENTS = row_query(
+    select(Statement.id, Statement.filename, Statement.status, Statement.meta)
+    .where(Statement.batch_id == _ID, Statement.org_id == _ORG)
+    .order_by(Statement.position)
+)
+"""What the analysis needs of the batch's statements, in upload order (`_ID`: the batch)."""
+ANALYSED_ROWS = row_query(
+    select(
+        StatementTransaction.statement_id,
+        *(getattr(StatementTransaction, name) for name in STORED_TRANSACTION),
+    )
+    .where(StatementTransaction.batch_id == _ID, StatementTransaction.org_id == _ORG)
+    .order_by(StatementTransaction.statement_id, StatementTransaction.row)
+)
+"""Every row of the batch, as `processing.stored_transaction` takes them after the id."""
 RULES = item_query(
     select(*columns_for(RuleOut, CategoryRule))
     .where(CategoryRule.org_id == _ORG)

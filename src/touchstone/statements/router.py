@@ -32,6 +32,7 @@ from touchstone.core.storage import StorageDep, request_storage
 from touchstone.statements import service, subscriptions, tasks
 from touchstone.statements.engines.billing import BillingEngine, billing_engine
 from touchstone.statements.schemas import (
+    AnalysisOut,
     BatchOut,
     BatchSummaryOut,
     BillingChangeIn,
@@ -227,6 +228,20 @@ async def download_report(batch_id: uuid.UUID, read: Read, request: Request) -> 
             "Content-Length": str(stream.size),
             "Content-Disposition": f'attachment; filename="statements-{batch_id}.xlsx"',
         },
+    )
+
+
+@router.get("/batches/{batch_id}/analysis", response_model=AnalysisOut)
+async def get_analysis(batch_id: uuid.UUID, read: Read) -> AnalysisOut:
+    """Underwriting figures per account and month: balances, salary, EMIs and FOIR, returned
+    items, cash, large and round credits, own transfers. `409` until the batch has finished."""
+    analysis = await service.read_analysis(read, batch_id)
+    return AnalysisOut.model_validate(
+        {
+            "batch_id": batch_id,
+            "accounts": analysis.accounts,
+            "own_transfers": analysis.own_transfers,
+        }
     )
 
 

@@ -228,3 +228,108 @@ class SubscriptionOut(OutputModel):
     status: str
     external_customer_id: str | None
     current_period_end: dt.datetime | None
+
+
+# --- underwriting analysis (`analysis.analyse`; each figure in docs/statements.md) ---------
+
+Share = Annotated[Decimal | None, Field(description="A fraction to four places; None: no base")]
+
+
+class AnalysisItemOut(OutputModel):
+    """A transaction a finding points at."""
+
+    statement: str = Field(description="The statement's file name, long digit runs masked")
+    row: int
+    date: dt.date
+    description: str
+    amount: Decimal = Field(description="Signed: credits positive, debits negative")
+
+
+class MonthOut(OutputModel):
+    month: dt.date = Field(description="The month's first day")
+    days: int = Field(description="Days of the month with a known end-of-day balance")
+    average_balance: Decimal | None = Field(description="Mean end-of-day balance over `days`")
+    minimum_balance: Decimal | None
+    negative_days: int = Field(description="Days ending with a negative balance")
+    credits: Decimal
+    debits: Decimal
+    salary: Decimal
+    salary_change: Share = Field(description="Against the month before, when it had salary")
+    obligations: Decimal = Field(description="EMIs and loan repayments paid")
+    foir: Share = Field(description="obligations / salary")
+    cash_deposits: Decimal
+    cash_deposit_share: Share = Field(description="cash_deposits / credits")
+    cash_withdrawals: Decimal
+    cash_withdrawal_share: Share = Field(description="cash_withdrawals / debits")
+    returned_inward: int = Field(description="The customer's own payments returned unpaid")
+    returned_outward: int = Field(description="Payments to the customer returned unpaid")
+    return_charges: Decimal
+    large_credits: int
+    round_credits: int
+    own_transfers_in: Decimal
+    own_transfers_out: Decimal
+
+
+class IncomeOut(OutputModel):
+    employer: str | None = Field(description="The payer of most of the salary")
+    credits: list[AnalysisItemOut]
+    months: int = Field(description="Months with a salary credit")
+    average_monthly: Decimal | None = Field(description="Salary over `months`")
+    regular: bool = Field(description="Monthly, similar amounts, one payer, three times or more")
+    variation: Share = Field(description="Std. deviation / mean of the monthly salary")
+
+
+class ObligationOut(OutputModel):
+    lender: str
+    interval: str | None = Field(description="`monthly`, ... when the debits are regular")
+    typical_amount: Decimal
+    total: Decimal
+    items: list[AnalysisItemOut]
+
+
+class ReturnedItemOut(OutputModel):
+    date: dt.date
+    kind: Literal["cheque", "mandate", "other"] = Field(
+        description="`mandate`: ECS, NACH, ACH, direct debit"
+    )
+    direction: Literal["inward", "outward"] = Field(
+        description="`inward`: the customer's payment went unpaid; `outward`: a payment to them"
+    )
+    returned: AnalysisItemOut | None = Field(description="None when only the charge is printed")
+    charges: list[AnalysisItemOut]
+    charged: Decimal
+
+
+class AccountAnalysisOut(OutputModel):
+    account: str = Field(description="Bank and masked number, or the statement's file name")
+    currency: str | None
+    statements: list[str]
+    first_day: dt.date | None
+    last_day: dt.date | None
+    months: list[MonthOut]
+    income: IncomeOut
+    obligations: list[ObligationOut]
+    foir: Share = Field(description="All obligations / all salary")
+    returned: list[ReturnedItemOut]
+    large_credits: list[AnalysisItemOut]
+    round_credits: list[AnalysisItemOut]
+    median_credit: Decimal | None
+    cash_deposit_share: Share
+    cash_withdrawal_share: Share
+    negative_days: list[dt.date]
+
+
+class OwnTransferOut(OutputModel):
+    amount: Decimal
+    from_account: str
+    to_account: str
+    debit: AnalysisItemOut
+    credit: AnalysisItemOut
+
+
+class AnalysisOut(OutputModel):
+    """What a lender reads a batch for, per account and month."""
+
+    batch_id: uuid.UUID
+    accounts: list[AccountAnalysisOut]
+    own_transfers: list[OwnTransferOut]

@@ -24,7 +24,7 @@ from touchstone.core.audit import record_audit
 from touchstone.core.auth import Principal
 from touchstone.core.config import Settings
 from touchstone.core.db import add_unique, unique_changes
-from touchstone.core.errors import InvalidInput, NotFound, PayloadTooLarge
+from touchstone.core.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge
 from touchstone.core.events import publish
 from touchstone.core.jobs import JobRecord, defer
 from touchstone.core.pagination import (
@@ -45,6 +45,7 @@ from touchstone.core.reads import (
 )
 from touchstone.core.storage import Storage, file_kind
 from touchstone.statements import repository, tasks
+from touchstone.statements.analysis import BatchAnalysis, analyse
 from touchstone.statements.categorise import Rule
 from touchstone.statements.engines.billing import BillingEngine
 from touchstone.statements.exceptions import (
@@ -55,6 +56,7 @@ from touchstone.statements.exceptions import (
 )
 from touchstone.statements.extraction import ExtractionLimits, inspect_pdf
 from touchstone.statements.models import (
+    COMPLETED,
     FINAL_STATES,
     Batch,
     CategoryRule,
@@ -64,8 +66,16 @@ from touchstone.statements.models import (
     Subscription,
     UsageEvent,
 )
-from touchstone.statements.processing import PAGES, extraction_limits, one_chunk, password_sealer
+from touchstone.statements.processing import (
+    PAGES,
+    extraction_limits,
+    one_chunk,
+    password_sealer,
+    stored_statement,
+    stored_transaction,
+)
 from touchstone.statements.schemas import BatchSummaryOut, RuleIn, TransactionOut
+from touchstone.statements.workbook import analysis_records
 
 PDF = "application/pdf"
 STATEMENT_FILES = file_kind("statement", permission="statements:read")
@@ -413,6 +423,39 @@ async def read_report_key(read: TenantRead, batch_id: uuid.UUID) -> str | None:
         raise NotFound("Batch not found")
     key: str | None = found[0]["report_key"]
     return key
+
+
+async def read_analysis(read: TenantRead, batch_id: uuid.UUID) -> BatchAnalysis:
+    """The underwriting analysis of a finished batch, computed from its stored rows (so
+    overrides count) in one round trip; `NotFound` as `read_batch`, `Conflict` until the
+    batch has finished, as its workbook."""
+
+    def plan(principal: Principal) -> Statements:
+        values = {"org_id": principal.org_id, "id": batch_id}
+        return [
+            (repository.BATCH_STATUS.query, values),
+            (repository.ANALYSED_STATEMENTS.query, values),
+            (repository.ANALYSED_ROWS.query, values),
+        ]
+
+    batches, statements, rows = await read.fetch(plan)
+    if not batches:
+        raise NotFound("Batch not found")
+    if batches[0][0] not in COMPLETED:
+        raise Conflict("The analysis is not ready yet; follow the batch's job")
+    return await asyncio.to_thread(_analyse_rows, statements, rows)
+
+
+def _analyse_rows(statements: Rows, rows: Rows) -> BatchAnalysis:
+    by_statement: dict[uuid.UUID, list[Any]] = {}
+    for statement_id, *fields in rows:
+        by_statement.setdefault(statement_id, []).append(stored_transaction(*fields))
+    inputs = [
+        stored_statement(filename, status, meta, by_statement.get(statement_id, []))
+        for statement_id, filename, status, meta in statements
+        if status in FINAL_STATES
+    ]
+    return analyse(analysis_records(inputs))
 
 
 async def supply_password(

@@ -10,7 +10,9 @@ import io
 
 import xlsxwriter
 
+from touchstone.statements.analysis import analyse
 from touchstone.statements.categorise import find_recurring
+from touchstone.statements.workbook import analysis
 from touchstone.statements.workbook.flows import (
     write_categories,
     write_counterparties,
@@ -18,7 +20,13 @@ from touchstone.statements.workbook.flows import (
     write_monthly,
 )
 from touchstone.statements.workbook.highlights import write_large, write_recurring, write_themed
-from touchstone.statements.workbook.inputs import Row, WorkbookInput, currency, statement_label
+from touchstone.statements.workbook.inputs import (
+    Row,
+    WorkbookInput,
+    analysis_records,
+    currency,
+    statement_label,
+)
 from touchstone.statements.workbook.overview import (
     write_flagged_pages,
     write_summary,
@@ -28,6 +36,7 @@ from touchstone.statements.workbook.overview import (
 from touchstone.statements.workbook.writer import BOOK_OPTIONS, Writer
 
 SHEETS = (
+    *analysis.SHEETS,
     "Summary",
     "Transactions",
     "Monthly",
@@ -49,7 +58,8 @@ SHEETS = (
 
 
 def build_workbook(report: WorkbookInput) -> bytes:
-    """The batch's workbook as .xlsx bytes (17 sheets, in the order of SHEETS)."""
+    """The batch's workbook as .xlsx bytes (20 sheets, in the order of SHEETS), every sheet
+    printed one page wide."""
     buffer = io.BytesIO()
     book = xlsxwriter.Workbook(buffer, BOOK_OPTIONS)
     book.set_properties({"title": f"Statement analysis: {report.batch_label}"})
@@ -62,6 +72,7 @@ def build_workbook(report: WorkbookInput) -> bytes:
     currency_of = {id(item): currency(s) for s, item in items}
     labels = {id(s): statement_label(s) for s in report.statements}
     rows = [Row(s, labels[id(s)], item, id(item) in recurring) for s, item in items]
+    analysis.write_analysis(writer, analyse(analysis_records(report.statements)))
     write_summary(writer, report, recurring)
     write_transactions(writer, rows)
     write_monthly(writer, rows)
@@ -73,5 +84,7 @@ def build_workbook(report: WorkbookInput) -> bytes:
     write_themed(writer, rows)
     write_validation(writer, report)
     write_flagged_pages(writer, report)
+    for sheet in book.worksheets():
+        sheet.fit_to_pages(1, 0)  # as wide as one page, as many pages long as it takes
     book.close()
     return buffer.getvalue()

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
+from touchstone.statements.analysis import StatementRecords
 from touchstone.statements.domain import (
     CategorisedTransaction,
     PageReport,
@@ -91,3 +92,29 @@ def currency(statement: StatementInput) -> str:
 def main_currency(rows: Sequence[Row]) -> str | None:
     counts = Counter(currency(r.statement) for r in rows)
     return counts.most_common(1)[0][0] if counts else None
+
+
+def account_of(statement: StatementInput) -> str:
+    """Statements of one account share its bank and masked number; a statement without a
+    number is an account of its own."""
+    number = masked_account(statement.meta.account_number_masked)
+    if not number:
+        return statement_label(statement)
+    return mask_digits(" ".join(part for part in (statement.meta.bank_name, number) if part))
+
+
+def analysis_records(statements: Sequence[StatementInput]) -> list[StatementRecords]:
+    """The analysis's view of the batch, named as the workbook and the API may show it."""
+    return [
+        StatementRecords(
+            name=statement_label(s),
+            account=account_of(s),
+            transactions=s.transactions,
+            currency=s.meta.currency,
+            period_start=s.meta.period_start,
+            period_end=s.meta.period_end,
+            opening_balance=s.meta.opening_balance,
+        )
+        for s in statements
+        if s.status is not StatementStatus.FAILED
+    ]
