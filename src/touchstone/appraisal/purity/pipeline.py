@@ -1,15 +1,20 @@
 """The live touchstone purity test, one frame at a time: RUBBING -> ACID -> COMPLETED.
 
-RUBBING: the stone is the best stone detection; the gold is the best gold detection lying on
-the stone (the region-of-interest step). Where gold is seen on the stone (the streak when
-the engine looks for one, else the gold box's footprint) is accumulated in a mask over the
+RUBBING: the stone is the best stone detection (or, when the engine misses it for a frame,
+where the scene last saw it); the gold is the best gold detection lying on the stone, or the
+scene's moving object on it (`scene.StoneScene`). Where a streak is seen on the stone (the
+engine's, else the scene's, else the gold box's footprint) is accumulated in a mask over the
 stone. The distance from the gold's centre to the stone's centre rises and falls as the
 ornament is rubbed; each turn of that distance by at least `RubbingPolicy.min_swing` of the
 stone's diagonal, while the mask covers at least `min_streak_coverage` of the stone, is one
-visual confirmation.
-After `required_confirmations` the test switches to ACID.
+visual confirmation. After `required_confirmations`, the test waits for the rubbing to stop
+(`RubbingPolicy.settle_s` without motion) before it asks for the acid: acid on a streak
+still being rubbed reads nothing. A RUBBING stage without progress says what it is missing
+after `stall_s` and ends `inconclusive` after `give_up_s`.
 
-ACID: see `AcidTiming` for when a reading is steady and when the test gives up.
+ACID: the scene reads the acid as a change over the streak and the karat from how much of
+the streak it left (engines that read karats themselves are used where the scene cannot
+read); see `AcidTiming` for when a reading is steady and when the test gives up.
 
 Timestamps are seconds in any clock; every time reported is relative to the first frame.
 The transport owns back-pressure: feed the frames it keeps, in order.
@@ -29,8 +34,9 @@ import numpy as np
 from touchstone.appraisal.exceptions import InvalidPuritySnapshot
 from touchstone.appraisal.purity.engines.base import Box, Detection, DetectorEngine, karat_label
 from touchstone.appraisal.purity.frames import BgrFrame, check_frame, encode_jpeg
+from touchstone.appraisal.purity.scene import ScenePolicy, StoneScene, karat_for
 
-SNAPSHOT_VERSION = 1
+SNAPSHOT_VERSION = 2
 MASK_CELLS = 32
 """The gold mask is a MASK_CELLS x MASK_CELLS grid over the stone's box, so it follows the
 stone when the camera moves."""
@@ -55,6 +61,8 @@ class Hint(StrEnum):
     PLACE_STONE = "place_stone"
     RUB_ORNAMENT = "rub_ornament"
     KEEP_RUBBING = "keep_rubbing"
+    RUB_HARDER = "rub_harder"
+    LIFT_ORNAMENT = "lift_ornament"
     APPLY_ACID = "apply_acid"
     HOLD_STEADY = "hold_steady"
     DONE = "done"
@@ -65,6 +73,8 @@ HINT_TEXT = {
     Hint.PLACE_STONE: "place the stone in view",
     Hint.RUB_ORNAMENT: "rub the ornament on the stone",
     Hint.KEEP_RUBBING: "keep rubbing the ornament back and forth on the stone",
+    Hint.RUB_HARDER: "no streak shows on the stone: rub the ornament firmly along one line",
+    Hint.LIFT_ORNAMENT: "stop rubbing and lift the ornament off the stone",
     Hint.APPLY_ACID: "apply acid to the streak",
     Hint.HOLD_STEADY: "hold steady",
     Hint.DONE: "test complete",
@@ -83,6 +93,56 @@ class RubbingPolicy:
     """Share of the stone's mask that must show gold before a turn counts."""
     min_gold_on_stone: float = 0.3
     """Share of a gold box that must lie on the stone for it to count as on the stone."""
+    settle_s: float = 0.3
+    """After the confirmations, this long without motion on the stone means rubbing stopped."""
+    stall_s: float = 10.0
+    """Without a new confirmation for this long, the status says what is missing."""
+    give_up_s: float = 45.0
+    """Without a new confirmation for this long, the test ends `inconclusive`."""
+
+
+class Missing(StrEnum):
+    """What a stalled RUBBING stage has not seen, first things first."""
+
+    STONE = "stone"
+    ORNAMENT = "ornament"
+    STREAK = "streak"
+    MOTION = "motion"
+    STILLNESS = "stillness"
+
+
+MISSING_HINT = {
+    Missing.STONE: Hint.PLACE_STONE,
+    Missing.ORNAMENT: Hint.RUB_ORNAMENT,
+    Missing.STREAK: Hint.RUB_HARDER,
+    Missing.MOTION: Hint.KEEP_RUBBING,
+    Missing.STILLNESS: Hint.LIFT_ORNAMENT,
+}
+MISSING_REASON = {
+    Missing.STONE: "no stone found",
+    Missing.ORNAMENT: "no ornament on the stone",
+    Missing.STREAK: "no streak on the stone",
+    Missing.MOTION: "no rubbing motion",
+    Missing.STILLNESS: "the rubbing never stopped",
+}
+
+
+@dataclass(frozen=True)
+class Detected:
+    """What this frame showed, so the page can tick each off."""
+
+    stone: bool = False
+    ornament: bool = False
+    streak: bool = False
+    acid: bool = False
+
+    def to_dict(self) -> dict[str, bool]:
+        return {
+            "stone": self.stone,
+            "ornament": self.ornament,
+            "streak": self.streak,
+            "acid": self.acid,
+        }
 
 
 @dataclass(frozen=True)
@@ -121,9 +181,13 @@ class PurityStatus:
     acid_detected: bool = False
     karat: Karat | None = None
     confidence: float | None = None
+    detected: Detected = Detected()
+    missing: Missing | None = None
+    reason: str | None = None
 
     def to_message(self) -> dict[str, Any]:
-        """Every key is always present; `karat` and `confidence` are null until COMPLETED."""
+        """Every key is always present; `karat`, `confidence` and `reason` are null until
+        COMPLETED, `missing` while nothing is missing."""
         return {
             "type": "purity_status",
             "frame_index": self.frame_index,
@@ -138,6 +202,9 @@ class PurityStatus:
             "acid_detected": self.acid_detected,
             "karat": None if self.karat is None else self.karat.value,
             "confidence": None if self.confidence is None else round(self.confidence, 4),
+            "detected": self.detected.to_dict(),
+            "missing": None if self.missing is None else self.missing.value,
+            "reason": self.reason,
         }
 
 
@@ -276,6 +343,7 @@ class PurityPipeline:
         required_confirmations: int = 3,
         rubbing: RubbingPolicy | None = None,
         acid: AcidTiming | None = None,
+        scene: ScenePolicy | None = None,
         evidence_quality: int = 85,
     ) -> None:
         if required_confirmations < 1:
@@ -284,10 +352,12 @@ class PurityPipeline:
         self.required_confirmations = required_confirmations
         self.rubbing = rubbing or RubbingPolicy()
         self.acid = acid or AcidTiming()
+        self.scene_policy = scene or ScenePolicy()
         self.evidence_quality = evidence_quality
         self.stage = Stage.RUBBING
         self.confirmations = 0
         self.result: PurityResult | None = None
+        self._scene = StoneScene(self.scene_policy)
         self._frame_index = 0
         self._origin: float | None = None
         self._elapsed = 0.0
@@ -300,7 +370,12 @@ class PurityPipeline:
         self._timings: dict[Stage, StageTiming] = {Stage.RUBBING: StageTiming(0.0)}
         self._milestones: dict[str, float] = {}
         self._evidence: dict[str, bytes] = {}
-        self._versions = {engine.name: engine.version}
+        self._versions = {engine.name: engine.version, "reading": self.scene_policy.version}
+        self._moved_at = 0.0
+        self._anchor: float | None = None
+        self._progress_at = 0.0
+        self._seen = Counter[str]()
+        """Frames since the last progress, and how many showed each thing."""
 
     # --- frames -------------------------------------------------------------------------
 
@@ -330,6 +405,8 @@ class PurityPipeline:
         *,
         stage_changed: bool,
         acid_detected: bool = False,
+        detected: Detected = Detected(),
+        missing: Missing | None = None,
     ) -> PurityStatus:
         result = self.result
         if result is not None:
@@ -346,6 +423,9 @@ class PurityPipeline:
             acid_detected=acid_detected,
             karat=None if result is None else result.karat,
             confidence=None if result is None else result.confidence,
+            detected=detected,
+            missing=missing,
+            reason=None if result is None else result.reason,
         )
 
     def _keep_evidence(self, key: str, frame: BgrFrame) -> None:
@@ -361,37 +441,131 @@ class PurityPipeline:
     def _rubbing(self, frame: BgrFrame, index: int) -> PurityStatus:
         seen = self.engine.detect_rubbing(frame)
         stone = _best(seen.stones)
-        if stone is None:
-            return self._status(index, (), Hint.PLACE_STONE, stage_changed=False)
-        gold = _best(_on_stone(seen.golds, stone, self.rubbing.min_gold_on_stone))
-        if seen.streaks is None:
-            streaks = []
-            if gold is not None:
+        view = self._scene.observe(frame, stone)
+        if stone is None and view is not None:
+            stone = self._scene.stone
+        gold = None
+        streaks: list[Detection] = []
+        if stone is not None:
+            gold = _best(_on_stone(seen.golds, stone, self.rubbing.min_gold_on_stone))
+            if gold is None and view is not None:
+                gold = view.ornament
+            if seen.streaks is not None:
+                streaks = [s for s in seen.streaks if s.overlap(stone) > 0]
+            elif view is not None:
+                streaks = list(view.streaks)
+            elif gold is not None:
                 self._mask.mark(_intersection(gold.box, stone.box), stone)
-        else:
-            streaks = [s for s in seen.streaks if s.overlap(stone) > 0]
             for streak in streaks:
                 self._mask.mark(streak.box, stone)
-        detections = (stone, *([gold] if gold else []), *streaks)
-        if gold is None:
-            return self._status(index, detections, Hint.RUB_ORNAMENT, stage_changed=False)
+        moved = self._motion(stone, gold, view is not None and view.moving)
+        detected = Detected(
+            stone=stone is not None, ornament=gold is not None, streak=bool(streaks)
+        )
+        detections = tuple(d for d in (stone, gold) if d is not None) + tuple(streaks)
+        self._count(detected, moved)
+        if stone is not None and gold is not None:
+            self._confirm(stone, gold)
+        if self._rubbed and self._elapsed - self._moved_at >= self.rubbing.settle_s:
+            self._streak_region = self._mask.region(stone) if stone is not None else None
+            self._scene.freeze()
+            self._keep_evidence("rubbing_confirmed", frame)
+            self._enter(Stage.ACID)
+            return self._status(
+                index, detections, Hint.APPLY_ACID, stage_changed=True, detected=detected
+            )
+        missing = self._missing()
+        if missing is not None and self._elapsed - self._progress_at >= self.rubbing.give_up_s:
+            self._finish(frame, Karat.INCONCLUSIVE, 0.0, MISSING_REASON[missing])
+            return self._status(
+                index, detections, Hint.REPEAT_TEST, stage_changed=True, detected=detected
+            )
+        if missing is not None:
+            hint = MISSING_HINT[missing]
+        elif self._rubbed:
+            hint = Hint.LIFT_ORNAMENT
+        elif stone is None:
+            hint = Hint.PLACE_STONE
+        elif gold is None:
+            hint = Hint.RUB_ORNAMENT
+        else:
+            hint = Hint.KEEP_RUBBING
+        return self._status(
+            index, detections, hint, stage_changed=False, detected=detected, missing=missing
+        )
+
+    @property
+    def _rubbed(self) -> bool:
+        return self.confirmations >= self.required_confirmations
+
+    def _confirm(self, stone: Detection, gold: Detection) -> None:
         (gx, gy), (sx, sy) = gold.center, stone.center
         x1, y1, x2, y2 = stone.box
         distance = math.hypot(gx - sx, gy - sy) / max(1.0, math.hypot(x2 - x1, y2 - y1))
-        turned = self._turns.turned(distance, self.rubbing.min_swing)
-        if turned and self._mask.coverage >= self.rubbing.min_streak_coverage:
+        if not self._turns.turned(distance, self.rubbing.min_swing):
+            return
+        if self._rubbed:
+            return
+        self._scene.stroke()
+        if self._mask.coverage >= self.rubbing.min_streak_coverage:
             self.confirmations += 1
-            if self.confirmations >= self.required_confirmations:
-                self._streak_region = self._mask.region(stone)
-                self._keep_evidence("rubbing_confirmed", frame)
-                self._enter(Stage.ACID)
-                return self._status(index, detections, Hint.APPLY_ACID, stage_changed=True)
-        return self._status(index, detections, Hint.KEEP_RUBBING, stage_changed=False)
+            self._progress_at = self._elapsed
+            self._seen.clear()
+
+    def _motion(self, stone: Detection | None, gold: Detection | None, scene_moving: bool) -> bool:
+        """Whether something moved on the stone: the scene saw it, or the gold went half a
+        swing from where it last rested."""
+        moved = scene_moving
+        if stone is not None and gold is not None:
+            x1, y1, x2, y2 = stone.box
+            diagonal = max(1.0, math.hypot(x2 - x1, y2 - y1))
+            position = (gold.center[0] - x1 + gold.center[1] - y1) / diagonal
+            if self._anchor is None or abs(position - self._anchor) >= self.rubbing.min_swing / 2:
+                moved = moved or self._anchor is not None
+                self._anchor = position
+        if moved:
+            self._moved_at = self._elapsed
+        return moved
+
+    def _count(self, detected: Detected, moved: bool) -> None:
+        self._seen["frames"] += 1
+        for name, seen in (
+            ("stone", detected.stone),
+            ("ornament", detected.ornament),
+            ("streak", detected.streak),
+            ("motion", moved),
+        ):
+            self._seen[name] += seen
+
+    def _missing(self) -> Missing | None:
+        """What kept the rubbing from progressing, once it has not for `stall_s`."""
+        if self._elapsed - self._progress_at < self.rubbing.stall_s:
+            return None
+        if self._rubbed:
+            return Missing.STILLNESS
+        frames = max(1, self._seen["frames"])
+        if self._seen["stone"] < 0.5 * frames:
+            return Missing.STONE
+        if self._seen["ornament"] < 0.2 * frames:
+            return Missing.ORNAMENT
+        if self._seen["streak"] < 0.2 * frames or (
+            self._mask.coverage < self.rubbing.min_streak_coverage
+        ):
+            return Missing.STREAK
+        return Missing.MOTION
 
     def _acid(self, frame: BgrFrame, index: int) -> PurityStatus:
         seen = self.engine.detect_acid(frame, self._streak_region)
-        acid = _best(seen.acids)
-        reading = _best([r for r in seen.readings if karat_label(r.label)])
+        engine_acid = _best(seen.acids)
+        reads = self._scene.reference is not None
+        view = self._scene.acid(frame, None if engine_acid is None else engine_acid.box)
+        acid = view.acid if reads else engine_acid
+        reading: Detection | None = None
+        if view.retention is not None and acid is not None:
+            label, score = karat_for(view.retention, self.scene_policy.bands)
+            reading = None if label is None else Detection(label, score, acid.box)
+        elif not reads:
+            reading = _best([r for r in seen.readings if karat_label(r.label)])
         detections = tuple(d for d in (acid, reading) if d is not None)
         now, timing = self._elapsed, self.acid
         if acid is not None:
@@ -412,13 +586,28 @@ class PurityPipeline:
             timing.reading_timeout_s
         ):
             self._finish(frame, Karat.INCONCLUSIVE, 0.0, "no steady reading after the acid")
+        detected = Detected(
+            stone=self._scene.box is not None,
+            streak=self._streak_region is not None,
+            acid=acid is not None,
+        )
         if self.stage is Stage.COMPLETED:
             return self._status(
-                index, detections, Hint.DONE, stage_changed=True, acid_detected=acid is not None
+                index,
+                detections,
+                Hint.DONE,
+                stage_changed=True,
+                acid_detected=acid is not None,
+                detected=detected,
             )
         hint = Hint.APPLY_ACID if self._acid_seen_at is None else Hint.HOLD_STEADY
         return self._status(
-            index, detections, hint, stage_changed=False, acid_detected=acid is not None
+            index,
+            detections,
+            hint,
+            stage_changed=False,
+            acid_detected=acid is not None,
+            detected=detected,
         )
 
     @property
@@ -472,6 +661,11 @@ class PurityPipeline:
             "streak_region": None if self._streak_region is None else list(self._streak_region),
             "acid_seen_at": self._acid_seen_at,
             "readings": [list(r) for r in self._readings],
+            "moved_at": self._moved_at,
+            "anchor": self._anchor,
+            "progress_at": self._progress_at,
+            "seen": dict(self._seen),
+            "scene": self._scene.snapshot(),
             "stage_timings": {s.value: [t.started, t.ended] for s, t in self._timings.items()},
             "milestones": dict(self._milestones),
             "detector_versions": dict(self._versions),
@@ -493,6 +687,7 @@ class PurityPipeline:
         *,
         rubbing: RubbingPolicy | None = None,
         acid: AcidTiming | None = None,
+        scene: ScenePolicy | None = None,
         evidence_quality: int = 85,
     ) -> PurityPipeline:
         """Continue a test from `snapshot()`. The next frame is taken to come one frame
@@ -506,6 +701,7 @@ class PurityPipeline:
                 required_confirmations=int(snapshot["required_confirmations"]),
                 rubbing=rubbing,
                 acid=acid,
+                scene=scene,
                 evidence_quality=evidence_quality,
             )
             pipeline._load(snapshot)
@@ -532,12 +728,22 @@ class PurityPipeline:
         seen = snapshot["acid_seen_at"]
         self._acid_seen_at = None if seen is None else float(seen)
         self._readings = [(float(t), label, float(s)) for t, label, s in snapshot["readings"]]
+        self._moved_at = float(snapshot["moved_at"])
+        anchor = snapshot["anchor"]
+        self._anchor = None if anchor is None else float(anchor)
+        self._progress_at = float(snapshot["progress_at"])
+        self._seen = Counter({str(k): int(v) for k, v in snapshot["seen"].items()})
+        self._scene = StoneScene.restore(snapshot["scene"], self.scene_policy)
         self._timings = {
             Stage(name): StageTiming(float(started), None if ended is None else float(ended))
             for name, (started, ended) in snapshot["stage_timings"].items()
         }
         self._milestones = {k: float(v) for k, v in snapshot["milestones"].items()}
-        self._versions = {**snapshot["detector_versions"], self.engine.name: self.engine.version}
+        self._versions = {
+            **snapshot["detector_versions"],
+            self.engine.name: self.engine.version,
+            "reading": self.scene_policy.version,
+        }
         self._evidence = {k: base64.b64decode(v) for k, v in snapshot["evidence"].items()}
         if snapshot["result"] is not None:
             done = snapshot["result"]
