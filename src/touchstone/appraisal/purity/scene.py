@@ -91,6 +91,19 @@ class AcidView:
     """Share of the streak left under the acid (None: nothing to read)."""
 
 
+_KERNEL3 = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
+_KERNEL5 = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
+
+
+def _change(patch: Patch, earlier: Patch) -> Patch:
+    """How far each pixel left the range of its 3x3 neighbourhood in `earlier`, in its most
+    changed channel: a camera shaken by a pixel moves edges, and that is not a change."""
+    low = cv2.erode(earlier, _KERNEL3)
+    high = cv2.dilate(earlier, _KERNEL3)
+    result: Patch = np.maximum(low - patch, patch - high).max(axis=2).clip(0)
+    return result
+
+
 def _max_channel(diff: Patch) -> Patch:
     result: Patch = np.abs(diff).max(axis=-1)
     return result
@@ -112,10 +125,6 @@ def _fill_holes(mask: Mask) -> Mask:
     cv2.drawContours(filled, contours, -1, 1, thickness=-1)
     result: Mask = filled.astype(bool)
     return result
-
-
-_KERNEL3 = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
-_KERNEL5 = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
 
 
 def _open(mask: Mask) -> Mask:
@@ -221,7 +230,7 @@ class StoneScene:
         grey_now = cv2.cvtColor(patch, cv2.COLOR_BGR2GRAY)
         grey_then = cv2.cvtColor(self.background, cv2.COLOR_BGR2GRAY)
         (dx, dy), response = cv2.phaseCorrelate(grey_then, grey_now)
-        if response > 0.1 and 0.5 <= max(abs(dx), abs(dy)) <= 0.2 * width:
+        if response > 0.1 and 0.25 <= max(abs(dx), abs(dy)) <= 0.2 * width:
             x1, y1, x2, y2 = self.box
             scale = (x2 - x1) / width
             self.box = (x1 + dx * scale, y1 + dy * scale, x2 + dx * scale, y2 + dy * scale)
@@ -311,7 +320,7 @@ class StoneScene:
         assert self.visited is not None
         self._learn_noise(patch)
         threshold = self._threshold()
-        motion = _max_channel(patch - self.previous[0]) > threshold
+        motion = _change(patch, self.previous[0]) > threshold
         moving = self._blobs_touching_stone(_open(motion))
         self.previous = [*self.previous[-1:], patch]
         ornament = None
@@ -329,7 +338,7 @@ class StoneScene:
             self.resting = True
         elif len(self.runs[-1]) < RUN_FRAMES:
             self.runs[-1].append(patch)
-        changed = _max_channel(patch - self.background) > threshold
+        changed = _change(patch, self.background) > threshold
         calm = ~changed & ~self.visited
         self.background[calm] += self.policy.background_rate * (patch[calm] - self.background[calm])
         streak = _open(changed & ~_dilate(moving_mask) & self.visited)
@@ -368,7 +377,7 @@ class StoneScene:
     def _streak_in(self, patch: Patch) -> Mask:
         assert self.background is not None
         assert self.visited is not None
-        changed = _max_channel(patch - self.background) > self._threshold()
+        changed = _change(patch, self.background) > self._threshold()
         streak = np.zeros(changed.shape, bool)
         for blob in self._on_stone(_open(changed & self.visited)):
             streak |= blob
@@ -404,7 +413,7 @@ class StoneScene:
             return AcidView()
         patch = self._normalised(patch)
         threshold = self._threshold()
-        still = _max_channel(patch - self.previous[-1]) <= threshold
+        still = _change(patch, self.previous[-1]) <= threshold
         self.previous = [*self.previous[-1:], patch]
         within = None if engine_acid is None else self._to_patch(engine_acid)
         drops = self._drops(patch, self.reference, self.streak, within)
@@ -424,11 +433,11 @@ class StoneScene:
     def _drops(
         self, patch: Patch, reference: Patch, streak: Mask, within: Mask | None = None
     ) -> list[Mask]:
-        """Regions changed since `reference`, filled, over the streak, and added on the stone:
-        beside the streak acid moves the stone away from the bare stone, where an ornament
-        lifted off lets it come back to it."""
+        """Regions changed since `reference`, filled, over the streak and over bare stone beside
+        it, and added on the stone: acid moves the bare stone away from how it was bare, where
+        an ornament lifted off lets it come back to it."""
         assert self.background is not None
-        changed = _open(_max_channel(patch - reference) > self._threshold())
+        changed = _open(_change(patch, reference) > self._threshold())
         if within is not None:
             changed &= _dilate(within)
         found = []
@@ -437,39 +446,53 @@ class StoneScene:
             if (blob & streak).sum() < 4:
                 continue
             bare = blob & ~wide
-            if bare.sum() >= self.policy.reading_pixels:
-                now = _max_channel(patch[bare] - self.background[bare])
-                then = _max_channel(reference[bare] - self.background[bare])
-                if float(np.mean(now - then)) <= 0.5 * self._threshold():
-                    continue
-            found.append(blob)
+            if bare.sum() < self.policy.reading_pixels:
+                continue
+            now = _max_channel(patch[bare] - self.background[bare])
+            then = _max_channel(reference[bare] - self.background[bare])
+            if float(np.mean(now - then)) > 0.5 * self._threshold():
+                found.append(blob)
         return found
 
     def _read(self, patch: Patch, drop: Mask, acid: Detection) -> AcidView:
+        """Fit, inside the drop (off its rim), now - bare = retention x (before - bare) + the
+        acid's own effect: one retention per streak, one effect (a colour) for the drop.
+
+        Blur mixes neighbouring pixels linearly, so the fit holds on a blurred camera too; the
+        glint and other outliers are dropped after a first fit."""
         assert self.reference is not None
         assert self.streak is not None
         assert self.background is not None
-        bare = drop & ~_dilate(self.streak, iterations=2)
-        if bare.sum() < self.policy.reading_pixels:
-            return AcidView(acid=acid)
-        shift = np.median(patch[bare] - self.background[bare], axis=0)
-        before = self.reference - self.background
-        after = patch - self.background - shift
-        strength = (before * before).sum(axis=2)
+        inside = cv2.erode(drop.astype(np.uint8), _KERNEL3, iterations=2).astype(bool)
+        before = (self.reference - self.background)[inside]
+        after = (patch - self.background)[inside]
+        strength = (before * before).sum(axis=1)
         threshold = self._threshold()
-        readings = []
+        strong = strength > threshold * threshold
         count, labels, _ = _blobs(self.streak)
-        inside = _erode(drop)
-        for index in range(1, count):
-            pixels = (labels == index) & inside & (strength > threshold * threshold)
-            if pixels.sum() < self.policy.reading_pixels:
-                continue
-            ratio = (after[pixels] * before[pixels]).sum(axis=1) / strength[pixels]
-            readings.append((float(np.median(ratio)), int(pixels.sum())))
-        if not readings:
+        nearest = cv2.dilate(labels.astype(np.uint16), _KERNEL5, iterations=2)[inside]
+        streaks = [
+            k
+            for k in range(1, count)
+            if (strong & (nearest == k)).sum() >= self.policy.reading_pixels
+        ]
+        if not streaks or (~strong).sum() < self.policy.reading_pixels:
             return AcidView(acid=acid)
-        sample = max(readings, key=lambda r: r[1])
-        return AcidView(acid=acid, retention=sample[0])
+        pixels = len(before)
+        design = np.zeros((pixels, 3, len(streaks) + 3), np.float32)
+        for column, k in enumerate(streaks):
+            design[nearest == k, :, column] = before[nearest == k]
+        for channel in range(3):
+            design[:, channel, len(streaks) + channel] = 1.0
+        keep = np.ones(pixels, bool)
+        for _ in range(2):
+            solution, *_ = np.linalg.lstsq(
+                design[keep].reshape(-1, design.shape[2]), after[keep].reshape(-1), rcond=None
+            )
+            residual = np.abs(design @ solution - after).max(axis=1)
+            keep = residual <= max(threshold, float(np.percentile(residual, 85)))
+        sample = max(streaks, key=lambda k: int((strong & (nearest == k)).sum()))
+        return AcidView(acid=acid, retention=float(solution[streaks.index(sample)]))
 
     # --- resuming ---------------------------------------------------------------------------
 
