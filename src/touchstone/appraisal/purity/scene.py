@@ -26,7 +26,6 @@ here is a change of the same stone, in the same light, between frames of the sam
 from __future__ import annotations
 
 import base64
-import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,7 +53,7 @@ karat's retention from 0.65 to 1.0 times."""
 
 @dataclass(frozen=True)
 class ScenePolicy:
-    patch_side: int = 112
+    patch_side: int = 192
     """Long side of the stone's patch, in pixels: the streak is a few pixels thick at it."""
     margin: float = 0.1
     """Around the stone's box, as a share of its sides: what reaches into it comes from off
@@ -193,15 +192,16 @@ class StoneScene:
         return height, width
 
     def _crop(self, frame: BgrFrame, box: Box, size: tuple[int, int]) -> Patch | None:
+        """The box resized to the patch; a stone partly out of the picture is padded by
+        repeating the frame's edge (the margin rule keeps that out of every reading)."""
         height, width = frame.shape[:2]
-        x1, y1, x2, y2 = (round(v) for v in box)
-        if x1 < -0.05 * width or y1 < -0.05 * height or x2 > 1.05 * width or y2 > 1.05 * height:
+        x1, y1, x2, y2 = box
+        if x2 - x1 < 8 or y2 - y1 < 8 or x2 < 0 or y2 < 0 or x1 > width or y1 > height:
             return None
-        x1, y1, x2, y2 = max(0, x1), max(0, y1), min(width, x2), min(height, y2)
-        if x2 - x1 < 8 or y2 - y1 < 8:
-            return None
-        crop = cv2.resize(frame[y1:y2, x1:x2], size, interpolation=cv2.INTER_AREA)
-        patch: Patch = crop.astype(np.float32)
+        crop = cv2.getRectSubPix(
+            frame, (round(x2 - x1), round(y2 - y1)), ((x1 + x2) / 2, (y1 + y2) / 2)
+        )
+        patch: Patch = cv2.resize(crop, size, interpolation=cv2.INTER_AREA).astype(np.float32)
         return patch
 
     def _start(self, frame: BgrFrame, stone: Box) -> bool:
@@ -386,18 +386,23 @@ class StoneScene:
     def freeze(self) -> bool:
         """Keep the stone as the rubbing left it: the streak the acid will be read on.
 
-        That is the last quiet spell, unless a later spell shows acid added over the streak
-        of an earlier one: then the spell before the acid."""
+        That is the last quiet spell, unless the one before it differs from it only by acid
+        added over the streak (the acid came before the test asked for it): then that one."""
         if self.background is None or self.visited is None:
             return False
-        spells = [np.median(np.stack(run), axis=0).astype(np.float32) for run in self.runs]
-        if not spells:
-            spells = [self.previous[-1]]
-        reference = spells[-1]
-        for earlier, later in itertools.pairwise(spells):
-            if self._drops(later, earlier, self._streak_in(earlier)):
+        spells = [np.median(np.stack(run), axis=0).astype(np.float32) for run in self.runs[-2:]]
+        reference = spells[-1] if spells else self.previous[-1]
+        if len(spells) == 2:
+            earlier, later = spells
+            drops = self._drops(later, earlier, self._streak_in(earlier))
+            changed = _open(_change(later, earlier) > self._threshold())
+            others = [
+                b
+                for b in self._on_stone(changed, fill=True)
+                if not any((b & drop).any() for drop in drops)
+            ]
+            if drops and not others:
                 reference = earlier
-                break
         self.reference, self.streak = reference, self._streak_in(reference)
         self.acid_before = None
         return bool(self.streak.any())
