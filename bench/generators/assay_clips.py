@@ -215,7 +215,9 @@ class AssayClip:
             AcidLook.GREY: np.full(3, rng.uniform(0.18, 0.4)),
             AcidLook.TINTED: rng.uniform(0.15, 0.45, 3),
         }[self.acid_look]
-        self.wet = rng.uniform(0.85, 0.95)
+        self.wet = rng.uniform(0.75, 0.9)
+        self.rim = (rng.uniform(0.03, 0.08), rng.uniform(0.1, 0.16))
+        """How bright the drop's meniscus is (reflectance added) and how wide (of the radius)."""
         low, high = RETENTION.get(spec.karat, (1.0, 1.0)) if spec.karat else (1.0, 1.0)
         self.retention = rng.uniform(low, high)
         self.tau = rng.uniform(0.3, 1.2)
@@ -540,8 +542,10 @@ class AssayClip:
                 scene *= 1 - mask * (1 - self.wet)
             else:
                 scene += (self.acid_colour.astype(np.float32) - scene) * mask * self.acid_opacity
-            rim = self._acid_mask(spread) - cv2.erode(self._acid_mask(spread), np.ones((3, 3), np.uint8), iterations=max(1, round(self.contact * 0.2)))
-            scene += rim[:, :, None] * 0.08
+            brightness, share = self.rim
+            width = max(1, round(share * self.acid_axes[1] * spread))
+            rim = self._acid_mask(spread) - cv2.erode(self._acid_mask(spread), np.ones((3, 3), np.uint8), iterations=width)
+            scene += rim[:, :, None] * brightness
             glint = (round(self.acid_center[0] - 0.35 * self.acid_axes[0] * spread), round(self.acid_center[1] - 0.3 * self.acid_axes[1] * spread))
             cv2.ellipse(scene, glint, (max(1, round(0.2 * self.acid_axes[0] * spread)), max(1, round(0.1 * self.acid_axes[1] * spread))), 30, 0, 360, (0.9, 0.9, 0.9), -1, cv2.LINE_AA)
         self._draw_rod(scene, t)

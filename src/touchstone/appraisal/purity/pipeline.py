@@ -159,6 +159,9 @@ class AcidTiming:
     reaction_s: float = 1.5
     steady_window_s: float = 1.5
     steady_share: float = 0.8
+    steady_spread: float = 0.08
+    """The scene's retention may move this much over the window: a streak still dissolving
+    passes through the bands of higher karats on its way down, and must not be read there."""
     min_readings: int = 3
     """With the window, frames must reach the pipeline at 2 per second or more while the acid
     reacts (a YOLOv8n at 640 input on one core manages about 3.5)."""
@@ -366,7 +369,8 @@ class PurityPipeline:
         self._mask = _StoneMask()
         self._streak_region: Box | None = None
         self._acid_seen_at: float | None = None
-        self._readings: list[tuple[float, str | None, float]] = []
+        self._readings: list[tuple[float, str | None, float, float | None]] = []
+        """(time, karat label, score, the scene's retention if it read one)."""
         self._timings: dict[Stage, StageTiming] = {Stage.RUBBING: StageTiming(0.0)}
         self._milestones: dict[str, float] = {}
         self._evidence: dict[str, bytes] = {}
@@ -574,7 +578,8 @@ class PurityPipeline:
                 self._keep_evidence("acid_applied", frame)
             if now - self._acid_seen_at >= timing.reaction_s:
                 label = None if reading is None else karat_label(reading.label)
-                self._readings.append((now, label, 0.0 if reading is None else reading.score))
+                score = 0.0 if reading is None else reading.score
+                self._readings.append((now, label, score, view.retention))
         self._readings = [r for r in self._readings if r[0] > now - timing.steady_window_s]
         steady = self._steady_reading()
         if steady is not None:
@@ -619,6 +624,9 @@ class PurityPipeline:
         if self._acid_seen_at is None or len(self._readings) < timing.min_readings:
             return None
         if self._elapsed - self._acid_seen_at < timing.reaction_s + timing.steady_window_s:
+            return None
+        retentions = [r[3] for r in self._readings if r[3] is not None]
+        if retentions and max(retentions) - min(retentions) > timing.steady_spread:
             return None
         label, votes = Counter(r[1] for r in self._readings).most_common(1)[0]
         share = votes / len(self._readings)
@@ -727,7 +735,10 @@ class PurityPipeline:
         )
         seen = snapshot["acid_seen_at"]
         self._acid_seen_at = None if seen is None else float(seen)
-        self._readings = [(float(t), label, float(s)) for t, label, s in snapshot["readings"]]
+        self._readings = [
+            (float(t), label, float(s), None if r is None else float(r))
+            for t, label, s, r in snapshot["readings"]
+        ]
         self._moved_at = float(snapshot["moved_at"])
         anchor = snapshot["anchor"]
         self._anchor = None if anchor is None else float(anchor)

@@ -59,9 +59,9 @@ class ScenePolicy:
     """Around the stone's box, as a share of its sides: what reaches into it comes from off
     the stone (a hand), not from the rubbing."""
     noise_k: float = 5.0
-    min_change: float = 6.0
+    min_change: float = 4.0
     """Grey levels: the floor of the change threshold on a noiseless camera."""
-    min_blob: float = 0.003
+    min_blob: float = 0.0012
     """Of the patch: smaller changes are specks of noise or compression."""
     background_rate: float = 0.05
     """How fast the bare stone's background follows slow light changes where nothing is."""
@@ -128,6 +128,11 @@ def _fill_holes(mask: Mask) -> Mask:
 
 def _open(mask: Mask) -> Mask:
     result: Mask = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_OPEN, _KERNEL3).astype(bool)
+    return result
+
+
+def _close(mask: Mask) -> Mask:
+    result: Mask = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_CLOSE, _KERNEL5).astype(bool)
     return result
 
 
@@ -442,11 +447,13 @@ class StoneScene:
         it, and added on the stone: acid moves the bare stone away from how it was bare, where
         an ornament lifted off lets it come back to it."""
         assert self.background is not None
-        changed = _open(_change(patch, reference) > self._threshold())
+        # A dissolving streak and the bare stone beside it change in opposite ways, which can
+        # leave an unchanged line between them: closing joins the drop back together.
+        changed = _close(_change(patch, reference) > self._threshold())
         if within is not None:
             changed &= _dilate(within)
         found = []
-        wide = _dilate(streak, iterations=2)
+        wide = _dilate(streak, _KERNEL3)
         for blob in self._on_stone(changed, fill=True):
             if (blob & streak).sum() < 4:
                 continue
