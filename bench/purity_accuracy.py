@@ -109,9 +109,7 @@ def run_part(engine: ClassicalEngine, held_out: bool, seeds: int) -> dict[Condit
     tallies: dict[Condition, Tally] = {}
     for condition in Condition:
         tally = tallies.setdefault(condition, Tally())
-        karats: tuple[Karat | None, ...] = (
-            (None,) if condition is Condition.NO_RUBBING else KARATS
-        )
+        karats: tuple[Karat | None, ...] = (None,) if condition is Condition.NO_RUBBING else KARATS
         for karat in karats:
             for seed in range(seeds):
                 outcomes = run_clip(engine, AssaySpec(karat, condition, seed, held_out))
@@ -174,9 +172,7 @@ class Report:
         held = self.held_out
         return {
             "clean_right_karat": held[Condition.CLEAN].share("right") >= GOAL_CLEAN,
-            **{
-                f"{c.value}_right_karat": held[c].share("right") >= GOAL_HARD for c in HARD
-            },
+            **{f"{c.value}_right_karat": held[c].share("right") >= GOAL_HARD for c in HARD},
             "wrong_karat": self._overall("wrong") <= GOAL_WRONG,
             "false_acid": self._overall("false_acid") == 0,
             "p95_ms": self.speed.latency_ms["p95"] < GOAL_P95_MS,

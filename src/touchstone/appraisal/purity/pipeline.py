@@ -93,7 +93,11 @@ class RubbingPolicy:
     """Share of the stone's mask that must show gold before a turn counts."""
     min_gold_on_stone: float = 0.3
     """Share of a gold box that must lie on the stone for it to count as on the stone."""
-    settle_s: float = 0.3
+    max_stroke_s: float = 2.0
+    """Turns further apart than this are not one rubbing."""
+    max_gap_s: float = 0.4
+    """Gold unseen for longer than this comes back as a new object: its turns start afresh."""
+    settle_s: float = 0.5
     """After the confirmations, this long without motion on the stone means rubbing stopped."""
     stall_s: float = 10.0
     """Without a new confirmation for this long, the status says what is missing."""
@@ -319,6 +323,10 @@ class _StoneMask:
         return cls(bits[: MASK_CELLS * MASK_CELLS].reshape(MASK_CELLS, MASK_CELLS).astype(bool))
 
 
+def _optional_float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
 def _on_stone(candidates: tuple[Detection, ...], stone: Detection, share: float) -> list[Detection]:
     return [d for d in candidates if d.area > 0 and d.overlap(stone) >= share * d.area]
 
@@ -377,6 +385,8 @@ class PurityPipeline:
         self._versions = {engine.name: engine.version, "reading": self.scene_policy.version}
         self._moved_at = 0.0
         self._anchor: float | None = None
+        self._gold_seen_at: float | None = None
+        self._turned_at: float | None = None
         self._progress_at = 0.0
         self._seen = Counter[str]()
         """Frames since the last progress, and how many showed each thing."""
@@ -503,14 +513,23 @@ class PurityPipeline:
         return self.confirmations >= self.required_confirmations
 
     def _confirm(self, stone: Detection, gold: Detection) -> None:
+        """A turn of the gold confirms the rubbing when it follows another turn of the same
+        stroking within `max_stroke_s`: one turn alone is an ornament put down or picked up,
+        a rod bringing the acid, a hand passing."""
+        if self._gold_seen_at is None or (
+            self._elapsed - self._gold_seen_at > self.rubbing.max_gap_s
+        ):
+            self._turns, self._turned_at = _TurnCounter(), None
+        self._gold_seen_at = self._elapsed
         (gx, gy), (sx, sy) = gold.center, stone.center
         x1, y1, x2, y2 = stone.box
         distance = math.hypot(gx - sx, gy - sy) / max(1.0, math.hypot(x2 - x1, y2 - y1))
-        if not self._turns.turned(distance, self.rubbing.min_swing):
+        if not self._turns.turned(distance, self.rubbing.min_swing) or self._rubbed:
             return
-        if self._rubbed:
-            return
+        previous, self._turned_at = self._turned_at, self._elapsed
         self._scene.stroke()
+        if previous is None or self._elapsed - previous > self.rubbing.max_stroke_s:
+            return
         if self._mask.coverage >= self.rubbing.min_streak_coverage:
             self.confirmations += 1
             self._progress_at = self._elapsed
@@ -671,6 +690,8 @@ class PurityPipeline:
             "readings": [list(r) for r in self._readings],
             "moved_at": self._moved_at,
             "anchor": self._anchor,
+            "gold_seen_at": self._gold_seen_at,
+            "turned_at": self._turned_at,
             "progress_at": self._progress_at,
             "seen": dict(self._seen),
             "scene": self._scene.snapshot(),
@@ -742,6 +763,8 @@ class PurityPipeline:
         self._moved_at = float(snapshot["moved_at"])
         anchor = snapshot["anchor"]
         self._anchor = None if anchor is None else float(anchor)
+        self._gold_seen_at = _optional_float(snapshot["gold_seen_at"])
+        self._turned_at = _optional_float(snapshot["turned_at"])
         self._progress_at = float(snapshot["progress_at"])
         self._seen = Counter({str(k): int(v) for k, v in snapshot["seen"].items()})
         self._scene = StoneScene.restore(snapshot["scene"], self.scene_policy)
