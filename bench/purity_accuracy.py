@@ -90,9 +90,9 @@ def run_clip(engine: ClassicalEngine, spec: AssaySpec) -> set[str]:
     for index in range(len(clip)):
         frame, truth = clip.frame(index)
         status = pipeline.process(frame, clip.timestamp(index))
-        if status.stage_changed and status.stage is Stage.ACID:
-            if spec.karat is None or truth.rubbing:
-                outcomes.add("false_acid")
+        asked = status.stage_changed and status.stage is Stage.ACID
+        if asked and (spec.karat is None or truth.rubbing):
+            outcomes.add("false_acid")
         if pipeline.result is not None:
             break
     result = pipeline.result

@@ -145,7 +145,11 @@ class AssayClip:
         self.stone_angle = math.radians(rng.uniform(-12, 12))
         table_level = rng.uniform(0.22, 0.85)
         table_tint = rng.uniform(-0.25, 0.25, 3)
-        self.table = np.clip(table_level * (1 + np.array([-0.3, 0.0, 0.25]) * rng.uniform(0, 1) + table_tint * 0.3), 0.12, 0.95)
+        self.table = np.clip(
+            table_level * (1 + np.array([-0.3, 0.0, 0.25]) * rng.uniform(0, 1) + table_tint * 0.3),
+            0.12,
+            0.95,
+        )
         stone_kind = rng.integers(3)
         self.stone_colour = [
             np.array([0.035, 0.035, 0.035]),
@@ -160,35 +164,56 @@ class AssayClip:
         self.glare: tuple[float, float, float, float] | None = None
         if condition is Condition.GLARE:
             along = rng.uniform(-0.8, 0.8)
-            gx, gy = self.stone_center + _rotate(
-                np.array([[along * self.stone_half[0], rng.uniform(-1, 1) * self.stone_half[1]]]),
-                self.stone_angle,
-            )[0]
+            gx, gy = (
+                self.stone_center
+                + _rotate(
+                    np.array(
+                        [[along * self.stone_half[0], rng.uniform(-1, 1) * self.stone_half[1]]]
+                    ),
+                    self.stone_angle,
+                )[0]
+            )
             self.glare = (gx, gy, unit * rng.uniform(0.06, 0.14), rng.uniform(1.0, 2.5))
 
         # --- the rubbing ---
         self.shape = Shape(str(rng.choice(list(Shape))))
         self.gold = np.array([0.1, 0.42, 0.72]) * rng.uniform(0.8, 1.1, 3)
         self.stroke_angle = self.stone_angle + math.radians(rng.uniform(-35, 35))
-        self.stroke_center = self.stone_center + _rotate(
-            np.array([[rng.uniform(-0.15, 0.15) * self.stone_half[0], rng.uniform(-0.3, 0.3) * self.stone_half[1]]]),
-            self.stone_angle,
-        )[0]
+        self.stroke_center = (
+            self.stone_center
+            + _rotate(
+                np.array(
+                    [
+                        [
+                            rng.uniform(-0.15, 0.15) * self.stone_half[0],
+                            rng.uniform(-0.3, 0.3) * self.stone_half[1],
+                        ]
+                    ]
+                ),
+                self.stone_angle,
+            )[0]
+        )
         self.amplitude = self.stone_half[0] * rng.uniform(0.3, 0.5)
         self.stroke_hz = rng.uniform(0.6, 1.6)
         strokes = int(rng.integers(4, 8))
-        self.contact = unit * {
-            Shape.RING: rng.uniform(0.012, 0.02),
-            Shape.CHAIN: rng.uniform(0.015, 0.025),
-            Shape.BANGLE: rng.uniform(0.01, 0.016),
-            Shape.COIN: rng.uniform(0.018, 0.03),
-        }[self.shape]
-        self.ornament_size = unit * {
-            Shape.RING: rng.uniform(0.05, 0.07),
-            Shape.CHAIN: rng.uniform(0.03, 0.04),
-            Shape.BANGLE: rng.uniform(0.13, 0.17),
-            Shape.COIN: rng.uniform(0.05, 0.075),
-        }[self.shape]
+        self.contact = (
+            unit
+            * {
+                Shape.RING: rng.uniform(0.012, 0.02),
+                Shape.CHAIN: rng.uniform(0.015, 0.025),
+                Shape.BANGLE: rng.uniform(0.01, 0.016),
+                Shape.COIN: rng.uniform(0.018, 0.03),
+            }[self.shape]
+        )
+        self.ornament_size = (
+            unit
+            * {
+                Shape.RING: rng.uniform(0.05, 0.07),
+                Shape.CHAIN: rng.uniform(0.03, 0.04),
+                Shape.BANGLE: rng.uniform(0.13, 0.17),
+                Shape.COIN: rng.uniform(0.05, 0.075),
+            }[self.shape]
+        )
         self.density = rng.uniform(0.4, 0.75)
         enter = rng.uniform(0.3, 0.8)
         self.t_rub = enter + rng.uniform(0.4, 0.8)
@@ -206,7 +231,10 @@ class AssayClip:
         along = rng.uniform(-0.45, 0.45) * self.amplitude
         direction = np.array([math.cos(self.stroke_angle), math.sin(self.stroke_angle)])
         self.acid_center = self.stroke_center + along * direction
-        self.acid_axes = (self.contact * rng.uniform(2.4, 3.6), self.contact * rng.uniform(2.0, 3.0))
+        self.acid_axes = (
+            self.contact * rng.uniform(2.4, 3.6),
+            self.contact * rng.uniform(2.0, 3.0),
+        )
         self.acid_angle = rng.uniform(0, 180)
         self.acid_look = AcidLook(str(rng.choice(list(AcidLook))))
         self.acid_opacity = rng.uniform(0.08, 0.22)
@@ -249,7 +277,9 @@ class AssayClip:
         noise = rng.normal(0, self.noise_sigma, (3, out_height, out_width, 3))
         self.noise = [n.astype(np.float32) for n in noise]
         self.acid_masks: dict[int, Image] = {}
-        self.gamma = (np.linspace(0, 1, 4096, dtype=np.float32) ** (1 / 2.2) * 255).astype(np.float32)
+        self.gamma = (np.linspace(0, 1, 4096, dtype=np.float32) ** (1 / 2.2) * 255).astype(
+            np.float32
+        )
 
     # --- static parts -------------------------------------------------------------------------
 
@@ -257,7 +287,9 @@ class AssayClip:
         height, width = self.height, self.width
         ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
         angle, strength = self.falloff
-        ramp = ((xs / width - 0.5) * math.cos(angle) + (ys / height - 0.5) * math.sin(angle)).astype(np.float32)
+        ramp = (
+            (xs / width - 0.5) * math.cos(angle) + (ys / height - 0.5) * math.sin(angle)
+        ).astype(np.float32)
         gain = 1.0 + strength * ramp
         light = gain[:, :, None] * self.lamp[None, None, :].astype(np.float32)
         if self.glare is not None:
@@ -383,10 +415,24 @@ class AssayClip:
             normal = np.array([-direction[1], direction[0]]) * self.contact * 0.6
             for sign in (-1, 1):
                 a, b = p1 - offset + sign * normal, p2 - offset + sign * normal
-                cv2.line(mask, tuple(np.round(a).astype(int)), tuple(np.round(b).astype(int)), 255, max(1, thickness // 2), cv2.LINE_AA)
+                cv2.line(
+                    mask,
+                    tuple(np.round(a).astype(int)),
+                    tuple(np.round(b).astype(int)),
+                    255,
+                    max(1, thickness // 2),
+                    cv2.LINE_AA,
+                )
         else:
             a, b = p1 - offset, p2 - offset
-            cv2.line(mask, tuple(np.round(a).astype(int)), tuple(np.round(b).astype(int)), 255, thickness, cv2.LINE_AA)
+            cv2.line(
+                mask,
+                tuple(np.round(a).astype(int)),
+                tuple(np.round(b).astype(int)),
+                255,
+                thickness,
+                cv2.LINE_AA,
+            )
         mask = cv2.GaussianBlur(mask, (0, 0), max(0.6, self.contact * 0.15))
         alpha: Image = (mask.astype(np.float32) / 255) * np.float32(density)
         acid = self.acid_state(t)
@@ -402,7 +448,10 @@ class AssayClip:
             return self.acid_masks[key]
         spread = key / 100
         mask = np.zeros((self.height, self.width), np.uint8)
-        axes = (max(1, round(self.acid_axes[0] * spread)), max(1, round(self.acid_axes[1] * spread)))
+        axes = (
+            max(1, round(self.acid_axes[0] * spread)),
+            max(1, round(self.acid_axes[1] * spread)),
+        )
         center = (round(self.acid_center[0]), round(self.acid_center[1]))
         cv2.ellipse(mask, center, axes, self.acid_angle, 0, 360, 255, -1, cv2.LINE_AA)
         result: Image = mask.astype(np.float32) / 255
@@ -423,18 +472,34 @@ class AssayClip:
         if self.shape is Shape.RING:
             cv2.circle(scene, center, r, rim, max(2, round(0.35 * size)), cv2.LINE_AA)
             cv2.circle(scene, center, r, gold, max(1, round(0.2 * size)), cv2.LINE_AA)
-            cv2.ellipse(scene, center, (r, r), -60, 200, 250, shine, max(1, round(0.08 * size)), cv2.LINE_AA)
+            cv2.ellipse(
+                scene, center, (r, r), -60, 200, 250, shine, max(1, round(0.08 * size)), cv2.LINE_AA
+            )
             extent = 1.2 * size
         elif self.shape is Shape.BANGLE:
             cv2.circle(scene, center, r, rim, max(2, round(0.12 * size)), cv2.LINE_AA)
             cv2.circle(scene, center, r, gold, max(1, round(0.07 * size)), cv2.LINE_AA)
-            cv2.ellipse(scene, center, (r, r), 20, 190, 260, shine, max(1, round(0.03 * size)), cv2.LINE_AA)
+            cv2.ellipse(
+                scene, center, (r, r), 20, 190, 260, shine, max(1, round(0.03 * size)), cv2.LINE_AA
+            )
             extent = 1.07 * size
         elif self.shape is Shape.COIN:
             cv2.circle(scene, center, r, rim, -1, cv2.LINE_AA)
             cv2.circle(scene, center, round(0.82 * size), gold, -1, cv2.LINE_AA)
-            cv2.circle(scene, center, round(0.5 * size), rim, max(1, round(0.06 * size)), cv2.LINE_AA)
-            cv2.ellipse(scene, (round(x - 0.3 * size), round(y - 0.35 * size)), (max(1, round(0.25 * size)), max(1, round(0.1 * size))), 35, 0, 360, shine, -1, cv2.LINE_AA)
+            cv2.circle(
+                scene, center, round(0.5 * size), rim, max(1, round(0.06 * size)), cv2.LINE_AA
+            )
+            cv2.ellipse(
+                scene,
+                (round(x - 0.3 * size), round(y - 0.35 * size)),
+                (max(1, round(0.25 * size)), max(1, round(0.1 * size))),
+                35,
+                0,
+                360,
+                shine,
+                -1,
+                cv2.LINE_AA,
+            )
             extent = size
         else:  # a chain: links from the contact point out past the frame
             direction = np.array([math.cos(self.leave_to + 1.0), math.sin(self.leave_to + 1.0)])
@@ -442,9 +507,25 @@ class AssayClip:
                 p = position + direction * link * size * 1.3
                 if not (-size < p[0] < self.width + size and -size < p[1] < self.height + size):
                     break
-                angle = math.degrees(math.atan2(direction[1], direction[0])) + (90 if link % 2 else 0)
-                axes = (round(size * 0.7), round(size * 0.4)) if link % 2 == 0 else (round(size * 0.7), max(1, round(size * 0.12)))
-                cv2.ellipse(scene, (round(p[0]), round(p[1])), axes, angle, 0, 360, gold, max(1, round(size * 0.22)), cv2.LINE_AA)
+                angle = math.degrees(math.atan2(direction[1], direction[0])) + (
+                    90 if link % 2 else 0
+                )
+                axes = (
+                    (round(size * 0.7), round(size * 0.4))
+                    if link % 2 == 0
+                    else (round(size * 0.7), max(1, round(size * 0.12)))
+                )
+                cv2.ellipse(
+                    scene,
+                    (round(p[0]), round(p[1])),
+                    axes,
+                    angle,
+                    0,
+                    360,
+                    gold,
+                    max(1, round(size * 0.22)),
+                    cv2.LINE_AA,
+                )
             extent = size
         self._draw_holding_hand(scene, position)
         return x - extent, y - extent, x + extent, y + extent
@@ -460,7 +541,14 @@ class AssayClip:
         root = tip + outward * max(self.width, self.height)
         skin = tuple(float(v) for v in self.skin)
         width = max(3, round(self.ornament_size * 0.7))
-        cv2.line(scene, (round(tip[0]), round(tip[1])), (round(root[0]), round(root[1])), skin, width, cv2.LINE_AA)
+        cv2.line(
+            scene,
+            (round(tip[0]), round(tip[1])),
+            (round(root[0]), round(root[1])),
+            skin,
+            width,
+            cv2.LINE_AA,
+        )
         cv2.circle(scene, (round(tip[0]), round(tip[1])), width // 2, skin, -1, cv2.LINE_AA)
 
     def _draw_rod(self, scene: Image, t: float) -> None:
@@ -474,7 +562,14 @@ class AssayClip:
         root = tip + direction * max(self.width, self.height)
         glass = tuple(float(v) for v in np.full(3, 0.55))
         width = max(2, round(self.contact * 1.2))
-        cv2.line(scene, (round(tip[0]), round(tip[1])), (round(root[0]), round(root[1])), glass, width, cv2.LINE_AA)
+        cv2.line(
+            scene,
+            (round(tip[0]), round(tip[1])),
+            (round(root[0]), round(root[1])),
+            glass,
+            width,
+            cv2.LINE_AA,
+        )
 
     def _camera(self, scene: Image, index: int) -> BgrFrame:
         linear = cv2.multiply(scene, self.illumination, scale=4095.0)
@@ -482,7 +577,9 @@ class AssayClip:
         image = self.gamma[codes]
         size = (self.width, self.height)
         if self.rotation or self.zoom != 1.0:
-            matrix = cv2.getRotationMatrix2D((self.width / 2, self.height / 2), self.rotation, self.zoom)
+            matrix = cv2.getRotationMatrix2D(
+                (self.width / 2, self.height / 2), self.rotation, self.zoom
+            )
             image = cv2.warpAffine(image, matrix, size, borderMode=cv2.BORDER_REFLECT)
         if self.blur is not None:
             kind, amount, angle = self.blur
@@ -507,13 +604,20 @@ class AssayClip:
         """A scene box as the turned, zoomed camera sees it (the box of its corners)."""
         if box is None:
             return None
-        matrix = cv2.getRotationMatrix2D((self.width / 2, self.height / 2), self.rotation, self.zoom)
-        corners = np.array([[box[0], box[1], 1], [box[2], box[1], 1], [box[0], box[3], 1], [box[2], box[3], 1]])
+        matrix = cv2.getRotationMatrix2D(
+            (self.width / 2, self.height / 2), self.rotation, self.zoom
+        )
+        corners = np.array(
+            [[box[0], box[1], 1], [box[2], box[1], 1], [box[0], box[3], 1], [box[2], box[3], 1]]
+        )
         seen = corners @ matrix.T
         seen = seen * self.upscale
         width, height = self.out_size
         x1, y1 = max(0.0, float(seen[:, 0].min())), max(0.0, float(seen[:, 1].min()))
-        x2, y2 = min(float(width), float(seen[:, 0].max())), min(float(height), float(seen[:, 1].max()))
+        x2, y2 = (
+            min(float(width), float(seen[:, 0].max())),
+            min(float(height), float(seen[:, 1].max())),
+        )
         return (x1, y1, x2, y2) if x2 - x1 >= 2 and y2 - y1 >= 2 else None
 
     # --- frames -------------------------------------------------------------------------------
@@ -544,10 +648,28 @@ class AssayClip:
                 scene += (self.acid_colour.astype(np.float32) - scene) * mask * self.acid_opacity
             brightness, share = self.rim
             width = max(1, round(share * self.acid_axes[1] * spread))
-            rim = self._acid_mask(spread) - cv2.erode(self._acid_mask(spread), np.ones((3, 3), np.uint8), iterations=width)
+            rim = self._acid_mask(spread) - cv2.erode(
+                self._acid_mask(spread), np.ones((3, 3), np.uint8), iterations=width
+            )
             scene += rim[:, :, None] * brightness
-            glint = (round(self.acid_center[0] - 0.35 * self.acid_axes[0] * spread), round(self.acid_center[1] - 0.3 * self.acid_axes[1] * spread))
-            cv2.ellipse(scene, glint, (max(1, round(0.2 * self.acid_axes[0] * spread)), max(1, round(0.1 * self.acid_axes[1] * spread))), 30, 0, 360, (0.9, 0.9, 0.9), -1, cv2.LINE_AA)
+            glint = (
+                round(self.acid_center[0] - 0.35 * self.acid_axes[0] * spread),
+                round(self.acid_center[1] - 0.3 * self.acid_axes[1] * spread),
+            )
+            cv2.ellipse(
+                scene,
+                glint,
+                (
+                    max(1, round(0.2 * self.acid_axes[0] * spread)),
+                    max(1, round(0.1 * self.acid_axes[1] * spread)),
+                ),
+                30,
+                0,
+                360,
+                (0.9, 0.9, 0.9),
+                -1,
+                cv2.LINE_AA,
+            )
         self._draw_rod(scene, t)
         ornament = self._draw_ornament(scene, t)
         if self.occluder is not None:
@@ -566,7 +688,8 @@ class AssayClip:
             index=index,
             timestamp=t,
             karat=self.spec.karat,
-            rubbing=self.spec.condition is not Condition.NO_RUBBING and self.t_rub <= t < self.t_rub_end,
+            rubbing=self.spec.condition is not Condition.NO_RUBBING
+            and self.t_rub <= t < self.t_rub_end,
             acid_on=t >= self.t_acid,
             stone=stone,
             ornament=self._to_view(ornament),
