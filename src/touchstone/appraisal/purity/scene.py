@@ -65,7 +65,11 @@ class ScenePolicy:
     """Of the patch: smaller changes are specks of noise or compression."""
     background_rate: float = 0.05
     """How fast the bare stone's background follows slow light changes where nothing is."""
-    reading_pixels: int = 6
+    drop_pixels: int = 6
+    """Bare stone a drop must cover beside the streak to be told from an ornament."""
+    reading_pixels: int = 16
+    """Streak pixels, and bare stone pixels, under the drop for a reading: fewer and the fit
+    is left to noise, and a noisy fit reads a wrong karat rather than none."""
     bands: KaratBands = DEFAULT_KARAT_BANDS
 
     @property
@@ -458,7 +462,7 @@ class StoneScene:
             if (blob & streak).sum() < 4:
                 continue
             bare = blob & ~wide
-            if bare.sum() < self.policy.reading_pixels:
+            if bare.sum() < self.policy.drop_pixels:
                 continue
             now = _max_channel(patch[bare] - self.background[bare])
             then = _max_channel(reference[bare] - self.background[bare])
