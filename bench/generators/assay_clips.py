@@ -82,6 +82,9 @@ class AssaySpec:
     held_out: bool = False
     size: tuple[int, int] | None = None
     """(width, height); None draws one of `SIZES`."""
+    references: tuple[Karat, ...] = ()
+    """Touch needles rubbed first, in this order, beside where the ornament will go; the
+    acid is then drawn across every streak."""
 
     def __post_init__(self) -> None:
         if (self.karat is None) != (self.condition is Condition.NO_RUBBING):
@@ -94,6 +97,7 @@ class AssayTruth:
     timestamp: float
     karat: Karat | None
     rubbing: bool
+    """The ornament, or a reference needle, is being rubbed on the stone."""
     acid_on: bool
     """The acid has touched the stone."""
     stone: Box
@@ -277,9 +281,55 @@ class AssayClip:
         noise = rng.normal(0, self.noise_sigma, (3, out_height, out_width, 3))
         self.noise = [n.astype(np.float32) for n in noise]
         self.acid_masks: dict[int, Image] = {}
+        self.needles: list[tuple[float, float, float, float]] = []
+        """(perpendicular offset, start time, density, retention) of each reference streak."""
+        if spec.references:
+            self._add_needles(rng)
         self.gamma = (np.linspace(0, 1, 4096, dtype=np.float32) ** (1 / 2.2) * 255).astype(
             np.float32
         )
+
+    def _add_needles(self, rng: np.random.Generator) -> None:
+        """Reference streaks first, one needle at a time, on both sides of the ornament's
+        line; everything after starts later by the time they take."""
+        spacing = self.contact * rng.uniform(3.5, 4.5)
+        slot = 1.3
+        start = 0.4
+        for index, karat in enumerate(self.spec.references):
+            side = 1 if index % 2 == 0 else -1
+            offset = side * spacing * (index // 2 + 1)
+            low, high = RETENTION[karat]
+            self.needles.append(
+                (offset, start + slot * index, rng.uniform(0.45, 0.7), rng.uniform(low, high))
+            )
+        shift = start + slot * len(self.needles)
+        self.t_enter += shift
+        self.t_rub += shift
+        self.t_rub_end += shift
+        self.t_gone += shift
+        self.t_rod += shift
+        self.t_acid += shift
+        self.duration += shift
+        self.frame_count = round(self.duration * self.fps)
+        offsets = [0.0, *(n[0] for n in self.needles)]
+        normal = np.array([-math.sin(self.stroke_angle), math.cos(self.stroke_angle)])
+        self.acid_center = self.acid_center + normal * (max(offsets) + min(offsets)) / 2
+        across = (max(offsets) - min(offsets)) / 2 + self.contact * 2.6
+        self.acid_axes = (self.contact * 2.6, across)
+        self.acid_angle = math.degrees(self.stroke_angle)
+
+    def needle_at(self, t: float) -> npt.NDArray[np.float64] | None:
+        """The tip of the needle being rubbed at time t."""
+        direction = np.array([math.cos(self.stroke_angle), math.sin(self.stroke_angle)])
+        normal = np.array([-direction[1], direction[0]])
+        for offset, start, _, _ in self.needles:
+            if start <= t < start + 1.0:
+                swing = math.cos(2 * math.pi * 1.5 * (t - start))
+                tip: npt.NDArray[np.float64] = (
+                    self.stroke_center + normal * offset + direction * swing * 0.6 * self.amplitude
+                )
+                return tip
+        return None
 
     # --- static parts -------------------------------------------------------------------------
 
@@ -393,14 +443,25 @@ class AssayClip:
 
     # --- drawing ------------------------------------------------------------------------------
 
-    def _streak_alpha(self, t: float) -> tuple[Image, tuple[int, int, int, int]] | None:
+    def _streaks(self, t: float) -> list[tuple[Image, tuple[int, int, int, int]]]:
+        """The ornament's streak and every reference streak laid down by time t."""
+        found = []
         extent = self.streak_at(t)
-        if extent is None:
-            return None
-        start, end, density = extent
+        if extent is not None:
+            found.append(self._streak_alpha(t, *extent, 0.0, self.retention))
+        for offset, start, density, retention in self.needles:
+            if t >= start:
+                grown = density * min(1.0, 0.3 + (t - start))
+                found.append(self._streak_alpha(t, -0.6, 0.6, grown, offset, retention))
+        return [f for f in found if f is not None]
+
+    def _streak_alpha(
+        self, t: float, start: float, end: float, density: float, offset: float, retention: float
+    ) -> tuple[Image, tuple[int, int, int, int]] | None:
         direction = np.array([math.cos(self.stroke_angle), math.sin(self.stroke_angle)])
-        p1 = self.stroke_center + (start * self.amplitude - self.contact) * direction
-        p2 = self.stroke_center + (end * self.amplitude + self.contact) * direction
+        center = self.stroke_center + np.array([-direction[1], direction[0]]) * offset
+        p1 = center + (start * self.amplitude - self.contact) * direction
+        p2 = center + (end * self.amplitude + self.contact) * direction
         pad = int(self.contact * 2) + 3
         x1 = max(0, int(min(p1[0], p2[0])) - pad)
         y1 = max(0, int(min(p1[1], p2[1])) - pad)
@@ -437,7 +498,8 @@ class AssayClip:
         alpha: Image = (mask.astype(np.float32) / 255) * np.float32(density)
         acid = self.acid_state(t)
         if acid is not None:
-            spread, left = acid
+            spread, _ = acid
+            left = retention + (1 - retention) * math.exp(-(t - self.t_acid) / self.tau)
             under = self._acid_mask(spread)[y1:y2, x1:x2]
             alpha *= 1 - under * (1 - left)
         return alpha, (x1, y1, x2, y2)
@@ -551,6 +613,23 @@ class AssayClip:
         )
         cv2.circle(scene, (round(tip[0]), round(tip[1])), width // 2, skin, -1, cv2.LINE_AA)
 
+    def _draw_needle(self, scene: Image, t: float) -> None:
+        tip = self.needle_at(t)
+        if tip is None:
+            return
+        outward = np.array([math.cos(self.leave_to), math.sin(self.leave_to)])
+        root = tip + outward * max(self.width, self.height)
+        metal = tuple(float(v) for v in self.gold * 0.9)
+        width = max(2, round(self.contact * 1.1))
+        cv2.line(
+            scene,
+            (round(tip[0]), round(tip[1])),
+            (round(root[0]), round(root[1])),
+            metal,
+            width,
+            cv2.LINE_AA,
+        )
+
     def _draw_rod(self, scene: Image, t: float) -> None:
         """The glass rod that brings the acid, in and out around the moment it touches."""
         if not self.t_rod <= t < self.t_acid + 0.5:
@@ -633,9 +712,7 @@ class AssayClip:
             raise IndexError(index)
         t = self.timestamp(index)
         scene = self.base.copy()
-        streak = self._streak_alpha(t)
-        if streak is not None:
-            alpha, (x1, y1, x2, y2) = streak
+        for alpha, (x1, y1, x2, y2) in self._streaks(t):
             region = scene[y1:y2, x1:x2]
             region += (self.gold.astype(np.float32) - region) * alpha[:, :, None]
         acid = self.acid_state(t)
@@ -671,6 +748,7 @@ class AssayClip:
                 cv2.LINE_AA,
             )
         self._draw_rod(scene, t)
+        self._draw_needle(scene, t)
         ornament = self._draw_ornament(scene, t)
         if self.occluder is not None:
             cv2.fillPoly(scene, [self.occluder], tuple(float(v) for v in self.skin), cv2.LINE_AA)
@@ -688,8 +766,10 @@ class AssayClip:
             index=index,
             timestamp=t,
             karat=self.spec.karat,
-            rubbing=self.spec.condition is not Condition.NO_RUBBING
-            and self.t_rub <= t < self.t_rub_end,
+            rubbing=self.needle_at(t) is not None
+            or (
+                self.spec.condition is not Condition.NO_RUBBING and self.t_rub <= t < self.t_rub_end
+            ),
             acid_on=t >= self.t_acid,
             stone=stone,
             ornament=self._to_view(ornament),
