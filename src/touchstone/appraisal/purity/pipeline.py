@@ -82,6 +82,13 @@ HINT_TEXT = {
 }
 
 EVIDENCE_KEYS = ("rubbing_confirmed", "acid_applied", "result")
+ABSOLUTE_CONFIDENCE = 0.8
+"""The highest confidence of a reading without reference needles: the bands are one
+calibration for every stone, acid and light, where needles bring their own."""
+REFERENCE_MATCH = 0.12
+"""The sample's retention must be this close to a needle's to read that needle's karat..."""
+REFERENCE_MARGIN = 0.04
+"""...and this much closer to it than to any other needle."""
 
 
 @dataclass(frozen=True)
@@ -233,6 +240,8 @@ class PurityResult:
     """Engine name -> its version (model hashes), for every engine that saw this test."""
     evidence: dict[str, bytes] = field(repr=False)
     """JPEG key frames by `EVIDENCE_KEYS` name (those that happened)."""
+    method: str = "absolute"
+    """"absolute" (the karat bands), or "reference needles 18K, 22K, ..." (a comparison)."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON for storage (times in milliseconds' precision); the evidence JPEGs are stored
@@ -241,6 +250,7 @@ class PurityResult:
             "karat": self.karat.value,
             "confidence": round(self.confidence, 4),
             "reason": self.reason,
+            "method": self.method,
             "stage_timings": {
                 stage.value: {
                     "started": round(timing.started, 3),
@@ -355,10 +365,16 @@ class PurityPipeline:
         rubbing: RubbingPolicy | None = None,
         acid: AcidTiming | None = None,
         scene: ScenePolicy | None = None,
+        references: tuple[Karat, ...] = (),
         evidence_quality: int = 85,
     ) -> None:
         if required_confirmations < 1:
             raise ValueError("at least one confirmation is required")
+        if Karat.INCONCLUSIVE in references:
+            raise ValueError("a reference needle has a karat")
+        self.references = references
+        """Karats of the touch needles rubbed on the stone before the ornament, in the order
+        they are rubbed; empty when the test reads the ornament's streak alone."""
         self.engine = engine
         self.required_confirmations = required_confirmations
         self.rubbing = rubbing or RubbingPolicy()
@@ -480,7 +496,8 @@ class PurityPipeline:
         self._count(detected, moved)
         if stone is not None and gold is not None:
             self._confirm(stone, gold)
-        if self._rubbed and self._elapsed - self._moved_at >= self.rubbing.settle_s:
+        all_rubbed = not self.references or len(streaks) > len(self.references)
+        if all_rubbed and self._rubbed and self._elapsed - self._moved_at >= self.rubbing.settle_s:
             self._streak_region = self._mask.region(stone) if stone is not None else None
             self._scene.freeze()
             self._keep_evidence("rubbing_confirmed", frame)
@@ -584,8 +601,12 @@ class PurityPipeline:
         view = self._scene.acid(frame, None if engine_acid is None else engine_acid.box)
         acid = view.acid if reads else engine_acid
         reading: Detection | None = None
-        if view.retention is not None and acid is not None:
+        if self.references and acid is not None:
+            label, score = self._compare(view.streaks)
+            reading = None if label is None else Detection(label, score, acid.box)
+        elif view.retention is not None and acid is not None:
             label, score = karat_for(view.retention, self.scene_policy.bands)
+            score = min(ABSOLUTE_CONFIDENCE, score)
             reading = None if label is None else Detection(label, score, acid.box)
         elif not reads:
             reading = _best([r for r in seen.readings if karat_label(r.label)])
@@ -634,6 +655,30 @@ class PurityPipeline:
             detected=detected,
         )
 
+    def _compare(self, retentions: tuple[float, ...]) -> tuple[str | None, float]:
+        """The sample among the reference needles, under the same acid in the same light:
+        the needle whose streak kept the nearest share of its gold, when it is clearly the
+        nearest and near enough. The sample was rubbed last."""
+        if len(retentions) != len(self.references) + 1:
+            return None, 0.0
+        sample, needles = retentions[-1], retentions[:-1]
+        gaps = sorted(
+            (abs(sample - kept), karat)
+            for kept, karat in zip(needles, self.references, strict=True)
+        )
+        nearest, karat = gaps[0]
+        runner_up = gaps[1][0] if len(gaps) > 1 else math.inf
+        if nearest > REFERENCE_MATCH or runner_up - nearest < REFERENCE_MARGIN:
+            return None, 0.0
+        return karat.value, min(0.99, 0.6 + 0.4 * (1 - nearest / REFERENCE_MATCH))
+
+    @property
+    def method(self) -> str:
+        """How the karat is read, for the record and the certificate."""
+        if not self.references:
+            return "absolute"
+        return "reference needles " + ", ".join(k.value for k in self.references)
+
     @property
     def _acid_started(self) -> float:
         return self._timings[Stage.ACID].started
@@ -666,6 +711,7 @@ class PurityPipeline:
             milestones=dict(self._milestones),
             detector_versions=dict(self._versions),
             evidence=dict(self._evidence),
+            method=self.method,
         )
 
     # --- resuming -----------------------------------------------------------------------
@@ -682,6 +728,7 @@ class PurityPipeline:
             "elapsed": self._elapsed,
             "frame_interval": self._frame_interval,
             "required_confirmations": self.required_confirmations,
+            "references": [k.value for k in self.references],
             "confirmations": self.confirmations,
             "turns": {"direction": self._turns.direction, "extreme": self._turns.extreme},
             "gold_mask": self._mask.to_hex(),
@@ -728,6 +775,7 @@ class PurityPipeline:
             pipeline = cls(
                 engine,
                 required_confirmations=int(snapshot["required_confirmations"]),
+                references=tuple(Karat(k) for k in snapshot["references"]),
                 rubbing=rubbing,
                 acid=acid,
                 scene=scene,
@@ -789,4 +837,5 @@ class PurityPipeline:
                 milestones=dict(self._milestones),
                 detector_versions=dict(self._versions),
                 evidence=dict(self._evidence),
+                method=self.method,
             )

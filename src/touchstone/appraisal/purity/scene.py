@@ -53,8 +53,9 @@ karat's retention from 0.65 to 1.0 times."""
 
 @dataclass(frozen=True)
 class ScenePolicy:
-    patch_side: int = 192
-    """Long side of the stone's patch, in pixels: the streak is a few pixels thick at it."""
+    patch_side: int = 320
+    """Long side of the stone's patch, in pixels (never more than the stone has in the
+    frame): a drop of acid on a thin streak needs some pixels to be read."""
     margin: float = 0.1
     """Around the stone's box, as a share of its sides: what reaches into it comes from off
     the stone (a hand), not from the rubbing."""
@@ -63,6 +64,9 @@ class ScenePolicy:
     """Grey levels: the floor of the change threshold on a noiseless camera."""
     min_blob: float = 0.0012
     """Of the patch: smaller changes are specks of noise or compression."""
+    min_motion: float = 0.004
+    """Of the patch: a moving ornament moves more than this; a hand's tremor moves a sliver
+    of the ornament's edge, less."""
     background_rate: float = 0.05
     """How fast the bare stone's background follows slow light changes where nothing is."""
     drop_pixels: int = 6
@@ -91,7 +95,10 @@ class SceneView:
 class AcidView:
     acid: Detection | None = None
     retention: float | None = None
-    """Share of the streak left under the acid (None: nothing to read)."""
+    """Share of the streak left under the acid (None: nothing to read); of the largest streak
+    under it."""
+    streaks: tuple[float, ...] = ()
+    """The retention of every streak under the acid, in the order they were rubbed."""
 
 
 _KERNEL3 = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
@@ -103,7 +110,9 @@ def _change(patch: Patch, earlier: Patch) -> Patch:
     changed channel: a camera shaken by a pixel moves edges, and that is not a change."""
     low = cv2.erode(earlier, _KERNEL3)
     high = cv2.dilate(earlier, _KERNEL3)
-    result: Patch = np.maximum(low - patch, patch - high).max(axis=2).clip(0)
+    outside = cv2.max(cv2.subtract(low, patch), cv2.subtract(patch, high))
+    blue, green, red = cv2.split(outside)
+    result: Patch = np.maximum(np.asarray(cv2.max(cv2.max(blue, green), red), np.float32), 0)
     return result
 
 
@@ -182,6 +191,9 @@ class StoneScene:
     resting: bool = False
     acid_before: Mask | None = None
     ornament_seen: bool = False
+    frames: int = 0
+    appeared: Patch | None = None
+    """The frame at which each pixel of the streaks first showed: the order of rubbing."""
 
     # --- the patch ------------------------------------------------------------------------
 
@@ -218,7 +230,7 @@ class StoneScene:
         mx, my = self.policy.margin * (x2 - x1), self.policy.margin * (y2 - y1)
         box = (x1 - mx, y1 - my, x2 + mx, y2 + my)
         width, height = box[2] - box[0], box[3] - box[1]
-        side = self.policy.patch_side / max(width, height)
+        side = min(1.0, self.policy.patch_side / max(width, height))
         size = (max(16, round(width * side)), max(16, round(height * side)))
         patch = self._crop(frame, box, size)
         if patch is None:
@@ -226,6 +238,7 @@ class StoneScene:
         self.box, self.background, self.reference, self.streak = box, patch, None, None
         self.visited = np.zeros(patch.shape[:2], bool)
         self.previous, self.runs, self.resting, self.noise = [patch], [], False, 0.0
+        self.frames, self.appeared = 0, None
         return True
 
     def _aligned(self, frame: BgrFrame) -> Patch | None:
@@ -251,7 +264,8 @@ class StoneScene:
     def _normalised(self, patch: Patch) -> Patch:
         """The patch with the lamp's and the exposure's change since the background taken out."""
         assert self.background is not None
-        ratio = patch / np.maximum(self.background, 4.0)
+        # Every third pixel each way is plenty for a median over the whole stone.
+        ratio = patch[::3, ::3] / np.maximum(self.background[::3, ::3], 4.0)
         gain = np.clip(np.median(ratio.reshape(-1, 3), axis=0), 0.3, 3.0)
         result: Patch = (patch / gain).astype(np.float32)
         return result
@@ -351,6 +365,10 @@ class StoneScene:
         calm = ~changed & ~self.visited
         self.background[calm] += self.policy.background_rate * (patch[calm] - self.background[calm])
         streak = _open(changed & ~_dilate(moving_mask) & self.visited)
+        self.frames += 1
+        if self.appeared is None:
+            self.appeared = np.full(streak.shape, np.inf, np.float32)
+        self.appeared[streak & np.isinf(self.appeared)] = self.frames
         streaks = tuple(self._to_frame(b, "streak", 0.5) for b in self._on_stone(streak))
         return SceneView(ornament=ornament, streaks=streaks, moving=ornament is not None)
 
@@ -363,7 +381,7 @@ class StoneScene:
 
     def _blobs_touching_stone(self, mask: Mask) -> list[Mask]:
         height, width = self._shape()
-        min_pixels = max(4, round(self.policy.min_blob * height * width))
+        min_pixels = max(4, round(self.policy.min_motion * height * width))
         count, labels, stats = _blobs(mask)
         inner = self._inner()
         return [
@@ -375,7 +393,8 @@ class StoneScene:
     def _learn_noise(self, patch: Patch) -> None:
         """The camera's noise, from the median change since the last frame: the ornament
         covers far less than half of the patch, so the median is the still stone's."""
-        spread = float(np.median(np.abs(patch - self.previous[-1]))) * 1.4826 / np.sqrt(2)
+        sample = np.abs(patch[::3, ::3] - self.previous[-1][::3, ::3])
+        spread = float(np.median(sample)) * 1.4826 / np.sqrt(2)
         self.noise = spread if self.noise == 0 else 0.8 * self.noise + 0.2 * spread
 
     def stroke(self) -> None:
@@ -508,7 +527,19 @@ class StoneScene:
             residual = np.abs(design @ solution - after).max(axis=1)
             keep = residual <= max(threshold, float(np.percentile(residual, 85)))
         sample = max(streaks, key=lambda k: int((strong & (nearest == k)).sum()))
-        return AcidView(acid=acid, retention=float(solution[streaks.index(sample)]))
+        order = sorted(streaks, key=lambda k: self._rubbed_at(labels == k))
+        return AcidView(
+            acid=acid,
+            retention=float(solution[streaks.index(sample)]),
+            streaks=tuple(float(solution[streaks.index(k)]) for k in order),
+        )
+
+    def _rubbed_at(self, streak: Mask) -> float:
+        if self.appeared is None:
+            return 0.0
+        seen = self.appeared[streak]
+        seen = seen[np.isfinite(seen)]
+        return float(np.median(seen)) if seen.size else 0.0
 
     # --- resuming ---------------------------------------------------------------------------
 
@@ -525,6 +556,10 @@ class StoneScene:
             else _pack(np.round(self.reference).astype(np.uint8)),
             "streak": None if self.streak is None else _pack(np.packbits(self.streak)),
             "ornament_seen": self.ornament_seen,
+            "frames": self.frames,
+            "appeared": None
+            if self.appeared is None
+            else _pack(np.where(np.isfinite(self.appeared), self.appeared, -1).astype(np.int32)),
         }
 
     @classmethod
@@ -552,6 +587,10 @@ class StoneScene:
         if snapshot["streak"] is not None:
             scene.streak = bits(snapshot["streak"])
         scene.ornament_seen = bool(snapshot["ornament_seen"])
+        scene.frames = int(snapshot["frames"])
+        if snapshot["appeared"] is not None:
+            appeared = _unpack(snapshot["appeared"]).astype(np.float32)
+            scene.appeared = np.where(appeared < 0, np.inf, appeared).astype(np.float32)
         return scene
 
 
