@@ -120,3 +120,62 @@ def test_the_other_renderer_never_reads_a_wrong_karat(karat: Karat, condition: C
         assert not asked_while_rubbing
         result = pipeline.result
         assert result is None or result.karat in (karat, Karat.INCONCLUSIVE)
+
+
+NEEDLES = (Karat.K18, Karat.K22, Karat.K24)
+
+
+@pytest.mark.parametrize(
+    ("retentions", "label"),
+    [
+        ((0.1, 0.45, 0.8, 0.47), "22K"),
+        ((0.1, 0.45, 0.8, 0.75), "24K"),
+        ((0.1, 0.45, 0.8, 0.14), "18K"),
+        ((0.1, 0.45, 0.8, 0.62), None),  # between two needles: no guess
+        ((0.1, 0.45, 0.8), None),  # a streak not under the acid
+    ],
+)
+def test_the_sample_is_placed_among_the_needles(
+    retentions: tuple[float, ...], label: str | None
+) -> None:
+    pipeline = PurityPipeline(ClassicalEngine(), references=NEEDLES)
+    found, confidence = pipeline._compare(retentions)
+    assert found == label
+    assert (confidence > 0.6) == (label is not None)
+    assert pipeline.method == "reference needles 18K, 22K, 24K"
+    assert PurityPipeline(ClassicalEngine()).method == "absolute"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("karat", [Karat.K18, Karat.K22, Karat.K24])
+def test_a_clip_with_reference_needles_reads_by_comparison(karat: Karat) -> None:
+    clip = AssayClip(AssaySpec(karat, seed=0, size=(640, 480), references=NEEDLES))
+    pipeline = PurityPipeline(ClassicalEngine(), references=NEEDLES)
+    for index in range(len(clip)):
+        frame, truth = clip.frame(index)
+        status = pipeline.process(frame, clip.timestamp(index))
+        assert not (status.stage_changed and status.stage is Stage.ACID and truth.rubbing)
+        if pipeline.result is not None:
+            break
+    result = pipeline.result
+    assert result is None or result.karat in (karat, Karat.INCONCLUSIVE)
+    if result is not None and result.karat is karat:
+        assert result.method == "reference needles 18K, 22K, 24K"
+        assert result.to_dict()["method"] == result.method
+
+
+def test_a_clip_with_reference_needles_is_read_by_comparison() -> None:
+    clip = AssayClip(AssaySpec(Karat.K22, seed=0, size=(640, 480), references=NEEDLES))
+    pipeline = PurityPipeline(ClassicalEngine(), references=NEEDLES)
+    for index in range(len(clip)):
+        pipeline.process(clip.frame(index)[0], clip.timestamp(index))
+        if pipeline.result is not None:
+            break
+    assert pipeline.result is not None
+    assert pipeline.result.karat is Karat.K22
+    assert pipeline.result.method == "reference needles 18K, 22K, 24K"
+    assert pipeline.result.confidence > 0.8  # a comparison; absolute readings stop at 0.8
+    restored = PurityPipeline.restore(
+        json.loads(json.dumps(pipeline.snapshot())), ClassicalEngine()
+    )
+    assert restored.references == NEEDLES
