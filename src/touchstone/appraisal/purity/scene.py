@@ -3,24 +3,26 @@
 Real cameras, lamps, stones and tables differ too much for colour thresholds, so every reading
 here is a change of the same stone, in the same light, between frames of the same test:
 
-- The stone's region (from the engine) is cropped with a margin, resized to a fixed patch and
-  kept aligned by phase correlation. The first frames give its **background**, the bare stone;
-  a per-channel gain (median ratio to the background) takes out lamp and exposure changes.
+- The stone's region (from the engine) is cropped with a margin, resized to a patch of fixed
+  size and kept aligned by phase correlation. The first frames give its **background**, the
+  bare stone; a per-channel gain (median ratio to the background) takes out lamp and
+  exposure changes.
 - The **noise** of the patch (median frame-to-frame difference) sets every threshold: a pixel
   "changed" when it moved `ScenePolicy.noise_k` noise levels.
-- The **ornament** is the moving object on the stone (changed since two frames ago). Where it
-  went is the **visited** region.
+- The **ornament** is the moving object on the stone (changed since two frames ago, larger
+  than a hand's tremor). Where it went is the **visited** region.
 - The **streak** is what changed against the background inside the visited region and is not
   moving now. Regions reaching into the margin around the stone are hands and sleeves, not
   streaks: a streak stays on the stone.
-- When the rubbing stops, the patch just after it (a median of quiet frames) becomes the
-  **reference**, and the streak in it is the streak the acid will be read on.
-- The **acid** is a new region, changed against the reference, over the streak, filled (a
-  clear drop shows only its rim and its glint), and still between frames.
-- The **reading** compares each streak pixel under the acid with the same pixel in the
-  reference, both measured from the bare stone; the acid's own effect on the bare stone
-  beside the streak (its tint, its gloss) is taken off first. The median of those ratios is
-  how much of the streak the acid left: `karat_for` turns it into a karat.
+- When the rubbing stops, the first quiet frames after it (a median) become the
+  **reference**, and the streak in it is the streak the acid will be read on; if the last
+  quiet spell already shows acid over the streak of the one before, that one.
+- The **acid** is a new region, changed against the reference, over the streak and over
+  bare stone beside it, filled (a clear drop shows only its rim and its glint), moving the
+  bare stone away from how it was, and still between frames.
+- The **reading** fits, inside the drop, now - bare = retention x (reference - bare) + the
+  acid's own effect (its tint, its gloss): one retention per streak, in the order the
+  streaks were rubbed. `karat_for` turns a retention into a karat.
 """
 
 from __future__ import annotations
@@ -151,11 +153,6 @@ def _close(mask: Mask) -> Mask:
 
 def _dilate(mask: Mask, kernel: Any = _KERNEL5, iterations: int = 1) -> Mask:
     result: Mask = cv2.dilate(mask.astype(np.uint8), kernel, iterations=iterations).astype(bool)
-    return result
-
-
-def _erode(mask: Mask) -> Mask:
-    result: Mask = cv2.erode(mask.astype(np.uint8), _KERNEL3).astype(bool)
     return result
 
 
