@@ -54,6 +54,7 @@ bench: .venv/.synced  ## every benchmark, even after one misses its goal; fails 
 	$(UV) run --frozen python -m bench.statement_corpus || echo statement_corpus >> bench/results/.failed
 	$(UV) run --frozen python -m bench.purity_pipeline || echo purity_pipeline >> bench/results/.failed
 	$(UV) run --frozen python -m bench.purity_latency || echo purity_latency >> bench/results/.failed
+	$(UV) run --frozen python -m bench.purity_accuracy || echo purity_accuracy >> bench/results/.failed
 	$(UV) run --frozen python -m bench.routes || echo routes >> bench/results/.failed
 	@if [ -s bench/results/.failed ]; then echo "goal missed or not run:" $$(cat bench/results/.failed); exit 1; fi
 

@@ -67,7 +67,9 @@ class Timeline:
     ornament_gone: float = 3.4
     acid_starts: float = 3.6
     acid_spread: float = 0.3
-    duration: float = 8.0
+    duration: float = 10.0
+    """Long enough for the result: the acid is asked for once the rubbing has stopped, and
+    read after it has reacted (about 7.6 s into these clips)."""
 
 
 @dataclass(frozen=True)

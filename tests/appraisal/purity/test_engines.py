@@ -7,12 +7,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from bench.generators.touchstone_clips import ClipSpec, TouchstoneClip, Variant
+from bench.generators.assay_clips import AssayClip, AssaySpec, Condition
+from bench.generators.touchstone_clips import ClipSpec, TouchstoneClip
 
 from tests.appraisal.onnx_models import constant_output_model, yolo_like_model, yolo_output
 from touchstone.appraisal.exceptions import InvalidDetectorModel, UnknownDetectorEngine
 from touchstone.appraisal.purity.engines import (
     ENGINE_NAMES,
+    AcidObservation,
     ClassicalEngine,
     Detection,
     OnnxYoloEngine,
@@ -255,60 +257,31 @@ def clip_22k() -> TouchstoneClip:
     return TouchstoneClip(ClipSpec(Karat.K22, seed=3, width=320, height=240, fps=10))
 
 
-def test_classical_engine_finds_stone_ornament_and_streak(clip_22k: TouchstoneClip) -> None:
+def test_classical_engine_finds_the_stone_and_leaves_the_rest_to_the_scene(
+    clip_22k: TouchstoneClip,
+) -> None:
     engine = ClassicalEngine()
-    frame, truth = clip_22k.frame(20)  # mid-rubbing
-    seen = engine.detect_rubbing(frame)
-    assert truth.ornament is not None
-    assert truth.streak is not None
-    assert seen.streaks is not None
-    (stone,), (gold,), (streak,) = seen.stones, seen.golds, seen.streaks
-    assert _iou(stone.box, truth.stone) > 0.9
-    assert _iou(gold.box, truth.ornament) > 0.6
-    assert Detection("", 0, truth.streak).overlap(streak) > 0.5 * streak.area
+    for index in (0, 20, len(clip_22k) - 1):  # bare, mid-rubbing, under the acid
+        frame, truth = clip_22k.frame(index)
+        seen = engine.detect_rubbing(frame)
+        (stone,) = seen.stones
+        assert _iou(stone.box, truth.stone) > 0.9
+        assert (seen.golds, seen.streaks) == ((), None)
+        assert engine.detect_acid(frame, truth.streak) == AcidObservation()
 
 
-def test_classical_engine_sees_no_gold_before_the_ornament(clip_22k: TouchstoneClip) -> None:
-    seen = ClassicalEngine().detect_rubbing(clip_22k.frame(0)[0])
-    assert len(seen.stones) == 1
-    assert seen.golds == ()
-    assert seen.streaks == ()
+@pytest.mark.parametrize("seed", range(4))
+def test_the_stone_is_found_on_any_table_under_any_lamp(seed: int) -> None:
+    clip = AssayClip(AssaySpec(Karat.K22, Condition.CLEAN, seed=seed, size=(320, 240)))
+    frame, truth = clip.frame(0)
+    (stone,) = ClassicalEngine().detect_rubbing(frame).stones
+    # The truth is the box of a turned stone's corners, which a blurred mask rounds off.
+    assert _iou(stone.box, truth.stone) > 0.7
 
 
-def test_classical_engine_reads_the_streak_under_the_acid(clip_22k: TouchstoneClip) -> None:
-    engine = ClassicalEngine()
-    streak = clip_22k.frame(28)[1].streak  # the whole streak, just before the acid
-    frame, truth = clip_22k.frame(len(clip_22k) - 1)
-    assert truth.acid is not None
-    seen = engine.detect_acid(frame, streak)
-    (acid,) = seen.acids
-    assert _iou(acid.box, truth.acid) > 0.6
-    assert [r.label for r in seen.readings] == ["22K"]
-    before_acid = engine.detect_acid(clip_22k.frame(28)[0], streak)
-    assert before_acid.acids == ()
-    x1, y1, _, _ = truth.stone
-    beside_the_streak = engine.detect_acid(frame, (x1, y1, x1 + 20, y1 + 10))
-    assert len(beside_the_streak.acids) == 1
-    assert beside_the_streak.readings == ()
-
-
-def test_classical_karat_bands_are_configurable(clip_22k: TouchstoneClip) -> None:
-    streak = clip_22k.frame(28)[1].streak
-    strict = ClassicalEngine(karat_bands=((0.9, "24K"), (0.6, "22K"), (0.0, "18K")))
-    seen = strict.detect_acid(clip_22k.frame(len(clip_22k) - 1)[0], streak)
-    assert [r.label for r in seen.readings] == ["18K"]
-    assert "24K>=0.9" in strict.version
-
-
-def test_classical_engine_needs_a_stone(clip_22k: TouchstoneClip) -> None:
+def test_classical_engine_needs_a_stone() -> None:
     blank = np.full((240, 320, 3), 200, np.uint8)
     engine = ClassicalEngine()
     assert engine.detect_rubbing(blank).stones == ()
-    assert engine.detect_acid(blank, (10, 10, 50, 50)).acids == ()
-
-
-def test_no_rubbing_clip_shows_no_streak() -> None:
-    clip = TouchstoneClip(ClipSpec(None, Variant.NO_RUBBING, width=320, height=240, fps=10))
-    engine = ClassicalEngine()
-    for index in range(0, len(clip), 5):
-        assert engine.detect_rubbing(clip.frame(index)[0]).streaks == ()
+    noisy = np.random.default_rng(1).integers(90, 110, (240, 320, 3), dtype=np.uint8)
+    assert engine.detect_rubbing(noisy).stones == ()

@@ -1,15 +1,20 @@
 """The live touchstone purity test, one frame at a time: RUBBING -> ACID -> COMPLETED.
 
-RUBBING: the stone is the best stone detection; the gold is the best gold detection lying on
-the stone (the region-of-interest step). Where gold is seen on the stone (the streak when
-the engine looks for one, else the gold box's footprint) is accumulated in a mask over the
+RUBBING: the stone is the best stone detection (or, when the engine misses it for a frame,
+where the scene last saw it); the gold is the best gold detection lying on the stone, or the
+scene's moving object on it (`scene.StoneScene`). Where a streak is seen on the stone (the
+engine's, else the scene's, else the gold box's footprint) is accumulated in a mask over the
 stone. The distance from the gold's centre to the stone's centre rises and falls as the
 ornament is rubbed; each turn of that distance by at least `RubbingPolicy.min_swing` of the
 stone's diagonal, while the mask covers at least `min_streak_coverage` of the stone, is one
-visual confirmation.
-After `required_confirmations` the test switches to ACID.
+visual confirmation. After `required_confirmations`, the test waits for the rubbing to stop
+(`RubbingPolicy.settle_s` without motion) before it asks for the acid: acid on a streak
+still being rubbed reads nothing. A RUBBING stage without progress says what it is missing
+after `stall_s` and ends `inconclusive` after `give_up_s`.
 
-ACID: see `AcidTiming` for when a reading is steady and when the test gives up.
+ACID: the scene reads the acid as a change over the streak and the karat from how much of
+the streak it left (engines that read karats themselves are used where the scene cannot
+read); see `AcidTiming` for when a reading is steady and when the test gives up.
 
 Timestamps are seconds in any clock; every time reported is relative to the first frame.
 The transport owns back-pressure: feed the frames it keeps, in order.
@@ -29,8 +34,9 @@ import numpy as np
 from touchstone.appraisal.exceptions import InvalidPuritySnapshot
 from touchstone.appraisal.purity.engines.base import Box, Detection, DetectorEngine, karat_label
 from touchstone.appraisal.purity.frames import BgrFrame, check_frame, encode_jpeg
+from touchstone.appraisal.purity.scene import ScenePolicy, StoneScene, karat_for
 
-SNAPSHOT_VERSION = 1
+SNAPSHOT_VERSION = 2
 MASK_CELLS = 32
 """The gold mask is a MASK_CELLS x MASK_CELLS grid over the stone's box, so it follows the
 stone when the camera moves."""
@@ -55,6 +61,8 @@ class Hint(StrEnum):
     PLACE_STONE = "place_stone"
     RUB_ORNAMENT = "rub_ornament"
     KEEP_RUBBING = "keep_rubbing"
+    RUB_HARDER = "rub_harder"
+    LIFT_ORNAMENT = "lift_ornament"
     APPLY_ACID = "apply_acid"
     HOLD_STEADY = "hold_steady"
     DONE = "done"
@@ -65,6 +73,8 @@ HINT_TEXT = {
     Hint.PLACE_STONE: "place the stone in view",
     Hint.RUB_ORNAMENT: "rub the ornament on the stone",
     Hint.KEEP_RUBBING: "keep rubbing the ornament back and forth on the stone",
+    Hint.RUB_HARDER: "no streak shows on the stone: rub the ornament firmly along one line",
+    Hint.LIFT_ORNAMENT: "stop rubbing and lift the ornament off the stone",
     Hint.APPLY_ACID: "apply acid to the streak",
     Hint.HOLD_STEADY: "hold steady",
     Hint.DONE: "test complete",
@@ -72,6 +82,13 @@ HINT_TEXT = {
 }
 
 EVIDENCE_KEYS = ("rubbing_confirmed", "acid_applied", "result")
+ABSOLUTE_CONFIDENCE = 0.8
+"""The highest confidence of a reading without reference needles: the bands are one
+calibration for every stone, acid and light, where needles bring their own."""
+REFERENCE_MATCH = 0.12
+"""The sample's retention must be this close to a needle's to read that needle's karat..."""
+REFERENCE_MARGIN = 0.04
+"""...and this much closer to it than to any other needle."""
 
 
 @dataclass(frozen=True)
@@ -83,6 +100,60 @@ class RubbingPolicy:
     """Share of the stone's mask that must show gold before a turn counts."""
     min_gold_on_stone: float = 0.3
     """Share of a gold box that must lie on the stone for it to count as on the stone."""
+    max_stroke_s: float = 2.0
+    """Turns further apart than this are not one rubbing."""
+    max_gap_s: float = 0.4
+    """Gold unseen for longer than this comes back as a new object: its turns start afresh."""
+    settle_s: float = 0.5
+    """After the confirmations, this long without motion on the stone means rubbing stopped."""
+    stall_s: float = 10.0
+    """Without a new confirmation for this long, the status says what is missing."""
+    give_up_s: float = 45.0
+    """Without a new confirmation for this long, the test ends `inconclusive`."""
+
+
+class Missing(StrEnum):
+    """What a stalled RUBBING stage has not seen, first things first."""
+
+    STONE = "stone"
+    ORNAMENT = "ornament"
+    STREAK = "streak"
+    MOTION = "motion"
+    STILLNESS = "stillness"
+
+
+MISSING_HINT = {
+    Missing.STONE: Hint.PLACE_STONE,
+    Missing.ORNAMENT: Hint.RUB_ORNAMENT,
+    Missing.STREAK: Hint.RUB_HARDER,
+    Missing.MOTION: Hint.KEEP_RUBBING,
+    Missing.STILLNESS: Hint.LIFT_ORNAMENT,
+}
+MISSING_REASON = {
+    Missing.STONE: "no stone found",
+    Missing.ORNAMENT: "no ornament on the stone",
+    Missing.STREAK: "no streak on the stone",
+    Missing.MOTION: "no rubbing motion",
+    Missing.STILLNESS: "the rubbing never stopped",
+}
+
+
+@dataclass(frozen=True)
+class Detected:
+    """What this frame showed, so the page can tick each off."""
+
+    stone: bool = False
+    ornament: bool = False
+    streak: bool = False
+    acid: bool = False
+
+    def to_dict(self) -> dict[str, bool]:
+        return {
+            "stone": self.stone,
+            "ornament": self.ornament,
+            "streak": self.streak,
+            "acid": self.acid,
+        }
 
 
 @dataclass(frozen=True)
@@ -99,6 +170,9 @@ class AcidTiming:
     reaction_s: float = 1.5
     steady_window_s: float = 1.5
     steady_share: float = 0.8
+    steady_spread: float = 0.08
+    """The scene's retention may move this much over the window: a streak still dissolving
+    passes through the bands of higher karats on its way down, and must not be read there."""
     min_readings: int = 3
     """With the window, frames must reach the pipeline at 2 per second or more while the acid
     reacts (a YOLOv8n at 640 input on one core manages about 3.5)."""
@@ -121,9 +195,13 @@ class PurityStatus:
     acid_detected: bool = False
     karat: Karat | None = None
     confidence: float | None = None
+    detected: Detected = Detected()
+    missing: Missing | None = None
+    reason: str | None = None
 
     def to_message(self) -> dict[str, Any]:
-        """Every key is always present; `karat` and `confidence` are null until COMPLETED."""
+        """Every key is always present; `karat`, `confidence` and `reason` are null until
+        COMPLETED, `missing` while nothing is missing."""
         return {
             "type": "purity_status",
             "frame_index": self.frame_index,
@@ -138,6 +216,9 @@ class PurityStatus:
             "acid_detected": self.acid_detected,
             "karat": None if self.karat is None else self.karat.value,
             "confidence": None if self.confidence is None else round(self.confidence, 4),
+            "detected": self.detected.to_dict(),
+            "missing": None if self.missing is None else self.missing.value,
+            "reason": self.reason,
         }
 
 
@@ -159,6 +240,8 @@ class PurityResult:
     """Engine name -> its version (model hashes), for every engine that saw this test."""
     evidence: dict[str, bytes] = field(repr=False)
     """JPEG key frames by `EVIDENCE_KEYS` name (those that happened)."""
+    method: str = "absolute"
+    """"absolute" (the karat bands), or "reference needles 18K, 22K, ..." (a comparison)."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON for storage (times in milliseconds' precision); the evidence JPEGs are stored
@@ -167,6 +250,7 @@ class PurityResult:
             "karat": self.karat.value,
             "confidence": round(self.confidence, 4),
             "reason": self.reason,
+            "method": self.method,
             "stage_timings": {
                 stage.value: {
                     "started": round(timing.started, 3),
@@ -249,6 +333,10 @@ class _StoneMask:
         return cls(bits[: MASK_CELLS * MASK_CELLS].reshape(MASK_CELLS, MASK_CELLS).astype(bool))
 
 
+def _optional_float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
 def _on_stone(candidates: tuple[Detection, ...], stone: Detection, share: float) -> list[Detection]:
     return [d for d in candidates if d.area > 0 and d.overlap(stone) >= share * d.area]
 
@@ -276,18 +364,27 @@ class PurityPipeline:
         required_confirmations: int = 3,
         rubbing: RubbingPolicy | None = None,
         acid: AcidTiming | None = None,
+        scene: ScenePolicy | None = None,
+        references: tuple[Karat, ...] = (),
         evidence_quality: int = 85,
     ) -> None:
         if required_confirmations < 1:
             raise ValueError("at least one confirmation is required")
+        if Karat.INCONCLUSIVE in references:
+            raise ValueError("a reference needle has a karat")
+        self.references = references
+        """Karats of the touch needles rubbed on the stone before the ornament, in the order
+        they are rubbed; empty when the test reads the ornament's streak alone."""
         self.engine = engine
         self.required_confirmations = required_confirmations
         self.rubbing = rubbing or RubbingPolicy()
         self.acid = acid or AcidTiming()
+        self.scene_policy = scene or ScenePolicy()
         self.evidence_quality = evidence_quality
         self.stage = Stage.RUBBING
         self.confirmations = 0
         self.result: PurityResult | None = None
+        self._scene = StoneScene(self.scene_policy)
         self._frame_index = 0
         self._origin: float | None = None
         self._elapsed = 0.0
@@ -296,11 +393,19 @@ class PurityPipeline:
         self._mask = _StoneMask()
         self._streak_region: Box | None = None
         self._acid_seen_at: float | None = None
-        self._readings: list[tuple[float, str | None, float]] = []
+        self._readings: list[tuple[float, str | None, float, float | None]] = []
+        """(time, karat label, score, the scene's retention if it read one)."""
         self._timings: dict[Stage, StageTiming] = {Stage.RUBBING: StageTiming(0.0)}
         self._milestones: dict[str, float] = {}
         self._evidence: dict[str, bytes] = {}
-        self._versions = {engine.name: engine.version}
+        self._versions = {engine.name: engine.version, "reading": self.scene_policy.version}
+        self._moved_at = 0.0
+        self._anchor: float | None = None
+        self._gold_seen_at: float | None = None
+        self._turned_at: float | None = None
+        self._progress_at = 0.0
+        self._seen = Counter[str]()
+        """Frames since the last progress, and how many showed each thing."""
 
     # --- frames -------------------------------------------------------------------------
 
@@ -330,6 +435,8 @@ class PurityPipeline:
         *,
         stage_changed: bool,
         acid_detected: bool = False,
+        detected: Detected = Detected(),
+        missing: Missing | None = None,
     ) -> PurityStatus:
         result = self.result
         if result is not None:
@@ -346,6 +453,9 @@ class PurityPipeline:
             acid_detected=acid_detected,
             karat=None if result is None else result.karat,
             confidence=None if result is None else result.confidence,
+            detected=detected,
+            missing=missing,
+            reason=None if result is None else result.reason,
         )
 
     def _keep_evidence(self, key: str, frame: BgrFrame) -> None:
@@ -361,37 +471,145 @@ class PurityPipeline:
     def _rubbing(self, frame: BgrFrame, index: int) -> PurityStatus:
         seen = self.engine.detect_rubbing(frame)
         stone = _best(seen.stones)
-        if stone is None:
-            return self._status(index, (), Hint.PLACE_STONE, stage_changed=False)
-        gold = _best(_on_stone(seen.golds, stone, self.rubbing.min_gold_on_stone))
-        if seen.streaks is None:
-            streaks = []
-            if gold is not None:
+        view = self._scene.observe(frame, stone)
+        if stone is None and view is not None:
+            stone = self._scene.stone
+        gold = None
+        streaks: list[Detection] = []
+        if stone is not None:
+            gold = _best(_on_stone(seen.golds, stone, self.rubbing.min_gold_on_stone))
+            if gold is None and view is not None:
+                gold = view.ornament
+            if seen.streaks is not None:
+                streaks = [s for s in seen.streaks if s.overlap(stone) > 0]
+            elif view is not None:
+                streaks = list(view.streaks)
+            elif gold is not None:
                 self._mask.mark(_intersection(gold.box, stone.box), stone)
-        else:
-            streaks = [s for s in seen.streaks if s.overlap(stone) > 0]
             for streak in streaks:
                 self._mask.mark(streak.box, stone)
-        detections = (stone, *([gold] if gold else []), *streaks)
-        if gold is None:
-            return self._status(index, detections, Hint.RUB_ORNAMENT, stage_changed=False)
+        moved = self._motion(stone, gold, view is not None and view.moving)
+        detected = Detected(
+            stone=stone is not None, ornament=gold is not None, streak=bool(streaks)
+        )
+        detections = tuple(d for d in (stone, gold) if d is not None) + tuple(streaks)
+        self._count(detected, moved)
+        if stone is not None and gold is not None:
+            self._confirm(stone, gold)
+        all_rubbed = not self.references or len(streaks) > len(self.references)
+        if all_rubbed and self._rubbed and self._elapsed - self._moved_at >= self.rubbing.settle_s:
+            self._streak_region = self._mask.region(stone) if stone is not None else None
+            self._scene.freeze()
+            self._keep_evidence("rubbing_confirmed", frame)
+            self._enter(Stage.ACID)
+            return self._status(
+                index, detections, Hint.APPLY_ACID, stage_changed=True, detected=detected
+            )
+        missing = self._missing()
+        if missing is not None and self._elapsed - self._progress_at >= self.rubbing.give_up_s:
+            self._finish(frame, Karat.INCONCLUSIVE, 0.0, MISSING_REASON[missing])
+            return self._status(
+                index, detections, Hint.REPEAT_TEST, stage_changed=True, detected=detected
+            )
+        if missing is not None:
+            hint = MISSING_HINT[missing]
+        elif self._rubbed:
+            hint = Hint.LIFT_ORNAMENT
+        elif stone is None:
+            hint = Hint.PLACE_STONE
+        elif gold is None:
+            hint = Hint.RUB_ORNAMENT
+        else:
+            hint = Hint.KEEP_RUBBING
+        return self._status(
+            index, detections, hint, stage_changed=False, detected=detected, missing=missing
+        )
+
+    @property
+    def _rubbed(self) -> bool:
+        return self.confirmations >= self.required_confirmations
+
+    def _confirm(self, stone: Detection, gold: Detection) -> None:
+        """A turn of the gold confirms the rubbing when it follows another turn of the same
+        stroking within `max_stroke_s`: one turn alone is an ornament put down or picked up,
+        a rod bringing the acid, a hand passing."""
+        if self._gold_seen_at is None or (
+            self._elapsed - self._gold_seen_at > self.rubbing.max_gap_s
+        ):
+            self._turns, self._turned_at = _TurnCounter(), None
+        self._gold_seen_at = self._elapsed
         (gx, gy), (sx, sy) = gold.center, stone.center
         x1, y1, x2, y2 = stone.box
         distance = math.hypot(gx - sx, gy - sy) / max(1.0, math.hypot(x2 - x1, y2 - y1))
-        turned = self._turns.turned(distance, self.rubbing.min_swing)
-        if turned and self._mask.coverage >= self.rubbing.min_streak_coverage:
+        if not self._turns.turned(distance, self.rubbing.min_swing) or self._rubbed:
+            return
+        previous, self._turned_at = self._turned_at, self._elapsed
+        self._scene.stroke()
+        if previous is None or self._elapsed - previous > self.rubbing.max_stroke_s:
+            return
+        if self._mask.coverage >= self.rubbing.min_streak_coverage:
             self.confirmations += 1
-            if self.confirmations >= self.required_confirmations:
-                self._streak_region = self._mask.region(stone)
-                self._keep_evidence("rubbing_confirmed", frame)
-                self._enter(Stage.ACID)
-                return self._status(index, detections, Hint.APPLY_ACID, stage_changed=True)
-        return self._status(index, detections, Hint.KEEP_RUBBING, stage_changed=False)
+            self._progress_at = self._elapsed
+            self._seen.clear()
+
+    def _motion(self, stone: Detection | None, gold: Detection | None, scene_moving: bool) -> bool:
+        """Whether something moved on the stone: the scene saw it, or the gold went half a
+        swing from where it last rested."""
+        moved = scene_moving
+        if stone is not None and gold is not None:
+            x1, y1, x2, y2 = stone.box
+            diagonal = max(1.0, math.hypot(x2 - x1, y2 - y1))
+            position = (gold.center[0] - x1 + gold.center[1] - y1) / diagonal
+            if self._anchor is None or abs(position - self._anchor) >= self.rubbing.min_swing / 2:
+                moved = moved or self._anchor is not None
+                self._anchor = position
+        if moved:
+            self._moved_at = self._elapsed
+        return moved
+
+    def _count(self, detected: Detected, moved: bool) -> None:
+        self._seen["frames"] += 1
+        for name, seen in (
+            ("stone", detected.stone),
+            ("ornament", detected.ornament),
+            ("streak", detected.streak),
+            ("motion", moved),
+        ):
+            self._seen[name] += seen
+
+    def _missing(self) -> Missing | None:
+        """What kept the rubbing from progressing, once it has not for `stall_s`."""
+        if self._elapsed - self._progress_at < self.rubbing.stall_s:
+            return None
+        if self._rubbed:
+            return Missing.STILLNESS
+        frames = max(1, self._seen["frames"])
+        if self._seen["stone"] < 0.5 * frames:
+            return Missing.STONE
+        if self._seen["ornament"] < 0.2 * frames:
+            return Missing.ORNAMENT
+        if self._seen["streak"] < 0.2 * frames or (
+            self._mask.coverage < self.rubbing.min_streak_coverage
+        ):
+            return Missing.STREAK
+        return Missing.MOTION
 
     def _acid(self, frame: BgrFrame, index: int) -> PurityStatus:
         seen = self.engine.detect_acid(frame, self._streak_region)
-        acid = _best(seen.acids)
-        reading = _best([r for r in seen.readings if karat_label(r.label)])
+        engine_acid = _best(seen.acids)
+        reads = self._scene.reference is not None
+        view = self._scene.acid(frame, None if engine_acid is None else engine_acid.box)
+        acid = view.acid if reads else engine_acid
+        reading: Detection | None = None
+        if self.references and acid is not None:
+            label, score = self._compare(view.streaks)
+            reading = None if label is None else Detection(label, score, acid.box)
+        elif view.retention is not None and acid is not None:
+            label, score = karat_for(view.retention, self.scene_policy.bands)
+            score = min(ABSOLUTE_CONFIDENCE, score)
+            reading = None if label is None else Detection(label, score, acid.box)
+        elif not reads:
+            reading = _best([r for r in seen.readings if karat_label(r.label)])
         detections = tuple(d for d in (acid, reading) if d is not None)
         now, timing = self._elapsed, self.acid
         if acid is not None:
@@ -400,7 +618,8 @@ class PurityPipeline:
                 self._keep_evidence("acid_applied", frame)
             if now - self._acid_seen_at >= timing.reaction_s:
                 label = None if reading is None else karat_label(reading.label)
-                self._readings.append((now, label, 0.0 if reading is None else reading.score))
+                score = 0.0 if reading is None else reading.score
+                self._readings.append((now, label, score, view.retention))
         self._readings = [r for r in self._readings if r[0] > now - timing.steady_window_s]
         steady = self._steady_reading()
         if steady is not None:
@@ -412,14 +631,53 @@ class PurityPipeline:
             timing.reading_timeout_s
         ):
             self._finish(frame, Karat.INCONCLUSIVE, 0.0, "no steady reading after the acid")
+        detected = Detected(
+            stone=self._scene.box is not None,
+            streak=self._streak_region is not None,
+            acid=acid is not None,
+        )
         if self.stage is Stage.COMPLETED:
             return self._status(
-                index, detections, Hint.DONE, stage_changed=True, acid_detected=acid is not None
+                index,
+                detections,
+                Hint.DONE,
+                stage_changed=True,
+                acid_detected=acid is not None,
+                detected=detected,
             )
         hint = Hint.APPLY_ACID if self._acid_seen_at is None else Hint.HOLD_STEADY
         return self._status(
-            index, detections, hint, stage_changed=False, acid_detected=acid is not None
+            index,
+            detections,
+            hint,
+            stage_changed=False,
+            acid_detected=acid is not None,
+            detected=detected,
         )
+
+    def _compare(self, retentions: tuple[float, ...]) -> tuple[str | None, float]:
+        """The sample among the reference needles, under the same acid in the same light:
+        the needle whose streak kept the nearest share of its gold, when it is clearly the
+        nearest and near enough. The sample was rubbed last."""
+        if len(retentions) != len(self.references) + 1:
+            return None, 0.0
+        sample, needles = retentions[-1], retentions[:-1]
+        gaps = sorted(
+            (abs(sample - kept), karat)
+            for kept, karat in zip(needles, self.references, strict=True)
+        )
+        nearest, karat = gaps[0]
+        runner_up = gaps[1][0] if len(gaps) > 1 else math.inf
+        if nearest > REFERENCE_MATCH or runner_up - nearest < REFERENCE_MARGIN:
+            return None, 0.0
+        return karat.value, min(0.99, 0.6 + 0.4 * (1 - nearest / REFERENCE_MATCH))
+
+    @property
+    def method(self) -> str:
+        """How the karat is read, for the record and the certificate."""
+        if not self.references:
+            return "absolute"
+        return "reference needles " + ", ".join(k.value for k in self.references)
 
     @property
     def _acid_started(self) -> float:
@@ -430,6 +688,9 @@ class PurityPipeline:
         if self._acid_seen_at is None or len(self._readings) < timing.min_readings:
             return None
         if self._elapsed - self._acid_seen_at < timing.reaction_s + timing.steady_window_s:
+            return None
+        retentions = [r[3] for r in self._readings if r[3] is not None]
+        if retentions and max(retentions) - min(retentions) > timing.steady_spread:
             return None
         label, votes = Counter(r[1] for r in self._readings).most_common(1)[0]
         share = votes / len(self._readings)
@@ -450,6 +711,7 @@ class PurityPipeline:
             milestones=dict(self._milestones),
             detector_versions=dict(self._versions),
             evidence=dict(self._evidence),
+            method=self.method,
         )
 
     # --- resuming -----------------------------------------------------------------------
@@ -466,12 +728,20 @@ class PurityPipeline:
             "elapsed": self._elapsed,
             "frame_interval": self._frame_interval,
             "required_confirmations": self.required_confirmations,
+            "references": [k.value for k in self.references],
             "confirmations": self.confirmations,
             "turns": {"direction": self._turns.direction, "extreme": self._turns.extreme},
             "gold_mask": self._mask.to_hex(),
             "streak_region": None if self._streak_region is None else list(self._streak_region),
             "acid_seen_at": self._acid_seen_at,
             "readings": [list(r) for r in self._readings],
+            "moved_at": self._moved_at,
+            "anchor": self._anchor,
+            "gold_seen_at": self._gold_seen_at,
+            "turned_at": self._turned_at,
+            "progress_at": self._progress_at,
+            "seen": dict(self._seen),
+            "scene": self._scene.snapshot(),
             "stage_timings": {s.value: [t.started, t.ended] for s, t in self._timings.items()},
             "milestones": dict(self._milestones),
             "detector_versions": dict(self._versions),
@@ -493,6 +763,7 @@ class PurityPipeline:
         *,
         rubbing: RubbingPolicy | None = None,
         acid: AcidTiming | None = None,
+        scene: ScenePolicy | None = None,
         evidence_quality: int = 85,
     ) -> PurityPipeline:
         """Continue a test from `snapshot()`. The next frame is taken to come one frame
@@ -504,8 +775,10 @@ class PurityPipeline:
             pipeline = cls(
                 engine,
                 required_confirmations=int(snapshot["required_confirmations"]),
+                references=tuple(Karat(k) for k in snapshot["references"]),
                 rubbing=rubbing,
                 acid=acid,
+                scene=scene,
                 evidence_quality=evidence_quality,
             )
             pipeline._load(snapshot)
@@ -531,13 +804,28 @@ class PurityPipeline:
         )
         seen = snapshot["acid_seen_at"]
         self._acid_seen_at = None if seen is None else float(seen)
-        self._readings = [(float(t), label, float(s)) for t, label, s in snapshot["readings"]]
+        self._readings = [
+            (float(t), label, float(s), None if r is None else float(r))
+            for t, label, s, r in snapshot["readings"]
+        ]
+        self._moved_at = float(snapshot["moved_at"])
+        anchor = snapshot["anchor"]
+        self._anchor = None if anchor is None else float(anchor)
+        self._gold_seen_at = _optional_float(snapshot["gold_seen_at"])
+        self._turned_at = _optional_float(snapshot["turned_at"])
+        self._progress_at = float(snapshot["progress_at"])
+        self._seen = Counter({str(k): int(v) for k, v in snapshot["seen"].items()})
+        self._scene = StoneScene.restore(snapshot["scene"], self.scene_policy)
         self._timings = {
             Stage(name): StageTiming(float(started), None if ended is None else float(ended))
             for name, (started, ended) in snapshot["stage_timings"].items()
         }
         self._milestones = {k: float(v) for k, v in snapshot["milestones"].items()}
-        self._versions = {**snapshot["detector_versions"], self.engine.name: self.engine.version}
+        self._versions = {
+            **snapshot["detector_versions"],
+            self.engine.name: self.engine.version,
+            "reading": self.scene_policy.version,
+        }
         self._evidence = {k: base64.b64decode(v) for k, v in snapshot["evidence"].items()}
         if snapshot["result"] is not None:
             done = snapshot["result"]
@@ -549,4 +837,5 @@ class PurityPipeline:
                 milestones=dict(self._milestones),
                 detector_versions=dict(self._versions),
                 evidence=dict(self._evidence),
+                method=self.method,
             )

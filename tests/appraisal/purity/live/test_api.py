@@ -193,7 +193,7 @@ async def test_disconnect_mid_test_interrupts_and_resume_finishes(
 ) -> None:
     appraisal_id, _, test_id = await new_test(live_bank)
     async with connect(ws_url(server, test_id, live_bank), max_size=None) as ws:
-        status = await stream(ws, 0, 55)  # into ACID: rubbing is confirmed by ~3 s
+        status = await stream(ws, 0, 75)  # into ACID: the rubbing stops by ~4 s
         assert status["stage"] == "acid"
     client, headers = live_bank.client, live_bank.appraiser.headers
     deadline = time.monotonic() + 60
@@ -210,7 +210,7 @@ async def test_disconnect_mid_test_interrupts_and_resume_finishes(
     assert detail["status"] == "purity_in_progress"
 
     async with connect(ws_url(server, test_id, live_bank), max_size=None) as ws:
-        status = await stream(ws, 55, len(CLIP_22K))
+        status = await stream(ws, 75, len(CLIP_22K))
         assert status["saved"] is True
         assert status["karat"] == "22K"
     chain = (
@@ -479,7 +479,7 @@ async def test_purity_progress_reaches_only_the_tests_branch(
     )
     await subscribed(server, 2)
     async with connect(ws_url(server, test_id, live_bank), max_size=None) as ws:
-        assert (await stream(ws, 0, 55))["stage"] == "acid"  # a stage change: an event
+        assert (await stream(ws, 0, 75))["stage"] == "acid"  # a stage change: an event
     await emit(committed, live_bank.tenant, topic, branch_id=live_bank.other_branch)
     received = (await asyncio.wait_for(mine, 30))[0]["data"]
     assert (received["branch_id"], received["purity_test_id"]) == (live_bank.branch, test_id)

@@ -16,3 +16,5 @@ async def test_the_live_page_is_served_under_a_strict_policy(client: httpx.Async
     assert script.headers["content-type"].startswith("text/javascript")
     assert "RTCPeerConnection" in script.text
     assert "new WebSocket" in script.text
+    assert "status.detected" in script.text  # what each frame showed: stone, ornament, ...
+    assert 'id="detected"' in page.text

@@ -144,9 +144,15 @@ function show(status) {
   $("stage").textContent = status.stage;
   $("confirmations").textContent = `${status.confirmations} / ${status.required_confirmations}`;
   $("hint").textContent = status.hint;
+  if (status.detected) {
+    $("detected").textContent = Object.entries(status.detected)
+      .map(([thing, seen]) => `${seen ? "\u2713" : "\u2717"} ${thing}`).join("  ")
+      + (status.missing ? ` (missing: ${status.missing})` : "");
+  }
   drawDetections(status.detections);
   if (status.karat) {
-    $("result").textContent = `${status.karat}` + (status.confidence != null ? ` (${Math.round(status.confidence * 100)}%)` : "");
+    $("result").textContent = `${status.karat}` + (status.confidence != null ? ` (${Math.round(status.confidence * 100)}%)` : "")
+      + (status.reason ? `: ${status.reason}` : "");
     document.body.dataset.result = status.karat;
   }
   if (status.saved) {
