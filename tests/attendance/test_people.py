@@ -1,0 +1,89 @@
+"""Groups and people through the API: CRUD, memberships, consent, erasure, tenancy."""
+
+from __future__ import annotations
+
+import httpx
+
+from tests.attendance.conftest import API, person
+from tests.conftest import Tenant, add_member, assert_problem
+from touchstone.core.permissions import Role
+
+
+async def test_a_class_with_its_students(client: httpx.AsyncClient, tenant_a: Tenant) -> None:
+    headers = tenant_a.headers
+    group = await client.post(f"{API}/groups", headers=headers, json={"name": "10A"})
+    assert group.status_code == 201, group.text
+    group_id = group.json()["id"]
+    duplicate = await client.post(f"{API}/groups", headers=headers, json={"name": "10A"})
+    assert_problem(duplicate, 409)
+
+    first = await person(client, tenant_a, "SV001", consent=False)
+    second = await person(client, tenant_a, "SV002")
+    again = await client.post(
+        f"{API}/people", headers=headers, json={"code": "SV001", "full_name": "Someone Else"}
+    )
+    assert_problem(again, 409)
+
+    added = await client.post(
+        f"{API}/groups/{group_id}/members", headers=headers, json={"person_ids": [first, second]}
+    )
+    assert added.json() == {"added": 2}
+    listed = await client.get(f"{API}/people", headers=headers, params={"group_id": group_id})
+    assert [p["code"] for p in listed.json()["items"]] == ["SV001", "SV002"]
+    found = await client.get(f"{API}/people", headers=headers, params={"search": "sv002"})
+    assert [p["id"] for p in found.json()["items"]] == [second]
+
+    shown = (await client.get(f"{API}/people/{second}", headers=headers)).json()
+    assert shown["group_ids"] == [group_id]
+    assert shown["has_consent"] is True
+    assert shown["faces"] == 0
+    consents = await client.get(f"{API}/people/{second}/consents", headers=headers)
+    assert consents.json()[0]["given_by"] == "Parent of SV002"
+
+    renamed = await client.patch(
+        f"{API}/people/{first}", headers=headers, json={"full_name": "Renamed"}
+    )
+    assert renamed.status_code == 204
+    assert (await client.get(f"{API}/people/{first}", headers=headers)).json()[
+        "full_name"
+    ] == "Renamed"
+
+    deleted = await client.delete(f"{API}/people/{first}", headers=headers)
+    assert deleted.json() == {"id": first, "faces_deleted": 0, "photos_deleted": 0}
+    assert_problem(await client.get(f"{API}/people/{first}", headers=headers), 404)
+
+
+async def test_another_tenants_people_and_groups_are_not_found(
+    client: httpx.AsyncClient, tenant_a: Tenant, tenant_b: Tenant
+) -> None:
+    theirs = await person(client, tenant_a, "SV001")
+    group = await client.post(f"{API}/groups", headers=tenant_a.headers, json={"name": "10A"})
+    group_id = group.json()["id"]
+    mine = await person(client, tenant_b, "SV009")
+    for path in (f"/people/{theirs}", f"/people/{theirs}/consents", f"/groups/{group_id}"):
+        assert_problem(await client.get(f"{API}{path}", headers=tenant_b.headers), 404)
+    smuggled = await client.post(
+        f"{API}/groups/{group_id}/members", headers=tenant_b.headers, json={"person_ids": [mine]}
+    )
+    assert_problem(smuggled, 404)
+    own_group = await client.post(f"{API}/groups", headers=tenant_b.headers, json={"name": "B"})
+    foreign_member = await client.post(
+        f"{API}/groups/{own_group.json()['id']}/members",
+        headers=tenant_b.headers,
+        json={"person_ids": [theirs]},
+    )
+    assert_problem(foreign_member, 404)
+
+
+async def test_a_viewer_reads_but_neither_enrols_nor_writes(
+    client: httpx.AsyncClient, tenant_a: Tenant
+) -> None:
+    someone = await person(client, tenant_a, "SV001", consent=False)
+    _, viewer = await add_member(client, tenant_a, Role.VIEWER)
+    assert (await client.get(f"{API}/people/{someone}", headers=viewer)).status_code == 200
+    consent = {"given_by": "Parent", "purpose": "attendance"}
+    refused = await client.post(f"{API}/people/{someone}/consents", headers=viewer, json=consent)
+    assert_problem(refused, 403)
+    assert_problem(await client.get(f"{API}/people/{someone}/faces", headers=viewer), 403)
+    made = await client.post(f"{API}/people", headers=viewer, json={"code": "X", "full_name": "X"})
+    assert_problem(made, 403)
