@@ -40,9 +40,18 @@ class Quality:
     contrast: float
 
     def failed_gate(self) -> tuple[str, str] | None:
-        """The first gate this face fails, as (gate, explanation); None when all pass."""
+        """The first gate this face fails, as (gate, explanation); None when all pass.
+
+        Lighting comes before blur: a dark face also has little Laplacian variance, and
+        "more light" is the advice that fixes both."""
         if self.face_px < MIN_FACE_PX:
             return "face_size", f"the face is {self.face_px} px wide; at least {MIN_FACE_PX}"
+        dark, bright = BRIGHTNESS_RANGE
+        if not dark <= self.brightness <= bright or self.contrast < MIN_CONTRAST:
+            return "lighting", (
+                f"brightness {self.brightness:.0f} (needs {dark:.0f}-{bright:.0f}), "
+                f"contrast {self.contrast:.0f} (needs {MIN_CONTRAST:.0f})"
+            )
         if self.sharpness < MIN_SHARPNESS:
             return "blur", f"sharpness {self.sharpness:.0f} is below {MIN_SHARPNESS:.0f}"
         low, high = PITCH_RANGE
@@ -54,12 +63,6 @@ class Quality:
             return "pose", (
                 f"not frontal (yaw {self.yaw:.2f}, pitch {self.pitch:.2f}, "
                 f"roll {self.roll_degrees:.0f} degrees)"
-            )
-        dark, bright = BRIGHTNESS_RANGE
-        if not dark <= self.brightness <= bright or self.contrast < MIN_CONTRAST:
-            return "lighting", (
-                f"brightness {self.brightness:.0f} (needs {dark:.0f}-{bright:.0f}), "
-                f"contrast {self.contrast:.0f} (needs {MIN_CONTRAST:.0f})"
             )
         return None
 

@@ -180,7 +180,7 @@ async def nearest(
         .order_by(distance)
         .limit(limit)
     )
-    return [(person, float(d)) for person, d in rows.tuples()]
+    return [(person, float(d)) for person, d in rows]
 
 
 async def face_photo_keys(
