@@ -200,6 +200,36 @@ async def stored_file(world: World) -> None:
         world.ids["key"] = statement.storage_key
 
 
+async def attendance_group(world: World) -> None:
+    made = await world.post("/attendance/groups", json={"name": f"10{uuid.uuid4().hex[:6]}"})
+    world.ids["group_id"] = made["id"]
+
+
+async def attendance_person(world: World) -> None:
+    """A student with consent recorded, in the world's group."""
+    await world.make(f"{API}/attendance/groups/")
+    made = await world.post(
+        "/attendance/people", json={"code": f"SV{uuid.uuid4().hex[:6]}", "full_name": "Student"}
+    )
+    world.ids["person_id"] = made["id"]
+    await world.post(
+        f"/attendance/people/{made['id']}/consents",
+        json={"given_by": "Parent", "purpose": "attendance"},
+    )
+    await world.post(
+        f"/attendance/groups/{world.ids['group_id']}/members",
+        json={"person_ids": [made["id"]]},
+    )
+
+
+async def attendance_session(world: World) -> None:
+    await world.make(f"{API}/attendance/groups/")
+    made = await world.post(
+        f"/attendance/groups/{world.ids['group_id']}/sessions", json={"label": "Period 1"}
+    )
+    world.ids["session_id"] = made["id"]
+
+
 async def own_org(world: World) -> None:
     """Platform routes name an org: the owner's own (a platform admin's are tried too)."""
     world.ids["org_id"] = str(world.owner.org_id)
@@ -218,6 +248,9 @@ FACTORIES: dict[str, Callable[[World], Awaitable[None]]] = {
     f"{API}/appraisals/": appraisal,
     f"{API}/purity-sessions/": appraisal,
     f"{API}/files/": stored_file,
+    f"{API}/attendance/groups/": attendance_group,
+    f"{API}/attendance/people/": attendance_person,
+    f"{API}/attendance/sessions/": attendance_session,
     f"{API}/platform/orgs/": own_org,
 }
 

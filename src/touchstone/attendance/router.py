@@ -50,7 +50,6 @@ NewThing = Annotated[TenantWrite, Depends(tenant_write("attendance:write", idemp
 Writer = Annotated[Principal, Depends(require("attendance:write"))]
 Enroller = Annotated[Principal, Depends(require("attendance:enrol"))]
 Marker = Annotated[Principal, Depends(require("attendance:mark"))]
-Reader = Annotated[Principal, Depends(require("attendance:read"))]
 SettingsWriter = Annotated[Principal, Depends(require("attendance:settings"))]
 
 PHOTO_LIMIT = upload_limit(lambda settings: service.MAX_PHOTO_BYTES + settings.max_body_bytes)
@@ -156,9 +155,10 @@ async def list_faces(person_id: uuid.UUID, read: EnrolmentReads) -> list[FaceOut
 
 @router.post("/attendance/recognitions", response_model=Recognition)
 @PHOTO_LIMIT
-async def recognise(photo: UploadFile, session: SessionDep, principal: Reader) -> Recognition:
+async def recognise(photo: UploadFile, session: SessionDep, principal: Marker) -> Recognition:
     """Who is in the photo, without marking anyone: each face is named only when it is
-    closer than the threshold and clearly closer to one person than to any other."""
+    closer than the threshold and clearly closer to one person than to any other. Naming
+    people from a photo is for who takes attendance, not for every reader."""
     return await service.recognise(session, principal, photo)
 
 
