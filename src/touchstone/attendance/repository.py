@@ -7,7 +7,17 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import BindParameter, Text, bindparam, cast, exists, func, literal_column, select
+from sqlalchemy import (
+    BindParameter,
+    Text,
+    bindparam,
+    cast,
+    exists,
+    func,
+    literal_column,
+    select,
+    text,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import Uuid
@@ -172,7 +182,12 @@ async def settings_row(session: AsyncSession, org_id: uuid.UUID) -> Settings | N
 async def nearest(
     session: AsyncSession, org_id: uuid.UUID, embedding: list[float], limit: int
 ) -> list[tuple[uuid.UUID, float]]:
-    """The `limit` enrolled faces nearest `embedding` (HNSW index, Euclidean distance)."""
+    """The `limit` enrolled faces nearest `embedding` (HNSW index, Euclidean distance).
+
+    The index walks every org's faces and the org filter (and row-level security) drops
+    other orgs' afterwards: without an iterative scan, a small org among large ones could
+    get fewer than `limit` rows, or none, and its people would come out unknown."""
+    await session.execute(text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
     distance = Face.embedding.l2_distance(embedding)
     rows = await session.execute(
         select(Face.person_id, distance)
