@@ -185,6 +185,7 @@ def upgrade() -> None:
         sa.Column("box", postgresql.JSONB(astext_type=sa.Text()), nullable=True),
         sa.Column("photo_key", sa.String(length=200), nullable=True),
         sa.Column("marked_by", sa.Uuid(), nullable=False),
+        sa.Column("reason", sa.String(length=500), nullable=True),
         *_tenant_columns(),
         _created_at(),
         sa.ForeignKeyConstraint(

@@ -57,6 +57,9 @@ async def test_quality_gates_on_real_photos(client: httpx.AsyncClient, tenant_a:
     faces = await client.get(f"{API}/people/{someone}/faces", headers=tenant_a.headers)
     assert [f["id"] for f in faces.json()] == [accepted.json()["id"]]
     assert "embedding" not in faces.json()[0]
+    face_path = f"{API}/people/{someone}/faces/{accepted.json()['id']}"
+    assert (await client.delete(face_path, headers=tenant_a.headers)).status_code == 204
+    assert_problem(await client.delete(face_path, headers=tenant_a.headers), 404)
 
 
 @needs_corpus

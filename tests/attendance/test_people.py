@@ -87,3 +87,36 @@ async def test_a_viewer_reads_but_neither_enrols_nor_writes(
     assert_problem(await client.get(f"{API}/people/{someone}/faces", headers=viewer), 403)
     made = await client.post(f"{API}/people", headers=viewer, json={"code": "X", "full_name": "X"})
     assert_problem(made, 403)
+
+
+async def test_a_teacher_marks_by_hand_with_a_reason(
+    client: httpx.AsyncClient, tenant_a: Tenant
+) -> None:
+    headers = tenant_a.headers
+    group = (await client.post(f"{API}/groups", headers=headers, json={"name": "10A"})).json()
+    member = await person(client, tenant_a, "SV001")
+    outsider = await person(client, tenant_a, "SV002")
+    await client.post(
+        f"{API}/groups/{group['id']}/members", headers=headers, json={"person_ids": [member]}
+    )
+    _, teacher = await add_member(client, tenant_a, Role.TEACHER)
+    session = await client.post(
+        f"{API}/groups/{group['id']}/sessions", headers=teacher, json={"label": "Period 1"}
+    )
+    path = f"{API}/sessions/{session.json()['id']}"
+    mark = {"person_id": member, "present": True, "reason": "arrived after the photo"}
+    assert (await client.post(f"{path}/marks", headers=teacher, json=mark)).status_code == 204
+    detail = (await client.get(path, headers=teacher)).json()
+    assert [(m["person_id"], m["source"], m["reason"]) for m in detail["present"]] == [
+        (member, "manual", "arrived after the photo")
+    ]
+    assert detail["absent"] == []
+    wrong = {"person_id": outsider, "present": True, "reason": "not in this class"}
+    assert_problem(await client.post(f"{path}/marks", headers=teacher, json=wrong), 409)
+    taken_back = {"person_id": member, "present": False, "reason": "left at once"}
+    assert (await client.post(f"{path}/marks", headers=teacher, json=taken_back)).status_code == 204
+    detail = (await client.get(path, headers=teacher)).json()
+    assert (detail["present"], [p["id"] for p in detail["absent"]]) == ([], [member])
+    audit = await client.get("/api/v1/audit-events", headers=headers)
+    actions = [e["action"] for e in audit.json()["items"]]
+    assert actions.count("attendance.session.marked_by_hand") == 2

@@ -25,8 +25,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from tests.appraisal.conftest import RING, Bank, make_bank
 from tests.conftest import Tenant, add_member
 from tests.webhooks.test_api import live_event
+from touchstone.attendance.models import Face
+from touchstone.attendance.service import FACE_PHOTO_KIND
 from touchstone.core.db import Database
 from touchstone.core.permissions import Role
+from touchstone.core.storage.base import new_key
 from touchstone.statements.models import Statement, StatementTransaction
 from touchstone.webhooks.service import on_events
 
@@ -220,6 +223,20 @@ async def attendance_person(world: World) -> None:
         f"/attendance/groups/{world.ids['group_id']}/members",
         json={"person_ids": [made["id"]]},
     )
+    face = Face(  # enrolling through the API needs a real face photo; the row is enough here
+        org_id=world.owner.org_id,
+        person_id=uuid.UUID(made["id"]),
+        embedding=[0.01] * 128,
+        engine="dlib",
+        photo_key=new_key(world.owner.org_id, FACE_PHOTO_KIND),
+        photo_sha256="0" * 64,
+        quality={},
+        enrolled_by=world.owner.org_id,
+    )
+    async with world.database.transaction(org_id=world.owner.org_id) as session:
+        session.add(face)
+        await session.flush()
+        world.ids["face_id"] = str(face.id)
 
 
 async def attendance_session(world: World) -> None:

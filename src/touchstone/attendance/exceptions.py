@@ -17,6 +17,14 @@ class SessionNotFound(NotFound):
     code, title = "attendance_session_not_found", "Session not found"
 
 
+class FaceNotFound(NotFound):
+    code, title = "attendance_face_not_found", "Enrolled face not found"
+
+
+class NotAMember(AppError):
+    status, code, title = 409, "not_a_member", "The person is not a member of the group"
+
+
 class ConsentRequired(AppError):
     """No biometric data is stored for a person without recorded consent."""
 

@@ -131,9 +131,11 @@ class Mark(IdMixin, TenantMixin, TimestampMixin, Base):
         ForeignKey("attendance_people.id", ondelete="CASCADE"), index=True
     )
     source: Mapped[str] = mapped_column(String(20))
-    """photo"""
+    """photo | manual"""
     distance: Mapped[float | None] = mapped_column(Float)
     confidence: Mapped[float | None] = mapped_column(Float)
     box: Mapped[list[int] | None] = mapped_column(JSONB)
     photo_key: Mapped[str | None] = mapped_column(String(200))
     marked_by: Mapped[uuid.UUID]
+    reason: Mapped[str | None] = mapped_column(String(500))
+    """Why a teacher marked by hand."""

@@ -111,6 +111,7 @@ MARKS = item_query(
         Mark.distance,
         Mark.confidence,
         Mark.box,
+        Mark.reason,
         Mark.created_at,
     )
     .join(Person, Person.id == Mark.person_id)
@@ -196,6 +197,15 @@ async def nearest(
         .limit(limit)
     )
     return [(person, float(d)) for person, d in rows]
+
+
+async def get_face(
+    session: AsyncSession, org_id: uuid.UUID, person_id: uuid.UUID, face_id: uuid.UUID
+) -> Face | None:
+    face = await session.get(Face, face_id)
+    if face is None or face.org_id != org_id or face.person_id != person_id:
+        return None
+    return face
 
 
 async def face_photo_keys(

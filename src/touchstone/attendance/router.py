@@ -19,6 +19,7 @@ from touchstone.attendance.schemas import (
     FaceOut,
     GroupCreate,
     GroupOut,
+    ManualMark,
     MembersAdd,
     PersonCreate,
     PersonDeleted,
@@ -153,6 +154,19 @@ async def list_faces(person_id: uuid.UUID, read: EnrolmentReads) -> list[FaceOut
     return [FaceOut(**row) for row in await service.list_faces(read, person_id)]
 
 
+@router.delete("/attendance/people/{person_id}/faces/{face_id}", status_code=204)
+async def delete_face(
+    person_id: uuid.UUID,
+    face_id: uuid.UUID,
+    session: SessionDep,
+    storage: StorageDep,
+    principal: Enroller,
+) -> Response:
+    """The embedding and its stored photo; re-enrolment replaces by deleting and adding."""
+    await service.delete_face(session, storage, principal, person_id, face_id)
+    return Response(status_code=204)
+
+
 @router.post("/attendance/recognitions", response_model=Recognition)
 @PHOTO_LIMIT
 async def recognise(photo: UploadFile, session: SessionDep, principal: Marker) -> Recognition:
@@ -192,6 +206,15 @@ async def create_session(
 async def get_session(session_id: uuid.UUID, read: Reads) -> SessionDetail:
     """Who is marked present (with confidence and box) and which members are absent."""
     return await service.read_session(read, session_id)
+
+
+@router.post("/attendance/sessions/{session_id}/marks", status_code=204)
+async def mark_by_hand(
+    session_id: uuid.UUID, body: ManualMark, session: SessionDep, principal: Marker
+) -> Response:
+    """A teacher's override with a reason (audited): present, or a mark taken back."""
+    await service.mark_by_hand(session, principal, session_id, body)
+    return Response(status_code=204)
 
 
 @router.post("/attendance/sessions/{session_id}/photos", response_model=PhotoMarking)

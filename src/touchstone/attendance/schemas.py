@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import Field, StringConstraints
 
-from touchstone.core.schemas import InputModel, Name, NonBlank, OutputModel, PlainText
+from touchstone.core.schemas import Flag, InputModel, Name, NonBlank, OutputModel, PlainText
 
 Code = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")]
 Text500 = Annotated[PlainText, StringConstraints(min_length=1, max_length=500), NonBlank]
@@ -162,10 +162,20 @@ class MarkOut(OutputModel):
     code: str
     full_name: str
     source: str
+    """photo | manual"""
     distance: float | None
     confidence: float | None
     box: Box | None
+    reason: str | None
     created_at: datetime
+
+
+class ManualMark(InputModel):
+    """A teacher's override: mark someone present the camera missed, or take back a mark."""
+
+    person_id: uuid.UUID
+    present: Flag
+    reason: Text500
 
 
 class SessionDetail(SessionOut):

@@ -20,8 +20,10 @@ from touchstone.attendance import matching, repository, vision
 from touchstone.attendance.engines import default_engine
 from touchstone.attendance.exceptions import (
     ConsentRequired,
+    FaceNotFound,
     GroupNotFound,
     InvalidPhoto,
+    NotAMember,
     PersonNotFound,
     SessionNotFound,
 )
@@ -34,6 +36,7 @@ from touchstone.attendance.schemas import (
     FaceOut,
     GroupCreate,
     GroupOut,
+    ManualMark,
     MarkOut,
     OperatingPointOut,
     PersonBrief,
@@ -344,6 +347,31 @@ async def enrol(
     return FaceOut.model_validate(face)
 
 
+async def delete_face(
+    session: AsyncSession,
+    storage: Storage,
+    principal: Principal,
+    person_id: uuid.UUID,
+    face_id: uuid.UUID,
+) -> None:
+    """Remove one enrolled face (a poor or outdated photo): re-enrolment replaces by
+    deleting and adding."""
+    face = await repository.get_face(session, principal.org_id, person_id, face_id)
+    if face is None:
+        raise FaceNotFound()
+    await session.delete(face)
+    await record_audit(
+        session,
+        principal,
+        "attendance.face.deleted",
+        "attendance_person",
+        person_id,
+        {"face_id": str(face_id), "sha256": face.photo_sha256},
+    )
+    await session.flush()
+    await storage.delete(principal.org_id, face.photo_key)
+
+
 # --- recognition ----------------------------------------------------------------------------
 
 
@@ -525,6 +553,48 @@ async def read_session(read: TenantRead, session_id: uuid.UUID) -> SessionDetail
     )
 
 
+async def mark_by_hand(
+    session: AsyncSession, principal: Principal, session_id: uuid.UUID, data: ManualMark
+) -> None:
+    """A teacher's override, with its reason in the mark and in the audit log."""
+    taken = await repository.get_session(session, principal.org_id, session_id)
+    if taken is None:
+        raise SessionNotFound()
+    await _person(session, principal, data.person_id)  # another org's person: 404
+    if data.person_id not in await repository.member_ids(session, principal.org_id, taken.group_id):
+        raise NotAMember()
+    marks = await repository.marks_of(session, principal.org_id, session_id)
+    existing = marks.get(data.person_id)
+    if data.present and existing is None:
+        session.add(
+            Mark(
+                org_id=principal.org_id,
+                session_id=session_id,
+                person_id=data.person_id,
+                source="manual",
+                marked_by=principal.id,
+                reason=data.reason,
+                created_at=utcnow(),
+            )
+        )
+    elif not data.present and existing is not None:
+        await session.delete(existing)
+    await record_audit(
+        session,
+        principal,
+        "attendance.session.marked_by_hand",
+        "attendance_session",
+        session_id,
+        {
+            "person_id": str(data.person_id),
+            "present": data.present,
+            "reason": data.reason,
+            "was_present": existing is not None,
+        },
+    )
+    await session.flush()
+
+
 async def mark_from_photo(
     session: AsyncSession,
     storage: Storage,
@@ -598,6 +668,7 @@ async def mark_from_photo(
             distance=mark.distance,
             confidence=mark.confidence,
             box=mark.box,
+            reason=mark.reason,
             created_at=mark.created_at,
         )
         for mark in (marks[person_id] for person_id in seen)
