@@ -120,3 +120,46 @@ async def test_a_teacher_marks_by_hand_with_a_reason(
     audit = await client.get("/api/v1/audit-events", headers=headers)
     actions = [e["action"] for e in audit.json()["items"]]
     assert actions.count("attendance.session.marked_by_hand") == 2
+
+
+async def test_a_class_imported_from_csv_with_a_report_of_refused_rows(
+    client: httpx.AsyncClient, tenant_a: Tenant
+) -> None:
+    headers = tenant_a.headers
+    await client.post(f"{API}/groups", headers=headers, json={"name": "10A"})
+    await person(client, tenant_a, "SV009", consent=False)
+    csv = (
+        "code,full_name,contact,group\n"
+        "SV001,An Nguyen,+84 90 000 0001,10A\n"
+        "SV002,Binh Tran,,\n"
+        "SV001,Again Same Code,,10A\n"
+        "SV009,Already There,,\n"
+        "SV003,Unknown Group,,11B\n"
+        "bad code!,Bad Code,,\n"
+        "SV004,,,\n"
+    )
+    imported = await client.post(
+        f"{API}/people-imports", headers=headers, files={"file": ("class.csv", csv, "text/csv")}
+    )
+    assert imported.status_code == 200, imported.text
+    report = imported.json()
+    assert report["created"] == 2
+    assert [(r["line"], r["code"]) for r in report["refused"]] == [
+        (4, "SV001"),
+        (5, "SV009"),
+        (6, "SV003"),
+        (7, "bad code!"),
+        (8, "SV004"),
+    ]
+    assert "exists" in report["refused"][0]["reason"]
+    assert "11B" in report["refused"][2]["reason"]
+    listed = await client.get(f"{API}/people", headers=headers, params={"search": "SV001"})
+    (first,) = listed.json()["items"]
+    assert first["full_name"] == "An Nguyen"
+    assert len(first["group_ids"]) == 1
+    not_csv = await client.post(
+        f"{API}/people-imports",
+        headers=headers,
+        files={"file": ("x.png", b"\x89PNG\xff", "image/png")},
+    )
+    assert_problem(not_csv, 422)

@@ -132,6 +132,15 @@ ABSENT = item_query(
 )
 
 
+async def codes_in_org(session: AsyncSession, org_id: uuid.UUID) -> set[str]:
+    return set(await session.scalars(select(Person.code).where(Person.org_id == org_id)))
+
+
+async def groups_by_name(session: AsyncSession, org_id: uuid.UUID) -> dict[str, uuid.UUID]:
+    rows = await session.execute(select(Group.name, Group.id).where(Group.org_id == org_id))
+    return {row.name: row.id for row in rows}
+
+
 async def get_group(session: AsyncSession, org_id: uuid.UUID, group_id: uuid.UUID) -> Group | None:
     group = await session.get(Group, group_id)
     return group if group is not None and group.org_id == org_id else None

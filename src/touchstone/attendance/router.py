@@ -19,6 +19,7 @@ from touchstone.attendance.schemas import (
     FaceOut,
     GroupCreate,
     GroupOut,
+    ImportReport,
     ManualMark,
     MembersAdd,
     PersonCreate,
@@ -87,6 +88,13 @@ async def add_members(
 @router.post("/attendance/people", response_model=PersonOut, status_code=201)
 async def create_person(body: PersonCreate, write: NewThing) -> PersonOut:
     return await service.create_person(write, body)
+
+
+@router.post("/attendance/people-imports", response_model=ImportReport)
+async def import_people(file: UploadFile, session: SessionDep, principal: Writer) -> ImportReport:
+    """A UTF-8 CSV with the header `code,full_name[,contact][,group]` (group: an existing
+    group's name). Valid rows are created; the others come back with their line and why."""
+    return await service.import_people(session, principal, file)
 
 
 @router.get("/attendance/people", response_model=Page[PersonOut])

@@ -34,6 +34,27 @@ class PersonCreate(InputModel):
     contact: Annotated[PlainText, StringConstraints(max_length=200)] | None = None
 
 
+class ImportedRow(InputModel):
+    """One CSV row of a bulk import: a person, and optionally the name of an existing group."""
+
+    code: Code
+    full_name: Name
+    contact: Annotated[PlainText, StringConstraints(max_length=200)] | None = None
+    group: Annotated[PlainText, StringConstraints(max_length=120)] | None = None
+
+
+class RefusedRow(OutputModel):
+    line: int
+    """The CSV line (the header is line 1)."""
+    code: str | None
+    reason: str
+
+
+class ImportReport(OutputModel):
+    created: int
+    refused: list[RefusedRow]
+
+
 class PersonUpdate(InputModel):
     full_name: Name | None = None
     contact: Annotated[PlainText, StringConstraints(max_length=200)] | None = None

@@ -7,12 +7,15 @@ their audit events in the same transaction. Every GET goes through `core.reads`.
 
 from __future__ import annotations
 
+import csv
+import io
 import uuid
 from typing import Any
 
 import anyio
 import numpy as np
 from fastapi import UploadFile
+from pydantic import ValidationError
 from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -36,6 +39,8 @@ from touchstone.attendance.schemas import (
     FaceOut,
     GroupCreate,
     GroupOut,
+    ImportedRow,
+    ImportReport,
     ManualMark,
     MarkOut,
     OperatingPointOut,
@@ -49,6 +54,7 @@ from touchstone.attendance.schemas import (
     Recognition,
     RecognitionSettings,
     RecognitionSettingsUpdate,
+    RefusedRow,
     SessionCreate,
     SessionDetail,
     SessionOut,
@@ -56,6 +62,7 @@ from touchstone.attendance.schemas import (
 from touchstone.core.audit import record_audit
 from touchstone.core.auth import Principal
 from touchstone.core.db import utcnow
+from touchstone.core.errors import InvalidInput
 from touchstone.core.pagination import Items, PageParams, PageShape
 from touchstone.core.reads import ItemQuery, Statements, TenantRead, read_item
 from touchstone.core.storage import Storage, file_kind, store_upload
@@ -163,6 +170,92 @@ async def create_person(write: TenantWrite, data: PersonCreate) -> PersonOut:
         )
 
     return await write.apply(plan)
+
+
+IMPORT_COLUMNS = frozenset({"code", "full_name", "contact", "group"})
+MAX_IMPORT_ROWS = 5_000
+
+
+def _import_rows(data: bytes) -> list[tuple[int, dict[str, str]]]:
+    """(line, row) of a UTF-8 CSV with a header naming `IMPORT_COLUMNS` (code and full_name
+    required); `InvalidInput` for a file that is not one."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InvalidInput("The file must be a UTF-8 CSV") from exc
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    header = set(reader.fieldnames or ())
+    if not {"code", "full_name"} <= header or not header <= IMPORT_COLUMNS:
+        raise InvalidInput("The header must name code, full_name and optionally contact, group")
+    rows: list[tuple[int, dict[str, str]]] = []
+    try:
+        for row in reader:
+            if len(rows) == MAX_IMPORT_ROWS:
+                raise InvalidInput(f"At most {MAX_IMPORT_ROWS} rows per import")
+            if None in row:
+                rows.append((reader.line_num, {"": "more fields than the header"}))
+                continue
+            rows.append((reader.line_num, {k: v.strip() for k, v in row.items() if v}))
+    except csv.Error as exc:
+        raise InvalidInput(f"Not a readable CSV: {exc}") from exc
+    return rows
+
+
+async def import_people(
+    session: AsyncSession, principal: Principal, upload: UploadFile
+) -> ImportReport:
+    """Every valid row becomes a person (in its group when it names one); every other row
+    is reported with its line and why, and nothing of it is stored."""
+    await upload.seek(0)
+    rows = _import_rows(await upload.read())
+    codes = await repository.codes_in_org(session, principal.org_id)
+    groups = await repository.groups_by_name(session, principal.org_id)
+    refused: list[RefusedRow] = []
+    created: list[str] = []
+    for line, values in rows:
+        code = values.get("code")
+        if "" in values:
+            refused.append(RefusedRow(line=line, code=code, reason=values[""]))
+            continue
+        try:
+            row = ImportedRow.model_validate(values)
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            field = ".".join(str(part) for part in error["loc"]) or "row"
+            refused.append(RefusedRow(line=line, code=code, reason=f"{field}: {error['msg']}"))
+            continue
+        if row.code in codes:
+            refused.append(RefusedRow(line=line, code=row.code, reason="the code exists"))
+            continue
+        if row.group and row.group not in groups:
+            reason = f"no group named {row.group!r}"
+            refused.append(RefusedRow(line=line, code=row.code, reason=reason))
+            continue
+        person = Person(
+            org_id=principal.org_id,
+            code=row.code,
+            full_name=row.full_name,
+            contact=row.contact,
+            created_at=utcnow(),
+        )
+        session.add(person)
+        await session.flush()
+        if row.group:
+            session.add(
+                Membership(org_id=principal.org_id, group_id=groups[row.group], person_id=person.id)
+            )
+        codes.add(row.code)
+        created.append(row.code)
+    await record_audit(
+        session,
+        principal,
+        "attendance.people.imported",
+        "attendance_import",
+        None,
+        {"created": created, "refused": len(refused)},
+    )
+    await session.flush()
+    return ImportReport(created=len(created), refused=refused)
 
 
 async def read_person(read: TenantRead, person_id: uuid.UUID) -> dict[str, Any]:
