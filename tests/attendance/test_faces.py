@@ -3,6 +3,9 @@ identities (`bench.faces`): person_02 and person_06 are enrolled, person_00 is a
 
 from __future__ import annotations
 
+import struct
+import zlib
+
 import cv2
 import httpx
 import numpy as np
@@ -13,6 +16,17 @@ from tests.security.world import PNG
 from touchstone.attendance.matching import decide
 
 ENROLLED_A, ENROLLED_B, STRANGER = "deepface_person_02", "deepface_person_06", "deepface_person_00"
+
+
+def _png_declaring(width: int, height: int) -> bytes:
+    """A PNG header declaring `width` x `height` pixels, with no pixels behind it."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        crc = zlib.crc32(kind + body).to_bytes(4, "big")
+        return len(body).to_bytes(4, "big") + kind + body + crc
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b"")
 
 
 def test_a_name_needs_a_close_face_and_a_clear_margin() -> None:
@@ -34,6 +48,10 @@ async def test_each_refusal_names_its_gate(client: httpx.AsyncClient, tenant_a: 
     someone = await person(client, tenant_a, "SV001")
     not_an_image = await enrol(client, tenant_a, someone, b"\xff\xd8 not a jpeg")
     assert_problem(not_an_image, 422, "invalid_photo")
+    large = await enrol(client, tenant_a, someone, _png_declaring(10_000, 5_000))
+    assert "10000x5000" in assert_problem(large, 422, "invalid_photo")["detail"]
+    huge = await enrol(client, tenant_a, someone, _png_declaring(30_000, 30_000))
+    assert "too many pixels" in assert_problem(huge, 422, "invalid_photo")["detail"]
     blank = await enrol(client, tenant_a, someone, jpeg(np.full((400, 400, 3), 128, np.uint8)))
     assert assert_problem(blank, 422, "enrolment_refused")["gate"] == "face_count"
 

@@ -5,11 +5,13 @@ CPU-bound; the service runs these in a worker thread so the event loop keeps ser
 
 from __future__ import annotations
 
+import io
 import time
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
+from PIL import Image
 
 from touchstone.attendance import quality
 from touchstone.attendance.engines import DetectedFace, Embedding, FaceEngine, RgbImage
@@ -18,15 +20,30 @@ from touchstone.attendance.exceptions import EnrolmentRefused, InvalidPhoto
 MAX_SIDE = 1024
 """Photos are scaled down to this longest side first: HOG time grows with the pixels, and a
 face wide enough to recognise stays wide enough."""
+MAX_PIXELS = 40_000_000
 SMALL_PHOTO_SIDE = 800
 """At or below this, a photo is searched at twice the size too (HOG finds faces from about
 80 px; class photos often hold smaller ones)."""
 
 
 def decode(data: bytes) -> RgbImage:
-    """RGB, its longest side at most `MAX_SIDE`."""
+    """RGB, its longest side at most `MAX_SIDE`. The size is read from the header first
+    (Pillow opens lazily): a small file declaring 30000 x 30000 pixels would otherwise make
+    OpenCV allocate gigabytes."""
+    try:
+        with Image.open(io.BytesIO(data)) as header:
+            width, height = header.size
+            kind = header.format
+    except Image.DecompressionBombError as exc:
+        raise InvalidPhoto(f"The photo has too many pixels; at most {MAX_PIXELS:,}") from exc
+    except OSError as exc:
+        raise InvalidPhoto() from exc
+    if kind not in ("JPEG", "PNG"):
+        raise InvalidPhoto()
+    if width * height > MAX_PIXELS:
+        raise InvalidPhoto(f"The photo has {width}x{height} pixels; at most {MAX_PIXELS:,}")
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    if image is None or image.ndim != 3:
+    if image is None or image.ndim != 3 or image.shape[:2] != (height, width):
         raise InvalidPhoto()
     height, width = image.shape[:2]
     scale = MAX_SIDE / max(height, width)
