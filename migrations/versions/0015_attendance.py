@@ -32,6 +32,7 @@ TENANT_TABLES = (
     "attendance_settings",
     "attendance_sessions",
     "attendance_marks",
+    "attendance_reviews",
 )
 
 
@@ -207,6 +208,37 @@ def upgrade() -> None:
     )
     op.create_index(op.f("ix_attendance_marks_person_id"), "attendance_marks", ["person_id"])
     op.create_index(op.f("ix_attendance_marks_session_id"), "attendance_marks", ["session_id"])
+    op.create_table(
+        "attendance_reviews",
+        sa.Column("session_id", sa.Uuid(), nullable=False),
+        sa.Column("candidate_id", sa.Uuid(), nullable=False),
+        sa.Column("distance", sa.Float(), nullable=False),
+        sa.Column("box", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
+        sa.Column("photo_key", sa.String(length=200), nullable=False),
+        sa.Column("status", sa.String(length=20), nullable=False),
+        sa.Column("decided_by", sa.Uuid(), nullable=True),
+        sa.Column("decided_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("reason", sa.String(length=500), nullable=True),
+        *_tenant_columns(),
+        _created_at(),
+        sa.ForeignKeyConstraint(
+            ["candidate_id"],
+            ["attendance_people.id"],
+            name=op.f("fk_attendance_reviews_candidate_id_attendance_people"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["session_id"],
+            ["attendance_sessions.id"],
+            name=op.f("fk_attendance_reviews_session_id_attendance_sessions"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_attendance_reviews")),
+    )
+    op.create_index(
+        op.f("ix_attendance_reviews_candidate_id"), "attendance_reviews", ["candidate_id"]
+    )
+    op.create_index(op.f("ix_attendance_reviews_session_id"), "attendance_reviews", ["session_id"])
     for table in TENANT_TABLES:
         _org_index(table)
         enable_tenant_rls(table)

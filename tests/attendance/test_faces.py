@@ -164,3 +164,53 @@ async def test_calibration_reports_the_trade_off_on_enrolled_faces(
     assert changed.json()["is_default"] is False
     shown = await client.get(f"{API}/recognition-settings", headers=tenant_a.headers)
     assert shown.json() == {"match_threshold": 0.5, "match_margin": 0.08, "is_default": False}
+
+
+@needs_corpus
+async def test_a_doubtful_face_waits_for_a_teacher(
+    client: httpx.AsyncClient, tenant_a: Tenant
+) -> None:
+    headers = tenant_a.headers
+    group_id = (await client.post(f"{API}/groups", headers=headers, json={"name": "10A"})).json()[
+        "id"
+    ]
+    a = await person(client, tenant_a, "SV001")
+    assert (await enrol(client, tenant_a, a, photo(f"{ENROLLED_A}/1.jpg"))).status_code == 201
+    await client.post(f"{API}/groups/{group_id}/members", headers=headers, json={"person_ids": [a]})
+    probe = photo(f"{ENROLLED_A}/2.jpg")
+    seen = await client.post(
+        f"{API}/recognitions", headers=headers, files={"photo": ("p.jpg", probe, "image/jpeg")}
+    )
+    distance = seen.json()["faces"][0]["distance"]
+    # The org's threshold just below this face's distance: unknown, but within the band.
+    settings = {"match_threshold": round(distance - 0.02, 3), "match_margin": 0.05}
+    await client.put(f"{API}/recognition-settings", headers=headers, json=settings)
+    session_id = (
+        await client.post(
+            f"{API}/groups/{group_id}/sessions", headers=headers, json={"label": "Period 1"}
+        )
+    ).json()["id"]
+    marked = await client.post(
+        f"{API}/sessions/{session_id}/photos",
+        headers=headers,
+        files={"photo": ("class.jpg", probe, "image/jpeg")},
+    )
+    result = marked.json()
+    assert result["marked"] == []
+    assert result["unknown_faces"][0]["doubtful"] is True
+    (queued,) = result["queued_for_review"]
+    assert (queued["candidate_id"], queued["status"]) == (a, "open")
+
+    listed = await client.get(f"{API}/sessions/{session_id}/reviews", headers=headers)
+    assert [r["id"] for r in listed.json()] == [queued["id"]]
+    decision = {"person_id": a, "reason": "it is her, glasses on"}
+    decided = await client.post(
+        f"{API}/reviews/{queued['id']}/decision", headers=headers, json=decision
+    )
+    assert decided.json()["status"] == "confirmed"
+    again = await client.post(
+        f"{API}/reviews/{queued['id']}/decision", headers=headers, json=decision
+    )
+    assert_problem(again, 409, "review_decided")
+    detail = (await client.get(f"{API}/sessions/{session_id}", headers=headers)).json()
+    assert [(m["person_id"], m["source"]) for m in detail["present"]] == [(a, "review")]

@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from tests.appraisal.conftest import RING, Bank, make_bank
 from tests.conftest import Tenant, add_member
 from tests.webhooks.test_api import live_event
-from touchstone.attendance.models import Face
+from touchstone.attendance.models import Face, Review
 from touchstone.attendance.service import FACE_PHOTO_KIND
 from touchstone.core.db import Database
 from touchstone.core.permissions import Role
@@ -247,6 +247,25 @@ async def attendance_session(world: World) -> None:
     world.ids["session_id"] = made["id"]
 
 
+async def attendance_review(world: World) -> None:
+    """A doubtful face queued in the world's session (a class photo is not needed here)."""
+    await world.make(f"{API}/attendance/sessions/")
+    await world.make(f"{API}/attendance/people/")
+    review = Review(
+        org_id=world.owner.org_id,
+        session_id=uuid.UUID(world.ids["session_id"]),
+        candidate_id=uuid.UUID(world.ids["person_id"]),
+        distance=0.6,
+        box=[0, 0, 10, 10],
+        photo_key=new_key(world.owner.org_id, FACE_PHOTO_KIND),
+        status="open",
+    )
+    async with world.database.transaction(org_id=world.owner.org_id) as session:
+        session.add(review)
+        await session.flush()
+        world.ids["review_id"] = str(review.id)
+
+
 async def own_org(world: World) -> None:
     """Platform routes name an org: the owner's own (a platform admin's are tried too)."""
     world.ids["org_id"] = str(world.owner.org_id)
@@ -268,6 +287,7 @@ FACTORIES: dict[str, Callable[[World], Awaitable[None]]] = {
     f"{API}/attendance/groups/": attendance_group,
     f"{API}/attendance/people/": attendance_person,
     f"{API}/attendance/sessions/": attendance_session,
+    f"{API}/attendance/reviews/": attendance_review,
     f"{API}/platform/orgs/": own_org,
 }
 

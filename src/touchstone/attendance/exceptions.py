@@ -25,6 +25,14 @@ class NotAMember(AppError):
     status, code, title = 409, "not_a_member", "The person is not a member of the group"
 
 
+class ReviewNotFound(NotFound):
+    code, title = "attendance_review_not_found", "Review not found"
+
+
+class ReviewDecided(AppError):
+    status, code, title = 409, "review_decided", "The review was decided already"
+
+
 class ConsentRequired(AppError):
     """No biometric data is stored for a person without recorded consent."""
 

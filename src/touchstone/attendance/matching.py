@@ -19,6 +19,10 @@ import numpy.typing as npt
 
 DEFAULT_THRESHOLD = 0.55
 DEFAULT_MARGIN = 0.05
+REVIEW_BAND = 0.08
+"""Unknown faces this far beyond the threshold go to the review queue. On the development
+part the first stranger was named at threshold 0.65, so the band (to 0.63) stops short of
+where strangers begin."""
 CANDIDATE_THRESHOLDS = (0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65)
 NEIGHBOURS = 20
 """Nearest embeddings fetched per face: enough to find the second-best other person even
@@ -39,6 +43,15 @@ class Decision(Generic[K]):
     """matched | no_enrolled_faces | too_far | ambiguous"""
     confidence: float = 0.0
     """How far inside the threshold a match is, 0 to 1 (0 for unknown)."""
+    nearest: K | None = None
+    """The nearest enrolled person, named or not: the candidate a teacher reviews."""
+
+    def doubtful(self, threshold: float) -> bool:
+        """Unknown, but close enough that a teacher should look: ambiguous between two
+        people, or just beyond the threshold (within `REVIEW_BAND`)."""
+        if self.person is not None or self.distance is None:
+            return False
+        return self.reason == "ambiguous" or self.distance < threshold + REVIEW_BAND
 
 
 def decide(neighbours: Iterable[tuple[K, float]], threshold: float, margin: float) -> Decision[K]:
@@ -53,11 +66,11 @@ def decide(neighbours: Iterable[tuple[K, float]], threshold: float, margin: floa
     person, distance = ranked[0]
     runner_up = ranked[1][1] if len(ranked) > 1 else None
     if distance >= threshold:
-        return Decision(None, distance, runner_up, "too_far")
+        return Decision(None, distance, runner_up, "too_far", nearest=person)
     if runner_up is not None and runner_up - distance < margin:
-        return Decision(None, distance, runner_up, "ambiguous")
+        return Decision(None, distance, runner_up, "ambiguous", nearest=person)
     confidence = round(max(0.0, 1.0 - distance / threshold), 3)
-    return Decision(person, distance, runner_up, "matched", confidence)
+    return Decision(person, distance, runner_up, "matched", confidence, person)
 
 
 @dataclass(frozen=True, slots=True)

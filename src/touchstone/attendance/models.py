@@ -139,3 +139,24 @@ class Mark(IdMixin, TenantMixin, TimestampMixin, Base):
     marked_by: Mapped[uuid.UUID]
     reason: Mapped[str | None] = mapped_column(String(500))
     """Why a teacher marked by hand."""
+
+
+class Review(IdMixin, TenantMixin, TimestampMixin, Base):
+    """A doubtful face of a class photo, waiting for a teacher to confirm or correct."""
+
+    __tablename__ = "attendance_reviews"
+
+    session_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("attendance_sessions.id", ondelete="CASCADE"), index=True
+    )
+    candidate_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("attendance_people.id", ondelete="CASCADE"), index=True
+    )
+    distance: Mapped[float] = mapped_column(Float)
+    box: Mapped[list[int]] = mapped_column(JSONB)
+    photo_key: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(20))
+    """open | confirmed | corrected | rejected"""
+    decided_by: Mapped[uuid.UUID | None]
+    decided_at: Mapped[datetime | None] = mapped_column(_TZ)
+    reason: Mapped[str | None] = mapped_column(String(500))

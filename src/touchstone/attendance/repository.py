@@ -29,6 +29,7 @@ from touchstone.attendance.models import (
     Mark,
     Membership,
     Person,
+    Review,
     Session,
     Settings,
 )
@@ -39,6 +40,7 @@ from touchstone.attendance.schemas import (
     MarkOut,
     PersonBrief,
     PersonOut,
+    ReviewOut,
     SessionOut,
 )
 from touchstone.core.reads import columns_for, item_query, row_query
@@ -130,6 +132,36 @@ ABSENT = item_query(
     .order_by(Person.code),
     PersonBrief,
 )
+
+
+REVIEWS = item_query(
+    select(
+        Review.id,
+        Review.session_id,
+        Review.candidate_id,
+        Person.code.label("candidate_code"),
+        Person.full_name.label("candidate_name"),
+        Review.distance,
+        Review.box,
+        Review.status,
+        Review.reason,
+        Review.created_at,
+    )
+    .join(Person, Person.id == Review.candidate_id)
+    .where(Review.org_id == _ORG, Review.session_id == bindparam("id"))
+    .order_by(Review.created_at, Review.id),
+    ReviewOut,
+)
+SESSION_EXISTS = row_query(
+    select(Session.id).where(Session.org_id == _ORG, Session.id == bindparam("id"))
+)
+
+
+async def get_review(
+    session: AsyncSession, org_id: uuid.UUID, review_id: uuid.UUID
+) -> Review | None:
+    review = await session.get(Review, review_id)
+    return review if review is not None and review.org_id == org_id else None
 
 
 async def codes_in_org(session: AsyncSession, org_id: uuid.UUID) -> set[str]:

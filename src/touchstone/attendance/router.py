@@ -30,6 +30,8 @@ from touchstone.attendance.schemas import (
     Recognition,
     RecognitionSettings,
     RecognitionSettingsUpdate,
+    ReviewDecision,
+    ReviewOut,
     SessionCreate,
     SessionDetail,
     SessionOut,
@@ -223,6 +225,20 @@ async def mark_by_hand(
     """A teacher's override with a reason (audited): present, or a mark taken back."""
     await service.mark_by_hand(session, principal, session_id, body)
     return Response(status_code=204)
+
+
+@router.get("/attendance/sessions/{session_id}/reviews", response_model=list[ReviewOut])
+async def list_reviews(session_id: uuid.UUID, read: Reads) -> list[ReviewOut]:
+    """Doubtful faces of the session's class photos, open and decided."""
+    return await service.list_reviews(read, session_id)
+
+
+@router.post("/attendance/reviews/{review_id}/decision", response_model=ReviewOut)
+async def decide_review(
+    review_id: uuid.UUID, body: ReviewDecision, session: SessionDep, principal: Marker
+) -> ReviewOut:
+    """Confirm the candidate, correct to another member, or reject (`person_id` null)."""
+    return await service.decide_review(session, principal, review_id, body)
 
 
 @router.post("/attendance/sessions/{session_id}/photos", response_model=PhotoMarking)

@@ -120,6 +120,8 @@ class RecognisedFace(OutputModel):
     confidence: float
     reason: str
     """matched | too_far | ambiguous | no_enrolled_faces"""
+    doubtful: bool = False
+    """Unknown but close: marking a session queues it for a teacher's review."""
 
 
 class Recognition(OutputModel):
@@ -199,6 +201,28 @@ class ManualMark(InputModel):
     reason: Text500
 
 
+class ReviewOut(OutputModel):
+    id: uuid.UUID
+    session_id: uuid.UUID
+    candidate_id: uuid.UUID
+    candidate_code: str
+    candidate_name: str
+    distance: float
+    box: Box
+    status: str
+    """open | confirmed | corrected | rejected"""
+    reason: str | None
+    created_at: datetime
+
+
+class ReviewDecision(InputModel):
+    """Who the face is: the candidate (confirm), another member (correct), or null
+    (nobody of the group: reject)."""
+
+    person_id: uuid.UUID | None
+    reason: Text500
+
+
 class SessionDetail(SessionOut):
     present: list[MarkOut]
     absent: list[PersonBrief]
@@ -212,6 +236,8 @@ class PhotoMarking(OutputModel):
     unknown_faces: list[RecognisedFace]
     not_in_group: list[RecognisedFace]
     """Enrolled people of the org recognised here who are not members of the group."""
+    queued_for_review: list[ReviewOut]
+    """Doubtful faces whose nearest enrolled person is a member: a teacher decides."""
     absent: list[PersonBrief]
     """Members not marked present in the session after this photo."""
     seconds: float

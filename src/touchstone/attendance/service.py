@@ -28,9 +28,20 @@ from touchstone.attendance.exceptions import (
     InvalidPhoto,
     NotAMember,
     PersonNotFound,
+    ReviewDecided,
+    ReviewNotFound,
     SessionNotFound,
 )
-from touchstone.attendance.models import Consent, Face, Group, Mark, Membership, Person, Session
+from touchstone.attendance.models import (
+    Consent,
+    Face,
+    Group,
+    Mark,
+    Membership,
+    Person,
+    Review,
+    Session,
+)
 from touchstone.attendance.models import Settings as RecognitionRow
 from touchstone.attendance.schemas import (
     Calibration,
@@ -55,6 +66,8 @@ from touchstone.attendance.schemas import (
     RecognitionSettings,
     RecognitionSettingsUpdate,
     RefusedRow,
+    ReviewDecision,
+    ReviewOut,
     SessionCreate,
     SessionDetail,
     SessionOut,
@@ -511,9 +524,13 @@ async def _thresholds(session: AsyncSession, org_id: uuid.UUID) -> tuple[float, 
     return row.match_threshold, row.match_margin
 
 
+Candidates = list[uuid.UUID | None]
+"""Per recognised face: the nearest enrolled person when the face is doubtful, else None."""
+
+
 async def _recognise(
     session: AsyncSession, principal: Principal, scene: vision.Scene
-) -> tuple[list[RecognisedFace], float, float]:
+) -> tuple[list[RecognisedFace], Candidates, float, float]:
     threshold, margin = await _thresholds(session, principal.org_id)
     decisions = []
     for face in scene.faces:
@@ -523,9 +540,11 @@ async def _recognise(
         decisions.append((face, matching.decide(neighbours, threshold, margin)))
     named = {d.person for _, d in decisions if d.person is not None}
     people = await repository.people_in_org(session, principal.org_id, list(named))
-    faces = []
+    faces, candidates = [], []
     for face, decision in decisions:
         person = people.get(decision.person) if decision.person is not None else None
+        doubtful = decision.doubtful(threshold)
+        candidates.append(decision.nearest if doubtful else None)
         faces.append(
             RecognisedFace(
                 box=list(face.box),
@@ -536,9 +555,10 @@ async def _recognise(
                 runner_up=_rounded(decision.runner_up),
                 confidence=decision.confidence,
                 reason=decision.reason,
+                doubtful=doubtful,
             )
         )
-    return faces, threshold, margin
+    return faces, candidates, threshold, margin
 
 
 def _rounded(value: float | None) -> float | None:
@@ -548,7 +568,7 @@ def _rounded(value: float | None) -> float | None:
 async def recognise(session: AsyncSession, principal: Principal, photo: UploadFile) -> Recognition:
     data = await _photo_bytes(photo)
     scene = await anyio.to_thread.run_sync(vision.scene, default_engine(), data)
-    faces, threshold, margin = await _recognise(session, principal, scene)
+    faces, _, threshold, margin = await _recognise(session, principal, scene)
     return Recognition(faces=faces, threshold=threshold, margin=margin)
 
 
@@ -688,6 +708,88 @@ async def mark_by_hand(
     await session.flush()
 
 
+def _review_out(review: Review, candidate: Person) -> ReviewOut:
+    return ReviewOut(
+        id=review.id,
+        session_id=review.session_id,
+        candidate_id=review.candidate_id,
+        candidate_code=candidate.code,
+        candidate_name=candidate.full_name,
+        distance=review.distance,
+        box=review.box,
+        status=review.status,
+        reason=review.reason,
+        created_at=review.created_at,
+    )
+
+
+async def list_reviews(read: TenantRead, session_id: uuid.UUID) -> list[ReviewOut]:
+    def plan(principal: Principal) -> Statements:
+        values = {"org_id": principal.org_id, "id": session_id}
+        return [(repository.SESSION_EXISTS.query, values), (repository.REVIEWS.query, values)]
+
+    found, rows = await read.fetch(plan)
+    if not found:
+        raise SessionNotFound()
+    return [ReviewOut(**row) for row in repository.REVIEWS.items(rows)]
+
+
+async def decide_review(
+    session: AsyncSession, principal: Principal, review_id: uuid.UUID, data: ReviewDecision
+) -> ReviewOut:
+    """Confirm the candidate, correct to another member, or reject (nobody of the group);
+    a confirmed or corrected face marks its person present (source `review`)."""
+    review = await repository.get_review(session, principal.org_id, review_id)
+    if review is None:
+        raise ReviewNotFound()
+    if review.status != "open":
+        raise ReviewDecided()
+    taken = await repository.get_session(session, principal.org_id, review.session_id)
+    assert taken is not None  # the foreign key cascades
+    if data.person_id is None:
+        review.status = "rejected"
+    else:
+        await _person(session, principal, data.person_id)
+        if data.person_id not in await repository.member_ids(
+            session, principal.org_id, taken.group_id
+        ):
+            raise NotAMember()
+        review.status = "confirmed" if data.person_id == review.candidate_id else "corrected"
+        marks = await repository.marks_of(session, principal.org_id, review.session_id)
+        if data.person_id not in marks:
+            session.add(
+                Mark(
+                    org_id=principal.org_id,
+                    session_id=review.session_id,
+                    person_id=data.person_id,
+                    source="review",
+                    distance=review.distance if review.status == "confirmed" else None,
+                    box=review.box,
+                    photo_key=review.photo_key,
+                    marked_by=principal.id,
+                    reason=data.reason,
+                    created_at=utcnow(),
+                )
+            )
+    review.decided_by, review.decided_at, review.reason = principal.id, utcnow(), data.reason
+    await record_audit(
+        session,
+        principal,
+        f"attendance.review.{review.status}",
+        "attendance_session",
+        review.session_id,
+        {
+            "review_id": str(review.id),
+            "candidate_id": str(review.candidate_id),
+            "person_id": str(data.person_id) if data.person_id else None,
+            "reason": data.reason,
+        },
+    )
+    await session.flush()
+    candidate = await _person(session, principal, review.candidate_id)
+    return _review_out(review, candidate)
+
+
 async def mark_from_photo(
     session: AsyncSession,
     storage: Storage,
@@ -702,7 +804,7 @@ async def mark_from_photo(
         raise SessionNotFound()
     data = await _photo_bytes(photo)
     scene = await anyio.to_thread.run_sync(vision.scene, default_engine(), data)
-    faces, _, _ = await _recognise(session, principal, scene)
+    faces, candidates, _, _ = await _recognise(session, principal, scene)
     stored = await store_upload(
         storage,
         principal.org_id,
@@ -716,9 +818,24 @@ async def mark_from_photo(
     unknown: list[RecognisedFace] = []
     outside: list[RecognisedFace] = []
     seen: list[uuid.UUID] = []
-    for face in faces:
+    reviews: list[Review] = []
+    for face, candidate in zip(faces, candidates, strict=True):
         if face.person_id is None:
             unknown.append(face)
+            if candidate in members and candidate not in marks and face.distance is not None:
+                reviews.append(
+                    Review(
+                        id=uuid.uuid4(),
+                        org_id=principal.org_id,
+                        session_id=session_id,
+                        candidate_id=candidate,
+                        distance=face.distance,
+                        box=face.box,
+                        photo_key=stored.key,
+                        status="open",
+                        created_at=utcnow(),
+                    )
+                )
         elif face.person_id not in members:
             outside.append(face)
         elif face.person_id not in seen:
@@ -748,8 +865,10 @@ async def mark_from_photo(
             "faces": len(faces),
             "marked": sorted(map(str, seen)),
             "unknown": len(unknown),
+            "queued_for_review": [str(r.id) for r in reviews],
         },
     )
+    session.add_all(reviews)
     await session.flush()
     people = await repository.people_in_org(session, principal.org_id, list(members))
     marked = [
@@ -777,6 +896,7 @@ async def mark_from_photo(
         marked=marked,
         unknown_faces=unknown,
         not_in_group=outside,
+        queued_for_review=[_review_out(r, people[r.candidate_id]) for r in reviews],
         absent=absent,
         seconds=round(scene.seconds, 3),
     )
