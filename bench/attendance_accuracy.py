@@ -271,10 +271,6 @@ class Report:
         return "\n".join(rows)
 
 
-def _largest(faces: list[vision.SeenFace]) -> vision.SeenFace | None:
-    return max(faces, key=lambda f: f.box[2] - f.box[0], default=None)
-
-
 def _distances(gallery: dict[str, Embedding], embedding: Embedding) -> list[tuple[str, float]]:
     return [(name, float(np.linalg.norm(v - embedding))) for name, v in gallery.items()]
 

@@ -62,7 +62,6 @@ def find_faces(engine: FaceEngine, image: RgbImage) -> list[DetectedFace]:
 class Enrolment:
     embedding: Embedding
     quality: dict[str, float]
-    box: tuple[int, int, int, int]
 
 
 def enrolment(engine: FaceEngine, data: bytes) -> Enrolment:
@@ -77,22 +76,19 @@ def enrolment(engine: FaceEngine, data: bytes) -> Enrolment:
     measured = quality.measure(face, engine.chip(image, face))
     if failed := measured.failed_gate():
         raise EnrolmentRefused(*failed, quality=measured.to_dict())
-    return Enrolment(engine.embed(image, face), measured.to_dict(), face.box)
+    return Enrolment(engine.embed(image, face), measured.to_dict())
 
 
 @dataclass(frozen=True, slots=True)
 class SeenFace:
     box: tuple[int, int, int, int]
     """In the photo as scaled for analysis (longest side at most `MAX_SIDE`)."""
-    detection_score: float
     embedding: Embedding
 
 
 @dataclass(frozen=True, slots=True)
 class Scene:
     faces: list[SeenFace]
-    size: tuple[int, int]
-    """width, height as analysed."""
     seconds: float
 
 
@@ -101,14 +97,5 @@ def scene(engine: FaceEngine, data: bytes) -> Scene:
     to recognise simply comes out unknown."""
     started = time.perf_counter()
     image = decode(data)
-    faces = [
-        SeenFace(face.box, face.score, engine.embed(image, face))
-        for face in find_faces(engine, image)
-    ]
-    height, width = image.shape[:2]
-    return Scene(faces, (width, height), time.perf_counter() - started)
-
-
-def vector_literal(embedding: Embedding) -> str:
-    """pgvector's text form, for `CAST(:q AS vector)`."""
-    return "[" + ",".join(f"{value:.7g}" for value in embedding.tolist()) + "]"
+    faces = [SeenFace(face.box, engine.embed(image, face)) for face in find_faces(engine, image)]
+    return Scene(faces, time.perf_counter() - started)
