@@ -104,7 +104,11 @@ SESSION = item_query(
     ),
     SessionOut,
 )
-_MEMBERS = select(Membership.person_id).where(Membership.group_id == bindparam("group_id"))
+_MEMBERS = select(Membership.person_id).where(
+    Membership.group_id
+    == select(Session.group_id).where(Session.id == bindparam("id")).scalar_subquery()
+)
+"""The members of the session's group (so a session's detail is read in one round trip)."""
 MARKS = item_query(
     select(
         Mark.person_id,

@@ -647,20 +647,17 @@ async def create_session(
 async def read_session(read: TenantRead, session_id: uuid.UUID) -> SessionDetail:
     def plan(principal: Principal) -> Statements:
         values = {"org_id": principal.org_id, "id": session_id}
-        return [(repository.SESSION.query, values), (repository.MARKS.query, values)]
+        return [
+            (repository.SESSION.query, values),
+            (repository.MARKS.query, values),
+            (repository.ABSENT.query, values),
+        ]
 
-    found, marks = await read.fetch(plan)
+    found, marks, missing = await read.fetch(plan)
     if not found:
         raise SessionNotFound()
-    item = repository.SESSION.items(found)[0]
-
-    def absent(principal: Principal) -> Statements:
-        values = {"org_id": principal.org_id, "id": session_id, "group_id": item["group_id"]}
-        return [(repository.ABSENT.query, values)]
-
-    (missing,) = await read.fetch(absent)
     return SessionDetail(
-        **item,
+        **repository.SESSION.items(found)[0],
         present=[MarkOut(**row) for row in repository.MARKS.items(marks)],
         absent=[PersonBrief(**row) for row in repository.ABSENT.items(missing)],
     )
