@@ -356,6 +356,25 @@ def _seed_webhooks(seeded: Seeded) -> None:
         seeded.admin.call("POST", f"{API}/webhooks/{webhook}/ping", 202)
 
 
+def _seed_attendance(seeded: Seeded) -> None:
+    """A class of 20 students with consent, and a session (which has no collection route)."""
+    admin = seeded.admin
+    group = admin.create(f"{API}/attendance/groups", {"name": "10A"})
+    students = []
+    for number in range(1, 21):
+        student = admin.create(
+            f"{API}/attendance/people", {"code": f"SV{number:03}", "full_name": f"Student {number}"}
+        )
+        consent = {"given_by": "Guardian", "purpose": "attendance by face recognition"}
+        admin.call("POST", f"{API}/attendance/people/{student}/consents", 201, json=consent)
+        students.append(student)
+    admin.call(
+        "POST", f"{API}/attendance/groups/{group}/members", 200, json={"person_ids": students}
+    )
+    session = admin.create(f"{API}/attendance/groups/{group}/sessions", {"label": "Period 1"})
+    seeded.fallback["session_id"] = session
+
+
 def _seed(
     client: httpx.Client, env: dict[str, str], data_dir: Path, port: int, members: int
 ) -> Seeded:
@@ -363,6 +382,7 @@ def _seed(
     _seed_appraisals(seeded, port)
     _seed_statements(seeded, env, data_dir)
     _seed_webhooks(seeded)
+    _seed_attendance(seeded)
     seeded.users_page = seeded.admin.call("GET", BARE_READ, 200).content
     return seeded
 

@@ -13,6 +13,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from redis.asyncio import Redis
 
 from touchstone.appraisal import router as appraisal
+from touchstone.attendance import router as attendance
 from touchstone.core.apidocs.router import router as apidocs_router
 from touchstone.core.cache import get_cache
 from touchstone.core.config import Settings, get_settings
@@ -189,7 +190,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     # Routers are mounted one level deep: each nesting level costs route matching too.
     # Each of their routes authenticates through its own dependency (checked here), rather
     # than through one more on the router, which FastAPI would resolve on every request.
-    modules = (appraisal.router, statements.router, webhooks_router)
+    modules = (appraisal.router, statements.router, attendance.router, webhooks_router)
     for router in (identity.router, jobs_router, events_router, *modules):
         require_authentication(router)
         app.include_router(router, prefix=API_PREFIX, responses=AUTHENTICATED_ERRORS)

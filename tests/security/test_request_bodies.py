@@ -47,6 +47,9 @@ UPLOADS = {
     ("POST", "/api/v1/batches"): "statement PDFs: up to STATEMENTS_MAX_FILES of their size",
     ("PUT", "/api/v1/customers/{customer_id}/photo"): "a customer's photo",
     ("POST", "/api/v1/appraisals/{appraisal_id}/items/{item_id}/photos"): "an item's photo",
+    ("POST", "/api/v1/attendance/people/{person_id}/faces"): "an enrolment photo",
+    ("POST", "/api/v1/attendance/recognitions"): "a photo to recognise faces in",
+    ("POST", "/api/v1/attendance/sessions/{session_id}/photos"): "a class photo",
 }
 """The only routes whose bodies may exceed `max_body_bytes`, each with its reason."""
 

@@ -25,8 +25,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from tests.appraisal.conftest import RING, Bank, make_bank
 from tests.conftest import Tenant, add_member
 from tests.webhooks.test_api import live_event
+from touchstone.attendance.models import Face, Review
+from touchstone.attendance.service import FACE_PHOTO_KIND
 from touchstone.core.db import Database
 from touchstone.core.permissions import Role
+from touchstone.core.storage.base import new_key
 from touchstone.statements.models import Statement, StatementTransaction
 from touchstone.webhooks.service import on_events
 
@@ -200,6 +203,69 @@ async def stored_file(world: World) -> None:
         world.ids["key"] = statement.storage_key
 
 
+async def attendance_group(world: World) -> None:
+    made = await world.post("/attendance/groups", json={"name": f"10{uuid.uuid4().hex[:6]}"})
+    world.ids["group_id"] = made["id"]
+
+
+async def attendance_person(world: World) -> None:
+    """A student with consent recorded, in the world's group."""
+    await world.make(f"{API}/attendance/groups/")
+    made = await world.post(
+        "/attendance/people", json={"code": f"SV{uuid.uuid4().hex[:6]}", "full_name": "Student"}
+    )
+    world.ids["person_id"] = made["id"]
+    await world.post(
+        f"/attendance/people/{made['id']}/consents",
+        json={"given_by": "Parent", "purpose": "attendance"},
+    )
+    await world.post(
+        f"/attendance/groups/{world.ids['group_id']}/members",
+        json={"person_ids": [made["id"]]},
+    )
+    face = Face(  # enrolling through the API needs a real face photo; the row is enough here
+        org_id=world.owner.org_id,
+        person_id=uuid.UUID(made["id"]),
+        embedding=[0.01] * 128,
+        engine="dlib",
+        photo_key=new_key(world.owner.org_id, FACE_PHOTO_KIND),
+        photo_sha256="0" * 64,
+        quality={},
+        enrolled_by=world.owner.org_id,
+    )
+    async with world.database.transaction(org_id=world.owner.org_id) as session:
+        session.add(face)
+        await session.flush()
+        world.ids["face_id"] = str(face.id)
+
+
+async def attendance_session(world: World) -> None:
+    await world.make(f"{API}/attendance/groups/")
+    made = await world.post(
+        f"/attendance/groups/{world.ids['group_id']}/sessions", json={"label": "Period 1"}
+    )
+    world.ids["session_id"] = made["id"]
+
+
+async def attendance_review(world: World) -> None:
+    """A doubtful face queued in the world's session (a class photo is not needed here)."""
+    await world.make(f"{API}/attendance/sessions/")
+    await world.make(f"{API}/attendance/people/")
+    review = Review(
+        org_id=world.owner.org_id,
+        session_id=uuid.UUID(world.ids["session_id"]),
+        candidate_id=uuid.UUID(world.ids["person_id"]),
+        distance=0.6,
+        box=[0, 0, 10, 10],
+        photo_key=new_key(world.owner.org_id, FACE_PHOTO_KIND),
+        status="open",
+    )
+    async with world.database.transaction(org_id=world.owner.org_id) as session:
+        session.add(review)
+        await session.flush()
+        world.ids["review_id"] = str(review.id)
+
+
 async def own_org(world: World) -> None:
     """Platform routes name an org: the owner's own (a platform admin's are tried too)."""
     world.ids["org_id"] = str(world.owner.org_id)
@@ -218,6 +284,10 @@ FACTORIES: dict[str, Callable[[World], Awaitable[None]]] = {
     f"{API}/appraisals/": appraisal,
     f"{API}/purity-sessions/": appraisal,
     f"{API}/files/": stored_file,
+    f"{API}/attendance/groups/": attendance_group,
+    f"{API}/attendance/people/": attendance_person,
+    f"{API}/attendance/sessions/": attendance_session,
+    f"{API}/attendance/reviews/": attendance_review,
     f"{API}/platform/orgs/": own_org,
 }
 

@@ -42,7 +42,13 @@ _STATEMENTS_READ = {"statements:read"}
 _ANALYST = _STATEMENTS_READ | {"statements:write", "statement_rules:write"}
 _STATEMENTS_ADMIN = _ANALYST | {"usage:read", "billing:write"}
 
-_MODULE_ADMIN = _APPRAISAL_ADMIN | _STATEMENTS_ADMIN
+# Attendance (seed 003): teachers take attendance; enrolling faces (biometric data) and
+# calibrating recognition are for whoever manages people, never for a viewer.
+_ATTENDANCE_READ = {"attendance:read"}
+_TEACHER = _ATTENDANCE_READ | {"attendance:mark"}
+_ATTENDANCE_ADMIN = _TEACHER | {"attendance:write", "attendance:enrol", "attendance:settings"}
+
+_MODULE_ADMIN = _APPRAISAL_ADMIN | _STATEMENTS_ADMIN | _ATTENDANCE_ADMIN
 
 ROLE_PERMISSIONS: dict[Role, frozenset[str]] = {
     # Platform permissions act on any org; no org role grants them (billing: issue 13).
@@ -55,9 +61,9 @@ ROLE_PERMISSIONS: dict[Role, frozenset[str]] = {
     ),
     Role.APPRAISER: frozenset(_READ_ORG | _APPRAISER),
     Role.ANALYST: frozenset(_READ_ORG | _ANALYST),
-    Role.TEACHER: frozenset(_READ_ORG),
+    Role.TEACHER: frozenset(_READ_ORG | _TEACHER),
     Role.EDITOR: frozenset(_READ_ORG),
-    Role.VIEWER: frozenset(_READ_ORG | _APPRAISAL_READ | _STATEMENTS_READ),
+    Role.VIEWER: frozenset(_READ_ORG | _APPRAISAL_READ | _STATEMENTS_READ | _ATTENDANCE_READ),
 }
 
 TOPIC_PERMISSIONS: dict[str, str] = {

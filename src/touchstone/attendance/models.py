@@ -1,0 +1,162 @@
+"""Tables of the attendance module; every one is a tenant table with row-level security.
+
+Face embeddings live in PostgreSQL (pgvector) beside the people they belong to, under the
+same tenant policy, so a nearest-neighbour search can never see another org's faces.
+Deleting a person cascades to their memberships, consents, faces and marks.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from pgvector.sqlalchemy import Vector
+from sqlalchemy import DateTime, Float, ForeignKey, Index, String, UniqueConstraint, func
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from touchstone.core.db import Base, IdMixin, TenantMixin, TimestampMixin, utcnow
+
+EMBEDDING_DIMENSION = 128
+_TZ = DateTime(timezone=True)
+
+
+class Group(IdMixin, TenantMixin, TimestampMixin, Base):
+    """A class, section or team."""
+
+    __tablename__ = "attendance_groups"
+    __table_args__ = (UniqueConstraint("org_id", "name"),)
+
+    name: Mapped[str] = mapped_column(String(120))
+    description: Mapped[str | None] = mapped_column(String(500))
+
+
+class Person(IdMixin, TenantMixin, TimestampMixin, Base):
+    """A student or member, known by the org's own code (e.g. `SV001`)."""
+
+    __tablename__ = "attendance_people"
+    __table_args__ = (UniqueConstraint("org_id", "code"),)
+
+    code: Mapped[str] = mapped_column(String(40))
+    full_name: Mapped[str] = mapped_column(String(200))
+    contact: Mapped[str | None] = mapped_column(String(200))
+    """A guardian's or the person's own phone or email, as the org records it."""
+
+
+class Membership(TenantMixin, Base):
+    __tablename__ = "attendance_memberships"
+
+    group_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("attendance_groups.id", ondelete="CASCADE"), primary_key=True
+    )
+    person_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("attendance_people.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+
+
+class Consent(IdMixin, TenantMixin, TimestampMixin, Base):
+    """Consent to store biometric data, recorded before any face is enrolled."""
+
+    __tablename__ = "attendance_consents"
+
+    person_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("attendance_people.id", ondelete="CASCADE"), index=True
+    )
+    given_by: Mapped[str] = mapped_column(String(200))
+    """The person, or a guardian for a minor."""
+    given_at: Mapped[datetime] = mapped_column(_TZ)
+    purpose: Mapped[str] = mapped_column(String(500))
+    recorded_by: Mapped[uuid.UUID]
+
+
+class Face(IdMixin, TenantMixin, TimestampMixin, Base):
+    """One enrolled photo of a person: its descriptor, its stored photo, its quality."""
+
+    __tablename__ = "attendance_faces"
+    __table_args__ = (
+        Index(
+            "ix_attendance_faces_embedding",
+            "embedding",
+            postgresql_using="hnsw",
+            postgresql_ops={"embedding": "vector_l2_ops"},
+        ),
+    )
+
+    person_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("attendance_people.id", ondelete="CASCADE"), index=True
+    )
+    embedding: Mapped[Any] = mapped_column(Vector(EMBEDDING_DIMENSION))
+    engine: Mapped[str] = mapped_column(String(40))
+    photo_key: Mapped[str] = mapped_column(String(200))
+    photo_sha256: Mapped[str] = mapped_column(String(64))
+    quality: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    enrolled_by: Mapped[uuid.UUID]
+
+
+class Settings(IdMixin, TenantMixin, Base):
+    """The org's recognition threshold and margin (defaults in `attendance.matching`)."""
+
+    __tablename__ = "attendance_settings"
+    __table_args__ = (UniqueConstraint("org_id"),)
+
+    match_threshold: Mapped[float] = mapped_column(Float)
+    match_margin: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[datetime] = mapped_column(_TZ, default=utcnow, server_default=func.now())
+
+
+class Session(IdMixin, TenantMixin, TimestampMixin, Base):
+    """One occasion a group's attendance is taken (a lecture, a day, a shift)."""
+
+    __tablename__ = "attendance_sessions"
+
+    group_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("attendance_groups.id", ondelete="CASCADE"), index=True
+    )
+    label: Mapped[str] = mapped_column(String(200))
+    starts_at: Mapped[datetime] = mapped_column(_TZ)
+    created_by: Mapped[uuid.UUID]
+
+
+class Mark(IdMixin, TenantMixin, TimestampMixin, Base):
+    """A person marked present in a session, with the evidence of how."""
+
+    __tablename__ = "attendance_marks"
+    __table_args__ = (UniqueConstraint("session_id", "person_id"),)
+
+    session_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("attendance_sessions.id", ondelete="CASCADE"), index=True
+    )
+    person_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("attendance_people.id", ondelete="CASCADE"), index=True
+    )
+    source: Mapped[str] = mapped_column(String(20))
+    """photo | manual"""
+    distance: Mapped[float | None] = mapped_column(Float)
+    confidence: Mapped[float | None] = mapped_column(Float)
+    box: Mapped[list[int] | None] = mapped_column(JSONB)
+    photo_key: Mapped[str | None] = mapped_column(String(200))
+    marked_by: Mapped[uuid.UUID]
+    reason: Mapped[str | None] = mapped_column(String(500))
+    """Why a teacher marked by hand."""
+
+
+class Review(IdMixin, TenantMixin, TimestampMixin, Base):
+    """A doubtful face of a class photo, waiting for a teacher to confirm or correct."""
+
+    __tablename__ = "attendance_reviews"
+
+    session_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("attendance_sessions.id", ondelete="CASCADE"), index=True
+    )
+    candidate_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("attendance_people.id", ondelete="CASCADE"), index=True
+    )
+    distance: Mapped[float] = mapped_column(Float)
+    box: Mapped[list[int]] = mapped_column(JSONB)
+    photo_key: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(20))
+    """open | confirmed | corrected | rejected"""
+    decided_by: Mapped[uuid.UUID | None]
+    decided_at: Mapped[datetime | None] = mapped_column(_TZ)
+    reason: Mapped[str | None] = mapped_column(String(500))

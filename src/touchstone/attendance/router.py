@@ -1,0 +1,255 @@
+"""Attendance HTTP API: parse, authorize, call the service, shape the response.
+
+GETs read through `core.reads`; plain creates write through `core.writes`; uploads and the
+use cases that check other rows first take `SessionDep`. Mounted under /api/v1 by main.py.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import Depends, Query, Response, UploadFile
+
+from touchstone.attendance import service
+from touchstone.attendance.schemas import (
+    Calibration,
+    ConsentCreate,
+    ConsentOut,
+    FaceOut,
+    GroupCreate,
+    GroupOut,
+    ImportReport,
+    ManualMark,
+    MembersAdd,
+    PersonCreate,
+    PersonDeleted,
+    PersonOut,
+    PersonUpdate,
+    PhotoMarking,
+    Recognition,
+    RecognitionSettings,
+    RecognitionSettingsUpdate,
+    ReviewDecision,
+    ReviewOut,
+    SessionCreate,
+    SessionDetail,
+    SessionOut,
+)
+from touchstone.core.auth import Principal
+from touchstone.core.deps import SessionDep, require
+from touchstone.core.pagination import Page, PageDep, page_response
+from touchstone.core.reads import TenantRead, tenant_read
+from touchstone.core.routing import ApiRouter, upload_limit
+from touchstone.core.schemas import OutputModel, PlainText
+from touchstone.core.storage import StorageDep
+from touchstone.core.writes import TenantWrite, tenant_write
+
+router = ApiRouter(tags=["attendance"])
+
+Reads = Annotated[TenantRead, Depends(tenant_read("attendance:read"))]
+EnrolmentReads = Annotated[TenantRead, Depends(tenant_read("attendance:enrol"))]
+SettingsReads = Annotated[TenantRead, Depends(tenant_read("attendance:settings"))]
+NewThing = Annotated[TenantWrite, Depends(tenant_write("attendance:write", idempotent=True))]
+Writer = Annotated[Principal, Depends(require("attendance:write"))]
+Enroller = Annotated[Principal, Depends(require("attendance:enrol"))]
+Marker = Annotated[Principal, Depends(require("attendance:mark"))]
+SettingsWriter = Annotated[Principal, Depends(require("attendance:settings"))]
+
+PHOTO_LIMIT = upload_limit(lambda settings: service.MAX_PHOTO_BYTES + settings.max_body_bytes)
+
+
+class Added(OutputModel):
+    added: int
+
+
+@router.post("/attendance/groups", response_model=GroupOut, status_code=201)
+async def create_group(body: GroupCreate, write: NewThing) -> GroupOut:
+    return await service.create_group(write, body)
+
+
+@router.get("/attendance/groups", response_model=Page[GroupOut])
+async def list_groups(read: Reads, page: PageDep) -> Response:
+    items, total = await service.list_groups(read, page)
+    return page_response(items, total, page)
+
+
+@router.get("/attendance/groups/{group_id}", response_model=GroupOut)
+async def get_group(group_id: uuid.UUID, read: Reads) -> GroupOut:
+    return GroupOut.model_validate(await service.read_group(read, group_id))
+
+
+@router.post("/attendance/groups/{group_id}/members", response_model=Added)
+async def add_members(
+    group_id: uuid.UUID, body: MembersAdd, session: SessionDep, principal: Writer
+) -> Added:
+    """Already members are left as they are; an id that is not the org's person is a 404."""
+    return Added(added=await service.add_members(session, principal, group_id, body.person_ids))
+
+
+@router.post("/attendance/people", response_model=PersonOut, status_code=201)
+async def create_person(body: PersonCreate, write: NewThing) -> PersonOut:
+    return await service.create_person(write, body)
+
+
+@router.post("/attendance/people-imports", response_model=ImportReport)
+async def import_people(file: UploadFile, session: SessionDep, principal: Writer) -> ImportReport:
+    """A UTF-8 CSV with the header `code,full_name[,contact][,group]` (group: an existing
+    group's name). Valid rows are created; the others come back with their line and why."""
+    return await service.import_people(session, principal, file)
+
+
+@router.get("/attendance/people", response_model=Page[PersonOut])
+async def list_people(
+    read: Reads,
+    page: PageDep,
+    group_id: uuid.UUID | None = None,
+    search: Annotated[PlainText | None, Query(max_length=200)] = None,
+) -> Response:
+    """By group, and by part of the name or code."""
+    items, total = await service.list_people(read, page, group_id=group_id, search=search)
+    return page_response(items, total, page)
+
+
+@router.get("/attendance/people/{person_id}", response_model=PersonOut)
+async def get_person(person_id: uuid.UUID, read: Reads) -> PersonOut:
+    return PersonOut.model_validate(await service.read_person(read, person_id))
+
+
+@router.patch("/attendance/people/{person_id}", status_code=204)
+async def update_person(
+    person_id: uuid.UUID, body: PersonUpdate, session: SessionDep, principal: Writer
+) -> Response:
+    await service.update_person(session, principal, person_id, body)
+    return Response(status_code=204)
+
+
+@router.delete("/attendance/people/{person_id}", response_model=PersonDeleted)
+async def delete_person(
+    person_id: uuid.UUID, session: SessionDep, storage: StorageDep, principal: Writer
+) -> PersonDeleted:
+    """With the person go their consents, marks, embeddings and enrolment photos."""
+    return await service.delete_person(session, storage, principal, person_id)
+
+
+@router.post("/attendance/people/{person_id}/consents", response_model=ConsentOut, status_code=201)
+async def record_consent(
+    person_id: uuid.UUID, body: ConsentCreate, session: SessionDep, principal: Enroller
+) -> ConsentOut:
+    return await service.record_consent(session, principal, person_id, body)
+
+
+@router.get("/attendance/people/{person_id}/consents", response_model=list[ConsentOut])
+async def list_consents(person_id: uuid.UUID, read: EnrolmentReads) -> list[ConsentOut]:
+    return [ConsentOut(**row) for row in await service.list_consents(read, person_id)]
+
+
+@router.post("/attendance/people/{person_id}/faces", response_model=FaceOut, status_code=201)
+@PHOTO_LIMIT
+async def enrol_face(
+    person_id: uuid.UUID,
+    photo: UploadFile,
+    session: SessionDep,
+    storage: StorageDep,
+    principal: Enroller,
+) -> FaceOut:
+    """One face per photo; refused (422 `enrolment_refused`, with the failed `gate`) when
+    it is not exactly one face, too small, blurred, not frontal or badly lit; 409
+    `consent_required` before consent is recorded."""
+    return await service.enrol(session, storage, principal, person_id, photo)
+
+
+@router.get("/attendance/people/{person_id}/faces", response_model=list[FaceOut])
+async def list_faces(person_id: uuid.UUID, read: EnrolmentReads) -> list[FaceOut]:
+    return [FaceOut(**row) for row in await service.list_faces(read, person_id)]
+
+
+@router.delete("/attendance/people/{person_id}/faces/{face_id}", status_code=204)
+async def delete_face(
+    person_id: uuid.UUID,
+    face_id: uuid.UUID,
+    session: SessionDep,
+    storage: StorageDep,
+    principal: Enroller,
+) -> Response:
+    """The embedding and its stored photo; re-enrolment replaces by deleting and adding."""
+    await service.delete_face(session, storage, principal, person_id, face_id)
+    return Response(status_code=204)
+
+
+@router.post("/attendance/recognitions", response_model=Recognition)
+@PHOTO_LIMIT
+async def recognise(photo: UploadFile, session: SessionDep, principal: Marker) -> Recognition:
+    """Who is in the photo, without marking anyone: each face is named only when it is
+    closer than the threshold and clearly closer to one person than to any other. Naming
+    people from a photo is for who takes attendance, not for every reader."""
+    return await service.recognise(session, principal, photo)
+
+
+@router.get("/attendance/recognition-settings", response_model=RecognitionSettings)
+async def get_recognition_settings(read: SettingsReads) -> RecognitionSettings:
+    return await service.recognition_settings(read)
+
+
+@router.put("/attendance/recognition-settings", response_model=RecognitionSettings)
+async def put_recognition_settings(
+    body: RecognitionSettingsUpdate, session: SessionDep, principal: SettingsWriter
+) -> RecognitionSettings:
+    return await service.update_recognition_settings(session, principal, body)
+
+
+@router.get("/attendance/calibration", response_model=Calibration)
+async def calibration(read: SettingsReads) -> Calibration:
+    """Leave-one-out over the org's enrolled faces: false accepts and false rejects at
+    candidate thresholds, for choosing the org's threshold."""
+    return await service.calibrate(read)
+
+
+@router.post("/attendance/groups/{group_id}/sessions", response_model=SessionOut, status_code=201)
+async def create_session(
+    group_id: uuid.UUID, body: SessionCreate, session: SessionDep, principal: Marker
+) -> SessionOut:
+    return await service.create_session(session, principal, group_id, body)
+
+
+@router.get("/attendance/sessions/{session_id}", response_model=SessionDetail)
+async def get_session(session_id: uuid.UUID, read: Reads) -> SessionDetail:
+    """Who is marked present (with confidence and box) and which members are absent."""
+    return await service.read_session(read, session_id)
+
+
+@router.post("/attendance/sessions/{session_id}/marks", status_code=204)
+async def mark_by_hand(
+    session_id: uuid.UUID, body: ManualMark, session: SessionDep, principal: Marker
+) -> Response:
+    """A teacher's override with a reason (audited): present, or a mark taken back."""
+    await service.mark_by_hand(session, principal, session_id, body)
+    return Response(status_code=204)
+
+
+@router.get("/attendance/sessions/{session_id}/reviews", response_model=list[ReviewOut])
+async def list_reviews(session_id: uuid.UUID, read: Reads) -> list[ReviewOut]:
+    """Doubtful faces of the session's class photos, open and decided."""
+    return await service.list_reviews(read, session_id)
+
+
+@router.post("/attendance/reviews/{review_id}/decision", response_model=ReviewOut)
+async def decide_review(
+    review_id: uuid.UUID, body: ReviewDecision, session: SessionDep, principal: Marker
+) -> ReviewOut:
+    """Confirm the candidate, correct to another member, or reject (`person_id` null)."""
+    return await service.decide_review(session, principal, review_id, body)
+
+
+@router.post("/attendance/sessions/{session_id}/photos", response_model=PhotoMarking)
+@PHOTO_LIMIT
+async def mark_from_photo(
+    session_id: uuid.UUID,
+    photo: UploadFile,
+    session: SessionDep,
+    storage: StorageDep,
+    principal: Marker,
+) -> PhotoMarking:
+    """Mark the group's members found in a class photo; unknown faces and members not seen
+    are listed. Synchronous: about 0.3 s to detect plus 0.1-0.3 s per face on one core."""
+    return await service.mark_from_photo(session, storage, principal, session_id, photo)
