@@ -1,7 +1,7 @@
 """attendance: groups, people, consents, face embeddings (pgvector), sessions, marks
 
 Revision ID: 0015
-Revises: 0012
+Revises: 0014
 Create Date: 2026-12-07 15:40:00
 
 pgvector is not a trusted extension, so it is created by the connecting (superuser) role
@@ -19,7 +19,7 @@ from sqlalchemy.dialects import postgresql
 from touchstone.core.rls import enable_tenant_rls
 
 revision: str = "0015"
-down_revision: str | None = "0012"
+down_revision: str | None = "0014"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
