@@ -1,9 +1,11 @@
 """Idempotency-Key for creating requests (draft-ietf-httpapi-idempotency-key-header).
 
-A route adds `idempotency: IdempotencyDep` and returns `idempotency.remember(result, 201)`.
-The key is claimed with a transaction-level advisory lock and its outcome is stored in the
-same transaction as the effect, so twenty identical requests in parallel make one effect:
-one runs, the ones that overlap it get `409`, later ones get the stored response again.
+A route on the write path takes `tenant_write(..., idempotent=True)` (`core.writes`); one on
+the ORM session adds `idempotency: IdempotencyDep` and returns
+`idempotency.remember(result, 201)`. Both claim the key with `CLAIMED`, under a
+transaction-level advisory lock, and store its outcome in the same transaction as the
+effect, so twenty identical requests in parallel make one effect: one runs, the ones that
+overlap it get `409`, later ones get the stored response again.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from fastapi import Depends, FastAPI, Header, Request
 from fastapi.responses import JSONResponse
 from psycopg.types.json import Jsonb
 from pydantic import BaseModel
-from sqlalchemy import Uuid, column, select, text
+from sqlalchemy import Uuid, bindparam, column, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
 
@@ -139,20 +141,10 @@ class Idempotency:
             make_transient_to_detached(self._record)  # known to exist: updated, not inserted
             self.session.add(self._record)
             return
-        owner = self.key.owner(self.principal)
-        record = (
-            await self.session.execute(
-                select(IdempotencyRecord).where(
-                    IdempotencyRecord.org_id == owner["org"],
-                    IdempotencyRecord.principal == owner["principal"],
-                    IdempotencyRecord.route == owner["route"],
-                    IdempotencyRecord.key == owner["key"],
-                )
-            )
-        ).scalar_one_or_none()
-        if record is None:  # claimed by a transaction not yet committed
+        stored = (await self.session.execute(STORED, self.key.owner(self.principal))).one_or_none()
+        if stored is None:  # claimed by a transaction not yet committed
             raise IdempotencyKeyInFlight("Retry once the first request has finished")
-        self.key.settle(record.status_code, record.fingerprint, record.sealed_body, record.headers)
+        self.key.settle(*stored)
 
     def remember(
         self, result: M, status_code: int = 201, headers: dict[str, str] | None = None
@@ -186,6 +178,18 @@ the key's advisory lock. `claimed` holds the row's id, or nothing when the key i
 twin running, or a stored outcome still valid). The row holds the outcome when it is known
 before the change runs (`core.writes`), else status 0 until `remember` fills it."""
 CLAIM = select(CLAIMED.c.id)
+STORED = select(
+    IdempotencyRecord.status_code,
+    IdempotencyRecord.fingerprint,
+    IdempotencyRecord.sealed_body,
+    IdempotencyRecord.headers,
+).where(
+    IdempotencyRecord.org_id == bindparam("org"),
+    IdempotencyRecord.principal == bindparam("principal"),
+    IdempotencyRecord.route == bindparam("route"),
+    IdempotencyRecord.key == bindparam("key"),
+)
+"""The outcome stored under a key that `CLAIM` found taken, for `IdempotencyKey.settle`."""
 
 
 async def _fingerprint(request: Request) -> str:

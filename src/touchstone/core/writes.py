@@ -44,12 +44,12 @@ from touchstone.core.deps import authenticate, get_database
 from touchstone.core.errors import Conflict
 from touchstone.core.idempotency import (
     CLAIMED,
+    STORED,
     IdempotencyHeader,
     IdempotencyKey,
     IdempotencyKeyInFlight,
     idempotency_key,
 )
-from touchstone.core.idempotency_models import IdempotencyRecord
 from touchstone.core.reads import (
     CompiledQuery,
     Hint,
@@ -137,8 +137,11 @@ class TenantWrite:
         sql, params = await transaction.prepared(statements)
         try:
             await transaction.send([*sql, transaction.end], params)
-        except DivisionByZero:  # only `_CLAIM` divides: the key was taken
-            await transaction.close()
+        except DivisionByZero:
+            if self.key is None:  # not the claim's: a plan's own statement failed
+                raise
+            await transaction.close()  # the claim found the key taken
+
             await self._settle(transaction, principal)
         except UniqueViolation as exc:
             if planned.conflict is None:
@@ -168,23 +171,10 @@ class TenantWrite:
         self.key.settle(*stored)
 
 
-_KEYS = IdempotencyRecord
 _CLAIM = compile_query(select(literal_column("1") / func.count()).select_from(CLAIMED))
 """The key's claim, failing (division by zero) when it was taken, so that PostgreSQL skips
 the rest of the message: the changes are sent with it, in one round trip."""
-_STORED = compile_query(
-    select(
-        _KEYS.status_code,
-        _KEYS.fingerprint,
-        _KEYS.sealed_body,
-        _KEYS.headers,
-    ).where(
-        _KEYS.org_id == bindparam("org"),
-        _KEYS.principal == bindparam("principal"),
-        _KEYS.route == bindparam("route"),
-        _KEYS.key == bindparam("key"),
-    )
-)
+_STORED = compile_query(STORED)
 
 
 def tenant_write(
