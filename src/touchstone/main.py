@@ -40,7 +40,7 @@ from touchstone.core.openapi import amend_openapi
 from touchstone.core.postgres import admin_url, runtime_url
 from touchstone.core.ratelimit import RateLimiter, limit_by_address
 from touchstone.core.reads import PrincipalHints
-from touchstone.core.routing import bind_routes, require_authentication
+from touchstone.core.routing import bind_routes, include_flat, require_authentication
 from touchstone.core.security import configure_password_hashing
 from touchstone.core.storage import get_storage, storage_check
 from touchstone.core.telemetry import configure_tracing
@@ -183,18 +183,16 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     # Body limits are per route (core.routing): no middleware could know the matched route.
     app.add_middleware(RequestContextMiddleware, hsts_seconds=settings.hsts_seconds)
 
-    # FastAPI matches a request against the included routers one after another, and inside
-    # one against its routes one after another, so the authenticated API, which takes nearly
-    # all the traffic, comes first. No request matches two routes (a test proves it), so the
-    # order changes nothing else.
-    # Routers are mounted one level deep: each nesting level costs route matching too.
-    # Each of their routes authenticates through its own dependency (checked here), rather
-    # than through one more on the router, which FastAPI would resolve on every request.
+    # One table of routes, tried in turn (`include_flat`): the authenticated API, which takes
+    # nearly all the traffic, comes first. No request matches two routes (a test proves it),
+    # so the order changes nothing else. Each of their routes authenticates through its own
+    # dependency (checked here), rather than through one more on the router, which FastAPI
+    # would resolve on every request.
     modules = (appraisal.router, statements.router, attendance.router, webhooks_router)
     for router in (identity.router, jobs_router, events_router, *modules):
         require_authentication(router)
-        app.include_router(router, prefix=API_PREFIX, responses=AUTHENTICATED_ERRORS)
-    app.include_router(health_router, responses=problem_responses(*ANY_ROUTE))
+        include_flat(app, router, prefix=API_PREFIX, responses=AUTHENTICATED_ERRORS)
+    include_flat(app, health_router, responses=problem_responses(*ANY_ROUTE))
     # Public routes: each authenticates itself or needs no credential (listed, with the
     # reason, in tests/security/test_route_inventory.py).
     public = [Depends(limit_by_address)]
@@ -206,13 +204,13 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         # The WebSocket authenticates itself: browsers cannot send headers on it.
         (events_websocket_router, API_PREFIX),
     ):
-        app.include_router(router, prefix=prefix, dependencies=public, responses=PUBLIC_ERRORS)
+        include_flat(app, router, prefix=prefix, dependencies=public, responses=PUBLIC_ERRORS)
     if settings.show_docs:
-        app.include_router(apidocs_router, dependencies=public)
+        include_flat(app, apidocs_router, dependencies=public)
     # Signed URLs or a credential; it checks itself.
-    app.include_router(files_router(), responses=PUBLIC_ERRORS)
+    include_flat(app, files_router(), responses=PUBLIC_ERRORS)
     if settings.dev_mail_server:  # this machine only; it checks itself
-        app.include_router(mail_viewer_router)
+        include_flat(app, mail_viewer_router)
     # FastAPI builds an included route's handler on its first request; this builds them all
     # now, so a route that cannot be served (an API route without body limits) stops start-up.
     bind_routes(app, settings)

@@ -11,14 +11,20 @@ from typing import Annotated, Any
 
 import httpx
 import pytest
-from fastapi import APIRouter, Depends
+from fastapi import Depends, FastAPI
 from fastapi.routing import APIRoute
 from starlette.routing import Match
 
 from tests.security.test_cross_tenant import openapi
 from tests.security.world import PARAM
 from touchstone.core.reads import TenantRead, tenant_read
-from touchstone.core.routing import ApiRouter, LimitedRoute, literal_parts, require_authentication
+from touchstone.core.routing import (
+    ApiRouter,
+    LimitedRoute,
+    include_flat,
+    literal_parts,
+    require_authentication,
+)
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
@@ -91,20 +97,21 @@ def test_an_authenticated_router_refuses_a_route_that_does_not_authenticate() ->
     require_authentication(router)
 
 
-def test_a_router_refuses_only_paths_none_of_its_routes_could_match(
+def test_routes_are_included_flat_and_refuse_paths_without_their_literal_parts(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Only a path holding one of the router's first segments reaches FastAPI's matching
-    (which the 405 test above proves right for every documented path), and only one holding
-    all of a route's literal parts reaches the route's regex."""
+    """Nested routers land in the app's own table with their prefixes, and only a path
+    holding all of a route's literal parts reaches FastAPI's regex matching (which the 405
+    test above proves right for every documented path)."""
     router, inner = ApiRouter(prefix="/batches"), ApiRouter()
-    inner.add_api_route("/{batch_id}/report", lambda: None)
+    inner.add_api_route("/{batch_id}/report", lambda: None, tags=["inner"])
     router.include_router(inner)
-    outer = ApiRouter()
-    outer.include_router(router, prefix="/v1")
-    assert literal_parts("/batches/{batch_id}/report") == ("/batches/", "/report")
-    assert outer.segments() == ("/v1",)
-    assert router.segments() == ("/batches",)
+    app = FastAPI()
+    include_flat(app, router, prefix="/v1", tags=["outer"])
+    (report,) = app.router.routes[len(FastAPI().router.routes) :]
+    assert isinstance(report, LimitedRoute)
+    assert (report.path, report.tags) == ("/v1/batches/{batch_id}/report", ["outer", "inner"])
+    assert literal_parts(report.path) == ("/v1/batches/", "/report")
 
     reached: list[str] = []
 
@@ -112,12 +119,7 @@ def test_a_router_refuses_only_paths_none_of_its_routes_could_match(
         reached.append(scope["path"])
         return Match.NONE, {}
 
-    monkeypatch.setattr(APIRouter, "matches", fastapi_matching)
     monkeypatch.setattr(APIRoute, "matches", fastapi_matching)
-    report = inner.routes[0]
-    assert isinstance(report, LimitedRoute)
     for path in ("/v1/batches/7/report", "/v2/users", "/v1/batches/7/rows"):
-        scope = {"type": "http", "method": "GET", "path": path}
-        outer.matches(scope)
-        report.matches(scope)
-    assert reached == ["/v1/batches/7/report", "/v1/batches/7/report", "/v1/batches/7/rows"]
+        report.matches({"type": "http", "method": "GET", "path": path})
+    assert reached == ["/v1/batches/7/report"]
