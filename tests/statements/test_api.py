@@ -229,6 +229,14 @@ async def test_analysis_of_a_processed_batch(
     )
     assert (transfer["debit"]["date"], transfer["credit"]["date"]) == ("2024-02-10", "2024-02-11")
 
+    # Served as the job stored it; a batch finished before analyses were stored has it
+    # computed from its rows, the same.
+    async with committed.transaction(org_id=tenant.org_id) as session:
+        stored = await session.get(Batch, uuid.UUID(batch["id"]))
+        assert stored is not None and stored.analysis == found
+        stored.analysis = None
+    assert (await live_client.get(url, headers=tenant.headers)).json() == found
+
     other = await committed_tenant(committed, settings, live_client)
     assert_problem(await live_client.get(url, headers=other.headers), 404)
 

@@ -212,18 +212,20 @@ def include_flat(app: FastAPI, router: APIRouter, *, prefix: str = "", **include
     staged = APIRouter()
     staged.include_router(router, prefix=prefix, **include)
     for route in iter_route_contexts(staged.routes):
-        original = route.original_route
+        original, path, endpoint = route.original_route, route.path, route.endpoint
+        if path is None or endpoint is None:
+            raise TypeError(f"{original!r}: only API and WebSocket routes can be included flat")
         if isinstance(original, APIRoute):
             settings = {name: getattr(route, name) for name in _ROUTE_SETTINGS}
             app.router.add_api_route(
-                route.path, route.endpoint, route_class_override=type(original), **settings
+                path, endpoint, route_class_override=type(original), **settings
             )
         elif isinstance(original, APIWebSocketRoute):
             app.router.add_api_websocket_route(
-                route.path, route.endpoint, name=route.name, dependencies=route.dependencies
+                path, endpoint, name=route.name, dependencies=route.dependencies
             )
         else:
-            raise TypeError(f"{route.path}: only API and WebSocket routes can be included flat")
+            raise TypeError(f"{path}: only API and WebSocket routes can be included flat")
 
 
 async def _authenticate(request: Request, rule: BodyRule) -> None:

@@ -65,6 +65,8 @@ class Batch(IdMixin, TenantMixin, TimestampMixin, Base):
     report_key: Mapped[str | None] = mapped_column(String(300))
     report_generated_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     summary: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    analysis: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    """`GET /batches/{id}/analysis` as served, stored with each build of the workbook."""
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     error_code: Mapped[str | None] = mapped_column(String(60))
     error_detail: Mapped[str | None] = mapped_column(String(500))

@@ -27,6 +27,7 @@ from touchstone.core.errors import AppError
 from touchstone.core.events import publish
 from touchstone.core.jobs import JobRun
 from touchstone.core.storage import Storage, file_kind
+from touchstone.statements.analysis import analyse
 from touchstone.statements.categorise import DEFAULT_RULES, Rule, categorise
 from touchstone.statements.domain import (
     CategorisedTransaction,
@@ -54,10 +55,12 @@ from touchstone.statements.models import (
     Subscription,
     UsageEvent,
 )
+from touchstone.statements.schemas import AnalysisOut
 from touchstone.statements.workbook import (
     ContinuityIssue,
     StatementInput,
     WorkbookInput,
+    analysis_records,
     build_workbook,
 )
 
@@ -459,14 +462,19 @@ async def build_report(
         statements=inputs,
         continuity_issues=[ContinuityIssue(i.message) for i in continuity],
     )
-    workbook = await asyncio.to_thread(build_workbook, report)
+
+    def build() -> tuple[bytes, dict[str, Any]]:
+        analysed = analyse(analysis_records(inputs))
+        return build_workbook(report, analysed), AnalysisOut.document(batch_id, analysed)
+
+    workbook, analysis = await asyncio.to_thread(build)
     stored = await storage.put(run.org_id, one_chunk(workbook), kind=REPORT_FILES)
     summary = _summary(statements, rows, [i.message for i in continuity])
     async with run.transaction() as session:
         batch = await _batch(session, run.org_id, batch_id)
         old_key, batch.report_key = batch.report_key, stored.key
         batch.report_generated_at = dt.datetime.now(dt.UTC)
-        batch.summary = summary
+        batch.summary, batch.analysis = summary, analysis
         if finished:
             failed = summary["by_status"].get(StatementState.FAILED, 0)
             batch.status = BatchStatus.COMPLETED_WITH_ERRORS if failed else BatchStatus.DONE

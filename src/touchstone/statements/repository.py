@@ -67,7 +67,10 @@ BATCH_EXISTS = item_query(select(Batch.id).where(Batch.id == _ID, Batch.org_id =
 REPORT_KEY = item_query(
     select(Batch.report_key).where(Batch.id == _ID, Batch.org_id == _ORG), ReportKey
 )
-BATCH_STATUS = row_query(select(Batch.status).where(Batch.id == _ID, Batch.org_id == _ORG))
+BATCH_ANALYSIS = row_query(
+    select(Batch.status, Batch.analysis).where(Batch.id == _ID, Batch.org_id == _ORG)
+)
+"""A batch's status and its stored analysis (`_ID`: the batch)."""
 ANALYSED_STATEMENTS = row_query(
     select(Statement.id, Statement.filename, Statement.status, Statement.meta)
     .where(Statement.batch_id == _ID, Statement.org_id == _ORG)

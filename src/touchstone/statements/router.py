@@ -14,7 +14,7 @@ import uuid
 from typing import Annotated
 
 from fastapi import Depends, File, Form, Request, Response, UploadFile, status
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic_core import to_json
 
 from touchstone.core.auth import Principal
@@ -232,17 +232,10 @@ async def download_report(batch_id: uuid.UUID, read: Read, request: Request) -> 
 
 
 @router.get("/batches/{batch_id}/analysis", response_model=AnalysisOut)
-async def get_analysis(batch_id: uuid.UUID, read: Read) -> AnalysisOut:
+async def get_analysis(batch_id: uuid.UUID, read: Read) -> JSONResponse:
     """Underwriting figures per account and month: balances, salary, EMIs and FOIR, returned
     items, cash, large and round credits, own transfers. `409` until the batch has finished."""
-    analysis = await service.read_analysis(read, batch_id)
-    return AnalysisOut.model_validate(
-        {
-            "batch_id": batch_id,
-            "accounts": analysis.accounts,
-            "own_transfers": analysis.own_transfers,
-        }
-    )
+    return JSONResponse(await service.read_analysis(read, batch_id))
 
 
 @router.post(

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field, StringConstraints, field_validator, model_validator
 
 from touchstone.core.schemas import Count, InputModel, NonBlank, OutputModel, PlainText
+from touchstone.statements.analysis import BatchAnalysis
 from touchstone.statements.categorise import Rule
 from touchstone.statements.subscriptions import BillingChange
 
@@ -333,3 +334,15 @@ class AnalysisOut(OutputModel):
     batch_id: uuid.UUID
     accounts: list[AccountAnalysisOut]
     own_transfers: list[OwnTransferOut]
+
+    @classmethod
+    def document(cls, batch_id: uuid.UUID, analysis: BatchAnalysis) -> dict[str, Any]:
+        """The response as JSON-ready data: what the batch stores and the API serves."""
+        out = cls.model_validate(
+            {
+                "batch_id": batch_id,
+                "accounts": analysis.accounts,
+                "own_transfers": analysis.own_transfers,
+            }
+        )
+        return out.model_dump(mode="json")

@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import bindparam, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -74,7 +74,7 @@ from touchstone.statements.processing import (
     stored_statement,
     stored_transaction,
 )
-from touchstone.statements.schemas import BatchSummaryOut, RuleIn, TransactionOut
+from touchstone.statements.schemas import AnalysisOut, BatchSummaryOut, RuleIn, TransactionOut
 from touchstone.statements.workbook import analysis_records
 
 PDF = "application/pdf"
@@ -425,25 +425,33 @@ async def read_report_key(read: TenantRead, batch_id: uuid.UUID) -> str | None:
     return key
 
 
-async def read_analysis(read: TenantRead, batch_id: uuid.UUID) -> BatchAnalysis:
-    """The underwriting analysis of a finished batch, computed from its stored rows (so
-    overrides count) in one round trip; `NotFound` as `read_batch`, `Conflict` until the
-    batch has finished, as its workbook."""
+async def read_analysis(read: TenantRead, batch_id: uuid.UUID) -> dict[str, Any]:
+    """The underwriting analysis of a finished batch, as its last workbook build stored it
+    (overrides included: they rebuild it), in one round trip; `NotFound` as `read_batch`,
+    `Conflict` until the batch has finished, as its workbook. A batch finished before
+    analyses were stored has it computed from its rows, in a second round trip."""
 
-    def plan(principal: Principal) -> Statements:
+    def batch(principal: Principal) -> Statements:
+        return [(repository.BATCH_ANALYSIS.query, {"org_id": principal.org_id, "id": batch_id})]
+
+    def rows(principal: Principal) -> Statements:
         values = {"org_id": principal.org_id, "id": batch_id}
         return [
-            (repository.BATCH_STATUS.query, values),
             (repository.ANALYSED_STATEMENTS.query, values),
             (repository.ANALYSED_ROWS.query, values),
         ]
 
-    batches, statements, rows = await read.fetch(plan)
-    if not batches:
+    (found,) = await read.fetch(batch)
+    if not found:
         raise NotFound("Batch not found")
-    if batches[0][0] not in COMPLETED:
+    status, stored = found[0]
+    if status not in COMPLETED:
         raise Conflict("The analysis is not ready yet; follow the batch's job")
-    return await asyncio.to_thread(_analyse_rows, statements, rows)
+    if stored is not None:
+        return cast(dict[str, Any], stored)
+    statements, transactions = await read.fetch(rows)
+    analysed = await asyncio.to_thread(_analyse_rows, statements, transactions)
+    return AnalysisOut.document(batch_id, analysed)
 
 
 def _analyse_rows(statements: Rows, rows: Rows) -> BatchAnalysis:

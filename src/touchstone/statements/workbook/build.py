@@ -10,7 +10,7 @@ import io
 
 import xlsxwriter
 
-from touchstone.statements.analysis import analyse
+from touchstone.statements.analysis import BatchAnalysis, analyse
 from touchstone.statements.categorise import find_recurring
 from touchstone.statements.workbook import analysis
 from touchstone.statements.workbook.flows import (
@@ -57,9 +57,10 @@ SHEETS = (
 )
 
 
-def build_workbook(report: WorkbookInput) -> bytes:
+def build_workbook(report: WorkbookInput, analysed: BatchAnalysis | None = None) -> bytes:
     """The batch's workbook as .xlsx bytes (20 sheets, in the order of SHEETS), every sheet
-    printed one page wide."""
+    printed one page wide. `analysed`: the batch's analysis, when the caller has it already
+    (the job stores it too)."""
     buffer = io.BytesIO()
     book = xlsxwriter.Workbook(buffer, BOOK_OPTIONS)
     book.set_properties({"title": f"Statement analysis: {report.batch_label}"})
@@ -72,7 +73,7 @@ def build_workbook(report: WorkbookInput) -> bytes:
     currency_of = {id(item): currency(s) for s, item in items}
     labels = {id(s): statement_label(s) for s in report.statements}
     rows = [Row(s, labels[id(s)], item, id(item) in recurring) for s, item in items]
-    analysis.write_analysis(writer, analyse(analysis_records(report.statements)))
+    analysis.write_analysis(writer, analysed or analyse(analysis_records(report.statements)))
     write_summary(writer, report, recurring)
     write_transactions(writer, rows)
     write_monthly(writer, rows)
