@@ -415,6 +415,7 @@ def test_a_format_1_certificate_digests_as_it_was_issued() -> None:
     assert certificate_digest(old) == FORMAT_1_DIGEST
     page = render_verification_html(old)
     assert "Purity tests" not in page
+    assert "Conf. %:" not in page
     assert "requested_within_eligibility" in page
     assert certificate_digest(make_data()) != FORMAT_1_DIGEST
     with pytest.raises(ValueError, match="format"):

@@ -61,9 +61,10 @@ ROLE_LABELS: Final = {
     "platform_admin": "Platform administrator",
 }
 CONFIDENCE_LEGEND: Final = (
-    "Conf. %: how sure the live touchstone test was of the karat it read (0-100). A reading "
-    "compared with reference needles can exceed 80; an absolute reading never does. "
-    "'-' means the item was not tested; 'inconclusive' items are valued at zero."
+    "Conf. %: how sure the live touchstone test was of the karat it read (0-100); its method "
+    "(compared with reference needles, or an absolute reading, which is trusted less) is "
+    "stated under Purity tests. '-' means the item was not tested; 'inconclusive' items are "
+    "valued at zero."
 )
 ABSOLUTE_METHOD_TEXT: Final = "absolute reading (no reference needles), lower confidence"
 TIME_FORMAT: Final = "%d %b %Y %H:%M %Z"
@@ -189,10 +190,9 @@ def method_text(reference_karats: Sequence[str]) -> str:
     return "compared with reference needles of " + ", ".join(reference_karats)
 
 
-def _moment(moment: datetime, zone: datetime) -> str:
-    """`moment` in the time zone the certificate was issued in, printed as its issue time."""
-    tzinfo = zone.tzinfo
-    return moment.astimezone(tzinfo).strftime(TIME_FORMAT)
+def _moment(moment: datetime, issued_at: datetime) -> str:
+    """`moment` printed as the issue time is, in its time zone: one zone on a certificate."""
+    return moment.astimezone(issued_at.tzinfo).strftime(TIME_FORMAT)
 
 
 def _reaction_text(reaction: Mapping[str, Decimal], reason: str) -> str:

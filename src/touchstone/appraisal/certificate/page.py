@@ -130,6 +130,7 @@ def render_verification_html(data: CertificateData) -> str:
         for test in shown.get("purity_tests", [])
     )
     approval = shown.get("approval")
+    legend = CONFIDENCE_LEGEND if "purity_tests" in shown else ""  # format 1 had none
     body = [
         f"<h1>{html.escape(shown['bank'])}</h1>",
         f"<p>Branch: {html.escape(shown['branch'])}</p>",
@@ -144,7 +145,7 @@ def render_verification_html(data: CertificateData) -> str:
         ),
         "</table><h2>Items</h2><table><tr>",
         _cells([title for title, _, _ in ITEM_COLUMNS], tag="th"),
-        f'</tr>{items}</table><p class="note">{html.escape(CONFIDENCE_LEGEND)}</p>',
+        f'</tr>{items}</table><p class="note">{html.escape(legend)}</p>',
         f"<h2>Purity tests</h2>{tests}" if tests else "",
         "<h2>Valuation</h2><table>",
         _rows(valuation_rows(shown)),
