@@ -250,6 +250,7 @@ def child_env(data_dir: Path, extra: dict[str, str] | None = None) -> dict[str, 
         "HOST": HOST,
         "LOG_LEVEL": "WARNING",
         "ENVIRONMENT": "production",  # as deployed: cached loggers, no docs
+        "PUBLIC_URL": f"http://{HOST}",  # production requires it; no bench follows a link
         "SECRET_KEY": secrets.token_urlsafe(48),
         **extra,
     }

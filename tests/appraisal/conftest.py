@@ -7,6 +7,7 @@ tests (`bank`) and the committed live-server ones (`live_bank`).
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -16,7 +17,13 @@ import pytest
 
 from tests.conftest import Tenant, add_member
 from touchstone.appraisal.purity import service as purity_tests
-from touchstone.appraisal.purity.pipeline import Karat, PurityResult, Stage, StageTiming
+from touchstone.appraisal.purity.pipeline import (
+    Karat,
+    PurityResult,
+    Stage,
+    StageTiming,
+    reading_method,
+)
 from touchstone.core.auth import Principal
 from touchstone.core.db import Database
 from touchstone.core.permissions import Role, permissions_for
@@ -146,8 +153,11 @@ async def live_bank(live_client: httpx.AsyncClient, tenant: Tenant) -> Bank:
     return await make_bank(live_client, tenant)
 
 
-def fake_result(karat: Karat, evidence: bytes) -> PurityResult:
+def fake_result(
+    karat: Karat, evidence: Mapping[str, bytes], references: tuple[Karat, ...] = ()
+) -> PurityResult:
     """What a finished pipeline hands over, for tests that are not about the live test."""
+    needles = {k.value: kept for k, kept in zip(references, (0.1, 0.45, 0.8), strict=False)}
     return PurityResult(
         karat=karat,
         confidence=0.93,
@@ -159,7 +169,9 @@ def fake_result(karat: Karat, evidence: bytes) -> PurityResult:
         },
         milestones={"rubbing_confirmed": 2.5, "acid_applied": 3.7, "result": 6.0},
         detector_versions={"classical": "test"},
-        evidence={"result": evidence},
+        evidence=dict(evidence),
+        method=reading_method(references),
+        reaction={**needles, "ornament": 0.47},
     )
 
 
@@ -170,9 +182,15 @@ async def complete_purity(
     appraisal_id: str,
     item_id: str,
     karat: Karat,
-    evidence: bytes,
+    evidence: bytes | Mapping[str, bytes],
+    references: tuple[Karat, ...] = (),
 ) -> str:
-    """Create a test over the API and finish it through the service, as a run would."""
+    """Create a test over the API and finish it through the service, as a run would.
+
+    `evidence`: the result frame, or frames by name (`EVIDENCE_KEYS`); `references`: the
+    needles the pipeline compared with (the org's setting when the test was created).
+    """
+    frames = {"result": evidence} if isinstance(evidence, bytes) else dict(evidence)
     response = await bank.client.post(
         f"{API}/appraisals/{appraisal_id}/items/{item_id}/purity-sessions",
         headers=bank.appraiser.headers,
@@ -180,9 +198,12 @@ async def complete_purity(
     assert response.status_code == 201, response.text
     test_id = uuid.UUID(response.json()["id"])
     principal = bank.appraiser.principal(bank.tenant.org_id)
-    stored = await storage.put(
-        bank.tenant.org_id, _once(evidence), kind="purity-evidence", allowed_types={"image/jpeg"}
-    )
+    stored = {
+        name: await storage.put(
+            bank.tenant.org_id, _once(jpeg), kind="purity-evidence", allowed_types={"image/jpeg"}
+        )
+        for name, jpeg in frames.items()
+    }
     async with database.transaction(org_id=principal.org_id, user_id=principal.id) as session:
         await purity_tests.start(session, principal, test_id, "websocket")
     async with database.transaction(org_id=principal.org_id, user_id=principal.id) as session:
@@ -190,8 +211,8 @@ async def complete_purity(
             session,
             principal,
             test_id,
-            fake_result(karat, evidence),
-            {"result": stored},
+            fake_result(karat, frames, references),
+            stored,
             purity_tests.FrameCounts(90, 90, 0),
         )
     return str(test_id)

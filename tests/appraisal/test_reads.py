@@ -23,6 +23,7 @@ from touchstone.main import create_app
 
 READS = {
     "/appraisal-settings": "appraisals:read",
+    "/appraisal-settings/reference-needles": "appraisals:read",
     "/devices": "devices:write",
     "/gold-rates": "appraisals:read",
     "/customers": "customers:read",

@@ -13,6 +13,7 @@ from touchstone.core.config import Settings
 from touchstone.main import create_app
 
 STRONG = "k" * 48
+PUBLIC = "https://gold.example-bank.in"
 
 
 @pytest.mark.parametrize(
@@ -20,8 +21,17 @@ STRONG = "k" * 48
     [
         ({"secret_key": "dev-secret-change-me"}, "SECRET_KEY"),
         ({"secret_key": "short-but-not-placeholder"}, "SECRET_KEY"),
-        ({"secret_key": STRONG, "debug": True}, "DEBUG"),
-        ({"secret_key": STRONG, "cors_origins": ["*"], "cors_allow_credentials": True}, "CORS"),
+        ({"secret_key": STRONG, "public_url": PUBLIC, "debug": True}, "DEBUG"),
+        (
+            {
+                "secret_key": STRONG,
+                "public_url": PUBLIC,
+                "cors_origins": ["*"],
+                "cors_allow_credentials": True,
+            },
+            "CORS",
+        ),
+        ({"secret_key": STRONG}, "PUBLIC_URL must be set"),
     ],
 )
 def test_production_refuses_unsafe_settings(overrides: dict[str, object], complaint: str) -> None:
@@ -34,11 +44,14 @@ def paths(app: FastAPI) -> set[str]:
 
 
 def test_production_hides_docs_unless_enabled() -> None:
-    hidden = create_app(Settings(environment="production", secret_key=STRONG))  # type: ignore[arg-type]
+    hidden = create_app(
+        Settings(environment="production", secret_key=STRONG, public_url=PUBLIC)  # type: ignore[arg-type]
+    )
     shown = create_app(
         Settings(
             environment="production",
             secret_key=STRONG,  # type: ignore[arg-type]
+            public_url=PUBLIC,
             docs_enabled=True,
         )
     )
@@ -70,6 +83,20 @@ def test_the_public_placeholder_secret_is_refused(environment: str, tmp_path: Pa
             data_dir=tmp_path,
             secret_key="dev-secret-change-me",  # type: ignore[arg-type]
         )
+
+
+def test_public_links_start_at_public_url_never_at_a_request(tmp_path: Path) -> None:
+    """Development needs nothing set: links start at the local server (HOST:PORT)."""
+    local = Settings(environment="development", data_dir=tmp_path, host="127.0.0.1", port=8141)
+    assert local.link_base == "http://127.0.0.1:8141"
+    deployed = Settings(
+        environment="production",
+        secret_key=STRONG,  # type: ignore[arg-type]
+        public_url=f"{PUBLIC}/",
+    )
+    assert deployed.link_base == PUBLIC
+    with pytest.raises(ValidationError, match="public_url"):  # a scheme, then a host
+        Settings(environment="production", secret_key=STRONG, public_url="gold.example.in")  # type: ignore[arg-type]
 
 
 def test_production_never_generates_its_secret(tmp_path: Path) -> None:

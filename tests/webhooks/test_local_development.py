@@ -50,11 +50,17 @@ async def test_the_preset_allows_http_and_local_addresses(settings: Settings) ->
 @pytest.mark.parametrize("environment", ["production", "test"])
 def test_the_preset_is_refused_outside_development(environment: str) -> None:
     with pytest.raises(ValidationError, match="WEBHOOK_ALLOW_LOCAL=true is for ENVIRONMENT=dev"):
-        Settings(environment=environment, secret_key=STRONG, webhook_allow_local=True)  # type: ignore[arg-type]
+        Settings(
+            environment=environment,  # type: ignore[arg-type]
+            secret_key=STRONG,
+            public_url="https://touchstone.example",
+            webhook_allow_local=True,
+        )
     # the settings a deployment with receivers on its own network uses instead
     Settings(
         environment=environment,  # type: ignore[arg-type]
         secret_key=STRONG,
+        public_url="https://touchstone.example",
         webhook_allow_private_targets=True,
         webhook_allow_http=True,
     )

@@ -81,6 +81,11 @@ class AppraisalSettings(IdMixin, TenantMixin, Base):
     require_registered_device: Mapped[bool] = mapped_column(Boolean, default=False)
     lending_policy: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
     """`LendingPolicy.to_mapping()`; empty = the documented defaults."""
+    reference_karats: Mapped[list[str]] = mapped_column(
+        JSONB, default=list, server_default=text("'[]'::jsonb")
+    )
+    """Karats of the touch needles rubbed on the stone beside the ornament, ascending (the
+    order they are rubbed); empty = the karat is read absolutely."""
     updated_at: Mapped[datetime] = mapped_column(_TZ, default=utcnow, server_default=func.now())
 
 
@@ -182,6 +187,15 @@ class PurityTest(IdMixin, TenantMixin, TimestampMixin, Base):
     stage_timings: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
     milestones: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
     detector_versions: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    reference_karats: Mapped[list[str]] = mapped_column(
+        JSONB, default=list, server_default=text("'[]'::jsonb")
+    )
+    """The org's reference needles when the test was created: a setting changed mid-test
+    does not change what the stone holds."""
+    method: Mapped[str | None] = mapped_column(String(80))
+    """How the karat was read (`PurityResult.method`): absolute, or against the needles."""
+    reaction: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    """What the acid left of each streak (`PurityResult.reaction`), for the certificate."""
     snapshot: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     """`PurityPipeline.snapshot()` when the test stopped early, to resume from."""
     frames_received: Mapped[int] = mapped_column(Integer, default=0)

@@ -165,8 +165,12 @@ async def tests_of_item(
     return (await session.execute(query)).scalars().all()
 
 
-async def settings_of(session: AsyncSession, org_id: uuid.UUID) -> AppraisalSettings | None:
+async def settings_of(
+    session: AsyncSession, org_id: uuid.UUID, *, for_update: bool = False
+) -> AppraisalSettings | None:
     query = select(AppraisalSettings).where(AppraisalSettings.org_id == org_id)
+    if for_update:  # an audited change records what it replaced
+        query = query.with_for_update()
     return (await session.execute(query)).scalar_one_or_none()
 
 

@@ -11,9 +11,17 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, Field, StringConstraints, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from touchstone.appraisal.models import AppraisalStatus
+from touchstone.appraisal.valuation import TESTED_KARATS
 from touchstone.core.schemas import (
     Count,
     Flag,
@@ -44,6 +52,8 @@ class SettingsOut(OutputModel):
     detector_engine: str
     require_registered_device: bool
     lending_policy: dict[str, Any]
+    reference_karats: list[str]
+    """The reference needles on the stone (`PUT /appraisal-settings/reference-needles`)."""
 
 
 class SettingsUpdate(InputModel):
@@ -51,6 +61,34 @@ class SettingsUpdate(InputModel):
     require_registered_device: Flag | None = None
     lending_policy: dict[str, Any] | None = None
     """Keys of `LendingPolicy` (validated by it); left-out keys keep their defaults."""
+
+
+class ReferenceNeedles(InputModel):
+    """The karats of the touch needles an appraiser rubs on the stone before the ornament.
+
+    Listed in ascending karat, the order they are rubbed (the ornament last): the reading
+    tells the streaks apart by when they were rubbed. Empty: no needles, an absolute reading.
+    """
+
+    karats: list[TestedKarat] = Field(max_length=len(TESTED_KARATS))
+
+    @field_validator("karats")
+    @classmethod
+    def _ascending_without_repeats(cls, karats: list[str]) -> list[str]:
+        if len(set(karats)) != len(karats):
+            raise ValueError("a karat is listed twice: each needle is rubbed once")
+        if karats != sorted(karats, key=TESTED_KARATS.index):
+            raise ValueError(
+                "list the needles in ascending karat (e.g. 18K, 22K, 24K), the order they "
+                "are rubbed on the stone"
+            )
+        return karats
+
+
+class ReferenceNeedlesOut(OutputModel):
+    karats: list[str]
+    method: str
+    """How a test started now reads its karat: `absolute`, or `reference needles 18K, 22K`."""
 
 
 class DeviceCreate(InputModel):
@@ -218,6 +256,12 @@ class PurityTestOut(OutputModel):
     stage_timings: dict[str, Any]
     milestones: dict[str, Any]
     detector_versions: dict[str, Any]
+    reference_karats: list[str]
+    """The org's reference needles when the test was created (ascending); empty: none."""
+    method: str | None
+    """How the karat was read: `absolute`, or `reference needles 18K, 22K`."""
+    reaction: dict[str, float] | None
+    """What the acid left of each streak (0 to 1): `ornament`, and each needle's karat."""
     frames_received: int
     frames_processed: int
     frames_dropped: int

@@ -493,7 +493,7 @@ async def decide(
         principal,
         appraisal,
         f"appraisal.{target.value}",
-        {"comment": comment},
+        {"comment": comment, "role": principal.role},
         topic=f"appraisal.{target.value}",
     )
     return appraisal

@@ -152,10 +152,12 @@ class Settings(BaseSettings):
     public_url: str | None = Field(
         default=None,
         pattern=r"^https?://[^/?#\s]+(/[^?#\s]*)?$",
-        description="Where people reach the platform, for links in emails",
+        description="Where people reach the platform: links in emails, certificates' QR codes",
     )
-    """Links in emails start here (never with a request's Host header, which a caller
-    chooses). Unset: http://HOST:PORT, right for one machine in development."""
+    """Every public link starts here: emailed links, the verification URL printed and in the
+    QR code of a certificate. Never a request's Host header, which a caller chooses (and a
+    certificate outlives). Required in production; unset elsewhere: http://HOST:PORT, right
+    for one machine in development."""
     dev_mail_port: int | None = Field(default=None, ge=1, le=65535)
     """Development without SMTP_HOST: the local SMTP server listens on 127.0.0.1 here; unset:
     a free port, written into the mail directory for the workers (so two checkouts, or a
@@ -247,7 +249,8 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:
-        """Production must not start on a guessable secret, in debug mode or with open CORS."""
+        """Production must not start on a guessable secret, in debug mode, with open CORS or
+        without the public address its printed and emailed links start at."""
         if not self.is_production:
             return self
         problems = []
@@ -255,6 +258,11 @@ class Settings(BaseSettings):
             problems.append("DEBUG must be off")
         if "*" in self.cors_origins and self.cors_allow_credentials:
             problems.append("CORS_ORIGINS='*' cannot be combined with CORS_ALLOW_CREDENTIALS")
+        if not self.public_url:
+            problems.append(
+                "PUBLIC_URL must be set to the address people reach the platform at (it starts "
+                "certificates' QR codes and emailed links), e.g. https://gold.example-bank.in"
+            )
         if problems:
             raise ValueError("unsafe production settings: " + "; ".join(problems))
         return self
@@ -262,15 +270,14 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _email_sound(self) -> Settings:
         """A From address that cannot be parsed fails every email; in production, emailed
-        links need PUBLIC_URL and SMTP credentials need an encrypted connection."""
+        SMTP credentials need an encrypted connection (emailed links need PUBLIC_URL, which
+        production always requires)."""
         _, address = parseaddr(self.email_from)
         if "@" not in address or any(c in self.email_from for c in "\r\n"):
             raise ValueError("EMAIL_FROM must be an address, e.g. 'Touchstone <no-reply@x.com>'")
-        if self.is_production and self.smtp_host:
-            if not self.public_url:
-                raise ValueError("PUBLIC_URL is needed for the links in emails (SMTP_HOST is set)")
-            if self.smtp_security == "none" and self.smtp_password:
-                raise ValueError("SMTP_PASSWORD needs SMTP_SECURITY=starttls or tls")
+        secure = self.smtp_security != "none" or not self.smtp_password
+        if self.is_production and self.smtp_host and not secure:
+            raise ValueError("SMTP_PASSWORD needs SMTP_SECURITY=starttls or tls")
         return self
 
     @model_validator(mode="after")

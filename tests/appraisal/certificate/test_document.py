@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import dataclasses
+import html
 import io
 import re
 from datetime import UTC, datetime, timedelta, timezone
@@ -19,12 +21,16 @@ from PIL import Image
 from touchstone.appraisal.certificate.document import (
     CertificateData,
     CertificateItem,
+    PurityRecord,
     certificate_digest,
     certificate_items,
     mask_id_number,
     mask_phone,
 )
-from touchstone.appraisal.certificate.page import render_verification_html
+from touchstone.appraisal.certificate.page import (
+    render_not_verified_html,
+    render_verification_html,
+)
 from touchstone.appraisal.certificate.pdf import render_certificate
 from touchstone.appraisal.valuation import (
     GoldRates,
@@ -39,6 +45,32 @@ VERIFY_URL = "https://touchstone.example/verify/TS-2026-000042?d=3f1c"
 AADHAAR = "2345 6789 0123"
 PHONE = "+91 98765 43210"
 IST = timezone(timedelta(hours=5, minutes=30))
+FORMAT_1_DIGEST = "0f8b94bf723e6be85066b9094ee26135fa0937b8592332ceda142b6b4260bac3"
+"""`make_data(format_version=1, id_document_type="Aadhaar")` digested by the format 1 code
+(before format 2 existed): a certificate issued then must verify for ever."""
+
+
+def needles_test(item_number: int = 1) -> PurityRecord:
+    return PurityRecord(
+        item_number=item_number,
+        karat="22K",
+        reason="steady reading",
+        engine="classical",
+        detector_versions={"classical": "classical-3 opencv-4.11.0", "reading": "scene-2"},
+        reference_karats=("18K", "22K"),
+        started_at=datetime(2026, 11, 22, 4, 41, 7, tzinfo=UTC),
+        stage_seconds={"rubbing": D("12.345"), "acid": D("8.1")},
+        reaction={"18K": D("0.1"), "22K": D("0.452"), "ornament": D("0.47")},
+    )
+
+
+def absolute_test(item_number: int = 2) -> PurityRecord:
+    return dataclasses.replace(
+        needles_test(item_number),
+        karat="18K",
+        reference_karats=(),
+        reaction={"ornament": D("0.15")},
+    )
 
 
 def jpeg(color: str, size: tuple[int, int] = (320, 240)) -> bytes:
@@ -68,7 +100,7 @@ def make_data(item_count: int = 10, **changes: Any) -> CertificateData:
         branch_name="Anna Nagar, Chennai",
         customer_name="Lakshmi Narayanan",
         customer_phone=PHONE,
-        id_document_type="Aadhaar",
+        id_document_type="aadhaar",
         id_document_number=AADHAAR,
         appraiser_name="Ravi Appraiser",
         approver_name="Meena Manager",
@@ -82,6 +114,9 @@ def make_data(item_count: int = 10, **changes: Any) -> CertificateData:
         requested_amount=valuation.requested_amount,
         checks=valuation.checks,
         evidence=[("front", jpeg("gold")), ("scale", jpeg("orange")), ("acid", jpeg("red"))],
+        purity_tests=[needles_test(1), absolute_test(2)],
+        approver_role="branch_manager",
+        approved_at=datetime(2026, 11, 22, 4, 55, tzinfo=UTC),
     )
     return dataclasses.replace(data, **changes)
 
@@ -131,7 +166,7 @@ def test_pdf_shows_the_certificate(data: CertificateData, pdf: bytes) -> None:
         "87.5",
         "₹7,200.00/g",
         "₹2,50,000.00",
-        "requested_within_eligibility",
+        "Requested loan within eligibility",
         "FAIL",
         "front",
         "acid",
@@ -225,6 +260,10 @@ def _flipped_check(data: CertificateData) -> list[RuleCheck]:
         {"ltv_cap": D("0.80")},
         {"eligible_max_loan": D("550800.01")},
         {"requested_amount": None},
+        {"approver_role": "org_admin"},
+        {"approved_at": datetime(2026, 11, 22, 4, 56, tzinfo=UTC)},
+        {"purity_tests": [needles_test(1)]},
+        {"purity_tests": [needles_test(1), dataclasses.replace(absolute_test(2), reason="x")]},
         {"evidence": [("front", jpeg("gold")), ("scale", jpeg("orange"))]},
         {"evidence": [("front", jpeg("gold")), ("scale", jpeg("orange")), ("acid", jpeg("blue"))]},
         {"evidence": [("back", jpeg("gold")), ("scale", jpeg("orange")), ("acid", jpeg("red"))]},
@@ -267,7 +306,7 @@ def test_non_latin_names_are_romanised_not_dropped() -> None:
     assert "Cennai" in text
     assert "Murukan ? Ñúñez" in text
     assert "the verification page shows every name as" in text
-    page = render_verification_html(data, digest_ok=True)
+    page = render_verification_html(data)
     assert "முருகன் 李 Ñúñez" in page
     assert "भारतीय स्टेट बैंक" in page
 
@@ -327,13 +366,16 @@ def test_verification_page_escapes_everything() -> None:
         bank_name="A & B <b>Bank</b>",
         evidence=[("<img src=x onerror=alert(1)>", jpeg("gold"))],
     )
-    page = render_verification_html(data, digest_ok=True)
+    page = render_verification_html(data)
     assert "<script" not in page
     assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in page
     assert "A &amp; B &lt;b&gt;Bank&lt;/b&gt;" in page
-    assert "<img" not in page
+    assert page.count("<img") == 1  # the evidence image, as a data: URL
     assert "<link" not in page
-    assert "src=" not in page.replace("&lt;img src=x", "")
+    sources = re.findall(r'src="([^"]*)"', page)
+    assert len(sources) == 1
+    assert sources[0].startswith("data:image/jpeg;base64,")
+    assert 'alt="&lt;img src=x onerror=alert(1)&gt;"' in page
     assert certificate_digest(data) in page
     assert "XXXXXXXX0123" in page
     assert AADHAAR not in page
@@ -341,13 +383,15 @@ def test_verification_page_escapes_everything() -> None:
 
 
 def test_verification_page_says_whether_the_digest_matched(data: CertificateData) -> None:
-    genuine = render_verification_html(data, digest_ok=True)
-    forged = render_verification_html(data, digest_ok=False)
+    genuine = render_verification_html(data)
+    forged = render_not_verified_html(data.certificate_number)
     assert "Genuine" in genuine
     assert "Not verified" not in genuine
+    assert "₹7,34,400.00" in genuine
     assert "Not verified" in forged
     assert "Genuine" not in forged
-    assert "₹7,34,400.00" in genuine
+    for private in ("Lakshmi", "3210", "0123", "₹", "Bharat", "Meena", "22K", "<img"):
+        assert private not in forged
 
 
 def test_certificate_items_carry_the_purity_confidence(data: CertificateData) -> None:
@@ -362,3 +406,77 @@ def test_digest_records_the_time_zone_shown() -> None:
     ist = make_data(issued_at=datetime(2026, 11, 22, 10, 30, tzinfo=IST))
     # The same instant printed in two zones is shown differently, so it digests differently.
     assert certificate_digest(utc) != certificate_digest(ist)
+
+
+def test_a_format_1_certificate_digests_as_it_was_issued() -> None:
+    """Certificates issued before the auditor's fields keep verifying, and theirs are not
+    shown for them (format 1 had none)."""
+    old = make_data(format_version=1, id_document_type="Aadhaar")
+    assert certificate_digest(old) == FORMAT_1_DIGEST
+    page = render_verification_html(old)
+    assert "Purity tests" not in page
+    assert "Conf. %:" not in page
+    assert "requested_within_eligibility" in page
+    assert certificate_digest(make_data()) != FORMAT_1_DIGEST
+    with pytest.raises(ValueError, match="format"):
+        make_data(format_version=3)
+
+
+AUDITOR_TEXT = [
+    "Aadhaar XXXXXXXX0123",
+    "Conf. %: how sure the live touchstone test was of the karat it read",
+    "Item 1",
+    "Result 22K (steady reading)",
+    "compared with reference needles of 18K, 22K",
+    "absolute reading (no reference needles), lower confidence",
+    "classical (classical: classical-3 opencv-4.11.0; reading: scene-2)",
+    "22 Nov 2026 10:11 UTC+05:30",  # the test's start, in the issue's time zone
+    "rubbing 12.3 s, acid 8.1 s",
+    "the ornament's streak kept 47.0% under the acid; "
+    "the needles' streaks kept 18K 10.0%, 22K 45.2%",
+    "the ornament's streak kept 15.0% under the acid",
+    "Purity accepted for lending",
+    "Jewellery weight per borrower",
+    "Loan-to-value cap",
+    "Requested loan within eligibility",
+    "Branch manager",
+    "22 Nov 2026 10:25 UTC+05:30",  # approved
+    "Signature of the approving manager",
+]
+
+
+def test_pdf_answers_what_an_auditor_asks(pdf: bytes) -> None:
+    text = " ".join(pdf_text(pdf).split())
+    for shown in AUDITOR_TEXT:
+        assert shown in text
+    for rule in ("karat_accepted", "jewellery_weight_limit", "ltv_tier"):
+        assert rule not in text
+
+
+def test_verification_page_shows_the_same_and_the_images(data: CertificateData) -> None:
+    page = render_verification_html(data)
+    text = " ".join(html.unescape(re.sub(r"<[^>]+>", " ", page)).split())
+    signed_on_paper = AUDITOR_TEXT[-1]
+    for shown in [*AUDITOR_TEXT, "Issued 22 Nov 2026 10:30 UTC+05:30"]:
+        assert (shown in text) is (shown != signed_on_paper)
+    sources = re.findall(r'src="data:image/jpeg;base64,([^"]+)"', page)
+    assert [base64.b64decode(source) for source in sources] == [j for _, j in data.evidence]
+    assert "2026-11-22T10:30:00+05:30" not in page  # the issue time as printed, not ISO
+
+
+def test_unreadable_evidence_is_named_not_inlined() -> None:
+    data = make_data(item_count=1, evidence=[("broken", b"not a jpeg"), ("ok", jpeg("gold"))])
+    page = render_verification_html(data)
+    assert page.count("<img") == 1
+    assert "image unreadable" in page
+
+
+@pytest.mark.parametrize(
+    ("stored", "shown"),
+    [("voter_id", "Voter ID"), ("pan", "PAN"), ("driving_licence", "Driving licence")],
+)
+def test_the_id_document_type_is_named_properly(stored: str, shown: str) -> None:
+    pdf = render_certificate(
+        make_data(item_count=1, id_document_type=stored), verify_url=VERIFY_URL
+    )
+    assert f"ID document {shown} XXXXXXXX0123" in pdf_text(pdf)

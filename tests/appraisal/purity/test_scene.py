@@ -189,7 +189,13 @@ def test_a_clip_with_reference_needles_is_read_by_comparison() -> None:
     assert pipeline.result.karat is Karat.K22
     assert pipeline.result.method == "reference needles 18K, 22K, 24K"
     assert pipeline.result.confidence > 0.8  # a comparison; absolute readings stop at 0.8
+    reaction = pipeline.result.reaction  # what the certificate prints of the acid
+    assert set(reaction) == {"18K", "22K", "24K", "ornament"}
+    gaps = {karat: abs(reaction["ornament"] - reaction[karat]) for karat in ("18K", "22K", "24K")}
+    assert min(gaps, key=gaps.__getitem__) == "22K"
     restored = PurityPipeline.restore(
         json.loads(json.dumps(pipeline.snapshot())), ClassicalEngine()
     )
     assert restored.references == NEEDLES
+    assert restored.result is not None
+    assert restored.result.reaction == reaction

@@ -8,6 +8,10 @@ certificate the bank issued, and a change to any shown field changes the digest.
 Personal numbers are masked before they reach that mapping: the certificate, the page and
 the digest never carry a full phone or ID number (a SHA-256 over a 12-digit Aadhaar
 number could be reversed by trying all 10^12 of them).
+
+Format 2 adds what an auditor asks for (how each item was tested, labels for the lending
+checks and the ID document, the approving manager's signature block). A certificate issued
+in format 1 keeps its format: its mapping, and so its digest, is exactly as issued.
 """
 
 from __future__ import annotations
@@ -21,6 +25,11 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Final
 
 from touchstone.appraisal.valuation import (
+    RULE_COIN_WEIGHT,
+    RULE_JEWELLERY_WEIGHT,
+    RULE_KARAT_ACCEPTED,
+    RULE_LTV_TIER,
+    RULE_REQUESTED_WITHIN_ELIGIBILITY,
     ItemValuation,
     RuleCheck,
     format_inr,
@@ -28,8 +37,37 @@ from touchstone.appraisal.valuation import (
     round_money,
 )
 
-CERTIFICATE_FORMAT_VERSION: Final = 1
+CERTIFICATE_FORMAT_VERSION: Final = 2
 """Part of the digest, so a future layout with other fields never collides with this one."""
+
+ID_DOCUMENT_LABELS: Final = {
+    "aadhaar": "Aadhaar",
+    "pan": "PAN",
+    "passport": "Passport",
+    "voter_id": "Voter ID",
+    "driving_licence": "Driving licence",
+    "other": "Other ID",
+}
+CHECK_LABELS: Final = {
+    RULE_KARAT_ACCEPTED: "Purity accepted for lending",
+    RULE_JEWELLERY_WEIGHT: "Jewellery weight per borrower",
+    RULE_COIN_WEIGHT: "Coin weight per borrower",
+    RULE_LTV_TIER: "Loan-to-value cap",
+    RULE_REQUESTED_WITHIN_ELIGIBILITY: "Requested loan within eligibility",
+}
+ROLE_LABELS: Final = {
+    "branch_manager": "Branch manager",
+    "org_admin": "Organisation administrator",
+    "platform_admin": "Platform administrator",
+}
+CONFIDENCE_LEGEND: Final = (
+    "Conf. %: how sure the live touchstone test was of the karat it read (0-100); its method "
+    "(compared with reference needles, or an absolute reading, which is trusted less) is "
+    "stated under Purity tests. '-' means the item was not tested; 'inconclusive' items are "
+    "valued at zero."
+)
+ABSOLUTE_METHOD_TEXT: Final = "absolute reading (no reference needles), lower confidence"
+TIME_FORMAT: Final = "%d %b %Y %H:%M %Z"
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +95,24 @@ class CertificateItem:
             confidence=confidence,
             value=item.value,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class PurityRecord:
+    """How one item's karat was read, as an auditor asks: the method, engine and version,
+    when it ran, how long each stage took and what the acid did to each streak."""
+
+    item_number: int
+    karat: str
+    reason: str
+    engine: str
+    detector_versions: Mapping[str, str]
+    reference_karats: Sequence[str]
+    started_at: datetime | None
+    stage_seconds: Mapping[str, Decimal]
+    """Seconds spent in each stage (rubbing, acid), in the order they ran."""
+    reaction: Mapping[str, Decimal]
+    """Retention (0 to 1) of each streak under the acid: "ornament" and each needle's karat."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,10 +144,17 @@ class CertificateData:
     requested_amount: Decimal | None
     checks: Sequence[RuleCheck]
     evidence: Sequence[tuple[str, bytes]] = ()
+    purity_tests: Sequence[PurityRecord] = ()
+    approver_role: str = ""
+    approved_at: datetime | None = None
+    format_version: int = CERTIFICATE_FORMAT_VERSION
 
     def __post_init__(self) -> None:
-        if self.issued_at.utcoffset() is None:
-            raise ValueError("issued_at must be timezone-aware")
+        moments = [self.issued_at, self.approved_at, *(t.started_at for t in self.purity_tests)]
+        if any(moment is not None and moment.utcoffset() is None for moment in moments):
+            raise ValueError("issued_at, approved_at and test times must be timezone-aware")
+        if self.format_version not in (1, CERTIFICATE_FORMAT_VERSION):
+            raise ValueError(f"unknown certificate format {self.format_version}")
 
 
 def _mask_keeping_last_four(characters: str) -> str:
@@ -121,10 +184,64 @@ def _percent(fraction: Decimal) -> str:
     return str((fraction * 100).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP))
 
 
-def shown_fields(data: CertificateData) -> dict[str, Any]:
-    """Everything the certificate shows, as canonical strings (and booleans)."""
+def method_text(reference_karats: Sequence[str]) -> str:
+    if not reference_karats:
+        return ABSOLUTE_METHOD_TEXT
+    return "compared with reference needles of " + ", ".join(reference_karats)
+
+
+def _moment(moment: datetime, issued_at: datetime) -> str:
+    """`moment` printed as the issue time is, in its time zone: one zone on a certificate."""
+    return moment.astimezone(issued_at.tzinfo).strftime(TIME_FORMAT)
+
+
+def _reaction_text(reaction: Mapping[str, Decimal], reason: str) -> str:
+    if "ornament" not in reaction:
+        return f"no reaction read ({reason})"
+    kept = f"the ornament's streak kept {_percent(reaction['ornament'])}% under the acid"
+    needles = [
+        f"{karat} {_percent(value)}%"
+        for karat, value in sorted(reaction.items())
+        if karat != "ornament"
+    ]
+    return kept + (f"; the needles' streaks kept {', '.join(needles)}" if needles else "")
+
+
+def _purity_fields(test: PurityRecord, issued_at: datetime) -> dict[str, str]:
+    versions = "; ".join(
+        f"{name}: {version}" for name, version in sorted(test.detector_versions.items())
+    )
+    stages = ", ".join(
+        f"{stage} {seconds.quantize(Decimal('0.1'))} s"
+        for stage, seconds in test.stage_seconds.items()
+    )
     return {
-        "format": CERTIFICATE_FORMAT_VERSION,
+        "item": str(test.item_number),
+        "result": f"{test.karat} ({test.reason})",
+        "method": method_text(test.reference_karats),
+        "engine": f"{test.engine} ({versions})" if versions else test.engine,
+        "ran_at": "" if test.started_at is None else _moment(test.started_at, issued_at),
+        "stages": stages,
+        "reaction": _reaction_text(test.reaction, test.reason),
+    }
+
+
+def _check_fields(check: RuleCheck, labelled: bool) -> dict[str, Any]:
+    shown: dict[str, Any] = {"rule": check.rule, "passed": check.passed, "detail": check.detail}
+    if labelled:
+        shown["label"] = CHECK_LABELS.get(check.rule, check.rule.replace("_", " ").capitalize())
+    return shown
+
+
+def shown_fields(data: CertificateData) -> dict[str, Any]:
+    """Everything the certificate shows, as canonical strings (and booleans).
+
+    Format 1 (certificates issued before format 2) is rebuilt exactly as it was issued.
+    """
+    current = data.format_version >= 2
+    document_type = data.id_document_type
+    shown = {
+        "format": data.format_version,
         "certificate_number": data.certificate_number,
         "issued_at": data.issued_at.isoformat(),
         "bank": data.bank_name,
@@ -132,7 +249,9 @@ def shown_fields(data: CertificateData) -> dict[str, Any]:
         "customer": {
             "name": data.customer_name,
             "phone": mask_phone(data.customer_phone),
-            "id_document_type": data.id_document_type,
+            "id_document_type": ID_DOCUMENT_LABELS.get(document_type, document_type)
+            if current
+            else document_type,
             "id_document_number": mask_id_number(data.id_document_number),
         },
         "appraiser": data.appraiser_name,
@@ -161,15 +280,41 @@ def shown_fields(data: CertificateData) -> dict[str, Any]:
                 "" if data.requested_amount is None else _money(data.requested_amount)
             ),
         },
-        "checks": [
-            {"rule": check.rule, "passed": check.passed, "detail": check.detail}
-            for check in data.checks
-        ],
+        "checks": [_check_fields(check, current) for check in data.checks],
         "evidence": [
             {"label": label, "sha256": hashlib.sha256(jpeg).hexdigest()}
             for label, jpeg in data.evidence
         ],
     }
+    if current:
+        shown["purity_tests"] = [_purity_fields(t, data.issued_at) for t in data.purity_tests]
+        shown["approval"] = {
+            "name": data.approver_name,
+            "role": ROLE_LABELS.get(data.approver_role, data.approver_role or "Approver"),
+            "date": "" if data.approved_at is None else _moment(data.approved_at, data.issued_at),
+        }
+    return shown
+
+
+def issued_text(shown: Mapping[str, Any]) -> str:
+    """The issue time as the PDF prints it and the page shows it."""
+    return datetime.fromisoformat(shown["issued_at"]).strftime(TIME_FORMAT)
+
+
+def check_label(check: Mapping[str, Any]) -> str:
+    """A format 2 check's label; a format 1 certificate showed the rule's name."""
+    return str(check.get("label", check["rule"]))
+
+
+def purity_rows(test: Mapping[str, str]) -> list[tuple[str, str]]:
+    return [
+        ("Result", test["result"]),
+        ("Method", test["method"]),
+        ("Engine and version", test["engine"]),
+        ("Tested", test["ran_at"] or "not recorded"),
+        ("Stages", test["stages"] or "not recorded"),
+        ("Acid reaction", test["reaction"]),
+    ]
 
 
 def certificate_digest(data: CertificateData) -> str:

@@ -19,11 +19,15 @@ from fpdf.fonts import TTFFont
 from PIL import Image
 
 from touchstone.appraisal.certificate.document import (
+    CONFIDENCE_LEGEND,
     ITEM_COLUMNS,
     CertificateData,
     certificate_digest,
+    check_label,
+    issued_text,
     item_cells,
     party_rows,
+    purity_rows,
     shown_fields,
     valuation_rows,
 )
@@ -212,12 +216,8 @@ class _CertificatePdf:
         self.y += 2
         self.paragraph("Gold appraisal certificate", size=13, bold=True)
         self.y += 1
-        issued = datetime.fromisoformat(shown["issued_at"])
         self.pairs(
-            [
-                ("Certificate No.", shown["certificate_number"]),
-                ("Issued", issued.strftime("%d %b %Y %H:%M %Z")),
-            ]
+            [("Certificate No.", shown["certificate_number"]), ("Issued", issued_text(shown))]
         )
 
     def parties(self) -> None:
@@ -231,6 +231,20 @@ class _CertificatePdf:
         aligns = [align for _, _, align in ITEM_COLUMNS]
         for number, item in enumerate(self.shown["items"], start=1):
             self.row(item_cells(number, item), widths, aligns)
+        self.y += 1
+        self.paragraph(CONFIDENCE_LEGEND, size=7.5)
+
+    def purity_tests(self) -> None:
+        """How each item's karat was read: what an auditor asks before trusting it."""
+        tests = self.shown.get("purity_tests", [])
+        if not tests:
+            return
+        self.heading("Purity tests (live touchstone)")
+        for test in tests:
+            self._room_for(12)
+            self.paragraph(f"Item {test['item']}", size=9, bold=True)
+            self.pairs(purity_rows(test))
+            self.y += 1
 
     def valuation(self) -> None:
         self.heading("Valuation")
@@ -241,7 +255,29 @@ class _CertificatePdf:
         widths = (13.0, 50.0, self.width - 63.0)
         for check in self.shown["checks"]:
             verdict = "PASS" if check["passed"] else "FAIL"
-            self.row([verdict, check["rule"], check["detail"]], widths, ("C", "L", "L"))
+            self.row([verdict, check_label(check), check["detail"]], widths, ("C", "L", "L"))
+
+    def approval(self) -> None:
+        """The approving manager's signature block: name, role, date and a line to sign on."""
+        approval = self.shown.get("approval")
+        if approval is None:
+            return
+        self.heading("Approval", keep_with=30)
+        self.pairs(
+            [
+                ("Approved by", approval["name"] or "-"),
+                ("Role", approval["role"]),
+                ("Date", approval["date"] or "-"),
+            ]
+        )
+        self.y += 12
+        self._room_for(8)
+        self.pdf.line(_MARGIN, self.y, _MARGIN + 80, self.y)
+        line_h = self._font(8, False)
+        self._draw_lines(
+            ["Signature of the approving manager"], _MARGIN, self.y + 0.5, 80, line_h, "L"
+        )
+        self.y += line_h + 1
 
     def evidence(self, images: Sequence[tuple[str, bytes]]) -> None:
         if not images:
@@ -302,8 +338,10 @@ def render_certificate(data: CertificateData, *, verify_url: str) -> bytes:
     document.header()
     document.parties()
     document.items()
+    document.purity_tests()
     document.valuation()
     document.checks()
     document.evidence(data.evidence)
+    document.approval()
     document.verification(certificate_digest(data), verify_url)
     return document.output()

@@ -2,8 +2,9 @@
 verification page its QR code opens (`public_router`).
 
 The page needs no sign-in: the certificate number and the digest in the URL are the
-credentials. It shows only what the printed certificate shows (personal numbers masked) and
-whether the digest matches; an unknown number gets a plain 404 page that says nothing more.
+credentials. With the digest the QR code carries, it shows what the printed certificate
+shows (personal numbers masked) and its evidence images; without it, "not verified" and
+nothing else. An unknown number gets a plain 404 page that says nothing more.
 """
 
 from __future__ import annotations
@@ -17,9 +18,13 @@ from fastapi.responses import HTMLResponse
 
 from touchstone.appraisal import repository
 from touchstone.appraisal.certificate import service
-from touchstone.appraisal.certificate.page import render_verification_html
+from touchstone.appraisal.certificate.page import (
+    render_not_verified_html,
+    render_verification_html,
+)
 from touchstone.appraisal.dependencies import AppraisalReads, Reader
 from touchstone.appraisal.schemas import CertificateOut
+from touchstone.core.config import Settings
 from touchstone.core.deps import SessionDep, SettingsDep, SystemSessionDep
 from touchstone.core.errors import Forbidden
 from touchstone.core.routing import ApiRouter
@@ -28,8 +33,8 @@ from touchstone.core.storage import Storage, StorageDep, request_storage
 router = ApiRouter()  # tagged by the module router including it
 public_router = ApiRouter(tags=["appraisal"])
 PAGE_HEADERS = {
-    # The page is self-contained: inline CSS, no scripts, no external assets.
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
+    # The page is self-contained: inline CSS, images as data: URLs, no scripts, nothing external.
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
     "frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
     "Cache-Control": "no-store",
     "Referrer-Policy": "no-referrer",
@@ -43,16 +48,17 @@ NOT_FOUND_PAGE = (
 
 
 async def _certificate_out(
-    request: Request, storage: Storage, org_id: uuid.UUID, certificate: Mapping[str, Any]
+    settings: Settings, storage: Storage, org_id: uuid.UUID, certificate: Mapping[str, Any]
 ) -> CertificateOut:
-    """`CertificateOut` from the fields of `repository.CERTIFICATE`."""
+    """`CertificateOut` from the fields of `repository.CERTIFICATE`; the verification URL
+    starts at PUBLIC_URL, as printed, never at the request's host."""
     number, digest = certificate["number"], certificate["digest"]
     return CertificateOut(
         number=number,
         digest=digest,
         sha256=certificate["sha256"],
         issued_at=certificate["issued_at"],
-        verify_url=service.verify_url(str(request.base_url), number, digest),
+        verify_url=service.verify_url(settings.link_base, number, digest),
         download_url=await storage.signed_url(org_id, certificate["storage_key"]),
     )
 
@@ -62,7 +68,6 @@ async def _certificate_out(
 )
 async def issue_certificate(
     appraisal_id: uuid.UUID,
-    request: Request,
     session: SessionDep,
     settings: SettingsDep,
     storage: StorageDep,
@@ -74,11 +79,9 @@ async def issue_certificate(
     """
     if not (principal.can("appraisals:write") or principal.can("appraisals:approve")):
         raise Forbidden("Issuing a certificate needs appraisals:write or appraisals:approve")
-    certificate = await service.issue(
-        session, principal, appraisal_id, settings, storage, str(request.base_url)
-    )
+    certificate = await service.issue(session, principal, appraisal_id, settings, storage)
     fields = {name: getattr(certificate, name) for name in repository.CERTIFICATE.fields}
-    return await _certificate_out(request, storage, principal.org_id, fields)
+    return await _certificate_out(settings, storage, principal.org_id, fields)
 
 
 @router.get("/appraisals/{appraisal_id}/certificate", response_model=CertificateOut)
@@ -89,8 +92,9 @@ async def get_certificate(
     stored at issue); a signed download URL for it."""
     certificate = await service.read_certificate(read, appraisal_id)
     assert read.principal is not None  # the read confirmed the caller
+    settings: Settings = request.app.state.settings
     return await _certificate_out(
-        request, request_storage(request), read.principal.org_id, certificate
+        settings, request_storage(request), read.principal.org_id, certificate
     )
 
 
@@ -102,9 +106,10 @@ async def verify_certificate(
     storage: StorageDep,
     d: Annotated[str, Query(max_length=128, description="The digest printed in the QR code")] = "",
 ) -> HTMLResponse:
-    """The certificate as issued, marked genuine only if its digest matches."""
+    """The certificate as issued when its digest matches; "not verified" alone otherwise."""
     found = await service.verification(session, number, d, settings, storage)
     if found is None:
         return HTMLResponse(NOT_FOUND_PAGE, status_code=404, headers=PAGE_HEADERS)
-    data, genuine = found
-    return HTMLResponse(render_verification_html(data, genuine), headers=PAGE_HEADERS)
+    if isinstance(found, service.NotVerified):
+        return HTMLResponse(render_not_verified_html(number), headers=PAGE_HEADERS)
+    return HTMLResponse(render_verification_html(found), headers=PAGE_HEADERS)

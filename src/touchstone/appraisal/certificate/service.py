@@ -1,10 +1,10 @@
 """Issuing an approved appraisal's certificate, and verifying one without signing in.
 
 What a certificate shows is frozen at issue into `Certificate.data` (personal numbers
-sealed, evidence by storage key and SHA-256). The public page rebuilds the certificate from
-that record alone, recomputes its digest and compares it with both the stored digest and
-the one in the QR code's URL: a certificate whose record or images were changed after
-issue, or a URL with another digest, shows as not verified.
+sealed, evidence by storage key and SHA-256). The public page first compares the digest in
+the QR code's URL with the stored one (a URL with another digest learns nothing more), then
+rebuilds the certificate from its record alone and recomputes the digest: a certificate
+whose record or images were changed after issue shows as not verified too.
 """
 
 from __future__ import annotations
@@ -25,8 +25,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 import touchstone.identity.service as identity
 from touchstone.appraisal import repository, service
 from touchstone.appraisal.certificate.document import (
+    CERTIFICATE_FORMAT_VERSION,
     CertificateData,
     CertificateItem,
+    PurityRecord,
     certificate_digest,
     certificate_items,
 )
@@ -37,9 +39,12 @@ from touchstone.appraisal.models import (
     Appraisal,
     AppraisalStatus,
     Certificate,
+    ChainEvent,
     Evidence,
     EvidenceKind,
+    Item,
 )
+from touchstone.appraisal.purity.pipeline import Stage
 from touchstone.appraisal.valuation import GoldRates, LendingPolicy, RuleCheck, Valuation, assess
 from touchstone.core.auth import Principal
 from touchstone.core.config import Settings
@@ -52,11 +57,23 @@ NUMBER_PATTERN = r"^TS-[0-9]{8}-[0-9A-F]{10}$"
 STORAGE_KIND = file_kind(
     "certificate", permission="appraisals:read", visible=repository.certificate_visible
 )
-EVIDENCE_ON_CERTIFICATE = (EvidenceKind.RESULT, EvidenceKind.RUBBING_CONFIRMED)
-MAX_EVIDENCE_IMAGES = 6
+EVIDENCE_ON_CERTIFICATE = (
+    EvidenceKind.RUBBING_CONFIRMED,
+    EvidenceKind.ACID_APPLIED,
+    EvidenceKind.RESULT,
+)
+"""Per item, in the order the test took them: the streak, the acid on it, the reading."""
+MAX_EVIDENCE_IMAGES = 9
+ACTION_APPROVED = "appraisal.approved"
+
+
+class NotVerified:
+    """The verdict on a certificate whose digest does not match: nothing else is read."""
 
 
 def verify_url(base_url: str, number: str, digest: str) -> str:
+    """`base_url` is PUBLIC_URL (`Settings.link_base`): a certificate outlives the request
+    that issued it, and a Host header is whatever the caller sent."""
     return f"{base_url.rstrip('/')}{VERIFY_PATH}/{number}?d={digest}"
 
 
@@ -100,9 +117,75 @@ async def _evidence_for_certificate(
     for row in rows:  # oldest first: a retest's frames replace the earlier test's
         latest[(row.item_id, row.kind)] = row
     chosen = sorted(
-        latest.values(), key=lambda r: (order[r.item_id], r.kind != EvidenceKind.RESULT)
+        latest.values(),
+        key=lambda r: (order[r.item_id], EVIDENCE_ON_CERTIFICATE.index(EvidenceKind(r.kind))),
     )
     return chosen[:MAX_EVIDENCE_IMAGES]
+
+
+def _seconds_per_stage(timings: dict[str, Any]) -> list[list[str]]:
+    """[stage, seconds] for rubbing and acid from `PurityTest.stage_timings` (seconds from
+    the first frame); a stage that never ended is left out. Pairs, not an object: JSONB
+    keeps no key order, and the certificate shows them in the order they ran."""
+    durations = []
+    for stage in (Stage.RUBBING, Stage.ACID):
+        timing = timings.get(stage.value) or {}
+        if timing.get("ended") is not None:
+            seconds = Decimal(str(timing["ended"])) - Decimal(str(timing["started"]))
+            durations.append([stage.value, str(seconds)])
+    return durations
+
+
+async def _purity_records(
+    session: AsyncSession, items: Sequence[Item], numbers: dict[str, int]
+) -> list[dict[str, Any]]:
+    """How each item's karat was read, from its latest completed test (an item whose karat
+    was overridden says so)."""
+    records = []
+    for item in items:
+        test = await service.latest_completed_test(session, item)
+        if test is None:
+            continue
+        reason = test.reason or ""
+        if item.karat != test.karat:
+            reason += f"; overridden to {item.karat} with a recorded reason"
+        records.append(
+            {
+                "item": numbers[str(item.id)],
+                "karat": test.karat or "",
+                "reason": reason,
+                "engine": test.engine,
+                "detector_versions": {str(k): str(v) for k, v in test.detector_versions.items()},
+                "reference_karats": list(test.reference_karats),
+                "started_at": None if test.started_at is None else test.started_at.isoformat(),
+                "stage_seconds": _seconds_per_stage(test.stage_timings),
+                "reaction": sorted([k, str(v)] for k, v in (test.reaction or {}).items()),
+            }
+        )
+    return records
+
+
+async def _approver_role(session: AsyncSession, appraisal: Appraisal) -> str:
+    """The role the approver acted in, as the appraisal's chain recorded it."""
+    query = (
+        select(ChainEvent.data)
+        .where(
+            ChainEvent.org_id == appraisal.org_id,
+            ChainEvent.appraisal_id == appraisal.id,
+            ChainEvent.action == ACTION_APPROVED,
+        )
+        .order_by(ChainEvent.seq.desc())
+        .limit(1)
+    )
+    data = (await session.execute(query)).scalar_one_or_none() or {}
+    return str(data.get("role") or "")
+
+
+def _human_detail(detail: str, numbers: dict[str, int]) -> str:
+    """A check's detail names items by their number on the certificate, not their id."""
+    for item_id, number in numbers.items():
+        detail = detail.replace(f"item {item_id}", f"Item {number}")
+    return detail
 
 
 async def issue(
@@ -111,7 +194,6 @@ async def issue(
     appraisal_id: uuid.UUID,
     settings: Settings,
     storage: Storage,
-    base_url: str,
 ) -> Certificate:
     """The approved appraisal's certificate (issued once; later calls return it)."""
     appraisal = await service.get_appraisal(session, principal, appraisal_id, for_update=True)
@@ -129,6 +211,7 @@ async def issue(
     numbers = {str(item.id): number for number, item in enumerate(items, start=1)}
     issued_at = utcnow().replace(microsecond=0)
     record: dict[str, Any] = {
+        "format": CERTIFICATE_FORMAT_VERSION,
         "certificate_number": _new_number(issued_at),
         "issued_at": issued_at.isoformat(),
         "bank_name": org.name,
@@ -139,6 +222,9 @@ async def issue(
         "id_number_sealed": customer.id_number_sealed,
         "appraiser_name": appraisal.appraiser_name,
         "approver_name": appraisal.decided_by_name or "",
+        "approver_role": await _approver_role(session, appraisal),
+        "approved_at": None if appraisal.decided_at is None else appraisal.decided_at.isoformat(),
+        "purity_tests": await _purity_records(session, items, numbers),
         "items": [
             {
                 "item_type": line.item_type,
@@ -165,7 +251,8 @@ async def issue(
         if valuation.requested_amount is None
         else str(valuation.requested_amount),
         "checks": [
-            {"rule": c.rule, "passed": c.passed, "detail": c.detail} for c in valuation.checks
+            {"rule": c.rule, "passed": c.passed, "detail": _human_detail(c.detail, numbers)}
+            for c in valuation.checks
         ],
         "evidence": [
             {
@@ -178,7 +265,7 @@ async def issue(
     }
     data = await certificate_data(record, settings, storage, principal.org_id)
     digest = certificate_digest(data)
-    url = verify_url(base_url, data.certificate_number, digest)
+    url = verify_url(settings.link_base, data.certificate_number, digest)
     pdf = await anyio.to_thread.run_sync(
         functools.partial(render_certificate, data, verify_url=url)
     )
@@ -232,10 +319,18 @@ async def read_certificate(read: TenantRead, appraisal_id: uuid.UUID) -> dict[st
 async def certificate_data(
     record: dict[str, Any], settings: Settings, storage: Storage, org_id: uuid.UUID
 ) -> CertificateData:
-    """Rebuild what the certificate shows from its frozen record (and its evidence images)."""
+    """Rebuild what the certificate shows from its frozen record (and its evidence images).
+
+    A record without "format" was issued in format 1, which had none of the later keys.
+    """
     sealer = customers.sealer(settings)
     requested = record["requested_amount"]
+    approved_at = record.get("approved_at")
     return CertificateData(
+        format_version=int(record.get("format", 1)),
+        approver_role=record.get("approver_role", ""),
+        approved_at=None if approved_at is None else datetime.fromisoformat(approved_at),
+        purity_tests=[_purity_record(test) for test in record.get("purity_tests", [])],
         certificate_number=record["certificate_number"],
         issued_at=datetime.fromisoformat(record["issued_at"]),
         bank_name=record["bank_name"],
@@ -262,6 +357,21 @@ async def certificate_data(
     )
 
 
+def _purity_record(test: dict[str, Any]) -> PurityRecord:
+    started_at = test["started_at"]
+    return PurityRecord(
+        item_number=int(test["item"]),
+        karat=test["karat"],
+        reason=test["reason"],
+        engine=test["engine"],
+        detector_versions=test["detector_versions"],
+        reference_karats=test["reference_karats"],
+        started_at=None if started_at is None else datetime.fromisoformat(started_at),
+        stage_seconds={stage: Decimal(seconds) for stage, seconds in test["stage_seconds"]},
+        reaction={streak: Decimal(kept) for streak, kept in test["reaction"]},
+    )
+
+
 def _item(line: dict[str, Any]) -> CertificateItem:
     confidence = line["confidence"]
     return CertificateItem(
@@ -278,11 +388,12 @@ def _item(line: dict[str, Any]) -> CertificateItem:
 
 async def verification(
     session: AsyncSession, number: str, digest: str, settings: Settings, storage: Storage
-) -> tuple[CertificateData, bool] | None:
-    """For the public page: the certificate and whether it is genuine; None if unknown.
+) -> CertificateData | NotVerified | None:
+    """For the public page: the genuine certificate, `NotVerified`, or None if unknown.
 
     The page has no tenant, so a SECURITY DEFINER function finds the certificate's org by
-    its number (and nothing else); the rest is read inside that org, under RLS.
+    its number (and nothing else); the rest is read inside that org, under RLS. Without the
+    stored digest in the URL nothing is unsealed and no image is read.
     """
     found = await session.execute(
         text("select appraisal_certificate_org(:number)"), {"number": number}
@@ -296,9 +407,10 @@ async def verification(
             select(Certificate).where(Certificate.org_id == org_id, Certificate.number == number)
         )
     ).scalar_one()
+    stored = certificate.digest.encode()
+    if not hmac.compare_digest(digest.encode(), stored):  # bytes: any text may be sent
+        return NotVerified()
     data = await certificate_data(certificate.data, settings, storage, org_id)
-    recomputed = certificate_digest(data)
-    genuine = hmac.compare_digest(recomputed, certificate.digest) and hmac.compare_digest(
-        recomputed, digest
-    )
-    return data, genuine
+    if not hmac.compare_digest(certificate_digest(data).encode(), stored):
+        return NotVerified()
+    return data

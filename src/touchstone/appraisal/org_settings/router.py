@@ -17,11 +17,14 @@ from touchstone.appraisal.dependencies import (
 )
 from touchstone.appraisal.org_settings import service
 from touchstone.appraisal.purity.engines import engine_for
+from touchstone.appraisal.purity.pipeline import reading_method
 from touchstone.appraisal.schemas import (
     DeviceCreate,
     DeviceOut,
     GoldRateCreate,
     GoldRateOut,
+    ReferenceNeedles,
+    ReferenceNeedlesOut,
     SettingsOut,
     SettingsUpdate,
     TestedKarat,
@@ -35,13 +38,21 @@ router = ApiRouter()  # tagged by the module router including it
 
 
 def _settings_out(
-    detector_engine: str, require_registered_device: bool, lending_policy: dict[str, Any]
+    detector_engine: str,
+    require_registered_device: bool,
+    lending_policy: dict[str, Any],
+    reference_karats: list[str],
 ) -> SettingsOut:
     return SettingsOut(
         detector_engine=detector_engine,
         require_registered_device=require_registered_device,
         lending_policy=LendingPolicy.from_mapping(lending_policy).to_mapping(),
+        reference_karats=reference_karats,
     )
+
+
+def _needles_out(karats: list[str]) -> ReferenceNeedlesOut:
+    return ReferenceNeedlesOut(karats=karats, method=reading_method(karats))
 
 
 @router.get("/appraisal-settings", response_model=SettingsOut)
@@ -60,8 +71,28 @@ async def update_settings(
         await anyio.to_thread.run_sync(engine_for, body.detector_engine, settings)
     stored = await service.update_settings(session, principal, body)
     return _settings_out(
-        stored.detector_engine, stored.require_registered_device, stored.lending_policy
+        stored.detector_engine,
+        stored.require_registered_device,
+        stored.lending_policy,
+        stored.reference_karats,
     )
+
+
+@router.get("/appraisal-settings/reference-needles", response_model=ReferenceNeedlesOut)
+async def get_reference_needles(read: AppraisalReads) -> ReferenceNeedlesOut:
+    """The touch needles of known karat rubbed beside the ornament, and the reading method
+    a purity test created now uses."""
+    return _needles_out((await service.read_settings(read))["reference_karats"])
+
+
+@router.put("/appraisal-settings/reference-needles", response_model=ReferenceNeedlesOut)
+async def put_reference_needles(
+    body: ReferenceNeedles, session: SessionDep, principal: SettingsWriter
+) -> ReferenceNeedlesOut:
+    """Karats in ascending order, each once (`[]`: no needles, an absolute reading, with a
+    lower confidence). Tests already created keep the needles they started with."""
+    stored = await service.set_reference_needles(session, principal, body.karats)
+    return _needles_out(stored.reference_karats)
 
 
 @router.post("/devices", response_model=DeviceOut, status_code=201)

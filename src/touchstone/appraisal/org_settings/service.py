@@ -4,6 +4,7 @@ gold rates. Everything here is audited; gold rates are never edited, only supers
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -42,6 +43,7 @@ def _defaults() -> dict[str, Any]:
         "detector_engine": "classical",
         "require_registered_device": False,
         "lending_policy": {},
+        "reference_karats": [],
     }
 
 
@@ -85,6 +87,30 @@ async def update_settings(
     await session.flush()
     await record_audit(
         session, principal, "appraisal_settings.updated", "appraisal_settings", settings.id, changes
+    )
+    return settings
+
+
+async def set_reference_needles(
+    session: AsyncSession, principal: Principal, karats: Sequence[str]
+) -> AppraisalSettings:
+    """The needles purity tests created from now on compare the ornament with (audited with
+    what they replace); a test already created keeps the needles it started with."""
+    settings = await repository.settings_of(session, principal.org_id, for_update=True)
+    if settings is None:
+        settings = await org_settings(session, principal.org_id)
+        session.add(settings)
+    before = list(settings.reference_karats or [])
+    settings.reference_karats = list(karats)
+    settings.updated_at = utcnow()
+    await session.flush()
+    await record_audit(
+        session,
+        principal,
+        "appraisal_settings.reference_needles_set",
+        "appraisal_settings",
+        settings.id,
+        {"before": before, "after": list(karats)},
     )
     return settings
 

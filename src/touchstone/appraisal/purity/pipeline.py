@@ -242,6 +242,9 @@ class PurityResult:
     """JPEG key frames by `EVIDENCE_KEYS` name (those that happened)."""
     method: str = "absolute"
     """"absolute" (the karat bands), or "reference needles 18K, 22K, ..." (a comparison)."""
+    reaction: dict[str, float] = field(default_factory=dict)
+    """What the acid left of each streak (its retention, 0 to 1) at the last reading: the
+    ornament's under "ornament", each needle's under its karat. Empty when none was read."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON for storage (times in milliseconds' precision); the evidence JPEGs are stored
@@ -251,6 +254,7 @@ class PurityResult:
             "confidence": round(self.confidence, 4),
             "reason": self.reason,
             "method": self.method,
+            "reaction": dict(self.reaction),
             "stage_timings": {
                 stage.value: {
                     "started": round(timing.started, 3),
@@ -354,6 +358,13 @@ def _intersection(box: Box, other: Box) -> Box:
     )
 
 
+def reading_method(references: tuple[str, ...] | list[str]) -> str:
+    """ "absolute", or "reference needles 18K, 22K" when needles are rubbed beside the sample."""
+    if not references:
+        return "absolute"
+    return "reference needles " + ", ".join(str(karat) for karat in references)
+
+
 class PurityPipeline:
     """One purity test. Not thread-safe: feed one test's frames from one task."""
 
@@ -395,6 +406,8 @@ class PurityPipeline:
         self._acid_seen_at: float | None = None
         self._readings: list[tuple[float, str | None, float, float | None]] = []
         """(time, karat label, score, the scene's retention if it read one)."""
+        self._streaks: tuple[float, ...] = ()
+        """Every streak's retention at the last reading, in the order they were rubbed."""
         self._timings: dict[Stage, StageTiming] = {Stage.RUBBING: StageTiming(0.0)}
         self._milestones: dict[str, float] = {}
         self._evidence: dict[str, bytes] = {}
@@ -620,6 +633,8 @@ class PurityPipeline:
                 label = None if reading is None else karat_label(reading.label)
                 score = 0.0 if reading is None else reading.score
                 self._readings.append((now, label, score, view.retention))
+                if view.streaks:
+                    self._streaks = view.streaks
         self._readings = [r for r in self._readings if r[0] > now - timing.steady_window_s]
         steady = self._steady_reading()
         if steady is not None:
@@ -675,9 +690,18 @@ class PurityPipeline:
     @property
     def method(self) -> str:
         """How the karat is read, for the record and the certificate."""
-        if not self.references:
-            return "absolute"
-        return "reference needles " + ", ".join(k.value for k in self.references)
+        return reading_method(self.references)
+
+    def _reaction(self) -> dict[str, float]:
+        """For the record: with needles, every streak as last read (the ornament's rubbed
+        last); without, the ornament's median retention over the readings kept."""
+        if self.references and len(self._streaks) == len(self.references) + 1:
+            needles = zip(self.references, self._streaks, strict=False)
+            return {karat.value: round(kept, 3) for karat, kept in needles} | {
+                "ornament": round(self._streaks[-1], 3)
+            }
+        kept = [r[3] for r in self._readings if r[3] is not None]
+        return {"ornament": round(float(np.median(kept)), 3)} if kept else {}
 
     @property
     def _acid_started(self) -> float:
@@ -712,6 +736,7 @@ class PurityPipeline:
             detector_versions=dict(self._versions),
             evidence=dict(self._evidence),
             method=self.method,
+            reaction=self._reaction(),
         )
 
     # --- resuming -----------------------------------------------------------------------
@@ -735,6 +760,7 @@ class PurityPipeline:
             "streak_region": None if self._streak_region is None else list(self._streak_region),
             "acid_seen_at": self._acid_seen_at,
             "readings": [list(r) for r in self._readings],
+            "streaks": list(self._streaks),
             "moved_at": self._moved_at,
             "anchor": self._anchor,
             "gold_seen_at": self._gold_seen_at,
@@ -752,6 +778,7 @@ class PurityPipeline:
                 "karat": self.result.karat.value,
                 "confidence": self.result.confidence,
                 "reason": self.result.reason,
+                "reaction": dict(self.result.reaction),
             },
         }
 
@@ -808,6 +835,8 @@ class PurityPipeline:
             (float(t), label, float(s), None if r is None else float(r))
             for t, label, s, r in snapshot["readings"]
         ]
+        # Snapshots taken before the reaction was recorded have no "streaks": none read yet.
+        self._streaks = tuple(float(kept) for kept in snapshot.get("streaks", ()))
         self._moved_at = float(snapshot["moved_at"])
         anchor = snapshot["anchor"]
         self._anchor = None if anchor is None else float(anchor)
@@ -838,4 +867,5 @@ class PurityPipeline:
                 detector_versions=dict(self._versions),
                 evidence=dict(self._evidence),
                 method=self.method,
+                reaction={str(k): float(v) for k, v in done.get("reaction", {}).items()},
             )

@@ -78,6 +78,7 @@ async def create_test(
         item_id=item.id,
         status=PurityTestStatus.CREATED,
         engine=settings.detector_engine,
+        reference_karats=list(settings.reference_karats),
         device_id=device_id,
         created_by=principal.id,
         stage=Stage.RUBBING.value,
@@ -95,7 +96,12 @@ async def create_test(
         principal,
         appraisal,
         "appraisal.purity_test_created",
-        {"purity_test_id": str(test.id), "item_id": str(item.id), "engine": test.engine},
+        {
+            "purity_test_id": str(test.id),
+            "item_id": str(item.id),
+            "engine": test.engine,
+            "reference_karats": test.reference_karats,
+        },
     )
     return test
 
@@ -226,6 +232,7 @@ async def complete(
     test.stage_timings = saved["stage_timings"]
     test.milestones = saved["milestones"]
     test.detector_versions = saved["detector_versions"]
+    test.method, test.reaction = saved["method"], saved["reaction"]
     test.snapshot = None
     test.completed_at = utcnow()
     _count(test, counts)

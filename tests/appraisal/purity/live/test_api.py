@@ -100,6 +100,10 @@ async def test_websocket_purity_test_end_to_end(
     assert set(test["stage_timings"]) == {"rubbing", "acid", "completed"}
     assert "classical" in test["detector_versions"]
     assert test["frames_processed"] >= 30
+    assert test["reference_karats"] == []
+    assert test["method"] == "absolute"
+    assert set(test["reaction"]) == {"ornament"}  # what the acid left of the streak
+    assert 0 < test["reaction"]["ornament"] < 1
     evidence = (
         await client.get(f"{API}/appraisals/{appraisal_id}/evidence", headers=headers)
     ).json()

@@ -10,6 +10,7 @@ import asyncio
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import pytest
@@ -163,7 +164,10 @@ def run_page(
         driver.find_element(By.ID, "certificate").click()
         verify = driver.find_element(By.ID, "verify")
         wait.until(lambda d: verify.is_displayed())
-        driver.get(verify.get_attribute("href") or "")
+        # The printed link starts at PUBLIC_URL; its path and digest, on this test's server.
+        state["verify_href"] = verify.get_attribute("href") or ""
+        printed = urlsplit(state["verify_href"])
+        driver.get(urlunsplit((*urlsplit(url)[:2], printed.path, printed.query, "")))
         state["verification"] = driver.find_element(By.TAG_NAME, "body").text
         return state
     finally:
@@ -174,7 +178,13 @@ def run_page(
     ("transport", "expected"), [("auto", "webrtc"), ("websocket", "websocket")]
 )
 async def test_browser_runs_a_purity_test_end_to_end(
-    server: LiveServer, live_bank: Bank, clip: Path, tmp_path: Path, transport: str, expected: str
+    server: LiveServer,
+    live_bank: Bank,
+    settings: Settings,
+    clip: Path,
+    tmp_path: Path,
+    transport: str,
+    expected: str,
 ) -> None:
     picked: tuple[str, str] | None = None
     if transport == "auto":  # the WebSocket run creates its appraisal in the page instead
@@ -202,4 +212,5 @@ async def test_browser_runs_a_purity_test_end_to_end(
         detail = (await http.get(f"{API}/appraisals/{appraisal_id}")).json()
     assert detail["status"] == "approved"
     assert detail["items"][0]["karat"] == "22K"
+    assert state["verify_href"].startswith(f"{settings.link_base}/verify/certificates/")
     assert "Genuine" in state["verification"]

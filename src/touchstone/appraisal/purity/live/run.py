@@ -27,7 +27,7 @@ from touchstone.appraisal.exceptions import InvalidFrame, PurityTestBusy
 from touchstone.appraisal.purity import service
 from touchstone.appraisal.purity.engines import engine_for
 from touchstone.appraisal.purity.frames import BgrFrame
-from touchstone.appraisal.purity.pipeline import PurityPipeline, PurityStatus
+from touchstone.appraisal.purity.pipeline import Karat, PurityPipeline, PurityStatus
 from touchstone.core.auth import Principal
 from touchstone.core.config import Settings
 from touchstone.core.db import Database
@@ -132,7 +132,9 @@ class PurityRun:
                 pipeline = (
                     PurityPipeline.restore(test.snapshot, engine)
                     if test.snapshot is not None
-                    else PurityPipeline(engine)
+                    else PurityPipeline(
+                        engine, references=tuple(Karat(k) for k in test.reference_karats)
+                    )
                 )
         except BaseException:
             _active.discard(test_id)
