@@ -50,3 +50,17 @@ class EnrolmentRefused(AppError):
 
     def __init__(self, gate: str, detail: str, quality: dict[str, float] | None = None) -> None:
         super().__init__(detail, extra={"gate": gate, "quality": quality})
+
+
+class PhotoTooLarge(InvalidPhoto):
+    """Refused from the header alone, before any pixel is decoded."""
+
+
+class InvalidFrame(AppError):
+    """A camera frame that is not a decodable JPEG or PNG; the stream goes on."""
+
+    status, code, title = 422, "invalid_frame", "The frame is not a decodable JPEG or PNG"
+
+
+class FrameTooLarge(AppError):
+    status, code, title = 413, "frame_too_large", "The frame is too large"

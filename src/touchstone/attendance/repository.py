@@ -120,6 +120,8 @@ MARKS = item_query(
         Mark.box,
         Mark.reason,
         Mark.created_at,
+        Mark.late,
+        Mark.liveness,
     )
     .join(Person, Person.id == Mark.person_id)
     .where(Mark.org_id == _ORG, Mark.session_id == bindparam("id"))

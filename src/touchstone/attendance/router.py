@@ -9,13 +9,16 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import Depends, Query, Response, UploadFile
+from fastapi import Depends, Query, Response, UploadFile, status
 
-from touchstone.attendance import service
+from touchstone.attendance import evidence, live, service
 from touchstone.attendance.schemas import (
     Calibration,
+    CameraSettings,
+    CameraSettingsUpdate,
     ConsentCreate,
     ConsentOut,
+    EvidenceOut,
     FaceOut,
     GroupCreate,
     GroupOut,
@@ -26,7 +29,6 @@ from touchstone.attendance.schemas import (
     PersonDeleted,
     PersonOut,
     PersonUpdate,
-    PhotoMarking,
     Recognition,
     RecognitionSettings,
     RecognitionSettingsUpdate,
@@ -38,6 +40,8 @@ from touchstone.attendance.schemas import (
 )
 from touchstone.core.auth import Principal
 from touchstone.core.deps import SessionDep, require
+from touchstone.core.idempotency import IdempotencyDep
+from touchstone.core.jobs.router import JobOut
 from touchstone.core.pagination import Page, PageDep, page_response
 from touchstone.core.reads import TenantRead, tenant_read
 from touchstone.core.routing import ApiRouter, upload_limit
@@ -241,15 +245,55 @@ async def decide_review(
     return await service.decide_review(session, principal, review_id, body)
 
 
-@router.post("/attendance/sessions/{session_id}/photos", response_model=PhotoMarking)
+@router.post(
+    "/attendance/sessions/{session_id}/photos",
+    response_model=JobOut,
+    status_code=status.HTTP_202_ACCEPTED,
+)
 @PHOTO_LIMIT
 async def mark_from_photo(
     session_id: uuid.UUID,
     photo: UploadFile,
+    response: Response,
     session: SessionDep,
     storage: StorageDep,
     principal: Marker,
-) -> PhotoMarking:
-    """Mark the group's members found in a class photo; unknown faces and members not seen
-    are listed. Synchronous: about 0.3 s to detect plus 0.1-0.3 s per face on one core."""
-    return await service.mark_from_photo(session, storage, principal, session_id, photo)
+    idempotency: IdempotencyDep,
+) -> JobOut:
+    """Queue marking the group's members found in a class photo: `202` with the job
+    (`Location`); its progress comes as `attendance.photo_progress` events, and its result
+    lists who was marked, unknown faces, doubtful faces queued for review and members not
+    seen (as `PhotoMarking`). The photo and its annotated copy are the session's evidence."""
+    record = await evidence.queue_photo_marking(session, storage, principal, session_id, photo)
+    location = {"Location": f"/api/v1/jobs/{record.id}"}
+    response.headers.update(location)
+    return idempotency.remember(JobOut.model_validate(record), status.HTTP_202_ACCEPTED, location)
+
+
+# --- live camera, photo evidence ------------------------------------------------------------
+
+public_router = live.public_router
+"""The camera WebSocket authenticates itself (browsers cannot set headers on a WebSocket)."""
+
+
+@router.get("/attendance/sessions/{session_id}/evidence", response_model=list[EvidenceOut])
+async def list_evidence(
+    session_id: uuid.UUID, session: SessionDep, storage: StorageDep, principal: Marker
+) -> list[EvidenceOut]:
+    """The class photos the session was marked from and their annotated copies (signed
+    links). They show faces and names: for who may mark attendance, not every reader."""
+    return await evidence.list_evidence(session, storage, principal, session_id)
+
+
+@router.get("/attendance/camera-settings", response_model=CameraSettings)
+async def get_camera_settings(read: SettingsReads) -> CameraSettings:
+    return await live.camera_settings(read)
+
+
+@router.put("/attendance/camera-settings", response_model=CameraSettings)
+async def put_camera_settings(
+    body: CameraSettingsUpdate, session: SessionDep, principal: SettingsWriter
+) -> CameraSettings:
+    """How many frames within how many seconds the camera must recognise someone in before
+    it marks them present."""
+    return await live.update_camera_settings(session, principal, body)
