@@ -25,8 +25,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from touchstone.attendance import repository, service, vision
-from touchstone.attendance.engines import DetectedFace, FaceEngine, RgbImage, default_engine
-from touchstone.attendance.engines.liveness import liveness_engine
+from touchstone.attendance.engines import DetectedFace, FaceEngine, RgbImage, face_engine
+from touchstone.attendance.engines.liveness import LivenessEngine, liveness_engine
 from touchstone.attendance.exceptions import SessionNotFound
 from touchstone.attendance.models import Evidence
 from touchstone.attendance.schemas import EvidenceOut, RecognisedFace
@@ -118,17 +118,18 @@ async def mark_photo(
     opened = await storage.open(run.org_id, key)
     data = b"".join([chunk async for chunk in opened.chunks])
     started = time.perf_counter()
-    engine = default_engine()
+    engine = await anyio.to_thread.run_sync(face_engine, run.settings)
+    liveness = liveness_engine(run.settings.liveness_engine)
     image = await anyio.to_thread.run_sync(vision.decode, data)
     detected = await anyio.to_thread.run_sync(vision.find_faces, engine, image)
     await _progress(run, session_id, evidence_id, 10, f"{len(detected)} faces found")
     seen: list[vision.SeenFace] = []
     for start in range(0, len(detected), FACES_PER_STEP):
         batch = detected[start : start + FACES_PER_STEP]
-        seen += await anyio.to_thread.run_sync(_describe, engine, image, batch)
+        seen += await anyio.to_thread.run_sync(_describe, engine, liveness, image, batch)
         percent = 10 + 80 * len(seen) // len(detected)
         await _progress(run, session_id, evidence_id, percent, f"{len(seen)}/{len(detected)}")
-    scene = vision.Scene(seen, time.perf_counter() - started)
+    scene = vision.Scene(seen, time.perf_counter() - started, engine.name)
     annotated: StoredObject | None = None
     try:
         async with run.transaction() as session:
@@ -170,9 +171,8 @@ async def mark_photo(
 
 
 def _describe(
-    engine: FaceEngine, image: RgbImage, faces: list[DetectedFace]
+    engine: FaceEngine, liveness: LivenessEngine, image: RgbImage, faces: list[DetectedFace]
 ) -> list[vision.SeenFace]:
-    liveness = liveness_engine()
     return [vision.seen_face(engine, liveness, image, face) for face in faces]
 
 

@@ -64,3 +64,9 @@ class InvalidFrame(AppError):
 
 class FrameTooLarge(AppError):
     status, code, title = 413, "frame_too_large", "The frame is too large"
+
+
+class InvalidFaceModel(AppError):
+    """The configured face model cannot serve as an engine (said when it is loaded)."""
+
+    status, code, title = 500, "invalid_face_model", "The face model cannot be used"

@@ -41,8 +41,8 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from touchstone.attendance import repository, service, vision
-from touchstone.attendance.engines import default_engine
-from touchstone.attendance.engines.liveness import liveness_engine
+from touchstone.attendance.engines import FaceEngine, face_engine
+from touchstone.attendance.engines.liveness import LivenessEngine, liveness_engine
 from touchstone.attendance.exceptions import (
     FrameTooLarge,
     InvalidFrame,
@@ -59,6 +59,7 @@ from touchstone.attendance.schemas import (
 )
 from touchstone.core.audit import record_audit
 from touchstone.core.auth import API_KEY_PREFIX, Authenticator, Credential, Principal
+from touchstone.core.config import Settings
 from touchstone.core.db import Database, enter, utcnow
 from touchstone.core.errors import AppError, InvalidInput, Unauthorized
 from touchstone.core.events import publish
@@ -186,7 +187,7 @@ class LatestFrame:
         return None if self.closed else frame
 
 
-def frame_scene(data: bytes) -> vision.Scene:
+def frame_scene(engine: FaceEngine, liveness: LivenessEngine, data: bytes) -> vision.Scene:
     """Every face of one frame with its descriptor and liveness verdict; run in a thread."""
     started = time.perf_counter()
     try:
@@ -195,11 +196,10 @@ def frame_scene(data: bytes) -> vision.Scene:
         raise FrameTooLarge(error.detail.replace("photo", "frame")) from error
     except InvalidPhoto as error:
         raise InvalidFrame() from error
-    engine, liveness = default_engine(), liveness_engine()
     faces = [
         vision.seen_face(engine, liveness, image, face) for face in vision.find_faces(engine, image)
     ]
-    return vision.Scene(faces, time.perf_counter() - started)
+    return vision.Scene(faces, time.perf_counter() - started, engine.name)
 
 
 @dataclass
@@ -211,13 +211,20 @@ class CameraRun:
     session_id: uuid.UUID
     late_after: datetime | None
     sightings: Sightings
+    engine: FaceEngine
+    liveness: LivenessEngine
     send: Send
     frames: LatestFrame = field(default_factory=LatestFrame)
     processed: int = 0
 
     @classmethod
     async def open(
-        cls, database: Database, principal: Principal, session_id: uuid.UUID, send: Send
+        cls,
+        database: Database,
+        settings: Settings,
+        principal: Principal,
+        session_id: uuid.UUID,
+        send: Send,
     ) -> CameraRun:
         """`SessionNotFound` for a missing session, another org's included."""
         async with database.transaction(
@@ -232,8 +239,16 @@ class CameraRun:
             if row is not None
             else (DEFAULT_FRAMES_REQUIRED, DEFAULT_WINDOW_SECONDS)
         )
+        engine = await anyio.to_thread.run_sync(face_engine, settings)
         return cls(
-            database, principal, session_id, taken.late_after, Sightings(required, window), send
+            database,
+            principal,
+            session_id,
+            taken.late_after,
+            Sightings(required, window),
+            engine,
+            liveness_engine(settings.liveness_engine),
+            send,
         )
 
     async def process(self) -> AppError | None:
@@ -248,7 +263,9 @@ class CameraRun:
             next_slot = loop.time() + 1 / MAX_FRAMES_PER_SECOND
             received = time.monotonic(), utcnow()
             try:
-                scene = await anyio.to_thread.run_sync(frame_scene, data)
+                scene = await anyio.to_thread.run_sync(
+                    frame_scene, self.engine, self.liveness, data
+                )
             except (InvalidFrame, FrameTooLarge) as error:
                 await self.send(error_message(error))
                 continue
@@ -426,8 +443,9 @@ async def camera_websocket(
 
     with contextlib.suppress(WebSocketDisconnect):
         try:
+            state = websocket.app.state
             run = await CameraRun.open(
-                websocket.app.state.database, authorization.principal, session_id, send
+                state.database, state.settings, authorization.principal, session_id, send
             )
         except AppError as error:
             await send(error_message(error))

@@ -39,7 +39,7 @@ from touchstone.attendance.schemas import (
     SessionOut,
 )
 from touchstone.core.auth import Principal
-from touchstone.core.deps import SessionDep, require
+from touchstone.core.deps import SessionDep, SettingsDep, require
 from touchstone.core.idempotency import IdempotencyDep
 from touchstone.core.jobs.router import JobOut
 from touchstone.core.pagination import Page, PageDep, page_response
@@ -155,12 +155,13 @@ async def enrol_face(
     photo: UploadFile,
     session: SessionDep,
     storage: StorageDep,
+    settings: SettingsDep,
     principal: Enroller,
 ) -> FaceOut:
     """One face per photo; refused (422 `enrolment_refused`, with the failed `gate`) when
     it is not exactly one face, too small, blurred, not frontal or badly lit; 409
     `consent_required` before consent is recorded."""
-    return await service.enrol(session, storage, principal, person_id, photo)
+    return await service.enrol(session, storage, settings, principal, person_id, photo)
 
 
 @router.get("/attendance/people/{person_id}/faces", response_model=list[FaceOut])
@@ -183,11 +184,13 @@ async def delete_face(
 
 @router.post("/attendance/recognitions", response_model=Recognition)
 @PHOTO_LIMIT
-async def recognise(photo: UploadFile, session: SessionDep, principal: Marker) -> Recognition:
+async def recognise(
+    photo: UploadFile, session: SessionDep, settings: SettingsDep, principal: Marker
+) -> Recognition:
     """Who is in the photo, without marking anyone: each face is named only when it is
     closer than the threshold and clearly closer to one person than to any other. Naming
     people from a photo is for who takes attendance, not for every reader."""
-    return await service.recognise(session, principal, photo)
+    return await service.recognise(session, settings, principal, photo)
 
 
 @router.get("/attendance/recognition-settings", response_model=RecognitionSettings)

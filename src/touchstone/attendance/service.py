@@ -20,8 +20,8 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from touchstone.attendance import matching, repository, vision
-from touchstone.attendance.engines import default_engine
-from touchstone.attendance.engines.liveness import Liveness
+from touchstone.attendance.engines import face_engine
+from touchstone.attendance.engines.liveness import Liveness, liveness_engine
 from touchstone.attendance.exceptions import (
     ConsentRequired,
     FaceNotFound,
@@ -75,6 +75,7 @@ from touchstone.attendance.schemas import (
 )
 from touchstone.core.audit import record_audit
 from touchstone.core.auth import Principal
+from touchstone.core.config import Settings
 from touchstone.core.db import utcnow
 from touchstone.core.errors import InvalidInput
 from touchstone.core.pagination import Items, PageParams, PageShape
@@ -411,6 +412,7 @@ async def photo_bytes(photo: UploadFile) -> bytes:
 async def enrol(
     session: AsyncSession,
     storage: Storage,
+    settings: Settings,
     principal: Principal,
     person_id: uuid.UUID,
     photo: UploadFile,
@@ -419,7 +421,7 @@ async def enrol(
     await _person(session, principal, person_id)
     if not await repository.has_consent(session, principal.org_id, person_id):
         raise ConsentRequired("Record the person's consent (POST …/consents) before enrolling")
-    engine = default_engine()
+    engine = await anyio.to_thread.run_sync(face_engine, settings)
     data = await photo_bytes(photo)
     enrolment = await anyio.to_thread.run_sync(vision.enrolment, engine, data)
     stored = await store_upload(
@@ -536,7 +538,7 @@ async def _recognise(
     decisions = []
     for face in scene.faces:
         neighbours = await repository.nearest(
-            session, principal.org_id, face.embedding.tolist(), matching.NEIGHBOURS
+            session, principal.org_id, face.embedding.tolist(), matching.NEIGHBOURS, scene.engine
         )
         decisions.append((face, matching.decide(neighbours, threshold, margin)))
     named = {d.person for _, d in decisions if d.person is not None}
@@ -567,9 +569,13 @@ def _rounded(value: float | None) -> float | None:
     return None if value is None else round(value, 4)
 
 
-async def recognise(session: AsyncSession, principal: Principal, photo: UploadFile) -> Recognition:
+async def recognise(
+    session: AsyncSession, settings: Settings, principal: Principal, photo: UploadFile
+) -> Recognition:
     data = await photo_bytes(photo)
-    scene = await anyio.to_thread.run_sync(vision.scene, default_engine(), data)
+    engine = await anyio.to_thread.run_sync(face_engine, settings)
+    checker = liveness_engine(settings.liveness_engine)
+    scene = await anyio.to_thread.run_sync(vision.scene, engine, data, checker)
     faces, _, threshold, margin = await _recognise(session, principal, scene)
     return Recognition(faces=faces, threshold=threshold, margin=margin)
 

@@ -99,6 +99,8 @@ class SeenFace:
 class Scene:
     faces: list[SeenFace]
     seconds: float
+    engine: str
+    """The engine that made the descriptors: only its own enrolled faces compare with them."""
 
 
 def seen_face(
@@ -114,4 +116,4 @@ def scene(engine: FaceEngine, data: bytes, liveness: LivenessEngine | None = Non
     image = decode(data)
     checker = liveness or liveness_engine()
     faces = [seen_face(engine, checker, image, face) for face in find_faces(engine, image)]
-    return Scene(faces, time.perf_counter() - started)
+    return Scene(faces, time.perf_counter() - started, engine.name)
