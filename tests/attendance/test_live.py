@@ -22,6 +22,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from tests.attendance.conftest import API, enrol, jpeg, needs_corpus, person, photo
 from tests.conftest import Tenant, add_member, committed_tenant, login
 from tests.core.events.conftest import LiveServer, serve
+from touchstone.attendance.engines.liveness import LIVENESS_ENGINES, Liveness
 from touchstone.attendance.live import MAX_FRAME_BYTES, Sightings
 from touchstone.core.config import Settings
 from touchstone.core.db import Database
@@ -256,3 +257,45 @@ async def test_the_camera_socket_closes_when_its_credential_ends(
     assert (message["code"], code, reason) == ("unauthorized", 4401, "unauthorized")
     if how == "expiry":
         assert message["detail"] == "The access token has expired"
+
+
+class AlwaysSpoof:
+    """A registered liveness engine that judges every face a presentation attack."""
+
+    name = "always-spoof"
+
+    def assess(self, image: object, face: object) -> Liveness:
+        return Liveness.SPOOF
+
+
+@needs_corpus
+async def test_a_liveness_engine_is_pluggable_and_a_spoof_is_never_marked(
+    settings: Settings,
+    committed: Database,
+    live_client: httpx.AsyncClient,
+    tenant: Tenant,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(LIVENESS_ENGINES, AlwaysSpoof.name, AlwaysSpoof())
+    await live_client.put(
+        f"{API}/camera-settings",
+        headers=tenant.headers,
+        json={"frames_required": 1, "window_seconds": 5},
+    )
+    session_id, member = await a_class(live_client, tenant, None)
+    checked = settings.model_copy(update={"liveness_engine": AlwaysSpoof.name})
+    async with serve(checked, committed) as server:
+        async with connect(url(server, session_id, tenant.headers), max_size=None) as ws:
+            message = await exchange(ws, frame(f"{ENROLLED}/2.jpg"))
+        (face,) = message["faces"]
+        assert (face["status"], face["liveness"]) == ("spoof_suspected", "spoof")
+        assert message["marked"] == []
+    unknown = settings.model_copy(update={"liveness_engine": "nobody-registered-this"})
+    async with (
+        serve(unknown, committed) as server,
+        connect(url(server, session_id, tenant.headers)) as ws,
+    ):
+        refusal = json.loads(await ws.recv())
+    assert refusal["code"] == "unknown_liveness_engine"
+    detail = (await live_client.get(f"{API}/sessions/{session_id}", headers=tenant.headers)).json()
+    assert [p["id"] for p in detail["absent"]] == [member]

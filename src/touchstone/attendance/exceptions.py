@@ -70,3 +70,9 @@ class InvalidFaceModel(AppError):
     """The configured face model cannot serve as an engine (said when it is loaded)."""
 
     status, code, title = 500, "invalid_face_model", "The face model cannot be used"
+
+
+class UnknownLivenessEngine(AppError):
+    """`LIVENESS_ENGINE` names no registered engine: a configuration error, said loudly."""
+
+    status, code, title = 500, "unknown_liveness_engine", "The liveness engine is not known"

@@ -42,7 +42,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from touchstone.attendance import repository, service, vision
 from touchstone.attendance.engines import FaceEngine, face_engine
-from touchstone.attendance.engines.liveness import LivenessEngine, liveness_engine
+from touchstone.attendance.engines.liveness import Liveness, LivenessEngine, liveness_engine
 from touchstone.attendance.exceptions import (
     FrameTooLarge,
     InvalidFrame,
@@ -321,6 +321,9 @@ class CameraRun:
             return entry, None
         if person not in members:
             entry.update(status="not_in_group")  # enrolled elsewhere in the org: no name here
+            return entry, None
+        if face.liveness == Liveness.SPOOF:
+            entry.update(status="spoof_suspected")  # neither counted nor marked
             return entry, None
         count = self.sightings.add(person, at, wall)
         entry.update(

@@ -5,7 +5,9 @@ dlib's models recognise, they do not detect presentation attacks, and no registr
 commercially usable anti-spoofing weights (FIELD-NOTES). So the default engine answers
 `not_assessed` for every face, and every mark and recognition carries that verdict, so no
 answer of the API can be read as a claim that a spoof was ruled out. A deployment with a
-real liveness model registers an engine here; its verdicts then travel the same way.
+real liveness model registers an engine in `LIVENESS_ENGINES` and names it in
+`LIVENESS_ENGINE`; its verdicts then travel the same way, and the live camera never marks a
+face judged `spoof`.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from enum import StrEnum
 from typing import Protocol
 
 from touchstone.attendance.engines.base import DetectedFace, RgbImage
+from touchstone.attendance.exceptions import UnknownLivenessEngine
 
 
 class Liveness(StrEnum):
@@ -49,4 +52,4 @@ def liveness_engine(name: str = NotAssessed.name) -> LivenessEngine:
         return LIVENESS_ENGINES[name]
     except KeyError:
         known = ", ".join(sorted(LIVENESS_ENGINES))
-        raise ValueError(f"unknown liveness engine {name!r}; known: {known}") from None
+        raise UnknownLivenessEngine(f"{name!r}; known: {known}") from None
