@@ -21,7 +21,7 @@ import anyio
 import structlog
 from fastapi import UploadFile
 from PIL import Image, ImageDraw, ImageFont
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from touchstone.attendance import repository, service, vision
@@ -35,6 +35,7 @@ from touchstone.core.auth import Principal
 from touchstone.core.db import utcnow
 from touchstone.core.events import publish
 from touchstone.core.jobs import JobRecord, JobRun, defer, job
+from touchstone.core.reads import Statements, TenantRead, row_query
 from touchstone.core.storage import Storage, StoredObject, get_storage, store_upload
 
 log = structlog.get_logger("touchstone.attendance.evidence")
@@ -105,6 +106,8 @@ async def mark_photo(
     annotated photo. The marking as `POST …/photos` used to answer is the job's result."""
     async with run.transaction() as session:
         evidence = await _evidence(session, run.org_id, evidence_id)
+        if evidence.status != "queued":  # an earlier run committed it; its status went astray
+            return {"evidence_id": str(evidence_id), "status": evidence.status}
         key, session_id = evidence.photo_key, evidence.session_id
         sha256 = evidence.photo_sha256
         requester = Principal(
@@ -269,36 +272,47 @@ def annotate(image: RgbImage, faces: list[RecognisedFace]) -> bytes:
     return buffer.getvalue()
 
 
-async def list_evidence(
-    session: AsyncSession, storage: Storage, principal: Principal, session_id: uuid.UUID
-) -> list[EvidenceOut]:
-    """The session's class photos and their annotated copies, as short-lived signed links."""
-    if await repository.get_session(session, principal.org_id, session_id) is None:
-        raise SessionNotFound()
-    rows = await session.scalars(
-        select(Evidence)
-        .where(Evidence.org_id == principal.org_id, Evidence.session_id == session_id)
-        .order_by(Evidence.created_at, Evidence.id)
+EVIDENCE = row_query(
+    select(
+        Evidence.id,
+        Evidence.session_id,
+        Evidence.status,
+        Evidence.faces,
+        Evidence.marked,
+        Evidence.error_code,
+        Evidence.job_id,
+        Evidence.created_at,
+        Evidence.finished_at,
+        Evidence.photo_key,
+        Evidence.annotated_key,
     )
+    .where(Evidence.org_id == bindparam("org_id"), Evidence.session_id == bindparam("id"))
+    .order_by(Evidence.created_at, Evidence.id)
+)
+
+
+async def list_evidence(
+    read: TenantRead, storage: Storage, session_id: uuid.UUID
+) -> list[EvidenceOut]:
+    """The session's class photos and their annotated copies, as short-lived signed links
+    (the session and its evidence read in one round trip)."""
+
+    def plan(principal: Principal) -> Statements:
+        values = {"org_id": principal.org_id, "id": session_id}
+        return [(repository.SESSION_EXISTS.query, values), (EVIDENCE.query, values)]
+
+    found, rows = await read.fetch(plan)
+    if not found or read.principal is None:
+        raise SessionNotFound()
+    org_id = read.principal.org_id
     items = []
-    for row in rows:
-        annotated = (
-            await storage.signed_url(principal.org_id, row.annotated_key)
-            if row.annotated_key
-            else None
-        )
+    for row in EVIDENCE.items(rows):
+        photo_key, annotated_key = row.pop("photo_key"), row.pop("annotated_key")
+        annotated = await storage.signed_url(org_id, annotated_key) if annotated_key else None
         items.append(
             EvidenceOut(
-                id=row.id,
-                session_id=row.session_id,
-                status=row.status,
-                faces=row.faces,
-                marked=row.marked,
-                error_code=row.error_code,
-                job_id=row.job_id,
-                created_at=row.created_at,
-                finished_at=row.finished_at,
-                photo_url=await storage.signed_url(principal.org_id, row.photo_key),
+                **row,
+                photo_url=await storage.signed_url(org_id, photo_key),
                 annotated_url=annotated,
             )
         )

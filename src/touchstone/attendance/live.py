@@ -216,6 +216,7 @@ class CameraRun:
     send: Send
     frames: LatestFrame = field(default_factory=LatestFrame)
     processed: int = 0
+    client_gone: bool = False
 
     @classmethod
     async def open(
@@ -267,13 +268,24 @@ class CameraRun:
                     frame_scene, self.engine, self.liveness, data
                 )
             except (InvalidFrame, FrameTooLarge) as error:
-                await self.send(error_message(error))
+                await self.push(error_message(error))
                 continue
             try:
                 message = await self.decide(scene, *received)
             except AppError as error:
                 return error
+            await self.push(message)
+            if self.client_gone:
+                return None
+
+    async def push(self, message: dict[str, Any]) -> None:
+        """Send, unless the client has gone (a frame in hand when it hung up): then stop."""
+        if self.client_gone:
+            return
+        try:
             await self.send(message)
+        except Exception:  # the client went away; the receiving side notices and ends
+            self.client_gone = True
 
     async def decide(self, scene: vision.Scene, at: float, wall: datetime) -> dict[str, Any]:
         """Recognise the frame's faces, mark members seen often enough; the frame's message."""

@@ -276,16 +276,17 @@ async def mark_from_photo(
 # --- live camera, photo evidence ------------------------------------------------------------
 
 public_router = live.public_router
+MarkerReads = Annotated[TenantRead, Depends(tenant_read("attendance:mark"))]
 """The camera WebSocket authenticates itself (browsers cannot set headers on a WebSocket)."""
 
 
 @router.get("/attendance/sessions/{session_id}/evidence", response_model=list[EvidenceOut])
 async def list_evidence(
-    session_id: uuid.UUID, session: SessionDep, storage: StorageDep, principal: Marker
+    session_id: uuid.UUID, read: MarkerReads, storage: StorageDep
 ) -> list[EvidenceOut]:
     """The class photos the session was marked from and their annotated copies (signed
     links). They show faces and names: for who may mark attendance, not every reader."""
-    return await evidence.list_evidence(session, storage, principal, session_id)
+    return await evidence.list_evidence(read, storage, session_id)
 
 
 @router.get("/attendance/camera-settings", response_model=CameraSettings)
