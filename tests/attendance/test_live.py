@@ -299,3 +299,24 @@ async def test_a_liveness_engine_is_pluggable_and_a_spoof_is_never_marked(
     assert refusal["code"] == "unknown_liveness_engine"
     detail = (await live_client.get(f"{API}/sessions/{session_id}", headers=tenant.headers)).json()
     assert [p["id"] for p in detail["absent"]] == [member]
+
+
+@needs_corpus
+async def test_two_cameras_on_one_session_mark_a_member_once(
+    server: LiveServer, live_client: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    await live_client.put(
+        f"{API}/camera-settings",
+        headers=tenant.headers,
+        json={"frames_required": 1, "window_seconds": 5},
+    )
+    session_id, member = await a_class(live_client, tenant, None)
+    target = url(server, session_id, tenant.headers)
+    async with connect(target, max_size=None) as door, connect(target, max_size=None) as kiosk:
+        seen = await asyncio.gather(
+            exchange(door, frame(f"{ENROLLED}/2.jpg")), exchange(kiosk, frame(f"{ENROLLED}/3.jpg"))
+        )
+    assert sorted(m["faces"][0]["status"] for m in seen) == ["marked", "present"]
+    assert sum(len(m["marked"]) for m in seen) == 1
+    detail = (await live_client.get(f"{API}/sessions/{session_id}", headers=tenant.headers)).json()
+    assert [p["person_id"] for p in detail["present"]] == [member]

@@ -466,14 +466,14 @@ async def camera_websocket(
             await send(error_message(error))
             await websocket.close(code=status.WS_1008_POLICY_VIOLATION, reason=error.code)
             return
-        ended = await _stream(websocket, authorization, run, send)
+        ended = await _stream(websocket, authorization, run)
         if ended is not None:
             await send(error_message(ended))
             await websocket.close(code=close_code(ended), reason=ended.code)
 
 
 async def _stream(
-    websocket: WebSocket, authorization: StreamAuthorization, run: CameraRun, send: Send
+    websocket: WebSocket, authorization: StreamAuthorization, run: CameraRun
 ) -> AppError | None:
     """Receive while the authorization holds and analyse alongside; why it ended, if not by
     the client hanging up."""
@@ -489,11 +489,11 @@ async def _stream(
                     too_large = FrameTooLarge(
                         f"The frame has {len(data)} bytes; at most {MAX_FRAME_BYTES}"
                     )
-                    await send(error_message(too_large))
+                    await run.push(error_message(too_large))
                 else:
                     run.frames.put(data)
                 continue
-            await _answer_text(message.get("text") or "", send)
+            await _answer_text(message.get("text") or "", run.push)
 
     receiver = asyncio.create_task(authorization.guard(receive()))
     processor = asyncio.create_task(run.process())
