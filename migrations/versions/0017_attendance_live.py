@@ -3,6 +3,10 @@
 Revision ID: 0017
 Revises: 0015
 Create Date: 2026-12-07 18:00:00
+
+`attendance_sessions.late_after` and `attendance_marks.status` are the same columns the
+timetables migration (0016) adds, so they are added only where missing: either migration
+may come first.
 """
 
 from collections.abc import Sequence
@@ -21,12 +25,10 @@ TENANT_TABLES = ("attendance_camera_settings", "attendance_evidence")
 
 
 def upgrade() -> None:
-    op.add_column(
-        "attendance_sessions", sa.Column("late_after", sa.DateTime(timezone=True), nullable=True)
-    )
-    op.add_column(
-        "attendance_marks",
-        sa.Column("late", sa.Boolean(), server_default=sa.false(), nullable=False),
+    op.execute("ALTER TABLE attendance_sessions ADD COLUMN IF NOT EXISTS late_after TIMESTAMPTZ")
+    op.execute(
+        "ALTER TABLE attendance_marks "
+        "ADD COLUMN IF NOT EXISTS status VARCHAR(10) DEFAULT 'present' NOT NULL"
     )
     op.add_column("attendance_marks", sa.Column("liveness", sa.String(length=20), nullable=True))
     op.create_table(
@@ -85,5 +87,5 @@ def downgrade() -> None:
     for table in reversed(TENANT_TABLES):
         op.drop_table(table)
     op.drop_column("attendance_marks", "liveness")
-    op.drop_column("attendance_marks", "late")
-    op.drop_column("attendance_sessions", "late_after")
+    op.execute("ALTER TABLE attendance_marks DROP COLUMN IF EXISTS status")
+    op.execute("ALTER TABLE attendance_sessions DROP COLUMN IF EXISTS late_after")

@@ -16,8 +16,8 @@ Each face is decided as in a photo (open set: the org's threshold and margin, ag
 whole org so an enrolled non-member is never taken for the member they resemble). A member
 is marked present once they have been recognised in `frames_required` frames within
 `window_seconds` (the org's camera settings), once per session (an `INSERT … ON CONFLICT DO
-NOTHING`, so two kiosks on one door cannot mark twice), and `late` when the first of those
-frames came after the session's `late_after`. A stranger is never named: unknown faces and
+NOTHING`, so two kiosks on one door cannot mark twice), with status `late` when the first
+of those frames came after the session's `late_after`. A stranger is never named: unknown faces and
 enrolled people outside the group carry no name.
 """
 
@@ -366,7 +366,7 @@ class CameraRun:
                 confidence=face.confidence,
                 box=face.box,
                 marked_by=self.principal.id,
-                late=late,
+                status="late" if late else "present",
                 liveness=face.liveness,
                 created_at=utcnow(),
             )
@@ -377,7 +377,8 @@ class CameraRun:
             entry["status"] = "present"
             return entry, None
         marked_already.add(person)
-        details = {"person_id": str(person), "late": late, "first_seen": first.isoformat()}
+        status = "late" if late else "present"
+        details = {"person_id": str(person), "status": status, "first_seen": first.isoformat()}
         await record_audit(
             session,
             self.principal,
@@ -398,7 +399,7 @@ class CameraRun:
             "person_id": str(person),
             "code": face.code,
             "full_name": face.full_name,
-            "late": late,
+            "status": status,
             "first_seen": first.isoformat(),
             "liveness": face.liveness,
         }

@@ -13,7 +13,6 @@ from typing import Any
 
 from pgvector.sqlalchemy import Vector
 from sqlalchemy import (
-    Boolean,
     DateTime,
     Float,
     ForeignKey,
@@ -21,7 +20,6 @@ from sqlalchemy import (
     Integer,
     String,
     UniqueConstraint,
-    false,
     func,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -128,7 +126,7 @@ class Session(IdMixin, TenantMixin, TimestampMixin, Base):
     starts_at: Mapped[datetime] = mapped_column(_TZ)
     created_by: Mapped[uuid.UUID]
     late_after: Mapped[datetime | None] = mapped_column(_TZ)
-    """Who is first seen by the camera after this is marked late; None: nobody is late."""
+    """A mark taken after this moment is `late`; None: nobody is late."""
 
 
 class Mark(IdMixin, TenantMixin, TimestampMixin, Base):
@@ -152,7 +150,8 @@ class Mark(IdMixin, TenantMixin, TimestampMixin, Base):
     marked_by: Mapped[uuid.UUID]
     reason: Mapped[str | None] = mapped_column(String(500))
     """Why a teacher marked by hand."""
-    late: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    status: Mapped[str] = mapped_column(String(10), default="present", server_default="present")
+    """present | late (marked after the session's `late_after`)"""
     liveness: Mapped[str | None] = mapped_column(String(20))
     """The liveness engine's verdict on a face-based mark (`not_assessed` by default);
     None for a teacher's own."""

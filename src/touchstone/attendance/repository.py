@@ -120,7 +120,7 @@ MARKS = item_query(
         Mark.box,
         Mark.reason,
         Mark.created_at,
-        Mark.late,
+        Mark.status,
         Mark.liveness,
     )
     .join(Person, Person.id == Mark.person_id)

@@ -166,8 +166,8 @@ class Calibration(OutputModel):
 class SessionCreate(InputModel):
     label: Name
     starts_at: datetime | None = None
-    late_after: datetime | None = None
-    """Who the camera first sees after this is marked late (None: nobody is late)."""
+    late_after_minutes: int | None = Field(default=None, ge=0, le=600)
+    """Marks taken later than this after the start are `late` (None: nobody is late)."""
 
 
 class SessionOut(OutputModel):
@@ -196,7 +196,8 @@ class MarkOut(OutputModel):
     box: Box | None
     reason: str | None
     created_at: datetime
-    late: bool = False
+    status: str
+    """present | late (marked after the session's cut-off)"""
     liveness: str | None = None
     """`not_assessed` on face-based marks unless a liveness engine is configured; None on
     a teacher's own."""

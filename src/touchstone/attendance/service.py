@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import anyio
@@ -631,12 +632,17 @@ async def create_session(
 ) -> SessionOut:
     if await repository.get_group(session, principal.org_id, group_id) is None:
         raise GroupNotFound()
+    starts_at = data.starts_at or utcnow()
     created = Session(
         org_id=principal.org_id,
         group_id=group_id,
         label=data.label,
-        starts_at=data.starts_at or utcnow(),
-        late_after=data.late_after,
+        starts_at=starts_at,
+        late_after=(
+            None
+            if data.late_after_minutes is None
+            else starts_at + timedelta(minutes=data.late_after_minutes)
+        ),
         created_by=principal.id,
         created_at=utcnow(),
     )
@@ -880,7 +886,7 @@ async def mark_from_photo(
             box=mark.box,
             reason=mark.reason,
             created_at=mark.created_at,
-            late=mark.late,
+            status=mark.status,
             liveness=mark.liveness,
         )
         for mark in (marks[person_id] for person_id in seen)
