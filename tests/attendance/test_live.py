@@ -25,7 +25,7 @@ from tests.conftest import Tenant, add_member, committed_tenant, login
 from tests.core.events.conftest import LiveServer, serve
 from touchstone.attendance.engines import default_engine
 from touchstone.attendance.engines.liveness import LIVENESS_ENGINES, Liveness, liveness_engine
-from touchstone.attendance.live import MAX_FRAME_BYTES, Sightings, frame_scene
+from touchstone.attendance.live.run import MAX_FRAME_BYTES, Sightings, frame_scene
 from touchstone.core.config import Settings
 from touchstone.core.db import Database
 from touchstone.core.permissions import Role

@@ -180,7 +180,7 @@ class Review(IdMixin, TenantMixin, TimestampMixin, Base):
 
 class CameraSettings(IdMixin, TenantMixin, Base):
     """How sure the live camera must be before it marks someone: recognised in
-    `frames_required` frames within `window_seconds` (defaults in `attendance.live`)."""
+    `frames_required` frames within `window_seconds` (defaults in `attendance.live.settings`)."""
 
     __tablename__ = "attendance_camera_settings"
     __table_args__ = (UniqueConstraint("org_id"),)

@@ -11,7 +11,9 @@ from typing import Annotated
 
 from fastapi import Depends, Query, Response, UploadFile, status
 
-from touchstone.attendance import evidence, live, service
+from touchstone.attendance import evidence, service
+from touchstone.attendance.live import settings as camera
+from touchstone.attendance.live import websocket as camera_socket
 from touchstone.attendance.schemas import (
     Calibration,
     CameraSettings,
@@ -275,7 +277,7 @@ async def mark_from_photo(
 
 # --- live camera, photo evidence ------------------------------------------------------------
 
-public_router = live.public_router
+public_router = camera_socket.public_router
 MarkerReads = Annotated[TenantRead, Depends(tenant_read("attendance:mark"))]
 """The camera WebSocket authenticates itself (browsers cannot set headers on a WebSocket)."""
 
@@ -291,7 +293,7 @@ async def list_evidence(
 
 @router.get("/attendance/camera-settings", response_model=CameraSettings)
 async def get_camera_settings(read: SettingsReads) -> CameraSettings:
-    return await live.camera_settings(read)
+    return await camera.camera_settings(read)
 
 
 @router.put("/attendance/camera-settings", response_model=CameraSettings)
@@ -300,4 +302,4 @@ async def put_camera_settings(
 ) -> CameraSettings:
     """How many frames within how many seconds the camera must recognise someone in before
     it marks them present."""
-    return await live.update_camera_settings(session, principal, body)
+    return await camera.update_camera_settings(session, principal, body)
