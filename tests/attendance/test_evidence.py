@@ -172,3 +172,44 @@ async def test_a_photo_is_marked_by_a_job_with_progress_and_annotated_evidence(
     assert_problem(
         await client.get(f"{API}/sessions/{session_id}/evidence", headers=other.headers), 404
     )
+
+
+async def test_a_photo_whose_pixels_cannot_be_decoded_fails_its_job_and_marks_nobody(
+    live_client: httpx.AsyncClient, tenant: Tenant, committed: Database, run_jobs: Jobs
+) -> None:
+    """Its header passes the request's check; the job finds the pixels broken, fails for
+    good (a second attempt cannot help) and leaves the evidence `failed`, saying why."""
+    headers = tenant.headers
+    group = await live_client.post(f"{API}/groups", headers=headers, json={"name": "8C"})
+    sessions = f"{API}/groups/{group.json()['id']}/sessions"
+    session_id = (await live_client.post(sessions, headers=headers, json={"label": "P2"})).json()[
+        "id"
+    ]
+    noise = np.random.default_rng(1).integers(0, 255, (64, 64, 3), dtype=np.uint8)
+    broken = bytearray(cv2.imencode(".png", noise)[1].tobytes())
+    pixels = broken.index(b"IDAT")
+    broken[pixels + 20 : pixels + 60] = bytes(40)
+    queued = await live_client.post(
+        f"{API}/sessions/{session_id}/photos",
+        headers=headers,
+        files={"photo": ("class.png", bytes(broken), "image/png")},
+    )
+    assert queued.status_code == 202, queued.text
+    await run_jobs()
+    job = (await live_client.get(queued.headers["Location"], headers=headers)).json()
+    assert (job["status"], job["attempts"]) == ("failed", 1)
+    assert job["error"]["code"] == "invalid_photo"
+    (evidence,) = (
+        await live_client.get(f"{API}/sessions/{session_id}/evidence", headers=headers)
+    ).json()
+    assert (evidence["status"], evidence["error_code"]) == ("failed", "invalid_photo")
+    assert evidence["annotated_url"] is None
+    detail = (await live_client.get(f"{API}/sessions/{session_id}", headers=headers)).json()
+    assert detail["present"] == []
+    async with committed.transaction(org_id=tenant.org_id) as session:
+        topics = list(
+            await session.scalars(
+                select(OutboxEvent.topic).where(OutboxEvent.aggregate_id == session_id)
+            )
+        )
+    assert topics == ["attendance.photo_failed"]
