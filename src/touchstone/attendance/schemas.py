@@ -8,7 +8,15 @@ from typing import Annotated, Any
 
 from pydantic import Field, StringConstraints
 
-from touchstone.core.schemas import Flag, InputModel, Name, NonBlank, OutputModel, PlainText
+from touchstone.core.schemas import (
+    Count,
+    Flag,
+    InputModel,
+    Name,
+    NonBlank,
+    OutputModel,
+    PlainText,
+)
 
 Code = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")]
 Text500 = Annotated[PlainText, StringConstraints(min_length=1, max_length=500), NonBlank]
@@ -166,7 +174,7 @@ class Calibration(OutputModel):
 class SessionCreate(InputModel):
     label: Name
     starts_at: datetime | None = None
-    late_after_minutes: int | None = Field(default=None, ge=0, le=600)
+    late_after_minutes: Count | None = Field(default=None, ge=0, le=600)
     """Marks taken later than this after the start are `late` (None: nobody is late)."""
 
 
@@ -264,7 +272,7 @@ class CameraSettings(OutputModel):
 
 
 class CameraSettingsUpdate(InputModel):
-    frames_required: int = Field(ge=1, le=30)
+    frames_required: Count = Field(ge=1, le=30)
     window_seconds: float = Field(ge=1.0, le=120.0)
 
 
