@@ -53,7 +53,8 @@ SPREAD = 0.025
 """Per-dimension noise: two faces of one person end up about 0.4 apart, as dlib's do."""
 QUERY = (
     "SELECT person_id, embedding <-> %(q)s::vector AS distance FROM attendance_faces "
-    "WHERE org_id = %(org)s ORDER BY embedding <-> %(q)s::vector LIMIT %(k)s"
+    "WHERE org_id = %(org)s AND engine = 'dlib' ORDER BY embedding <-> %(q)s::vector "
+    "LIMIT %(k)s"
 )
 
 

@@ -201,6 +201,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         (appraisal.public_router, ""),  # pages, certificate verification, purity WS
         (account_pages.router, ""),  # the pages emailed links open
         (statements.public_router, API_PREFIX),
+        (attendance.public_router, API_PREFIX),  # the camera WebSocket authenticates itself
         # The WebSocket authenticates itself: browsers cannot send headers on it.
         (events_websocket_router, API_PREFIX),
     ):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import cv2
@@ -11,6 +12,9 @@ import pytest
 from bench.faces import FACES, available
 
 from tests.conftest import Tenant
+from tests.core.jobs.conftest import drain
+from touchstone.core.config import Settings
+from touchstone.core.postgres import DatabaseUrls
 
 API = "/api/v1/attendance"
 needs_corpus = pytest.mark.skipif(
@@ -64,3 +68,35 @@ async def enrol(
         headers=tenant.headers,
         files={"photo": ("face.jpg", data, "image/jpeg")},
     )
+
+
+@pytest.fixture
+def run_jobs(settings: Settings, database_urls: DatabaseUrls) -> Callable[[], Awaitable[None]]:
+    """Run a worker in this process until no job is due."""
+
+    async def run() -> None:
+        await drain(settings, database_urls)
+
+    return run
+
+
+async def mark_photo(
+    client: httpx.AsyncClient,
+    tenant: Tenant,
+    session_id: str,
+    data: bytes,
+    run_jobs: Callable[[], Awaitable[None]],
+) -> dict[str, Any]:
+    """Mark a session from a class photo (202 and a job), run the job; the job as finished."""
+    queued = await client.post(
+        f"{API}/sessions/{session_id}/photos",
+        headers=tenant.headers,
+        files={"photo": ("class.jpg", data, "image/jpeg")},
+    )
+    assert queued.status_code == 202, queued.text
+    assert queued.headers["Location"] == f"/api/v1/jobs/{queued.json()['id']}"
+    await run_jobs()
+    finished = await client.get(queued.headers["Location"], headers=tenant.headers)
+    body: dict[str, Any] = finished.json()
+    assert body["status"] == "succeeded", body
+    return body

@@ -5,15 +5,29 @@ from __future__ import annotations
 
 import struct
 import zlib
+from collections.abc import Awaitable, Callable
 
 import cv2
 import httpx
 import numpy as np
 
-from tests.attendance.conftest import API, enrol, jpeg, needs_corpus, person, photo, side_by_side
-from tests.conftest import Tenant, assert_problem
+from tests.attendance.conftest import (
+    API,
+    enrol,
+    jpeg,
+    mark_photo,
+    needs_corpus,
+    person,
+    photo,
+    side_by_side,
+)
+from tests.conftest import Tenant, assert_problem, committed_tenant
 from tests.security.world import PNG
 from touchstone.attendance.matching import decide
+from touchstone.core.config import Settings
+from touchstone.core.db import Database
+
+Jobs = Callable[[], Awaitable[None]]
 
 ENROLLED_A, ENROLLED_B, STRANGER = "deepface_person_02", "deepface_person_06", "deepface_person_00"
 
@@ -82,8 +96,14 @@ async def test_quality_gates_on_real_photos(client: httpx.AsyncClient, tenant_a:
 
 @needs_corpus
 async def test_a_class_photo_marks_members_and_lists_strangers(
-    client: httpx.AsyncClient, tenant_a: Tenant, tenant_b: Tenant
+    live_client: httpx.AsyncClient,
+    tenant: Tenant,
+    committed: Database,
+    settings: Settings,
+    run_jobs: Jobs,
 ) -> None:
+    client, tenant_a = live_client, tenant
+    tenant_b = await committed_tenant(committed, settings, client)
     headers = tenant_a.headers
     group = await client.post(f"{API}/groups", headers=headers, json={"name": "10A"})
     group_id = group.json()["id"]
@@ -110,13 +130,8 @@ async def test_a_class_photo_marks_members_and_lists_strangers(
     )
     session_id = session.json()["id"]
     class_photo = side_by_side(f"{ENROLLED_A}/2.jpg", f"{STRANGER}/3.jpg")
-    marked = await client.post(
-        f"{API}/sessions/{session_id}/photos",
-        headers=headers,
-        files={"photo": ("class.jpg", class_photo, "image/jpeg")},
-    )
-    assert marked.status_code == 200, marked.text
-    result = marked.json()
+    job = await mark_photo(client, tenant_a, session_id, class_photo, run_jobs)
+    result = job["result"]
     assert result["faces_detected"] == 2
     assert [m["person_id"] for m in result["marked"]] == [a]
     assert 0 < result["marked"][0]["confidence"] <= 1
@@ -168,8 +183,9 @@ async def test_calibration_reports_the_trade_off_on_enrolled_faces(
 
 @needs_corpus
 async def test_a_doubtful_face_waits_for_a_teacher(
-    client: httpx.AsyncClient, tenant_a: Tenant
+    live_client: httpx.AsyncClient, tenant: Tenant, run_jobs: Jobs
 ) -> None:
+    client, tenant_a = live_client, tenant
     headers = tenant_a.headers
     group_id = (await client.post(f"{API}/groups", headers=headers, json={"name": "10A"})).json()[
         "id"
@@ -190,12 +206,7 @@ async def test_a_doubtful_face_waits_for_a_teacher(
             f"{API}/groups/{group_id}/sessions", headers=headers, json={"label": "Period 1"}
         )
     ).json()["id"]
-    marked = await client.post(
-        f"{API}/sessions/{session_id}/photos",
-        headers=headers,
-        files={"photo": ("class.jpg", probe, "image/jpeg")},
-    )
-    result = marked.json()
+    result = (await mark_photo(client, tenant_a, session_id, probe, run_jobs))["result"]
     assert result["marked"] == []
     assert result["unknown_faces"][0]["doubtful"] is True
     (queued,) = result["queued_for_review"]

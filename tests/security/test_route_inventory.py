@@ -43,6 +43,9 @@ PUBLIC = {
     "/api/v1/files/{key}": "a signed URL, or a credential allowed by the kind's module: checks",
     "/api/v1/ws": "WebSocket: authenticates itself by header or access_token",
     "/api/v1/purity-sessions/{test_id}/ws": "WebSocket: authenticates itself by access_token",
+    "/api/v1/attendance/sessions/{session_id}/camera": (
+        "WebSocket: authenticates itself by header or access_token"
+    ),
 }
 
 AUTHENTICATION_ONLY = {

@@ -50,3 +50,29 @@ class EnrolmentRefused(AppError):
 
     def __init__(self, gate: str, detail: str, quality: dict[str, float] | None = None) -> None:
         super().__init__(detail, extra={"gate": gate, "quality": quality})
+
+
+class PhotoTooLarge(InvalidPhoto):
+    """Refused from the header alone, before any pixel is decoded."""
+
+
+class InvalidFrame(AppError):
+    """A camera frame that is not a decodable JPEG or PNG; the stream goes on."""
+
+    status, code, title = 422, "invalid_frame", "The frame is not a decodable JPEG or PNG"
+
+
+class FrameTooLarge(AppError):
+    status, code, title = 413, "frame_too_large", "The frame is too large"
+
+
+class InvalidFaceModel(AppError):
+    """The configured face model cannot serve as an engine (said when it is loaded)."""
+
+    status, code, title = 500, "invalid_face_model", "The face model cannot be used"
+
+
+class UnknownLivenessEngine(AppError):
+    """`LIVENESS_ENGINE` names no registered engine: a configuration error, said loudly."""
+
+    status, code, title = 500, "unknown_liveness_engine", "The liveness engine is not known"

@@ -12,7 +12,16 @@ from datetime import datetime
 from typing import Any
 
 from pgvector.sqlalchemy import Vector
-from sqlalchemy import DateTime, Float, ForeignKey, Index, String, UniqueConstraint, func
+from sqlalchemy import (
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+    func,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -116,6 +125,8 @@ class Session(IdMixin, TenantMixin, TimestampMixin, Base):
     label: Mapped[str] = mapped_column(String(200))
     starts_at: Mapped[datetime] = mapped_column(_TZ)
     created_by: Mapped[uuid.UUID]
+    late_after: Mapped[datetime | None] = mapped_column(_TZ)
+    """A mark taken after this moment is `late`; None: nobody is late."""
 
 
 class Mark(IdMixin, TenantMixin, TimestampMixin, Base):
@@ -139,6 +150,11 @@ class Mark(IdMixin, TenantMixin, TimestampMixin, Base):
     marked_by: Mapped[uuid.UUID]
     reason: Mapped[str | None] = mapped_column(String(500))
     """Why a teacher marked by hand."""
+    status: Mapped[str] = mapped_column(String(10), default="present", server_default="present")
+    """present | late (marked after the session's `late_after`)"""
+    liveness: Mapped[str | None] = mapped_column(String(20))
+    """The liveness engine's verdict on a face-based mark (`not_assessed` by default);
+    None for a teacher's own."""
 
 
 class Review(IdMixin, TenantMixin, TimestampMixin, Base):
@@ -160,3 +176,37 @@ class Review(IdMixin, TenantMixin, TimestampMixin, Base):
     decided_by: Mapped[uuid.UUID | None]
     decided_at: Mapped[datetime | None] = mapped_column(_TZ)
     reason: Mapped[str | None] = mapped_column(String(500))
+
+
+class CameraSettings(IdMixin, TenantMixin, Base):
+    """How sure the live camera must be before it marks someone: recognised in
+    `frames_required` frames within `window_seconds` (defaults in `attendance.live.settings`)."""
+
+    __tablename__ = "attendance_camera_settings"
+    __table_args__ = (UniqueConstraint("org_id"),)
+
+    frames_required: Mapped[int] = mapped_column(Integer)
+    window_seconds: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[datetime] = mapped_column(_TZ, default=utcnow, server_default=func.now())
+
+
+class Evidence(IdMixin, TenantMixin, TimestampMixin, Base):
+    """A class photo a session was marked from: the original, and once its job ran, the
+    annotated copy (boxes, names or "unknown", doubtful faces marked)."""
+
+    __tablename__ = "attendance_evidence"
+
+    session_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("attendance_sessions.id", ondelete="CASCADE"), index=True
+    )
+    status: Mapped[str] = mapped_column(String(20))
+    """queued | done | failed"""
+    photo_key: Mapped[str] = mapped_column(String(200))
+    photo_sha256: Mapped[str] = mapped_column(String(64))
+    annotated_key: Mapped[str | None] = mapped_column(String(200))
+    job_id: Mapped[uuid.UUID | None]
+    faces: Mapped[int | None] = mapped_column(Integer)
+    marked: Mapped[int | None] = mapped_column(Integer)
+    error_code: Mapped[str | None] = mapped_column(String(80))
+    created_by: Mapped[uuid.UUID]
+    finished_at: Mapped[datetime | None] = mapped_column(_TZ)

@@ -120,6 +120,8 @@ MARKS = item_query(
         Mark.box,
         Mark.reason,
         Mark.created_at,
+        Mark.status,
+        Mark.liveness,
     )
     .join(Person, Person.id == Mark.person_id)
     .where(Mark.org_id == _ORG, Mark.session_id == bindparam("id"))
@@ -227,20 +229,21 @@ async def settings_row(session: AsyncSession, org_id: uuid.UUID) -> Settings | N
 
 
 async def nearest(
-    session: AsyncSession, org_id: uuid.UUID, embedding: list[float], limit: int
+    session: AsyncSession, org_id: uuid.UUID, embedding: list[float], limit: int, engine: str
 ) -> list[tuple[uuid.UUID, float]]:
     """The `limit` enrolled faces nearest `embedding` (HNSW index, Euclidean distance).
 
     The index walks every org's faces and the org filter (and row-level security) drops
     other orgs' afterwards: without an iterative scan, a small org among large ones could
     get fewer than `limit` rows, or none, and its people would come out unknown. `EF_SEARCH`
-    raises recall@1 over pgvector's default 40 (`bench.attendance_search`)."""
+    raises recall@1 over pgvector's default 40 (`bench.attendance_search`). Only faces
+    enrolled by `engine` are compared: another model's descriptors live in another space."""
     await session.execute(text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
     await session.execute(text(f"SET LOCAL hnsw.ef_search = {EF_SEARCH}"))
     distance = Face.embedding.l2_distance(embedding)
     rows = await session.execute(
         select(Face.person_id, distance)
-        .where(Face.org_id == org_id)
+        .where(Face.org_id == org_id, Face.engine == engine)
         .order_by(distance)
         .limit(limit)
     )

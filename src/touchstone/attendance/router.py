@@ -9,13 +9,18 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import Depends, Query, Response, UploadFile
+from fastapi import Depends, Query, Response, UploadFile, status
 
-from touchstone.attendance import service
+from touchstone.attendance import evidence, service
+from touchstone.attendance.live import settings as camera
+from touchstone.attendance.live import websocket as camera_socket
 from touchstone.attendance.schemas import (
     Calibration,
+    CameraSettings,
+    CameraSettingsUpdate,
     ConsentCreate,
     ConsentOut,
+    EvidenceOut,
     FaceOut,
     GroupCreate,
     GroupOut,
@@ -26,7 +31,6 @@ from touchstone.attendance.schemas import (
     PersonDeleted,
     PersonOut,
     PersonUpdate,
-    PhotoMarking,
     Recognition,
     RecognitionSettings,
     RecognitionSettingsUpdate,
@@ -37,7 +41,9 @@ from touchstone.attendance.schemas import (
     SessionOut,
 )
 from touchstone.core.auth import Principal
-from touchstone.core.deps import SessionDep, require
+from touchstone.core.deps import SessionDep, SettingsDep, require
+from touchstone.core.idempotency import IdempotencyDep
+from touchstone.core.jobs.router import JobOut
 from touchstone.core.pagination import Page, PageDep, page_response
 from touchstone.core.reads import TenantRead, tenant_read
 from touchstone.core.routing import ApiRouter, upload_limit
@@ -151,12 +157,13 @@ async def enrol_face(
     photo: UploadFile,
     session: SessionDep,
     storage: StorageDep,
+    settings: SettingsDep,
     principal: Enroller,
 ) -> FaceOut:
     """One face per photo; refused (422 `enrolment_refused`, with the failed `gate`) when
     it is not exactly one face, too small, blurred, not frontal or badly lit; 409
     `consent_required` before consent is recorded."""
-    return await service.enrol(session, storage, principal, person_id, photo)
+    return await service.enrol(session, storage, settings, principal, person_id, photo)
 
 
 @router.get("/attendance/people/{person_id}/faces", response_model=list[FaceOut])
@@ -179,11 +186,13 @@ async def delete_face(
 
 @router.post("/attendance/recognitions", response_model=Recognition)
 @PHOTO_LIMIT
-async def recognise(photo: UploadFile, session: SessionDep, principal: Marker) -> Recognition:
+async def recognise(
+    photo: UploadFile, session: SessionDep, settings: SettingsDep, principal: Marker
+) -> Recognition:
     """Who is in the photo, without marking anyone: each face is named only when it is
     closer than the threshold and clearly closer to one person than to any other. Naming
     people from a photo is for who takes attendance, not for every reader."""
-    return await service.recognise(session, principal, photo)
+    return await service.recognise(session, settings, principal, photo)
 
 
 @router.get("/attendance/recognition-settings", response_model=RecognitionSettings)
@@ -241,15 +250,56 @@ async def decide_review(
     return await service.decide_review(session, principal, review_id, body)
 
 
-@router.post("/attendance/sessions/{session_id}/photos", response_model=PhotoMarking)
+@router.post(
+    "/attendance/sessions/{session_id}/photos",
+    response_model=JobOut,
+    status_code=status.HTTP_202_ACCEPTED,
+)
 @PHOTO_LIMIT
 async def mark_from_photo(
     session_id: uuid.UUID,
     photo: UploadFile,
+    response: Response,
     session: SessionDep,
     storage: StorageDep,
     principal: Marker,
-) -> PhotoMarking:
-    """Mark the group's members found in a class photo; unknown faces and members not seen
-    are listed. Synchronous: about 0.3 s to detect plus 0.1-0.3 s per face on one core."""
-    return await service.mark_from_photo(session, storage, principal, session_id, photo)
+    idempotency: IdempotencyDep,
+) -> JobOut:
+    """Queue marking the group's members found in a class photo: `202` with the job
+    (`Location`); its progress comes as `attendance.photo_progress` events, and its result
+    lists who was marked, unknown faces, doubtful faces queued for review and members not
+    seen (as `PhotoMarking`). The photo and its annotated copy are the session's evidence."""
+    record = await evidence.queue_photo_marking(session, storage, principal, session_id, photo)
+    location = {"Location": f"/api/v1/jobs/{record.id}"}
+    response.headers.update(location)
+    return idempotency.remember(JobOut.model_validate(record), status.HTTP_202_ACCEPTED, location)
+
+
+# --- live camera, photo evidence ------------------------------------------------------------
+
+public_router = camera_socket.public_router
+MarkerReads = Annotated[TenantRead, Depends(tenant_read("attendance:mark"))]
+"""The camera WebSocket authenticates itself (browsers cannot set headers on a WebSocket)."""
+
+
+@router.get("/attendance/sessions/{session_id}/evidence", response_model=list[EvidenceOut])
+async def list_evidence(
+    session_id: uuid.UUID, read: MarkerReads, storage: StorageDep
+) -> list[EvidenceOut]:
+    """The class photos the session was marked from and their annotated copies (signed
+    links). They show faces and names: for who may mark attendance, not every reader."""
+    return await evidence.list_evidence(read, storage, session_id)
+
+
+@router.get("/attendance/camera-settings", response_model=CameraSettings)
+async def get_camera_settings(read: SettingsReads) -> CameraSettings:
+    return await camera.camera_settings(read)
+
+
+@router.put("/attendance/camera-settings", response_model=CameraSettings)
+async def put_camera_settings(
+    body: CameraSettingsUpdate, session: SessionDep, principal: SettingsWriter
+) -> CameraSettings:
+    """How many frames within how many seconds the camera must recognise someone in before
+    it marks them present."""
+    return await camera.update_camera_settings(session, principal, body)

@@ -8,7 +8,15 @@ from typing import Annotated, Any
 
 from pydantic import Field, StringConstraints
 
-from touchstone.core.schemas import Flag, InputModel, Name, NonBlank, OutputModel, PlainText
+from touchstone.core.schemas import (
+    Count,
+    Flag,
+    InputModel,
+    Name,
+    NonBlank,
+    OutputModel,
+    PlainText,
+)
 
 Code = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")]
 Text500 = Annotated[PlainText, StringConstraints(min_length=1, max_length=500), NonBlank]
@@ -122,6 +130,8 @@ class RecognisedFace(OutputModel):
     """matched | too_far | ambiguous | no_enrolled_faces"""
     doubtful: bool = False
     """Unknown but close: marking a session queues it for a teacher's review."""
+    liveness: str = "not_assessed"
+    """The liveness engine's verdict; the default engine makes no anti-spoofing claim."""
 
 
 class Recognition(OutputModel):
@@ -164,6 +174,8 @@ class Calibration(OutputModel):
 class SessionCreate(InputModel):
     label: Name
     starts_at: datetime | None = None
+    late_after_minutes: Count | None = Field(default=None, ge=0, le=600)
+    """Marks taken later than this after the start are `late` (None: nobody is late)."""
 
 
 class SessionOut(OutputModel):
@@ -172,6 +184,7 @@ class SessionOut(OutputModel):
     label: str
     starts_at: datetime
     created_at: datetime
+    late_after: datetime | None = None
 
 
 class PersonBrief(OutputModel):
@@ -185,12 +198,17 @@ class MarkOut(OutputModel):
     code: str
     full_name: str
     source: str
-    """photo | manual"""
+    """photo | camera | review | manual"""
     distance: float | None
     confidence: float | None
     box: Box | None
     reason: str | None
     created_at: datetime
+    status: str
+    """present | late (marked after the session's cut-off)"""
+    liveness: str | None = None
+    """`not_assessed` on face-based marks unless a liveness engine is configured; None on
+    a teacher's own."""
 
 
 class ManualMark(InputModel):
@@ -241,3 +259,37 @@ class PhotoMarking(OutputModel):
     absent: list[PersonBrief]
     """Members not marked present in the session after this photo."""
     seconds: float
+
+
+# --- live camera, photo evidence --------------------------------------------------------------
+
+
+class CameraSettings(OutputModel):
+    frames_required: int
+    """Frames a person must be recognised in, within `window_seconds`, to be marked."""
+    window_seconds: float
+    is_default: bool
+
+
+class CameraSettingsUpdate(InputModel):
+    frames_required: Count = Field(ge=1, le=30)
+    window_seconds: float = Field(ge=1.0, le=120.0)
+
+
+class EvidenceOut(OutputModel):
+    """A class photo a session was marked from; the links are short-lived signed URLs."""
+
+    id: uuid.UUID
+    session_id: uuid.UUID
+    status: str
+    """queued | done | failed"""
+    faces: int | None
+    marked: int | None
+    error_code: str | None
+    job_id: uuid.UUID | None
+    created_at: datetime
+    finished_at: datetime | None
+    photo_url: str
+    annotated_url: str | None
+    """The photo with every face boxed: green with the code and name of a recognised person,
+    red "unknown", amber "doubtful?" for a face queued for review."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import anyio
@@ -20,7 +21,8 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from touchstone.attendance import matching, repository, vision
-from touchstone.attendance.engines import default_engine
+from touchstone.attendance.engines import face_engine
+from touchstone.attendance.engines.liveness import Liveness, liveness_engine
 from touchstone.attendance.exceptions import (
     ConsentRequired,
     FaceNotFound,
@@ -74,6 +76,7 @@ from touchstone.attendance.schemas import (
 )
 from touchstone.core.audit import record_audit
 from touchstone.core.auth import Principal
+from touchstone.core.config import Settings
 from touchstone.core.db import utcnow
 from touchstone.core.errors import InvalidInput
 from touchstone.core.pagination import Items, PageParams, PageShape
@@ -399,7 +402,7 @@ async def list_faces(read: TenantRead, person_id: uuid.UUID) -> list[dict[str, A
     return await _person_and(read, person_id, repository.FACES)
 
 
-async def _photo_bytes(photo: UploadFile) -> bytes:
+async def photo_bytes(photo: UploadFile) -> bytes:
     await photo.seek(0)
     data = await photo.read(MAX_PHOTO_BYTES + 1)
     if not data or len(data) > MAX_PHOTO_BYTES:
@@ -410,6 +413,7 @@ async def _photo_bytes(photo: UploadFile) -> bytes:
 async def enrol(
     session: AsyncSession,
     storage: Storage,
+    settings: Settings,
     principal: Principal,
     person_id: uuid.UUID,
     photo: UploadFile,
@@ -418,8 +422,8 @@ async def enrol(
     await _person(session, principal, person_id)
     if not await repository.has_consent(session, principal.org_id, person_id):
         raise ConsentRequired("Record the person's consent (POST …/consents) before enrolling")
-    engine = default_engine()
-    data = await _photo_bytes(photo)
+    engine = await anyio.to_thread.run_sync(face_engine, settings)
+    data = await photo_bytes(photo)
     enrolment = await anyio.to_thread.run_sync(vision.enrolment, engine, data)
     stored = await store_upload(
         storage,
@@ -535,7 +539,7 @@ async def _recognise(
     decisions = []
     for face in scene.faces:
         neighbours = await repository.nearest(
-            session, principal.org_id, face.embedding.tolist(), matching.NEIGHBOURS
+            session, principal.org_id, face.embedding.tolist(), matching.NEIGHBOURS, scene.engine
         )
         decisions.append((face, matching.decide(neighbours, threshold, margin)))
     named = {d.person for _, d in decisions if d.person is not None}
@@ -556,6 +560,7 @@ async def _recognise(
                 confidence=decision.confidence,
                 reason=decision.reason,
                 doubtful=doubtful,
+                liveness=face.liveness,
             )
         )
     return faces, candidates, threshold, margin
@@ -565,9 +570,13 @@ def _rounded(value: float | None) -> float | None:
     return None if value is None else round(value, 4)
 
 
-async def recognise(session: AsyncSession, principal: Principal, photo: UploadFile) -> Recognition:
-    data = await _photo_bytes(photo)
-    scene = await anyio.to_thread.run_sync(vision.scene, default_engine(), data)
+async def recognise(
+    session: AsyncSession, settings: Settings, principal: Principal, photo: UploadFile
+) -> Recognition:
+    data = await photo_bytes(photo)
+    engine = await anyio.to_thread.run_sync(face_engine, settings)
+    checker = liveness_engine(settings.liveness_engine)
+    scene = await anyio.to_thread.run_sync(vision.scene, engine, data, checker)
     faces, _, threshold, margin = await _recognise(session, principal, scene)
     return Recognition(faces=faces, threshold=threshold, margin=margin)
 
@@ -623,11 +632,17 @@ async def create_session(
 ) -> SessionOut:
     if await repository.get_group(session, principal.org_id, group_id) is None:
         raise GroupNotFound()
+    starts_at = data.starts_at or utcnow()
     created = Session(
         org_id=principal.org_id,
         group_id=group_id,
         label=data.label,
-        starts_at=data.starts_at or utcnow(),
+        starts_at=starts_at,
+        late_after=(
+            None
+            if data.late_after_minutes is None
+            else starts_at + timedelta(minutes=data.late_after_minutes)
+        ),
         created_by=principal.id,
         created_at=utcnow(),
     )
@@ -766,6 +781,7 @@ async def decide_review(
                     marked_by=principal.id,
                     reason=data.reason,
                     created_at=utcnow(),
+                    liveness=Liveness.NOT_ASSESSED,
                 )
             )
     review.decided_by, review.decided_at, review.reason = principal.id, utcnow(), data.reason
@@ -789,27 +805,17 @@ async def decide_review(
 
 async def mark_from_photo(
     session: AsyncSession,
-    storage: Storage,
     principal: Principal,
-    session_id: uuid.UUID,
-    photo: UploadFile,
-) -> PhotoMarking:
-    """Recognise every face against the org; members found are marked present (once per
-    session), with the face's box and the photo kept as evidence."""
-    taken = await repository.get_session(session, principal.org_id, session_id)
-    if taken is None:
-        raise SessionNotFound()
-    data = await _photo_bytes(photo)
-    scene = await anyio.to_thread.run_sync(vision.scene, default_engine(), data)
+    taken: Session,
+    scene: vision.Scene,
+    photo_key: str,
+    photo_sha256: str,
+) -> tuple[PhotoMarking, list[RecognisedFace]]:
+    """Recognise every face of a stored class photo against the org; members found are
+    marked present (once per session), with the face's box and the photo as evidence. Run
+    by the marking job (`attendance.evidence`); the faces as recognised come back too."""
+    session_id = taken.id
     faces, candidates, _, _ = await _recognise(session, principal, scene)
-    stored = await store_upload(
-        storage,
-        principal.org_id,
-        photo,
-        kind=EVIDENCE_KIND,
-        max_bytes=MAX_PHOTO_BYTES,
-        allowed_types=PHOTO_TYPES,
-    )
     members = await repository.member_ids(session, principal.org_id, taken.group_id)
     marks = await repository.marks_of(session, principal.org_id, session_id)
     unknown: list[RecognisedFace] = []
@@ -828,7 +834,7 @@ async def mark_from_photo(
                         candidate_id=candidate,
                         distance=face.distance,
                         box=face.box,
-                        photo_key=stored.key,
+                        photo_key=photo_key,
                         status="open",
                         created_at=utcnow(),
                     )
@@ -846,9 +852,10 @@ async def mark_from_photo(
                     distance=face.distance,
                     confidence=face.confidence,
                     box=face.box,
-                    photo_key=stored.key,
+                    photo_key=photo_key,
                     marked_by=principal.id,
                     created_at=utcnow(),
+                    liveness=face.liveness,
                 )
                 session.add(mark)
     await record_audit(
@@ -858,7 +865,7 @@ async def mark_from_photo(
         "attendance_session",
         session_id,
         {
-            "sha256": stored.sha256,
+            "sha256": photo_sha256,
             "faces": len(faces),
             "marked": sorted(map(str, seen)),
             "unknown": len(unknown),
@@ -879,6 +886,8 @@ async def mark_from_photo(
             box=mark.box,
             reason=mark.reason,
             created_at=mark.created_at,
+            status=mark.status,
+            liveness=mark.liveness,
         )
         for mark in (marks[person_id] for person_id in seen)
     ]
@@ -887,7 +896,7 @@ async def mark_from_photo(
         for p in sorted(people.values(), key=lambda p: p.code)
         if p.id not in marks
     ]
-    return PhotoMarking(
+    marking = PhotoMarking(
         session_id=session_id,
         faces_detected=len(faces),
         marked=marked,
@@ -897,3 +906,15 @@ async def mark_from_photo(
         absent=absent,
         seconds=round(scene.seconds, 3),
     )
+    return marking, faces
+
+
+# --- the live camera (`attendance.live`) ------------------------------------------------------
+
+
+async def recognise_scene(
+    session: AsyncSession, principal: Principal, scene: vision.Scene
+) -> list[RecognisedFace]:
+    """Each face of `scene` named or "unknown", by the org's threshold and margin."""
+    faces, _, _, _ = await _recognise(session, principal, scene)
+    return faces

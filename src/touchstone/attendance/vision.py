@@ -15,7 +15,8 @@ from PIL import Image
 
 from touchstone.attendance import quality
 from touchstone.attendance.engines import DetectedFace, Embedding, FaceEngine, RgbImage
-from touchstone.attendance.exceptions import EnrolmentRefused, InvalidPhoto
+from touchstone.attendance.engines.liveness import Liveness, LivenessEngine, liveness_engine
+from touchstone.attendance.exceptions import EnrolmentRefused, InvalidPhoto, PhotoTooLarge
 
 MAX_SIDE = 1024
 """Photos are scaled down to this longest side first: HOG time grows with the pixels, and a
@@ -26,22 +27,29 @@ SMALL_PHOTO_SIDE = 800
 80 px; class photos often hold smaller ones)."""
 
 
-def decode(data: bytes) -> RgbImage:
-    """RGB, its longest side at most `MAX_SIDE`. The size is read from the header first
-    (Pillow opens lazily): a small file declaring 30000 x 30000 pixels would otherwise make
-    OpenCV allocate gigabytes."""
+def photo_size(data: bytes, max_pixels: int = MAX_PIXELS) -> tuple[int, int]:
+    """(width, height) of a JPEG or PNG from its header alone (Pillow opens lazily), or
+    `InvalidPhoto`: a small file declaring 30000 x 30000 pixels would otherwise make OpenCV
+    allocate gigabytes."""
     try:
         with Image.open(io.BytesIO(data)) as header:
             width, height = header.size
             kind = header.format
     except Image.DecompressionBombError as exc:
-        raise InvalidPhoto(f"The photo has too many pixels; at most {MAX_PIXELS:,}") from exc
+        raise PhotoTooLarge(f"The photo has too many pixels; at most {max_pixels:,}") from exc
     except OSError as exc:
         raise InvalidPhoto() from exc
     if kind not in ("JPEG", "PNG"):
         raise InvalidPhoto()
-    if width * height > MAX_PIXELS:
-        raise InvalidPhoto(f"The photo has {width}x{height} pixels; at most {MAX_PIXELS:,}")
+    if width * height > max_pixels:
+        raise PhotoTooLarge(f"The photo has {width}x{height} pixels; at most {max_pixels:,}")
+    return width, height
+
+
+def decode(data: bytes, max_pixels: int = MAX_PIXELS) -> RgbImage:
+    """RGB, its longest side at most `MAX_SIDE`; the header is checked before any pixel is
+    decoded (`photo_size`)."""
+    width, height = photo_size(data, max_pixels)
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if image is None or image.ndim != 3 or image.shape[:2] != (height, width):
         raise InvalidPhoto()
@@ -84,18 +92,28 @@ class SeenFace:
     box: tuple[int, int, int, int]
     """In the photo as scaled for analysis (longest side at most `MAX_SIDE`)."""
     embedding: Embedding
+    liveness: Liveness = Liveness.NOT_ASSESSED
 
 
 @dataclass(frozen=True, slots=True)
 class Scene:
     faces: list[SeenFace]
     seconds: float
+    engine: str
+    """The engine that made the descriptors: only its own enrolled faces compare with them."""
 
 
-def scene(engine: FaceEngine, data: bytes) -> Scene:
+def seen_face(
+    engine: FaceEngine, liveness: LivenessEngine, image: RgbImage, face: DetectedFace
+) -> SeenFace:
+    return SeenFace(face.box, engine.embed(image, face), liveness.assess(image, face))
+
+
+def scene(engine: FaceEngine, data: bytes, liveness: LivenessEngine | None = None) -> Scene:
     """Every face of a (class) photo with its descriptor; no quality gate: a face too poor
     to recognise simply comes out unknown."""
     started = time.perf_counter()
     image = decode(data)
-    faces = [SeenFace(face.box, engine.embed(image, face)) for face in find_faces(engine, image)]
-    return Scene(faces, time.perf_counter() - started)
+    checker = liveness or liveness_engine()
+    faces = [seen_face(engine, checker, image, face) for face in find_faces(engine, image)]
+    return Scene(faces, time.perf_counter() - started, engine.name)

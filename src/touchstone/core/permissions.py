@@ -69,6 +69,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[str]] = {
 TOPIC_PERMISSIONS: dict[str, str] = {
     "appraisal": "appraisals:read",
     "statements": "statements:read",
+    "attendance": "attendance:read",
 }
 """What a live-event subscriber needs, by the topic's module (`appraisal.completed` ->
 `appraisal`). A topic of an unlisted module would reach every member of the org, so a test
