@@ -1,7 +1,7 @@
 """appraisal: reference needles per org and per purity test; how a test read its karat
 
 Revision ID: 0019
-Revises: 0015
+Revises: 0017
 Create Date: 2026-12-07 18:00:00
 
 The org's reference karats (issue 16, "reference needles"), copied onto each test when it
@@ -16,7 +16,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0019"
-down_revision: str | None = "0015"
+down_revision: str | None = "0017"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
