@@ -16,7 +16,7 @@ import re
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from touchstone.core.auth import Credential, Principal
@@ -66,7 +66,7 @@ async def download_file(
     expires: Annotated[int | None, Query(ge=0)] = None,
     sig: Annotated[str | None, Query(max_length=128)] = None,
     range_header: Annotated[str | None, Header(alias="Range")] = None,
-) -> StreamingResponse:
+) -> Response:
     """Stream an object. Send `Range: bytes=a-b` for part of it (video players need that)."""
     if expires is not None or sig is not None:
         org_id = key_org(key)
@@ -77,7 +77,7 @@ async def download_file(
     else:
         org_id = await _caller_org(request, await read_credential(bearer, api_key), key)
     stream = await storage.open(org_id, key, byte_range=parse_range(range_header))
-    return _streaming_response(stream)
+    return _file_response(stream)
 
 
 @functools.cache
@@ -125,7 +125,7 @@ def parse_range(value: str | None) -> ByteRange | None:
     return ByteRange(start, end)
 
 
-def _streaming_response(stream: StoredStream) -> StreamingResponse:
+def _file_response(stream: StoredStream) -> Response:
     media_type = stream.content_type
     if media_type.startswith("text/"):
         media_type += "; charset=utf-8"  # the sniffer only calls UTF-8 text "text"
@@ -140,9 +140,4 @@ def _streaming_response(stream: StoredStream) -> StreamingResponse:
         headers["Content-Disposition"] = "attachment"
     if stream.partial:
         headers["Content-Range"] = f"bytes {stream.first}-{stream.last}/{stream.size}"
-    return StreamingResponse(
-        stream.chunks,
-        status_code=206 if stream.partial else 200,
-        media_type=media_type,
-        headers=headers,
-    )
+    return stream.response(media_type=media_type, headers=headers)

@@ -214,15 +214,14 @@ async def override_category(
 
 
 @router.get("/batches/{batch_id}/report.xlsx", response_class=StreamingResponse)
-async def download_report(batch_id: uuid.UUID, read: Read, request: Request) -> StreamingResponse:
+async def download_report(batch_id: uuid.UUID, read: Read, request: Request) -> Response:
     """The workbook the batch's job built and stored, streamed from storage."""
     report_key = await service.read_report_key(read, batch_id)
     if not report_key:
         raise Conflict("The workbook is not ready yet; follow the batch's job")
     assert read.principal is not None  # the fetch confirmed the caller
     stream = await request_storage(request).open(read.principal.org_id, report_key)
-    return StreamingResponse(
-        stream.chunks,
+    return stream.response(
         media_type=XLSX,
         headers={
             "Content-Length": str(stream.size),

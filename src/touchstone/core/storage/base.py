@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
+from starlette.responses import Response, StreamingResponse
+
 from touchstone.core.errors import AppError, NotFound, PayloadTooLarge, UnsupportedMediaType
 from touchstone.core.storage.sniff import INLINE_TYPES, SNIFF_BYTES, sniff_content_type
 
@@ -90,10 +92,22 @@ class StoredStream:
     last: int
     partial: bool
     chunks: AsyncIterator[bytes]
+    whole: bytes | None = None
+    """The requested bytes, when opening read them all already (a small object)."""
 
     @property
     def length(self) -> int:
         return self.last - self.first + 1
+
+    def response(self, *, media_type: str, headers: dict[str, str]) -> Response:
+        """The bytes as an HTTP response: 206 for a range, else 200. A small object read
+        whole goes as one body: Starlette's `StreamingResponse` runs a task group per
+        response to watch for the client leaving (uvicorn speaks ASGI 2.3), a fifth of a
+        small download's CPU."""
+        status_code = 206 if self.partial else 200
+        if self.whole is not None:
+            return Response(self.whole, status_code, headers, media_type)
+        return StreamingResponse(self.chunks, status_code, headers, media_type)
 
 
 class Storage(Protocol):

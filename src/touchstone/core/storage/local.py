@@ -105,6 +105,7 @@ class LocalStorage:
             opened.last,
             byte_range is not None,
             _read(opened),
+            opened.chunk if opened.file is None else None,
         )
 
     async def exists(self, org_id: uuid.UUID, key: str) -> bool:
