@@ -170,6 +170,9 @@ def _from_ledger(
     if meta.period_start is None and transactions:
         meta.period_start = min(t.date for t in transactions)
         meta.period_end = max(t.date for t in transactions)
+    elif ledger.statements > 1 and transactions and meta.period_end is not None:
+        # The period printed first is the first statement's; the file runs to the last's.
+        meta.period_end = max(meta.period_end, max(t.date for t in transactions))
     meta.opening_balance, meta.closing_balance = ledger.opening, ledger.closing
     issues = [ValidationIssue(row, message) for row, message in ledger.issues]
     currencies = {
