@@ -4,9 +4,14 @@ Per part (development, held-out; see `bench/corpus.py` for the split):
 - statements verified / statements that should verify (text layer, printed summary
   reconciles, truth lists transactions): goal >= 95% on the held-out part;
 - transaction F1 on (date, signed amount) where truth lists transactions: goal >= 0.99;
-- tampered copies that come out `verified`: goal 0. Each statement that verifies is read
-  again twice with one page's words altered in memory: one amount in a dated row, and the
-  first printed opening/closing/total figure;
+- tampered copies that come out `verified`: goal 0. Each statement that verifies is edited
+  for real (`bench.corpus.edit_pdf`: one word changed in its text object, the page's content
+  written again by pdfium) and read again: one amount in a dated row, and the first printed
+  opening/closing/total figure, each saved as an incremental update and as a rewritten file.
+  An edit counts only where its control (the same page written again unchanged) reads as the
+  original. Also reported: how many incremental edits the document signals flag
+  (`incremental_updates` up by one), and a changed name (no balance can see it; only the
+  signals can);
 - text-layer pages per second per core (`extract_statement` end to end, one thread) against
   the raw pypdfium2 text floor (open, `get_text_range()` of every page) measured in the same
   run: goal >= 50.
@@ -37,14 +42,13 @@ from bench.corpus import (
     DEVELOPMENT,
     HELD_OUT,
     CorpusStatement,
+    Edit,
     available,
+    edit_pdf,
     f1_counts,
     statements,
-    tamper_amount,
-    tamper_total,
-    tampered,
 )
-from touchstone.statements.domain import StatementStatus
+from touchstone.statements.domain import ExtractedStatement, StatementStatus
 from touchstone.statements.extraction import ExtractionLimits, extract_statement
 
 RESULTS = RESULTS_DIR / "statement_corpus.json"
@@ -64,6 +68,11 @@ class Part:
     expected: int = 0
     tampered: int = 0
     tampered_verified: list[str] = field(default_factory=list)
+    not_measured: list[str] = field(default_factory=list)
+    incremental_edits: int = 0
+    incremental_flagged: int = 0
+    names: int = 0
+    names_flagged: int = 0
     misses: list[str] = field(default_factory=list)
 
     @property
@@ -91,6 +100,9 @@ class Part:
             },
             "tampered_copies": self.tampered,
             "tampered_verified": self.tampered_verified,
+            "edits_not_measured": self.not_measured,
+            "incremental_edits_flagged": [self.incremental_flagged, self.incremental_edits],
+            "names_changed_flagged": [self.names_flagged, self.names],
             "not_verified": self.misses,
         }
 
@@ -142,8 +154,15 @@ class Report:
                 f"{name:<13}{f'{part.verified}/{part.should_verify}':>12}{part.f1:>8.3f}"
                 f"{f'{len(part.tampered_verified)}/{part.tampered}':>20}"
             )
+            rows.append(
+                f"  edits saved as incremental updates flagged by the document signals: "
+                f"{part.incremental_flagged}/{part.incremental_edits}; changed names flagged: "
+                f"{part.names_flagged}/{part.names}"
+            )
             for miss in part.misses:
                 rows.append(f"  not verified: {miss}")
+            for skipped in part.not_measured:
+                rows.append(f"  edit not measured: {skipped}")
             for wrong in part.wrongly_verified:
                 rows.append(f"  verified but should not be: {wrong}")
         rows += [
@@ -185,6 +204,44 @@ def _has_text(data: bytes, password: str | None) -> tuple[bool, int]:
         document.close()
 
 
+def _rows(statement: ExtractedStatement) -> list[tuple[object, ...]]:
+    return [(t.date, t.amount, t.balance) for t in statement.transactions]
+
+
+def _tamper(
+    item: CorpusStatement, data: bytes, original: ExtractedStatement, part: Part, name: str
+) -> None:
+    """Real edited copies of a verified statement, read again."""
+    for edit in Edit:
+        for incremental in (True, False) if edit is not Edit.NAME else (True,):
+            saved = "incremental" if incremental else "rewritten"
+            edited = edit_pdf(
+                data, item.password, edit, holder=original.meta.holder_name, incremental=incremental
+            )
+            if edited is None:
+                part.not_measured.append(f"{name} ({edit}, {saved}): no word pdfium rewrites")
+                continue
+            control = extract_statement(edited.control, item.password, limits=LIMITS)
+            if control.status is not original.status or _rows(control) != _rows(original):
+                part.not_measured.append(
+                    f"{name} ({edit}, {saved}): the page written again unchanged reads differently"
+                )
+                continue
+            again = extract_statement(edited.data, item.password, limits=LIMITS)
+            flagged = again.signals.incremental_updates > original.signals.incremental_updates
+            where = f"{name} ({edit} {edited.before} -> {edited.after}, p{edited.page}, {saved})"
+            if edit is Edit.NAME:
+                part.names += 1
+                part.names_flagged += flagged
+                continue
+            part.tampered += 1
+            if incremental:
+                part.incremental_edits += 1
+                part.incremental_flagged += flagged
+            if again.status is StatementStatus.VERIFIED:
+                part.tampered_verified.append(where)
+
+
 def run() -> Report:
     if not available():
         raise BenchError("../shared/corpora/statements is missing (CI has ../shared beside it)")
@@ -217,15 +274,7 @@ def run() -> Report:
         elif verified and truth:
             part.wrongly_verified.append(name)
         if verified:
-            for tamper in (tamper_amount, tamper_total):
-                for page in range(1, pages + 1):
-                    with tampered(tamper, page) as changed:
-                        again = extract_statement(data, item.password, limits=LIMITS)
-                    if changed[0]:
-                        part.tampered += 1
-                        if again.status is StatementStatus.VERIFIED:
-                            part.tampered_verified.append(f"{name} ({tamper.__name__}, p{page})")
-                        break
+            _tamper(item, data, statement, part, name)
     for name in (DEVELOPMENT, HELD_OUT):
         report.parts.setdefault(name, Part())
     report.finished = finished_at()
