@@ -14,6 +14,7 @@ from touchstone.statements.extraction import ExtractionLimits, extract_statement
 from touchstone.statements.extraction.money import leading_date, misread_date
 from touchstone.statements.extraction.normalise import PartialDate
 from touchstone.statements.extraction.pdf import Word
+from touchstone.statements.processing import PageProgress
 
 LIMITS = ExtractionLimits()
 HEADER = [(10, "Date", "L"), (35, "Details", "L"), (130, "Paid out", "R"), (160, "Paid in", "R")]
@@ -170,3 +171,12 @@ def test_a_misread_date_separator_is_repaired_only_between_its_neighbours() -> N
         (14, Decimal("-1.00")),
         (15, Decimal("-1.00")),
     ]
+
+
+def test_page_progress_is_written_at_most_once_a_second_and_never_for_the_last_page() -> None:
+    progress = PageProgress(100.0)
+    assert not progress.due(1, 5, 100.4)
+    assert progress.due(2, 5, 101.1)
+    assert not progress.due(3, 5, 101.5)
+    assert progress.due(4, 5, 102.2)
+    assert not progress.due(5, 5, 110.0)

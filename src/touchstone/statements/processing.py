@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from decimal import Decimal
@@ -64,6 +65,7 @@ from touchstone.statements.workbook import (
 PAGES = "pages"
 WORKBOOK = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 REPORT_FILES = file_kind("report", permission="statements:read")
+PROGRESS_INTERVAL_S = 1.0
 log = structlog.get_logger("touchstone.statements")
 _ocr_engines: dict[int, OcrEngine] = {}
 
@@ -165,6 +167,22 @@ async def _batch(session: AsyncSession, org_id: uuid.UUID, batch_id: uuid.UUID) 
     ).scalar_one()
 
 
+@dataclasses.dataclass
+class PageProgress:
+    """When a statement's page count is worth a write: at most once a second, and never for
+    the last page, whose count the statement's row takes when it is stored. A text page
+    reads in milliseconds, and a transaction and an event for each one cost the worker more
+    than reading it; pages that take their time (OCR) still show progress."""
+
+    last: float
+
+    def due(self, done: int, total: int, now: float) -> bool:
+        if done >= total or now - self.last < PROGRESS_INTERVAL_S:
+            return False
+        self.last = now
+        return True
+
+
 async def _process_statement(
     run: JobRun, settings: Settings, storage: Storage, statement_id: uuid.UUID
 ) -> None:
@@ -178,9 +196,11 @@ async def _process_statement(
     data = b"".join([chunk async for chunk in stream.chunks])
     password = password_sealer(settings).open(sealed) if sealed else None
     loop = asyncio.get_running_loop()
+    progress = PageProgress(time.monotonic())
 
     def on_page(done: int, total: int) -> None:
-        asyncio.run_coroutine_threadsafe(_pages_done(run, statement_id, done, total), loop)
+        if progress.due(done, total, time.monotonic()):
+            asyncio.run_coroutine_threadsafe(_pages_done(run, statement_id, done, total), loop)
 
     try:
         extracted = await asyncio.to_thread(

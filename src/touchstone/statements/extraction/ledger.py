@@ -12,6 +12,7 @@ breaks every reading, so it cannot come out verified.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
@@ -34,6 +35,8 @@ from touchstone.statements.extraction.strategies import PageRows, RawTransaction
 HEADER = "\x00header"  # marks a header line among the sorted lines
 ALIGN_TOLERANCE = 2.0  # points: a figure this close to a money column belongs to it
 MAX_FREE_SIGNS = 14  # rows between two balances whose signs may be searched (2^14 tries)
+_DIGIT = re.compile(r"\d")
+_UNIT = re.compile(r"\([^)]*\)?\S*")
 _DAY_MONTH_WORD = re.compile(r"\d\d[/.\-]\d\d")
 _LABEL_NOISE = re.compile(r"[^a-zà-ÿ/' ]+")
 _OPENING = re.compile(
@@ -144,14 +147,15 @@ def _header(line: Line) -> dict[Role, tuple[float, float]] | None:
     made mostly of header words, naming money and a date or description."""
     found: dict[Role, tuple[float, float]] = {}
     words = line.words
+    if len(words) < 3 or sum(_DIGIT.search(w.text) is not None for w in words) * 3 > len(words):
+        return None  # header words hold no figures; a row of figures is no header
     covered = index = 0
     while index < len(words):
         for size in (3, 2, 1):
             group = words[index : index + size]
             if len(group) < size:
                 continue
-            text = re.sub(r"\([^)]*\)?\S*", "", " ".join(w.text for w in group)).strip()
-            role = header_role(text)
+            role = _group_role(tuple(w.text for w in group))
             if role is not None and role not in found:
                 found[role] = (group[0].x0, group[-1].x1)
                 index += size
@@ -165,6 +169,13 @@ def _header(line: Line) -> dict[Role, tuple[float, float]] | None:
     if money and ({Role.DATE, Role.DESCRIPTION} & found.keys()):
         return found
     return None
+
+
+@functools.lru_cache(maxsize=4096)
+def _group_role(texts: tuple[str, ...]) -> Role | None:
+    """The header role a run of words names (`Amount (SGD)` is `Amount`); cached, since every
+    line of every page is asked and the same words come back on each page."""
+    return header_role(_UNIT.sub("", " ".join(texts)).strip())
 
 
 def _columns(rows: list[list[Figure]]) -> list[tuple[float, float]]:

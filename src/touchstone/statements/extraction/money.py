@@ -47,6 +47,7 @@ _LOOSE = re.compile(
 _CURRENCY_TOKEN = re.compile(r"^(?:[A-Z]{1,2}\$|[£€$¥₹₦]|RM|Rs\.?)$")
 _GLUED_DATE = re.compile(r"^(\d{1,2}[/.\-]\d{1,2}(?:[/.\-]\d{2,4})?)(?=[A-Za-z])")
 _SEPARATOR = "/.-"
+_DIGIT = re.compile(r"\d")
 _MISREAD_SEPARATOR = re.compile(r"(\d\d)[1lI|](\d\d)")
 """`07107`: a `dd/mm` date whose slash a scan's text layer (OCR) read as a `1`, `l` or `|`."""
 
@@ -161,6 +162,9 @@ def trailing_figures(words: list[Word]) -> tuple[list[Figure], int]:
     figures: list[Figure] = []
     end = len(words)
     while end > 0:
+        last = words[end - 1].text
+        if _DIGIT.search(last) is None and not _mark_or_currency(last):
+            break  # a figure's words end in its digits or in a mark or currency
         found = None
         for size in (4, 3, 2, 1):
             start = end - size
@@ -186,7 +190,7 @@ def trailing_figures(words: list[Word]) -> tuple[list[Figure], int]:
 
 def group_number(group: list[Word]) -> Word | None:
     """The one word of a figure's words that holds digits."""
-    digits = [w for w in group if any(c.isdigit() for c in w.text)]
+    digits = [w for w in group if _DIGIT.search(w.text) is not None]
     return digits[0] if len(digits) == 1 else None
 
 

@@ -221,8 +221,9 @@ class _Fonts:
 
 
 def _address(handle: Any) -> int | None:
-    """A handle's identity: the same object or font answers with the same address."""
-    return ctypes.cast(handle, ctypes.c_void_p).value
+    """A handle's identity: the same object or font answers with the same address (read
+    from the pointer's own buffer: a third of the cost of `ctypes.cast`, once per word)."""
+    return ctypes.c_void_p.from_buffer(handle).value
 
 
 def _base_name(font: Any) -> str | None:
