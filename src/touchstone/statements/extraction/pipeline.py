@@ -115,13 +115,15 @@ def _read_statement(
     on_page: Callable[[int, int], None] | None,
 ) -> ExtractedStatement:
     """Strategy L's reading when it verifies, else the page strategies' when theirs does and
-    no printed figure disagrees, else L's in review."""
+    no printed figure disagrees with L's rows, else L's in review."""
     dayfirst = _dayfirst(pages)
     ledger = read_ledger(
         [(p.report.page, p.text) for p in pages if p.text.lines and not _too_long(p, limits)],
         dayfirst,
     )
-    if ledger is not None and ledger.verified:
+    if ledger is not None and (ledger.verified or ledger.figure_issues):
+        # A printed figure that disagrees with L's rows disagrees with any reading: the page
+        # strategies' would not be kept, so they are not run.
         if on_page is not None:
             on_page(len(pages), len(pages))
         return _from_ledger(pages, ledger, dayfirst, limits)
