@@ -175,6 +175,7 @@ class Report:
     pages: int = 0
     extract_s: float = 0.0
     raw_text_s: float = 0.0
+    raw_text_cpu_s: float = 0.0
     job: JobRun | None = None
     finished: str = ""
 
@@ -192,6 +193,12 @@ class Report:
     @property
     def raw_pages_per_s(self) -> float:
         return self.pages / self.raw_text_s if self.raw_text_s else 0.0
+
+    @property
+    def raw_pages_per_cpu_s(self) -> float:
+        """The floor per core, as the job's figure is: CPU seconds, not the wall clock (on a
+        shared machine the wall clock also counts waiting for a core)."""
+        return self.pages / self.raw_text_cpu_s if self.raw_text_cpu_s else 0.0
 
     @property
     def verdicts(self) -> dict[str, bool]:
@@ -223,8 +230,9 @@ class Report:
             },
             "extract_statement_pages_per_s": round(self.extract_pages_per_s, 1),
             "raw_text_pages_per_s": round(self.raw_pages_per_s, 1),
-            "ratio_to_raw": round(self.pages_per_s / self.raw_pages_per_s, 3)
-            if self.raw_pages_per_s
+            "raw_text_pages_per_cpu_s": round(self.raw_pages_per_cpu_s, 1),
+            "ratio_to_raw_per_core": round(self.pages_per_s / self.raw_pages_per_cpu_s, 3)
+            if self.raw_pages_per_cpu_s
             else None,
             "pass": self.verdicts,
         }
@@ -259,7 +267,7 @@ class Report:
             f"F1 >= {GOAL_F1} {verdict(passed['f1'])}; 0 tampered verified "
             f"{verdict(passed['tampered_verified'])}",
         ]
-        raw = self.raw_pages_per_s
+        raw = self.raw_pages_per_cpu_s
         if self.job is not None:
             job = self.job
             rows.append(
@@ -275,15 +283,17 @@ class Report:
                 f"(goal >= {GOAL_PAGES_PER_S:.0f}) {verdict(passed['pages_per_s'])}"
             )
         rows.append(
-            f"raw pypdfium2 text floor {raw:,.1f} pages/s; extract_statement alone "
-            f"{self.extract_pages_per_s:,.1f} pages/s ({self.pages} pages, one thread); "
-            f"judged figure / raw floor: {self.pages_per_s / raw if raw else 0:.3f}"
+            f"raw pypdfium2 text floor {raw:,.1f} pages per CPU second ({self.raw_pages_per_s:,.1f}"
+            f" pages/s wall); extract_statement alone {self.extract_pages_per_s:,.1f} pages/s "
+            f"wall ({self.pages} pages, one thread); judged figure / raw floor per core: "
+            f"{self.pages_per_s / raw if raw else 0:.3f}"
         )
         return "\n".join(rows)
 
 
-def _raw_text_seconds(item: CorpusStatement) -> float:
-    started = time.perf_counter()
+def _raw_text_seconds(item: CorpusStatement) -> tuple[float, float]:
+    """Wall and CPU seconds to open the file and read every page's text."""
+    started, cpu = time.perf_counter(), time.process_time()
     document = pdfium.PdfDocument(str(item.path), password=item.password)
     for index in range(len(document)):
         page = document[index]
@@ -292,7 +302,7 @@ def _raw_text_seconds(item: CorpusStatement) -> float:
         textpage.close()
         page.close()
     document.close()
-    return time.perf_counter() - started
+    return time.perf_counter() - started, time.process_time() - cpu
 
 
 def _has_text(data: bytes, password: str | None) -> tuple[bool, int]:
@@ -463,7 +473,9 @@ def run(job: bool = True) -> Report:
         text, pages = _has_text(data, item.password)
         if not text:
             continue  # scans are OCR's business, not this figure's
-        report.raw_text_s += _raw_text_seconds(item)
+        wall, cpu = _raw_text_seconds(item)
+        report.raw_text_s += wall
+        report.raw_text_cpu_s += cpu
         started = time.perf_counter()
         statement = extract_statement(data, item.password, limits=LIMITS)
         report.extract_s += time.perf_counter() - started
