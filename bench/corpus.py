@@ -140,14 +140,17 @@ def edit_pdf(
     *,
     holder: str | None = None,
     incremental: bool = True,
+    skip: int = 0,
 ) -> EditedPdf | None:
     """A really edited copy, as a PDF editor makes one: one word's text changed inside its
     text object (its last digit or letter, to one the object's font already draws), the
     page's content stream written again by pdfium and the file saved as an incremental update
     (every earlier revision kept) or rewritten whole. None when no page holds the word to
-    edit, or when the edited page does not read as the control but for that one character."""
-    control = _rewrite(data, password, edit, holder, incremental, change=False)
-    edited = _rewrite(data, password, edit, holder, incremental, change=True)
+    edit, or when the edited page does not read as the control but for that one character.
+    `skip` passes over that many words of the kind (the middle amount first, then outwards):
+    the next try when rewriting the first moved its row."""
+    control = _rewrite(data, password, edit, holder, incremental, False, skip)
+    edited = _rewrite(data, password, edit, holder, incremental, True, skip)
     if control is None or edited is None or control[1] != edited[1]:
         return None
     page, before, after = edited[1]
@@ -165,13 +168,14 @@ def _rewrite(
     holder: str | None,
     incremental: bool,
     change: bool,
+    skip: int,
 ) -> tuple[bytes, tuple[int, str, str]] | None:
     document = pdfium.PdfDocument(data, password=password)
     try:
         for index in range(len(document)):
             page = document[index]
             try:
-                found = _edit_page(page, index + 1, edit, holder, change)
+                found = _edit_page(page, index + 1, edit, holder, change, skip)
                 if found is None:
                     continue
                 pdfium_c.FPDFPage_GenerateContent(page.raw)
@@ -201,15 +205,15 @@ def _text_of_page(data: bytes, password: str | None, index: int) -> str:
 
 
 def _edit_page(
-    page: pdfium.PdfPage, number: int, edit: Edit, holder: str | None, change: bool
+    page: pdfium.PdfPage, number: int, edit: Edit, holder: str | None, change: bool, skip: int
 ) -> tuple[str, str] | None:
     words = read_page(page, number, ExtractionLimits()).words
     if edit is Edit.AMOUNT:
-        targets = _middle(_row_amounts(words))
+        targets = _from_the_middle(_row_amounts(words))[skip:]
     elif edit is Edit.TOTAL:
-        targets = _printed_totals(words)[:1]
+        targets = _printed_totals(words)[skip : skip + 1]
     else:
-        targets = _name_words(words, holder)
+        targets = _name_words(words, holder)[skip:]
     height = page.get_height()
     textpage = page.get_textpage()
     try:
@@ -261,8 +265,9 @@ def _name_words(words: list[Word], holder: str | None) -> list[Word]:
     ]
 
 
-def _middle(candidates: list[Word]) -> list[Word]:
-    return [candidates[len(candidates) // 2]] if candidates else []
+def _from_the_middle(candidates: list[Word]) -> list[Word]:
+    middle = len(candidates) // 2
+    return sorted(candidates, key=lambda w: abs(candidates.index(w) - middle))
 
 
 def _changed(text: str, drawn: set[str]) -> str | None:
