@@ -43,25 +43,26 @@ def _row(date: str, text: str, amount: str, balance: str) -> Cells:
     return [(10, date, "L"), (35, text, "L"), (column, figure, "R"), (195, balance, "R")]
 
 
-def _summary(period: str, opening: str, closing: str) -> list[Cells]:
-    return [
-        [(10, "Harbour Bank", "L")],
-        [(10, "Account number 01-2345-0678901-00", "L")],
-        [(10, f"Statement period {period}", "L")],
-        [(10, "Opening balance", "L"), (80, opening, "R")],
-        [(10, "Closing balance", "L"), (80, closing, "R")],
-        HEADER,
-    ]
+def _summary(period: str | None, opening: str, closing: str | None) -> list[Cells]:
+    lines = [[(10, "Harbour Bank", "L")], [(10, "Account number 01-2345-0678901-00", "L")]]
+    if period is not None:
+        lines.append([(10, f"Statement period {period}", "L")])
+    lines.append([(10, "Opening balance", "L"), (80, opening, "R")])
+    if closing is not None:
+        lines.append([(10, "Closing balance", "L"), (80, closing, "R")])
+    return [*lines, HEADER]
 
 
-def _bundle(second_closing: str = "1,600.00", salary: str = "600.00") -> bytes:
+def _bundle(
+    second_closing: str | None = "1,600.00", salary: str = "600.00", period: bool = True
+) -> bytes:
     february = _summary("1 Feb 2026 to 28 Feb 2026", "1,000.00", "1,450.00")
     february += [
         _row("03 Feb", "CARD GROCER", "-50.00", "950.00"),
         _row("05 Feb", "SALARY ACME", salary, "1,550.00"),
     ]
     february_2 = [HEADER, _row("20 Feb", "POWER CO", "-100.00", "1,450.00")]
-    march = _summary("1 Mar 2026 to 31 Mar 2026", "1,450.00", second_closing)
+    march = _summary("1 Mar 2026 to 31 Mar 2026" if period else None, "1,450.00", second_closing)
     march += [
         _row("04 Mar", "CARD GROCER", "-250.00", "1,200.00"),
         _row("12 Mar", "SALARY ACME", "400.00", "1,600.00"),
@@ -85,6 +86,18 @@ def test_two_statements_in_one_file_are_each_checked_on_their_own() -> None:
     )
     assert statement.meta.opening_balance == Decimal("1000.00")
     assert statement.meta.closing_balance == Decimal("1600.00")
+
+
+def test_a_second_statement_is_also_found_by_its_own_opening_balance_and_period() -> None:
+    """No closing balance printed on the second statement: its opening balance and its own
+    period above its rows start it; its opening is checked against its own rows."""
+    assert extract_statement(_bundle(None), limits=LIMITS).status is StatementStatus.VERIFIED
+    # An opening balance alone on a new page reads as brought forward: no second statement,
+    # and page 1's closing balance disagrees with the file's last balance.
+    alone = extract_statement(_bundle(None, period=False), limits=LIMITS)
+    assert alone.status is StatementStatus.REVIEW
+    changed = extract_statement(_bundle(None, salary="610.00"), limits=LIMITS)
+    assert changed.status is StatementStatus.REVIEW
 
 
 def test_a_changed_summary_of_the_second_statement_is_named() -> None:

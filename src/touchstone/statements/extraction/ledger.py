@@ -20,6 +20,7 @@ from itertools import combinations, pairwise
 
 from touchstone.statements.extraction.columns import PageText
 from touchstone.statements.extraction.layout import Line, Role, header_role
+from touchstone.statements.extraction.metadata import read_period
 from touchstone.statements.extraction.money import (
     Figure,
     Mark,
@@ -406,7 +407,7 @@ def read_ledger(pages: list[tuple[int, PageText]], dayfirst: bool) -> Ledger | N
         if card:
             orientations.reverse()
     whole = [(0, len(rows))]
-    split = list(pairwise([*_statement_starts(rows, sorted_lines.printed), len(rows)]))
+    split = list(pairwise([*_statement_starts(rows, sorted_lines, dayfirst), len(rows)]))
     best: _Reading | None = None
     bounds = whole
     for candidate in [whole, split] if len(split) > 1 else [whole]:
@@ -437,19 +438,26 @@ def read_ledger(pages: list[tuple[int, PageText]], dayfirst: bool) -> Ledger | N
     return ledger
 
 
-def _statement_starts(rows: list[_Row], printed: list[PrintedFigure]) -> list[int]:
+def _statement_starts(rows: list[_Row], lines: _Lines, dayfirst: bool) -> list[int]:
     """Where each statement of the file may begin: the first row, and every first row of a
-    page that has its own opening and closing balance printed above it (a bundle of
-    statements, one after the other). The caller keeps the split only when its statements
-    agree with their own figures better than the file read as one (a summary repeated on
-    every page of one statement does not)."""
+    page that prints, above it, an opening balance and either a closing balance or a
+    statement period of its own (a bundle of statements, one after the other). The caller
+    keeps the split only when its statements agree with their own figures better than the
+    file read as one (a summary repeated on every page of one statement does not)."""
     starts = [0]
     for index in range(1, len(rows)):
         page = rows[index].page
         if rows[index - 1].page == page:
             continue
-        kinds = {p.kind for p in printed if p.position == index and p.page == page}
-        if {Kind.OPENING, Kind.CLOSING} <= kinds:
+        kinds = {p.kind for p in lines.printed if p.position == index and p.page == page}
+        if Kind.OPENING not in kinds:
+            continue
+        above = [
+            line
+            for line, place in zip(lines.furniture, lines.places, strict=True)
+            if place == (index, page)
+        ]
+        if Kind.CLOSING in kinds or read_period(above, dayfirst) is not None:
             starts.append(index)
     return starts
 
