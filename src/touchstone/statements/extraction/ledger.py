@@ -19,7 +19,13 @@ from decimal import Decimal
 from itertools import combinations, pairwise
 
 from touchstone.statements.extraction.columns import PageText
-from touchstone.statements.extraction.layout import Line, Role, header_role
+from touchstone.statements.extraction.layout import (
+    HEADER_ROLES,
+    Line,
+    Role,
+    header_key,
+    header_role,
+)
 from touchstone.statements.extraction.metadata import read_period
 from touchstone.statements.extraction.money import (
     Figure,
@@ -150,6 +156,8 @@ def _header(line: Line) -> dict[Role, tuple[float, float]] | None:
     words = line.words
     if len(words) < 3 or sum(_DIGIT.search(w.text) is not None for w in words) * 3 > len(words):
         return None  # header words hold no figures; a row of figures is no header
+    if sum(_header_token(w.text) for w in words) < 3:
+        return None  # three roles need three words of header phrases
     covered = index = 0
     while index < len(words):
         for size in (3, 2, 1):
@@ -170,6 +178,15 @@ def _header(line: Line) -> dict[Role, tuple[float, float]] | None:
     if money and ({Role.DATE, Role.DESCRIPTION} & found.keys()):
         return found
     return None
+
+
+_HEADER_TOKENS = frozenset(token for phrase in HEADER_ROLES for token in phrase.split())
+
+
+@functools.lru_cache(maxsize=4096)
+def _header_token(text: str) -> bool:
+    """Whether a word, as header phrases are compared, is a word of one of them."""
+    return header_key(_UNIT.sub("", text)) in _HEADER_TOKENS
 
 
 @functools.lru_cache(maxsize=4096)
