@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from decimal import Decimal
@@ -67,6 +68,9 @@ from touchstone.statements.workbook import (
 PAGES = "pages"
 WORKBOOK = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 REPORT_FILES = file_kind("report", permission="statements:read")
+PROGRESS_INTERVAL_S = 1.0
+TRANSACTIONS = StatementTransaction.metadata.tables[StatementTransaction.__tablename__]
+"""The rows' table itself, for Core inserts."""
 log = structlog.get_logger("touchstone.statements")
 _ocr_engines: dict[int, OcrEngine] = {}
 
@@ -168,6 +172,22 @@ async def _batch(session: AsyncSession, org_id: uuid.UUID, batch_id: uuid.UUID) 
     ).scalar_one()
 
 
+@dataclasses.dataclass
+class PageProgress:
+    """When a statement's page count is worth a write: at most once a second, and never for
+    the last page, whose count the statement's row takes when it is stored. A text page
+    reads in milliseconds, and a transaction and an event for each one cost the worker more
+    than reading it; pages that take their time (OCR) still show progress."""
+
+    last: float
+
+    def due(self, done: int, total: int, now: float) -> bool:
+        if done >= total or now - self.last < PROGRESS_INTERVAL_S:
+            return False
+        self.last = now
+        return True
+
+
 async def _process_statement(
     run: JobRun, settings: Settings, storage: Storage, statement_id: uuid.UUID
 ) -> None:
@@ -181,9 +201,11 @@ async def _process_statement(
     data = b"".join([chunk async for chunk in stream.chunks])
     password = password_sealer(settings).open(sealed) if sealed else None
     loop = asyncio.get_running_loop()
+    progress = PageProgress(time.monotonic())
 
     def on_page(done: int, total: int) -> None:
-        asyncio.run_coroutine_threadsafe(_pages_done(run, statement_id, done, total), loop)
+        if progress.due(done, total, time.monotonic()):
+            asyncio.run_coroutine_threadsafe(_pages_done(run, statement_id, done, total), loop)
 
     try:
         extracted = await asyncio.to_thread(
@@ -273,7 +295,9 @@ async def _store_rows(
     )
     rows = [_row(statement, item, item.transaction.row in overrides) for item in categorised]
     if rows:
-        await session.execute(insert(StatementTransaction), rows)
+        # Core's executemany on the table: the ORM's bulk insert costs twice the CPU per row
+        # (measured in the worker: 0.30 s against 0.14 s for the corpus's 600 rows).
+        await session.execute(insert(TRANSACTIONS), rows)
     statement.status = StatementState(extracted.status.value)
     statement.meta = _meta_json(extracted.meta)
     statement.page_reports = [
@@ -363,7 +387,7 @@ async def _copy_from_original(session: AsyncSession, statement: Statement) -> No
     ]
     await _delete_rows(session, statement)
     if copies:
-        await session.execute(insert(StatementTransaction), copies)
+        await session.execute(insert(TRANSACTIONS), copies)
     for name in (
         "status",
         "meta",

@@ -211,9 +211,13 @@ def phrases(line: Line) -> list[Word]:
     return out
 
 
+def header_key(text: str) -> str:
+    """A header phrase as `HEADER_ROLES` spells it: lower case, without punctuation."""
+    return _NOT_LETTERS.sub("", text.lower()).strip()
+
+
 def header_role(text: str) -> Role | None:
-    key = _NOT_LETTERS.sub("", text.lower()).strip()
-    return HEADER_ROLES.get(key)
+    return HEADER_ROLES.get(header_key(text))
 
 
 def find_header(lines: list[Line]) -> tuple[int, list[tuple[Word, Role]]] | None:

@@ -12,26 +12,39 @@ breaks every reading, so it cannot come out verified.
 
 from __future__ import annotations
 
+import functools
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from itertools import combinations, pairwise
 
 from touchstone.statements.extraction.columns import PageText
-from touchstone.statements.extraction.layout import Line, Role, header_role
+from touchstone.statements.extraction.layout import (
+    HEADER_ROLES,
+    Line,
+    Role,
+    header_key,
+    header_role,
+)
+from touchstone.statements.extraction.metadata import read_period
 from touchstone.statements.extraction.money import (
     Figure,
     Mark,
     glued_rest,
     leading_date,
+    misread_date,
     trailing_figures,
 )
 from touchstone.statements.extraction.normalise import PartialDate, clean_text
+from touchstone.statements.extraction.pdf import Word
 from touchstone.statements.extraction.strategies import PageRows, RawTransaction
 
 HEADER = "\x00header"  # marks a header line among the sorted lines
 ALIGN_TOLERANCE = 2.0  # points: a figure this close to a money column belongs to it
 MAX_FREE_SIGNS = 14  # rows between two balances whose signs may be searched (2^14 tries)
+_DIGIT = re.compile(r"\d")
+_UNIT = re.compile(r"\([^)]*\)?\S*")
+_DAY_MONTH_WORD = re.compile(r"\d\d[/.\-]\d\d")
 _LABEL_NOISE = re.compile(r"[^a-zà-ÿ/' ]+")
 _OPENING = re.compile(
     r"(?:opening|previous|prior|beginning|starting|start|last statement|last month'?s?|old)"
@@ -97,6 +110,8 @@ class PrintedFigure:
     figure: Figure
     position: int
     page: int
+    boxed: bool = False
+    """From a summary box (label over figure): it describes its statement wherever it sits."""
 
 
 @dataclass
@@ -120,6 +135,8 @@ class Ledger:
     """What disagrees: (statement row, message) for a balance, (None, message) for a figure."""
     furniture: list[Line] = field(default_factory=list)
     checks: int = 0
+    statements: int = 1
+    """Statements found one after the other in the file, each checked on its own."""
 
     @property
     def verified(self) -> bool:
@@ -137,14 +154,17 @@ def _header(line: Line) -> dict[Role, tuple[float, float]] | None:
     made mostly of header words, naming money and a date or description."""
     found: dict[Role, tuple[float, float]] = {}
     words = line.words
+    if len(words) < 3 or sum(_DIGIT.search(w.text) is not None for w in words) * 3 > len(words):
+        return None  # header words hold no figures; a row of figures is no header
+    if sum(_header_token(w.text) for w in words) < 3:
+        return None  # three roles need three words of header phrases
     covered = index = 0
     while index < len(words):
         for size in (3, 2, 1):
             group = words[index : index + size]
             if len(group) < size:
                 continue
-            text = re.sub(r"\([^)]*\)?\S*", "", " ".join(w.text for w in group)).strip()
-            role = header_role(text)
+            role = _group_role(tuple(w.text for w in group))
             if role is not None and role not in found:
                 found[role] = (group[0].x0, group[-1].x1)
                 index += size
@@ -158,6 +178,22 @@ def _header(line: Line) -> dict[Role, tuple[float, float]] | None:
     if money and ({Role.DATE, Role.DESCRIPTION} & found.keys()):
         return found
     return None
+
+
+_HEADER_TOKENS = frozenset(token for phrase in HEADER_ROLES for token in phrase.split())
+
+
+@functools.lru_cache(maxsize=4096)
+def _header_token(text: str) -> bool:
+    """Whether a word, as header phrases are compared, is a word of one of them."""
+    return header_key(_UNIT.sub("", text)) in _HEADER_TOKENS
+
+
+@functools.lru_cache(maxsize=4096)
+def _group_role(texts: tuple[str, ...]) -> Role | None:
+    """The header role a run of words names (`Amount (SGD)` is `Amount`); cached, since every
+    line of every page is asked and the same words come back on each page."""
+    return header_role(_UNIT.sub("", " ".join(texts)).strip())
 
 
 def _columns(rows: list[list[Figure]]) -> list[tuple[float, float]]:
@@ -186,6 +222,8 @@ class _Lines:
     rows: list[_Row] = field(default_factory=list)
     printed: list[PrintedFigure] = field(default_factory=list)
     furniture: list[Line] = field(default_factory=list)
+    places: list[tuple[int, int]] = field(default_factory=list)
+    """(rows before it, page) of each furniture line."""
     header: dict[Role, tuple[float, float]] = field(default_factory=dict)
     columns: list[tuple[float, float]] = field(default_factory=list)
 
@@ -216,6 +254,7 @@ def _sort_lines(pages: list[tuple[int, PageText]], dayfirst: bool) -> _Lines:
                 continue
             date, text, figures = _split(line, dayfirst)
             split.append((number, line, date, text, figures, index > top))
+    _repair_misread_dates(split, dayfirst)
     # The money columns: where the figures of dated rows inside tables line up, widened by
     # undated rows whose last figure (the balance) sits in one of them.
     candidates = [
@@ -240,6 +279,7 @@ def _sort_lines(pages: list[tuple[int, PageText]], dayfirst: bool) -> _Lines:
             continue
         if not inside:
             out.furniture.append(line)
+            out.places.append((len(out.rows), number))
             continue
         aligned = bool(figures) and all(_column_of(f, columns) is not None for f in figures)
         if aligned:
@@ -264,15 +304,53 @@ def _sort_lines(pages: list[tuple[int, PageText]], dayfirst: bool) -> _Lines:
                 last_bottom = line.bottom
                 continue
         out.furniture.append(line)
-    out.printed += _boxed_figures(out.furniture)
+        out.places.append((len(out.rows), number))
+    out.printed += _boxed_figures(out.furniture, out.places)
     return out
 
 
-def _boxed_figures(lines: list[Line]) -> list[PrintedFigure]:
+_Split = tuple[int, Line, PartialDate | None, str, list[Figure], bool]
+
+
+def _repair_misread_dates(split: list[_Split], dayfirst: bool) -> None:
+    """A row whose `dd/mm` date a scan's text layer misread (`07107`) gets it back when the
+    rows on either side print their dates the same way and the date falls between theirs."""
+    dated = [i for i, (_, line, date, *_) in enumerate(split) if date is not None and line.words]
+    for before, after in pairwise(dated):
+        if not (
+            _DAY_MONTH_WORD.fullmatch(split[before][1].words[0].text)
+            and _DAY_MONTH_WORD.fullmatch(split[after][1].words[0].text)
+        ):
+            continue
+        low, high = split[before][2], split[after][2]
+        assert low is not None
+        assert high is not None
+        for index in range(before + 1, after):
+            number, line, date, text, figures, inside = split[index]
+            if date is not None or not figures or not inside or text == HEADER:
+                continue
+            first = line.words[0]
+            found = misread_date(first.text, dayfirst)
+            if found is None or not (
+                (low.month, low.day) <= (found.month, found.day) <= (high.month, high.day)
+            ):
+                continue
+            fixed = (
+                f"{found.day:02d}/{found.month:02d}"
+                if dayfirst
+                else (f"{found.month:02d}/{found.day:02d}")
+            )
+            words = [Word(fixed, first.x0, first.x1, first.top, first.bottom), *line.words[1:]]
+            line = Line(words, line.top, line.bottom)
+            date, text, figures = _split(line, dayfirst)
+            split[index] = (number, line, date, text, figures, inside)
+
+
+def _boxed_figures(lines: list[Line], places: list[tuple[int, int]]) -> list[PrintedFigure]:
     """Summary boxes that print the label over the figure (`Previous Balance` / `S$ 3,245.60`):
     each figure below a label line pairs with the label it overlaps."""
     found: list[PrintedFigure] = []
-    for above, below in pairwise(lines):
+    for (above, below), (position, page) in zip(pairwise(lines), places[1:], strict=True):
         figures, end = trailing_figures(below.words)
         if not figures or end != 0 or below.top - above.bottom > (above.bottom - above.top) * 2:
             continue
@@ -282,7 +360,7 @@ def _boxed_figures(lines: list[Line]) -> list[PrintedFigure]:
                 if min(x1, figure.x1) - max(x0, figure.x0) > 0 or abs(x0 - figure.x0) < 4:
                     kind = label_kind(text)
                     if kind is not None:
-                        found.append(PrintedFigure(kind, text, figure, 0, 0))
+                        found.append(PrintedFigure(kind, text, figure, position, page, True))
                     break
     return found
 
@@ -306,6 +384,8 @@ class _Reading:
     start: Decimal | None
     issues: list[tuple[int | None, str]]
     checks: int
+    starts: list[Decimal | None] = field(default_factory=list)
+    """Each statement's opening, when the file holds several."""
 
 
 def _balance_column(
@@ -343,18 +423,26 @@ def read_ledger(pages: list[tuple[int, PageText]], dayfirst: bool) -> Ledger | N
         orientations = [first, second] if named else [second, first]
         if card:
             orientations.reverse()
+    whole = [(0, len(rows))]
+    split = list(pairwise([*_statement_starts(rows, sorted_lines, dayfirst), len(rows)]))
     best: _Reading | None = None
-    for orientation in orientations:
-        reading = _read(rows, columns, balance, orientation, card, sorted_lines.printed)
-        if best is None or (len(reading.issues), -reading.checks) < (
-            len(best.issues),
-            -best.checks,
-        ):
-            best = reading
+    bounds = whole
+    for candidate in [whole, split] if len(split) > 1 else [whole]:
+        for orientation in orientations:
+            reading = _read_each(rows, candidate, columns, balance, orientation, card, sorted_lines)
+            if best is None or (len(reading.issues), -reading.checks) < (
+                len(best.issues),
+                -best.checks,
+            ):
+                best, bounds = reading, candidate
     assert best is not None
-    ledger = Ledger({}, best.start, None, card, best.issues, sorted_lines.furniture, best.checks)
+    ledger = Ledger(
+        {}, best.start, None, card, best.issues, sorted_lines.furniture, best.checks, len(bounds)
+    )
     running = best.start
-    for row, amount, bal in zip(rows, best.amounts, best.balances, strict=True):
+    starts = dict(zip((start for start, _ in bounds), best.starts, strict=True))
+    for index, (row, amount, bal) in enumerate(zip(rows, best.amounts, best.balances, strict=True)):
+        running = starts.get(index, running)
         page = ledger.pages.setdefault(row.page, PageRows())
         page.transactions.append(
             RawTransaction(row.date or PartialDate(1, 1, None), row.text, amount, bal)
@@ -365,6 +453,67 @@ def read_ledger(pages: list[tuple[int, PageText]], dayfirst: bool) -> Ledger | N
             running = bal
     ledger.closing = running
     return ledger
+
+
+def _statement_starts(rows: list[_Row], lines: _Lines, dayfirst: bool) -> list[int]:
+    """Where each statement of the file may begin: the first row, and every first row of a
+    page that prints, above it, an opening balance and either a closing balance or a
+    statement period of its own (a bundle of statements, one after the other). The caller
+    keeps the split only when its statements agree with their own figures better than the
+    file read as one (a summary repeated on every page of one statement does not)."""
+    starts = [0]
+    for index in range(1, len(rows)):
+        page = rows[index].page
+        if rows[index - 1].page == page:
+            continue
+        kinds = {p.kind for p in lines.printed if p.position == index and p.page == page}
+        if Kind.OPENING not in kinds:
+            continue
+        above = [
+            line
+            for line, place in zip(lines.furniture, lines.places, strict=True)
+            if place == (index, page)
+        ]
+        if Kind.CLOSING in kinds or read_period(above, dayfirst) is not None:
+            starts.append(index)
+    return starts
+
+
+def _read_each(
+    rows: list[_Row],
+    bounds: list[tuple[int, int]],
+    columns: list[tuple[float, float]],
+    balance: int | None,
+    orientation: dict[int, int],
+    card: bool,
+    lines: _Lines,
+) -> _Reading:
+    """Each statement of the file read and checked on its own chain and its own printed
+    figures (those printed above its first row belong to it, not to the one before)."""
+    out = _Reading([], [], None, [], 0)
+    for number, (start, end) in enumerate(bounds):
+        own = [
+            replace(p, position=p.position - start)
+            for p in lines.printed
+            if start <= p.position <= end
+            and (p.position != start or start == 0 or p.page == rows[start].page)
+            and (p.position != end or end == len(rows) or p.page != rows[end].page)
+        ]
+        part = _read(rows[start:end], columns, balance, orientation, card, own)
+        where = (
+            f"statement {number + 1} of {len(bounds)} in the file (from page {rows[start].page}): "
+            if len(bounds) > 1
+            else ""
+        )
+        out.issues += [
+            (None if row is None else row + start, where + message) for row, message in part.issues
+        ]
+        out.amounts += part.amounts
+        out.balances += part.balances
+        out.checks += part.checks
+        out.starts.append(part.start)
+    out.start = out.starts[0]
+    return out
 
 
 def _named_out_first(
@@ -450,7 +599,7 @@ def _read(
         if item.kind == Kind.TOTAL:
             continue
         if item.kind in (Kind.OPENING, Kind.CLOSING):
-            edge = item.position in (0, len(rows))
+            edge = item.boxed or item.position in (0, len(rows))
             if item.kind == Kind.OPENING:
                 expected = start if edge else after[item.position]
             else:
@@ -479,7 +628,7 @@ def _start(
         total += amount
         if bal is not None:
             return bal - total
-    first = next((p for p in openings if p.position == 0), None)
+    first = next((p for p in openings if p.position == 0 or p.boxed), None)
     return first.figure.signed(card) if first else None
 
 

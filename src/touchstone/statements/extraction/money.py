@@ -46,6 +46,10 @@ _LOOSE = re.compile(
 )
 _CURRENCY_TOKEN = re.compile(r"^(?:[A-Z]{1,2}\$|[£€$¥₹₦]|RM|Rs\.?)$")
 _GLUED_DATE = re.compile(r"^(\d{1,2}[/.\-]\d{1,2}(?:[/.\-]\d{2,4})?)(?=[A-Za-z])")
+_SEPARATOR = "/.-"
+_DIGIT = re.compile(r"\d")
+_MISREAD_SEPARATOR = re.compile(r"(\d\d)[1lI|](\d\d)")
+"""`07107`: a `dd/mm` date whose slash a scan's text layer (OCR) read as a `1`, `l` or `|`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +162,9 @@ def trailing_figures(words: list[Word]) -> tuple[list[Figure], int]:
     figures: list[Figure] = []
     end = len(words)
     while end > 0:
+        last = words[end - 1].text
+        if _DIGIT.search(last) is None and not _mark_or_currency(last):
+            break  # a figure's words end in its digits or in a mark or currency
         found = None
         for size in (4, 3, 2, 1):
             start = end - size
@@ -183,7 +190,7 @@ def trailing_figures(words: list[Word]) -> tuple[list[Figure], int]:
 
 def group_number(group: list[Word]) -> Word | None:
     """The one word of a figure's words that holds digits."""
-    digits = [w for w in group if any(c.isdigit() for c in w.text)]
+    digits = [w for w in group if _DIGIT.search(w.text) is not None]
     return digits[0] if len(digits) == 1 else None
 
 
@@ -193,6 +200,9 @@ def leading_date(words: list[Word], dayfirst: bool) -> tuple[PartialDate | None,
     glued to the description (`09/07/2026ATM`) is cut off it."""
     if not words:
         return None, 0
+    split = _split_date(words, dayfirst)
+    if split is not None:
+        return split, _past_value_date(words, 2, dayfirst)
     index = 0
     first = words[0].text
     if (
@@ -211,10 +221,35 @@ def leading_date(words: list[Word], dayfirst: bool) -> tuple[PartialDate | None,
         if date is None:
             return None, 0
         return date, index  # the description starts inside this word; the caller trims it
-    index += 1
+    return date, _past_value_date(words, index + 1, dayfirst)
+
+
+def _past_value_date(words: list[Word], index: int, dayfirst: bool) -> int:
     if index < len(words) and parse_date(words[index].text, dayfirst=dayfirst) is not None:
         index += 1
-    return date, index
+    return index
+
+
+def _split_date(words: list[Word], dayfirst: bool) -> PartialDate | None:
+    """A date the text layer cut in two at its separator (`21` `/07`, as OCR'd scans do):
+    the two words touch (closer than the line is high) and together read as a date."""
+    if len(words) < 2:
+        return None
+    first, second = words[0], words[1]
+    if not (
+        (first.text[-1:] in _SEPARATOR and second.text[:1].isdigit())
+        or (first.text[-1:].isdigit() and second.text[:1] in _SEPARATOR)
+    ):
+        return None
+    if second.x0 - first.x1 > first.bottom - first.top or read_figure(second.text) is not None:
+        return None  # a number and a signed amount (`12` `-5.00`) are not a date
+    return parse_date((first.text + second.text).rstrip(","), dayfirst=dayfirst)
+
+
+def misread_date(text: str, dayfirst: bool) -> PartialDate | None:
+    """`07107` read as `07/07`; the caller accepts it only where the rows' order allows it."""
+    match = _MISREAD_SEPARATOR.fullmatch(text)
+    return parse_date(f"{match[1]}/{match[2]}", dayfirst=dayfirst) if match else None
 
 
 def glued_rest(word: Word) -> str:

@@ -33,6 +33,7 @@ PDF_MAGIC = b"%PDF-"
 MAGIC_WINDOW = 1024  # the header may follow a little junk; readers accept it within 1 KiB
 RULE_THICKNESS = 2.0  # points: thinner than this, a path is a line, not a box
 MIN_RULE_LENGTH = 8.0
+MAX_FORM_DEPTH = 14  # Form XObjects nested deeper are not looked into (pypdfium2's default)
 _WORD = re.compile(r"\S+")
 _SUBSET_TAG = re.compile(r"^[A-Z]{6}\+")
 _FACE_SUFFIX = re.compile(r"(?:Bold|Italic|Oblique|Regular)*(?:PS)?(?:MT)?$")
@@ -168,12 +169,16 @@ def _words(textpage: pdfium.PdfTextPage, height: float) -> tuple[list[Word], lis
     words: list[Word] = []
     styles: list[Style | None] = []
     fonts = _Fonts()
+    # pdfium's own call with one reused rectangle: the helper allocates one per character.
+    box, raw = pdfium_c.FS_RECTF(), textpage.raw
     for match in _WORD.finditer(text):
         start, end = match.span()
-        left, bottom, _, top = textpage.get_charbox(start, loose=True)
-        _, _, right, _ = textpage.get_charbox(end - 1, loose=True)
+        pdfium_c.FPDFText_GetLooseCharBox(raw, start, box)
+        left, bottom, top, first_right = box.left, box.bottom, box.top, box.right
+        pdfium_c.FPDFText_GetLooseCharBox(raw, end - 1, box)
+        right = box.right
         if right <= left:  # a word broken across lines: fall back to its first character
-            right = textpage.get_charbox(start, loose=True)[2]
+            right = first_right
         words.append(Word(match.group(), left, right, height - top, height - bottom))
         styles.append(fonts.style(textpage, start))
     return words, styles
@@ -221,8 +226,9 @@ class _Fonts:
 
 
 def _address(handle: Any) -> int | None:
-    """A handle's identity: the same object or font answers with the same address."""
-    return ctypes.cast(handle, ctypes.c_void_p).value
+    """A handle's identity: the same object or font answers with the same address (read
+    from the pointer's own buffer: a third of the cost of `ctypes.cast`, once per word)."""
+    return ctypes.c_void_p.from_buffer(handle).value
 
 
 def _base_name(font: Any) -> str | None:
@@ -244,9 +250,35 @@ def typeface(base_name: str) -> str:
     return _FACE_SUFFIX.sub("", name) or base_name
 
 
+def _path_bounds(page: pdfium.PdfPage) -> list[tuple[float, float, float, float]]:
+    """(left, bottom, right, top) of every path on the page, inside Form XObjects too (at
+    most `MAX_FORM_DEPTH` deep), through pdfium's own calls: the helper objects of
+    `get_objects` cost more than the rules they find."""
+    found: list[tuple[float, float, float, float]] = []
+    box = [ctypes.c_float() for _ in range(4)]
+
+    def walk(parent: Any, form: bool, depth: int) -> None:
+        count = (pdfium_c.FPDFFormObj_CountObjects if form else pdfium_c.FPDFPage_CountObjects)(
+            parent
+        )
+        get = pdfium_c.FPDFFormObj_GetObject if form else pdfium_c.FPDFPage_GetObject
+        for index in range(max(0, count)):
+            obj = get(parent, index)
+            if not obj:
+                continue
+            kind = pdfium_c.FPDFPageObj_GetType(obj)
+            if kind == pdfium_c.FPDF_PAGEOBJ_PATH:
+                if pdfium_c.FPDFPageObj_GetBounds(obj, *box):
+                    found.append((box[0].value, box[1].value, box[2].value, box[3].value))
+            elif kind == pdfium_c.FPDF_PAGEOBJ_FORM and depth < MAX_FORM_DEPTH:
+                walk(obj, True, depth + 1)
+
+    walk(page.raw, False, 0)
+    return found
+
+
 def _rules(page: pdfium.PdfPage, height: float, content: PageContent) -> None:
-    for obj in page.get_objects(filter=[pdfium_c.FPDF_PAGEOBJ_PATH]):
-        left, bottom, right, top = obj.get_bounds()
+    for left, bottom, right, top in _path_bounds(page):
         top, bottom = height - top, height - bottom
         wide, tall = right - left, bottom - top
         if tall <= RULE_THICKNESS and wide >= MIN_RULE_LENGTH:

@@ -115,13 +115,15 @@ def _read_statement(
     on_page: Callable[[int, int], None] | None,
 ) -> ExtractedStatement:
     """Strategy L's reading when it verifies, else the page strategies' when theirs does and
-    no printed figure disagrees, else L's in review."""
+    no printed figure disagrees with L's rows, else L's in review."""
     dayfirst = _dayfirst(pages)
     ledger = read_ledger(
         [(p.report.page, p.text) for p in pages if p.text.lines and not _too_long(p, limits)],
         dayfirst,
     )
-    if ledger is not None and ledger.verified:
+    if ledger is not None and (ledger.verified or ledger.figure_issues):
+        # A printed figure that disagrees with L's rows disagrees with any reading: the page
+        # strategies' would not be kept, so they are not run.
         if on_page is not None:
             on_page(len(pages), len(pages))
         return _from_ledger(pages, ledger, dayfirst, limits)
@@ -170,6 +172,9 @@ def _from_ledger(
     if meta.period_start is None and transactions:
         meta.period_start = min(t.date for t in transactions)
         meta.period_end = max(t.date for t in transactions)
+    elif ledger.statements > 1 and transactions and meta.period_end is not None:
+        # The period printed first is the first statement's; the file runs to the last's.
+        meta.period_end = max(meta.period_end, max(t.date for t in transactions))
     meta.opening_balance, meta.closing_balance = ledger.opening, ledger.closing
     issues = [ValidationIssue(row, message) for row, message in ledger.issues]
     currencies = {
