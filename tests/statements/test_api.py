@@ -233,7 +233,8 @@ async def test_analysis_of_a_processed_batch(
     # computed from its rows, the same.
     async with committed.transaction(org_id=tenant.org_id) as session:
         stored = await session.get(Batch, uuid.UUID(batch["id"]))
-        assert stored is not None and stored.analysis == found
+        assert stored is not None
+        assert stored.analysis == found
         stored.analysis = None
     assert (await live_client.get(url, headers=tenant.headers)).json() == found
 
