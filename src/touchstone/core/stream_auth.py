@@ -34,10 +34,10 @@ import time
 from collections.abc import Awaitable
 
 import structlog
-from fastapi import status
+from fastapi import WebSocket, status
 
-from touchstone.core.auth import Principal, TenantEntry
-from touchstone.core.db import Database
+from touchstone.core.auth import API_KEY_PREFIX, Authenticator, Credential, Principal, TenantEntry
+from touchstone.core.db import Database, enter
 from touchstone.core.errors import AppError, Forbidden, ServiceUnavailable, Unauthorized
 from touchstone.core.reads import confirm
 
@@ -135,3 +135,35 @@ def close_code(error: AppError) -> int:
     if error.status < 500:
         return status.WS_1008_POLICY_VIOLATION
     return status.WS_1013_TRY_AGAIN_LATER
+
+
+def websocket_credential(websocket: WebSocket, access_token: str | None) -> Credential | None:
+    """The socket's credential: `X-API-Key`, a bearer token, or `?access_token=`, since
+    browsers cannot set headers on a WebSocket. None when it sent none."""
+    if key := websocket.headers.get("x-api-key"):
+        return Credential("api_key", key)
+    authorization = websocket.headers.get("authorization", "")
+    token = authorization.removeprefix("Bearer ").strip() if authorization else access_token
+    if not token:
+        return None
+    return Credential("api_key" if token.startswith(API_KEY_PREFIX) else "access_token", token)
+
+
+async def authorize_websocket(
+    websocket: WebSocket, access_token: str | None, permission: str
+) -> StreamAuthorization:
+    """The socket's caller, held to `permission` for as long as the socket stays open;
+    `Unauthorized` without a live credential, `Forbidden` without the permission."""
+    credential = websocket_credential(websocket, access_token)
+    if credential is None:
+        raise Unauthorized("Send a bearer token, an X-API-Key header or access_token")
+    state = websocket.app.state
+    authenticator: Authenticator = state.authenticator
+    database: Database = state.database
+    entry = authenticator.entry(credential)
+    async with database.transaction() as session:
+        principal = await enter(session, entry)
+    principal.ensure(permission)
+    return StreamAuthorization(
+        database, entry, principal, frozenset({permission}), state.settings.stream_recheck_seconds
+    )

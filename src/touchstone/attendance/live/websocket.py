@@ -13,38 +13,12 @@ from fastapi import Query, WebSocket, WebSocketDisconnect, status
 
 from touchstone.attendance.exceptions import FrameTooLarge
 from touchstone.attendance.live.run import MAX_FRAME_BYTES, CameraRun, Send, error_message
-from touchstone.core.auth import API_KEY_PREFIX, Authenticator, Credential
-from touchstone.core.db import Database, enter
-from touchstone.core.errors import AppError, InvalidInput, Unauthorized
+from touchstone.core.errors import AppError, InvalidInput
 from touchstone.core.routing import ApiRouter
-from touchstone.core.stream_auth import StreamAuthorization, close_code
+from touchstone.core.stream_auth import StreamAuthorization, authorize_websocket, close_code
 
 MARKING = "attendance:mark"
 public_router = ApiRouter(tags=["attendance"])
-
-
-def websocket_credential(websocket: WebSocket, access_token: str | None) -> Credential:
-    if key := websocket.headers.get("x-api-key"):
-        return Credential("api_key", key)
-    authorization = websocket.headers.get("authorization", "")
-    token = authorization.removeprefix("Bearer ").strip() if authorization else access_token
-    if not token:
-        raise Unauthorized("Send a bearer token, an X-API-Key header or access_token")
-    return Credential("api_key" if token.startswith(API_KEY_PREFIX) else "access_token", token)
-
-
-async def authenticate(websocket: WebSocket, credential: Credential) -> StreamAuthorization:
-    """The camera's operator, held to `attendance:mark` for as long as the socket is open."""
-    state = websocket.app.state
-    authenticator: Authenticator = state.authenticator
-    database: Database = state.database
-    entry = authenticator.entry(credential)
-    async with database.transaction() as session:
-        principal = await enter(session, entry)
-    principal.ensure(MARKING)
-    return StreamAuthorization(
-        database, entry, principal, frozenset({MARKING}), state.settings.stream_recheck_seconds
-    )
 
 
 @public_router.websocket("/attendance/sessions/{session_id}/camera")
@@ -56,7 +30,7 @@ async def camera_websocket(
     """Mark a session from a live camera: frames in, one `frame` message per analysed frame
     out (faces with boxes, names of recognised members or "unknown", who was just marked)."""
     try:
-        authorization = await authenticate(websocket, websocket_credential(websocket, access_token))
+        authorization = await authorize_websocket(websocket, access_token, MARKING)
     except AppError as error:
         await websocket.close(code=status.WS_1008_POLICY_VIOLATION, reason=error.code)
         return

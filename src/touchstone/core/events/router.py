@@ -18,9 +18,7 @@ from sqlalchemy import select
 from starlette.datastructures import State
 
 from touchstone.core.auth import (
-    API_KEY_PREFIX,
     Authenticator,
-    Credential,
     Principal,
     TenantEntry,
 )
@@ -32,7 +30,7 @@ from touchstone.core.events.models import OutboxEvent
 from touchstone.core.permissions import BRANCH_SCOPED_TOPICS, TOPIC_PERMISSIONS
 from touchstone.core.reads import read_for
 from touchstone.core.routing import ApiRouter
-from touchstone.core.stream_auth import StreamAuthorization, close_code
+from touchstone.core.stream_auth import StreamAuthorization, close_code, websocket_credential
 
 router = ApiRouter(tags=["events"])
 websocket_router = ApiRouter(tags=["events"])
@@ -225,17 +223,6 @@ async def server_sent_events(
     )
 
 
-def _websocket_credential(websocket: WebSocket, access_token: str | None) -> Credential | None:
-    """Browsers cannot set headers on a WebSocket, so `?access_token=` is accepted too."""
-    if key := websocket.headers.get("x-api-key"):
-        return Credential("api_key", key)
-    authorization = websocket.headers.get("authorization", "")
-    token = authorization.removeprefix("Bearer ").strip() if authorization else access_token
-    if not token:
-        return None
-    return Credential("api_key" if token.startswith(API_KEY_PREFIX) else "access_token", token)
-
-
 @websocket_router.websocket("/ws")
 async def websocket_events(
     websocket: WebSocket,
@@ -248,7 +235,7 @@ async def websocket_events(
     Closed with 4401 when the credential ends, 1008 when a permission the stream serves is
     removed (the reason is the error's code), within `STREAM_RECHECK_SECONDS`."""
     state = websocket.app.state
-    credential = _websocket_credential(websocket, access_token)
+    credential = websocket_credential(websocket, access_token)
     try:
         filters = parse_topics(topics)
         after = parse_last_event_id(last_event_id)

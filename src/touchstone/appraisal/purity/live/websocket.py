@@ -34,39 +34,13 @@ from touchstone.appraisal.purity.live.run import (
     dumps,
     error_message,
 )
-from touchstone.core.auth import API_KEY_PREFIX, Authenticator, Credential
-from touchstone.core.db import Database, enter
-from touchstone.core.errors import AppError, InvalidInput, Unauthorized
+from touchstone.core.errors import AppError, InvalidInput
 from touchstone.core.routing import ApiRouter
-from touchstone.core.stream_auth import StreamAuthorization, close_code
+from touchstone.core.stream_auth import authorize_websocket, close_code
 
 router = ApiRouter(tags=["appraisal"])
 TIMESTAMP_MAGIC = b"TSF1"
 _HEADER = struct.Struct(">4sd")
-
-
-def websocket_credential(websocket: WebSocket, access_token: str | None) -> Credential:
-    if key := websocket.headers.get("x-api-key"):
-        return Credential("api_key", key)
-    authorization = websocket.headers.get("authorization", "")
-    token = authorization.removeprefix("Bearer ").strip() if authorization else access_token
-    if not token:
-        raise Unauthorized("Send a bearer token, an X-API-Key header or access_token")
-    return Credential("api_key" if token.startswith(API_KEY_PREFIX) else "access_token", token)
-
-
-async def authenticate(websocket: WebSocket, credential: Credential) -> StreamAuthorization:
-    """The tester, held to `purity:test` for as long as the socket stays open."""
-    state = websocket.app.state
-    authenticator: Authenticator = state.authenticator
-    database: Database = state.database
-    entry = authenticator.entry(credential)
-    async with database.transaction() as session:
-        principal = await enter(session, entry)
-    principal.ensure(TESTING)
-    return StreamAuthorization(
-        database, entry, principal, frozenset({TESTING}), state.settings.stream_recheck_seconds
-    )
 
 
 def frame_decoder(data: bytes, received_at: float) -> DecodeFrame:
@@ -92,7 +66,7 @@ async def purity_websocket(
     says why and the socket closes with the error's code as the reason."""
     state = websocket.app.state
     try:
-        authorization = await authenticate(websocket, websocket_credential(websocket, access_token))
+        authorization = await authorize_websocket(websocket, access_token, TESTING)
     except AppError as error:
         await websocket.close(code=status.WS_1008_POLICY_VIOLATION, reason=error.code)
         return
