@@ -126,10 +126,11 @@ async def update_person(
 
 @router.delete("/attendance/people/{person_id}", response_model=PersonDeleted)
 async def delete_person(
-    person_id: uuid.UUID, session: SessionDep, storage: StorageDep, principal: Writer
+    person_id: uuid.UUID, session: SessionDep, principal: Writer
 ) -> PersonDeleted:
-    """With the person go their consents, marks, embeddings and enrolment photos."""
-    return await service.delete_person(session, storage, principal, person_id)
+    """With the person go their consents, marks, embeddings and enrolment photos (the
+    photos by a job queued with the deletion: a failed commit keeps them)."""
+    return await service.delete_person(session, principal, person_id)
 
 
 @router.post("/attendance/people/{person_id}/consents", response_model=ConsentOut, status_code=201)
@@ -169,11 +170,11 @@ async def delete_face(
     person_id: uuid.UUID,
     face_id: uuid.UUID,
     session: SessionDep,
-    storage: StorageDep,
     principal: Enroller,
 ) -> Response:
-    """The embedding and its stored photo; re-enrolment replaces by deleting and adding."""
-    await service.delete_face(session, storage, principal, person_id, face_id)
+    """The embedding and its stored photo (removed by a job once the deletion commits);
+    re-enrolment replaces by deleting and adding."""
+    await service.delete_face(session, principal, person_id, face_id)
     return Response(status_code=204)
 
 

@@ -75,7 +75,10 @@ class PersonDeleted(OutputModel):
     id: uuid.UUID
     faces_deleted: int
     photos_deleted: int
-    """Stored enrolment photos removed with the embeddings."""
+    """Stored enrolment photos removed with the embeddings (by the job below, once the
+    deletion is committed)."""
+    photo_removal_job_id: uuid.UUID | None
+    """The job that removes the photos (`/api/v1/jobs/{id}`); None when there were none."""
 
 
 class MembersAdd(InputModel):

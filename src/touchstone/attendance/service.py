@@ -79,6 +79,7 @@ from touchstone.core.errors import InvalidInput
 from touchstone.core.pagination import Items, PageParams, PageShape
 from touchstone.core.reads import ItemQuery, Statements, TenantRead, read_item
 from touchstone.core.storage import Storage, file_kind, store_upload
+from touchstone.core.storage.removal import delete_after_commit
 from touchstone.core.writes import TenantWrite, WritePlan
 
 FACE_PHOTO_KIND = file_kind("attendance-face", permission="attendance:enrol")
@@ -326,10 +327,11 @@ async def update_person(
 
 
 async def delete_person(
-    session: AsyncSession, storage: Storage, principal: Principal, person_id: uuid.UUID
+    session: AsyncSession, principal: Principal, person_id: uuid.UUID
 ) -> PersonDeleted:
     """The person with their memberships, consents, marks, embeddings and enrolment photos
-    (right to erasure: nothing biometric stays behind)."""
+        (right to erasure: nothing biometric stays behind). The photos are removed by a job
+    queued in this transaction, so a rollback keeps them with their rows."""
     person = await _person(session, principal, person_id)
     keys = await repository.face_photo_keys(session, principal.org_id, person_id)
     await session.delete(person)
@@ -342,9 +344,13 @@ async def delete_person(
         {"code": person.code, "faces_deleted": len(keys)},
     )
     await session.flush()
-    for key in keys:
-        await storage.delete(principal.org_id, key)
-    return PersonDeleted(id=person_id, faces_deleted=len(keys), photos_deleted=len(keys))
+    removal = await delete_after_commit(session, principal, keys)
+    return PersonDeleted(
+        id=person_id,
+        faces_deleted=len(keys),
+        photos_deleted=len(keys),
+        photo_removal_job_id=removal.id if removal else None,
+    )
 
 
 # --- consent and enrolment ------------------------------------------------------------------
@@ -454,11 +460,7 @@ async def enrol(
 
 
 async def delete_face(
-    session: AsyncSession,
-    storage: Storage,
-    principal: Principal,
-    person_id: uuid.UUID,
-    face_id: uuid.UUID,
+    session: AsyncSession, principal: Principal, person_id: uuid.UUID, face_id: uuid.UUID
 ) -> None:
     """Remove one enrolled face (a poor or outdated photo): re-enrolment replaces by
     deleting and adding."""
@@ -475,7 +477,7 @@ async def delete_face(
         {"face_id": str(face_id), "sha256": face.photo_sha256},
     )
     await session.flush()
-    await storage.delete(principal.org_id, face.photo_key)
+    await delete_after_commit(session, principal, [face.photo_key])
 
 
 # --- recognition ----------------------------------------------------------------------------
