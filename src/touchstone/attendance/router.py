@@ -11,17 +11,21 @@ from typing import Annotated
 
 from fastapi import Depends, Query, Response, UploadFile
 
-from touchstone.attendance import service
+from touchstone.attendance import service, timetable
 from touchstone.attendance.schemas import (
     Calibration,
     ConsentCreate,
     ConsentOut,
     FaceOut,
+    GeneratedSessions,
     GroupCreate,
     GroupOut,
+    GroupUpdate,
     ImportReport,
     ManualMark,
     MembersAdd,
+    OrgSettings,
+    OrgSettingsUpdate,
     PersonCreate,
     PersonDeleted,
     PersonOut,
@@ -34,7 +38,10 @@ from touchstone.attendance.schemas import (
     ReviewOut,
     SessionCreate,
     SessionDetail,
+    SessionGeneration,
     SessionOut,
+    TimetableIn,
+    TimetableOut,
 )
 from touchstone.core.auth import Principal
 from touchstone.core.deps import SessionDep, require
@@ -254,3 +261,56 @@ async def mark_from_photo(
     """Mark the group's members found in a class photo; unknown faces and members not seen
     are listed. Synchronous: about 0.3 s to detect plus 0.1-0.3 s per face on one core."""
     return await service.mark_from_photo(session, storage, principal, session_id, photo)
+
+
+# --- timetables, group owners, org settings --------------------------------------------------
+
+Reader = Annotated[Principal, Depends(require("attendance:read"))]
+
+
+@router.patch("/attendance/groups/{group_id}", response_model=GroupOut)
+async def update_group(
+    group_id: uuid.UUID, body: GroupUpdate, session: SessionDep, principal: Writer
+) -> GroupOut:
+    """Description, the timetable's zone (null: the org's) and the owner, a user of the
+    org who gets the group's daily summary."""
+    return await timetable.update_group(session, principal, group_id, body)
+
+
+@router.get("/attendance/groups/{group_id}/timetable", response_model=TimetableOut)
+async def get_timetable(
+    group_id: uuid.UUID, session: SessionDep, principal: Reader
+) -> TimetableOut:
+    return await timetable.read_timetable(session, principal, group_id)
+
+
+@router.put("/attendance/groups/{group_id}/timetable", response_model=TimetableOut)
+async def put_timetable(
+    group_id: uuid.UUID, body: TimetableIn, session: SessionDep, principal: Writer
+) -> TimetableOut:
+    """The weekly slots (wall-clock times in the group's zone) become exactly these;
+    sessions generated before stay."""
+    return await timetable.replace_timetable(session, principal, group_id, body)
+
+
+@router.post("/attendance/groups/{group_id}/timetable/sessions", response_model=GeneratedSessions)
+async def generate_sessions(
+    group_id: uuid.UUID, body: SessionGeneration, session: SessionDep, principal: Marker
+) -> GeneratedSessions:
+    """A session per slot and day of the range; sessions generated before are counted in
+    `existing` and not made again, so a repeated request changes nothing."""
+    return await timetable.generate_sessions(session, principal, group_id, body)
+
+
+@router.get("/attendance/org-settings", response_model=OrgSettings)
+async def get_org_settings(session: SessionDep, principal: SettingsWriter) -> OrgSettings:
+    """Read with the settings permission (the same people change them)."""
+    return await timetable.read_org_settings(session, principal)
+
+
+@router.patch("/attendance/org-settings", response_model=OrgSettings)
+async def patch_org_settings(
+    body: OrgSettingsUpdate, session: SessionDep, principal: SettingsWriter
+) -> OrgSettings:
+    """The org's zone (timetables, daily summaries) and how long class photos are kept."""
+    return await timetable.update_org_settings(session, principal, body)

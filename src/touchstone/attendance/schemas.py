@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
-from typing import Annotated, Any
+from datetime import date, datetime, time, timedelta
+from functools import cache
+from typing import Annotated, Any, Literal
+from zoneinfo import available_timezones
 
-from pydantic import Field, StringConstraints
+from pydantic import AfterValidator, Field, StringConstraints, model_validator
 
 from touchstone.core.schemas import Flag, InputModel, Name, NonBlank, OutputModel, PlainText
 
@@ -26,6 +28,10 @@ class GroupOut(OutputModel):
     name: str
     description: str | None
     created_at: datetime
+    timezone: str | None
+    """The timetable's zone; None: the org's."""
+    owner_id: uuid.UUID | None
+    """The user who gets the group's daily summary."""
 
 
 class PersonCreate(InputModel):
@@ -167,6 +173,8 @@ class Calibration(OutputModel):
 class SessionCreate(InputModel):
     label: Name
     starts_at: datetime | None = None
+    late_after_minutes: int | None = Field(default=None, ge=0, le=600)
+    """Marks taken later than this after the start are `late` (None: nobody is late)."""
 
 
 class SessionOut(OutputModel):
@@ -175,6 +183,11 @@ class SessionOut(OutputModel):
     label: str
     starts_at: datetime
     created_at: datetime
+    ends_at: datetime | None
+    late_after: datetime | None
+    """Marks taken after this are `late`."""
+    slot_id: uuid.UUID | None
+    """The timetable slot it was generated from."""
 
 
 class PersonBrief(OutputModel):
@@ -194,6 +207,8 @@ class MarkOut(OutputModel):
     box: Box | None
     reason: str | None
     created_at: datetime
+    status: str
+    """present | late (marked after the session's cut-off)"""
 
 
 class ManualMark(InputModel):
@@ -202,6 +217,8 @@ class ManualMark(InputModel):
     person_id: uuid.UUID
     present: Flag
     reason: Text500
+    status: Literal["present", "late"] | None = None
+    """For a present mark: None decides by the time it is taken and the session's cut-off."""
 
 
 class ReviewOut(OutputModel):
@@ -244,3 +261,126 @@ class PhotoMarking(OutputModel):
     absent: list[PersonBrief]
     """Members not marked present in the session after this photo."""
     seconds: float
+
+
+# --- timetables, group owners, org settings --------------------------------------------------
+
+
+@cache
+def _zones() -> frozenset[str]:
+    return frozenset(available_timezones())
+
+
+def _known_zone(name: str) -> str:
+    if name not in _zones():
+        raise ValueError("must be an IANA time zone name such as Europe/London")
+    return name
+
+
+TimeZoneName = Annotated[
+    str, StringConstraints(min_length=1, max_length=60), AfterValidator(_known_zone)
+]
+
+
+class GroupUpdate(InputModel):
+    description: Text500 | None = None
+    timezone: TimeZoneName | None = None
+    """The timetable's zone (null: the org's)."""
+    owner_id: uuid.UUID | None = None
+    """A user of the org who gets the group's daily summary (null: nobody)."""
+
+
+class OrgSettings(OutputModel):
+    timezone: str
+    evidence_retention_days: int | None
+    """Class photos kept as evidence are removed after this many days (null: kept)."""
+
+
+class OrgSettingsUpdate(InputModel):
+    timezone: TimeZoneName | None = None
+    evidence_retention_days: int | None = Field(default=None, ge=1, le=3650)
+
+    @model_validator(mode="after")
+    def _zone_not_null(self) -> OrgSettingsUpdate:
+        if "timezone" in self.model_fields_set and self.timezone is None:
+            raise ValueError("timezone cannot be null")
+        return self
+
+
+def _wall_clock(value: time) -> time:
+    if value.tzinfo is not None:
+        raise ValueError("a wall-clock time without offset: the zone is the group's or org's")
+    return value
+
+
+WallClock = Annotated[time, AfterValidator(_wall_clock)]
+
+
+class SlotIn(InputModel):
+    weekday: int = Field(ge=1, le=7)
+    """ISO weekday: 1 Monday … 7 Sunday."""
+    starts_at: WallClock
+    ends_at: WallClock
+    late_after_minutes: int = Field(default=10, ge=0, le=600)
+    label: Annotated[Name, StringConstraints(max_length=120)] | None = None
+
+    @model_validator(mode="after")
+    def _ends_after_start(self) -> SlotIn:
+        if self.ends_at <= self.starts_at:
+            raise ValueError("ends_at must be after starts_at (on the same day)")
+        return self
+
+
+class TimetableIn(InputModel):
+    slots: list[SlotIn] = Field(max_length=40)
+
+    @model_validator(mode="after")
+    def _one_slot_per_start(self) -> TimetableIn:
+        starts = [(slot.weekday, slot.starts_at) for slot in self.slots]
+        if len(set(starts)) != len(starts):
+            raise ValueError("two slots start on the same weekday at the same time")
+        return self
+
+
+class SlotOut(OutputModel):
+    id: uuid.UUID
+    weekday: int
+    starts_at: time
+    ends_at: time
+    late_after_minutes: int
+    label: str
+
+
+class TimetableOut(OutputModel):
+    group_id: uuid.UUID
+    timezone: str
+    timezone_source: Literal["group", "org"]
+    slots: list[SlotOut]
+
+
+MAX_RANGE_DAYS = 366
+
+
+class DateRange(InputModel):
+    date_from: date
+    date_to: date
+
+    @model_validator(mode="after")
+    def _bounded(self) -> DateRange:
+        if self.date_to < self.date_from:
+            raise ValueError("date_to is before date_from")
+        if self.date_to - self.date_from >= timedelta(days=MAX_RANGE_DAYS):
+            raise ValueError(f"at most {MAX_RANGE_DAYS} days")
+        return self
+
+
+class SessionGeneration(DateRange):
+    """Local dates (the timetable's zone), both included."""
+
+
+class GeneratedSessions(OutputModel):
+    created: int
+    existing: int
+    """Sessions of the range that were generated before (left as they are)."""
+    sessions: list[SessionOut]
+    """The ones created now."""

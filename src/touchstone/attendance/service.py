@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import anyio
@@ -19,7 +20,7 @@ from pydantic import ValidationError
 from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from touchstone.attendance import matching, repository, vision
+from touchstone.attendance import matching, repository, timetable, vision
 from touchstone.attendance.engines import default_engine
 from touchstone.attendance.exceptions import (
     ConsentRequired,
@@ -95,7 +96,12 @@ MAX_PHOTO_BYTES = 10 * 1024 * 1024
 async def create_group(write: TenantWrite, data: GroupCreate) -> GroupOut:
     def plan(principal: Principal) -> WritePlan[GroupOut]:
         group = GroupOut(
-            id=uuid.uuid4(), name=data.name, description=data.description, created_at=utcnow()
+            id=uuid.uuid4(),
+            name=data.name,
+            description=data.description,
+            created_at=utcnow(),
+            timezone=None,
+            owner_id=None,
         )
         row = {**group.model_dump(), "org_id": principal.org_id}
         return WritePlan(
@@ -625,13 +631,17 @@ async def create_session(
 ) -> SessionOut:
     if await repository.get_group(session, principal.org_id, group_id) is None:
         raise GroupNotFound()
+    starts_at = data.starts_at or utcnow()
     created = Session(
         org_id=principal.org_id,
         group_id=group_id,
         label=data.label,
-        starts_at=data.starts_at or utcnow(),
+        starts_at=starts_at,
         created_by=principal.id,
         created_at=utcnow(),
+        late_after=None
+        if data.late_after_minutes is None
+        else starts_at + timedelta(minutes=data.late_after_minutes),
     )
     session.add(created)
     await session.flush()
@@ -677,6 +687,7 @@ async def mark_by_hand(
         raise NotAMember()
     marks = await repository.marks_of(session, principal.org_id, session_id)
     existing = marks.get(data.person_id)
+    status = data.status or timetable.status_at(taken, utcnow())
     if data.present and existing is None:
         session.add(
             Mark(
@@ -687,8 +698,11 @@ async def mark_by_hand(
                 marked_by=principal.id,
                 reason=data.reason,
                 created_at=utcnow(),
+                status=status,
             )
         )
+    elif data.present and existing is not None and data.status is not None:
+        existing.status = data.status
     elif not data.present and existing is not None:
         await session.delete(existing)
     await record_audit(
@@ -700,6 +714,7 @@ async def mark_by_hand(
         {
             "person_id": str(data.person_id),
             "present": data.present,
+            "status": status if data.present else None,
             "reason": data.reason,
             "was_present": existing is not None,
         },
@@ -768,6 +783,7 @@ async def decide_review(
                     marked_by=principal.id,
                     reason=data.reason,
                     created_at=utcnow(),
+                    status=timetable.status_at(taken, review.created_at),
                 )
             )
     review.decided_by, review.decided_at, review.reason = principal.id, utcnow(), data.reason
@@ -851,6 +867,7 @@ async def mark_from_photo(
                     photo_key=stored.key,
                     marked_by=principal.id,
                     created_at=utcnow(),
+                    status=timetable.status_at(taken, utcnow()),
                 )
                 session.add(mark)
     await record_audit(
@@ -881,6 +898,7 @@ async def mark_from_photo(
             box=mark.box,
             reason=mark.reason,
             created_at=mark.created_at,
+            status=mark.status,
         )
         for mark in (marks[person_id] for person_id in seen)
     ]
