@@ -102,7 +102,8 @@ async def create_person(body: PersonCreate, write: NewThing) -> PersonOut:
 @router.post("/attendance/people-imports", response_model=ImportReport)
 async def import_people(file: UploadFile, session: SessionDep, principal: Writer) -> ImportReport:
     """A UTF-8 CSV with the header `code,full_name[,contact][,group]` (group: an existing
-    group's name). Valid rows are created; the others come back with their line and why."""
+    group's name), or an XLSX workbook whose first sheet has that header in row 1 (values,
+    no formulas). Valid rows are created; the others come back with their line and why."""
     return await service.import_people(session, principal, file)
 
 

@@ -51,7 +51,7 @@ class ImportedRow(InputModel):
 
 class RefusedRow(OutputModel):
     line: int
-    """The CSV line (the header is line 1)."""
+    """The CSV line or the worksheet row (the header is 1)."""
     code: str | None
     reason: str
 

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from touchstone.attendance import matching, repository, timetable, vision
+from touchstone.attendance import imports, matching, repository, timetable, vision
 from touchstone.attendance.engines import default_engine
 from touchstone.attendance.exceptions import (
     ConsentRequired,
@@ -76,7 +76,7 @@ from touchstone.attendance.schemas import (
 from touchstone.core.audit import record_audit
 from touchstone.core.auth import Principal
 from touchstone.core.db import utcnow
-from touchstone.core.errors import InvalidInput
+from touchstone.core.errors import InvalidInput, PayloadTooLarge
 from touchstone.core.pagination import Items, PageParams, PageShape
 from touchstone.core.reads import ItemQuery, Statements, TenantRead, read_item
 from touchstone.core.storage import Storage, file_kind, store_upload
@@ -194,6 +194,7 @@ async def create_person(write: TenantWrite, data: PersonCreate) -> PersonOut:
 
 IMPORT_COLUMNS = frozenset({"code", "full_name", "contact", "group"})
 MAX_IMPORT_ROWS = 5_000
+MAX_IMPORT_BYTES = 1024 * 1024
 
 
 def _import_rows(data: bytes) -> list[tuple[int, dict[str, str]]]:
@@ -227,7 +228,17 @@ async def import_people(
     """Every valid row becomes a person (in its group when it names one); every other row
     is reported with its line and why, and nothing of it is stored."""
     await upload.seek(0)
-    rows = _import_rows(await upload.read())
+    data = await upload.read(MAX_IMPORT_BYTES + 1)
+    if not data:
+        raise InvalidInput("The file is empty")
+    if len(data) > MAX_IMPORT_BYTES:
+        raise PayloadTooLarge(f"An import is at most {MAX_IMPORT_BYTES} bytes")
+    if imports.is_workbook(data, upload.filename):
+        rows = await anyio.to_thread.run_sync(
+            imports.workbook_rows, data, IMPORT_COLUMNS, MAX_IMPORT_ROWS
+        )
+    else:
+        rows = _import_rows(data)
     codes = await repository.codes_in_org(session, principal.org_id)
     groups = await repository.groups_by_name(session, principal.org_id)
     refused: list[RefusedRow] = []
