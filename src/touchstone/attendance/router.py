@@ -11,8 +11,9 @@ from typing import Annotated
 
 from fastapi import Depends, Query, Response, UploadFile
 
-from touchstone.attendance import service, timetable
+from touchstone.attendance import service, statistics, timetable
 from touchstone.attendance.schemas import (
+    AbsenteeQuery,
     Calibration,
     ConsentCreate,
     ConsentOut,
@@ -20,17 +21,22 @@ from touchstone.attendance.schemas import (
     GeneratedSessions,
     GroupCreate,
     GroupOut,
+    GroupStatistics,
     GroupUpdate,
     ImportReport,
     ManualMark,
     MembersAdd,
     OrgSettings,
     OrgSettingsUpdate,
+    PeriodQuery,
+    PeriodStatistics,
     PersonCreate,
     PersonDeleted,
     PersonOut,
+    PersonStatistics,
     PersonUpdate,
     PhotoMarking,
+    RangeQuery,
     Recognition,
     RecognitionSettings,
     RecognitionSettingsUpdate,
@@ -40,12 +46,15 @@ from touchstone.attendance.schemas import (
     SessionDetail,
     SessionGeneration,
     SessionOut,
+    SessionStatistics,
+    StatisticsQuery,
     TimetableIn,
     TimetableOut,
 )
 from touchstone.core.auth import Principal
 from touchstone.core.deps import SessionDep, require
 from touchstone.core.pagination import Page, PageDep, page_response
+from touchstone.core.query_params import query_model
 from touchstone.core.reads import TenantRead, tenant_read
 from touchstone.core.routing import ApiRouter, upload_limit
 from touchstone.core.schemas import OutputModel, PlainText
@@ -315,3 +324,63 @@ async def patch_org_settings(
 ) -> OrgSettings:
     """The org's zone (timetables, daily summaries) and how long class photos are kept."""
     return await timetable.update_org_settings(session, principal, body)
+
+
+# --- statistics -----------------------------------------------------------------------------
+
+StatisticsReads = Annotated[StatisticsQuery, Depends(query_model(StatisticsQuery))]
+RangeReads = Annotated[RangeQuery, Depends(query_model(RangeQuery))]
+
+
+@router.get("/attendance/statistics/people", response_model=Page[PersonStatistics])
+async def people_statistics(read: Reads, page: PageDep, query: StatisticsReads) -> Response:
+    """Per person over the range: sessions, attended, late, absences, rate and absence
+    streaks; `group_id` limits it to a group's sessions and members."""
+    items, total = await statistics.people(read, page, query)
+    return page_response(items, total, page)
+
+
+@router.get("/attendance/statistics/chronic-absentees", response_model=Page[PersonStatistics])
+async def chronic_absentees(
+    read: Reads,
+    page: PageDep,
+    query: Annotated[AbsenteeQuery, Depends(query_model(AbsenteeQuery))],
+) -> Response:
+    """People whose attendance rate is under `below` (default 0.8), lowest rate first."""
+    items, total = await statistics.chronic_absentees(read, page, query)
+    return page_response(items, total, page)
+
+
+@router.get("/attendance/statistics/groups", response_model=Page[GroupStatistics])
+async def groups_statistics(read: Reads, page: PageDep, query: StatisticsReads) -> Response:
+    items, total = await statistics.groups(read, page, query)
+    return page_response(items, total, page)
+
+
+@router.get("/attendance/statistics/sessions", response_model=Page[SessionStatistics])
+async def sessions_statistics(read: Reads, page: PageDep, query: StatisticsReads) -> Response:
+    items, total = await statistics.sessions(read, page, query)
+    return page_response(items, total, page)
+
+
+@router.get("/attendance/statistics/periods", response_model=Page[PeriodStatistics])
+async def period_statistics(
+    read: Reads,
+    page: PageDep,
+    query: Annotated[PeriodQuery, Depends(query_model(PeriodQuery))],
+) -> Response:
+    """Totals per day, week (from Monday) or month of the range."""
+    items, total = await statistics.periods(read, page, query)
+    return page_response(items, total, page)
+
+
+@router.get("/attendance/people/{person_id}/statistics", response_model=PersonStatistics)
+async def person_statistics(
+    person_id: uuid.UUID, read: Reads, span: RangeReads
+) -> PersonStatistics:
+    return PersonStatistics(**await statistics.person(read, person_id, span))
+
+
+@router.get("/attendance/groups/{group_id}/statistics", response_model=GroupStatistics)
+async def group_statistics(group_id: uuid.UUID, read: Reads, span: RangeReads) -> GroupStatistics:
+    return GroupStatistics(**await statistics.group(read, group_id, span))

@@ -8,7 +8,7 @@ from functools import cache
 from typing import Annotated, Any, Literal
 from zoneinfo import available_timezones
 
-from pydantic import AfterValidator, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, BaseModel, Field, StringConstraints, model_validator
 
 from touchstone.core.schemas import Flag, InputModel, Name, NonBlank, OutputModel, PlainText
 
@@ -384,3 +384,106 @@ class GeneratedSessions(OutputModel):
     """Sessions of the range that were generated before (left as they are)."""
     sessions: list[SessionOut]
     """The ones created now."""
+
+
+# --- statistics -----------------------------------------------------------------------------
+
+DEFAULT_RANGE_DAYS = 30
+
+
+class RangeQuery(BaseModel):
+    """A range of local dates (each session's day in its group's zone), both included;
+    by default the 30 days up to today (UTC). Sessions still to start are not counted."""
+
+    date_from: date | None = None
+    date_to: date | None = None
+
+    @model_validator(mode="after")
+    def _bounded(self) -> RangeQuery:
+        if self.date_from and self.date_to and self.date_to < self.date_from:
+            raise ValueError("date_to is before date_from")
+        span = (self.date_to - self.date_from).days if self.date_from and self.date_to else 0
+        if span >= MAX_RANGE_DAYS:
+            raise ValueError(f"at most {MAX_RANGE_DAYS} days")
+        return self
+
+    def span(self, today: date) -> tuple[date, date]:
+        date_to = self.date_to or (
+            max(self.date_from, min(today, self.date_from + timedelta(days=MAX_RANGE_DAYS - 1)))
+            if self.date_from
+            else today
+        )
+        date_from = self.date_from or date_to - timedelta(days=DEFAULT_RANGE_DAYS - 1)
+        return date_from, date_to
+
+
+class StatisticsQuery(RangeQuery):
+    group_id: uuid.UUID | None = None
+    """Only this group's sessions (and, for people, its members)."""
+
+
+class AbsenteeQuery(StatisticsQuery):
+    below: float = Field(0.8, gt=0, le=1)
+    """Attendance rate under which a person is a chronic absentee."""
+    min_sessions: int = Field(1, ge=1, le=10_000)
+    """Only people expected at this many sessions at least (one absence is not a pattern)."""
+
+
+class PeriodQuery(StatisticsQuery):
+    period: Literal["day", "week", "month"] = "week"
+    """Weeks start on Monday."""
+
+
+class PersonStatistics(OutputModel):
+    person_id: uuid.UUID
+    code: str
+    full_name: str
+    sessions: int
+    """Sessions of the person's groups held in the range."""
+    attended: int
+    """present + late"""
+    late: int
+    absences: int
+    rate: float | None
+    """attended / sessions (None without sessions)."""
+    current_absence_streak: int
+    """Absences in a row up to the person's latest session in the range."""
+    longest_absence_streak: int
+
+
+class GroupStatistics(OutputModel):
+    group_id: uuid.UUID
+    name: str
+    members: int
+    sessions: int
+    expected: int
+    """Member-sessions: each member once per session."""
+    present: int
+    """On time."""
+    late: int
+    absent: int
+    rate: float | None
+    """(present + late) / expected."""
+
+
+class SessionStatistics(OutputModel):
+    session_id: uuid.UUID
+    group_id: uuid.UUID
+    label: str
+    starts_at: datetime
+    day: date
+    expected: int
+    present: int
+    late: int
+    absent: int
+    rate: float | None
+
+
+class PeriodStatistics(OutputModel):
+    period_start: date
+    sessions: int
+    expected: int
+    present: int
+    late: int
+    absent: int
+    rate: float | None
