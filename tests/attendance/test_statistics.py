@@ -15,10 +15,13 @@ count for nothing.
 
 from __future__ import annotations
 
+import csv
+import io
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+from openpyxl import load_workbook
 
 from tests.attendance.conftest import API, person
 from tests.conftest import Tenant, add_member, assert_problem
@@ -26,6 +29,7 @@ from touchstone.core.permissions import Role
 
 NOVEMBER = {"date_from": "2026-11-01", "date_to": "2026-11-30"}
 STATS = f"{API}/statistics"
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 async def session_with(
@@ -210,3 +214,59 @@ async def test_statistics_refuse_bad_ranges_and_other_tenants_ids(
         assert_problem(
             await client.get(f"{STATS}/{kind}", headers=tenant_a.headers, params=params), 422
         )
+
+
+async def test_a_months_export_as_csv_and_xlsx(
+    client: httpx.AsyncClient, tenant_a: Tenant, tenant_b: Tenant
+) -> None:
+    ids = await school(client, tenant_a)
+    renamed = await client.patch(
+        f"{API}/people/{ids['SV003']}", headers=tenant_a.headers, json={"full_name": "=1+2"}
+    )
+    assert renamed.status_code == 204
+    path = f"{API}/groups/{ids['10A']}/exports/month"
+    as_csv = await client.get(
+        path, headers=tenant_a.headers, params={"month": "2026-11", "format": "csv"}
+    )
+    assert as_csv.status_code == 200, as_csv.text
+    assert as_csv.headers["content-type"] == "text/csv; charset=utf-8"
+    assert as_csv.headers["content-disposition"] == (
+        'attachment; filename="attendance-10A-2026-11.csv"'
+    )
+    table = list(csv.reader(io.StringIO(as_csv.text)))
+    assert table[0][:3] == ["person_id", "code", "full_name"]
+    assert [(r[1], r[2], r[3], r[6], r[7], r[9]) for r in table[1:]] == [
+        ("SV001", "Student SV001", "5", "0", "1.0", "0"),
+        ("SV002", "Student SV002", "5", "4", "0.2", "2"),
+        ("SV003", "'=1+2", "5", "3", "0.4", "3"),
+    ]
+
+    as_xlsx = await client.get(path, headers=tenant_a.headers, params={"month": "2026-11"})
+    assert as_xlsx.headers["content-type"] == XLSX
+    assert as_xlsx.headers["content-disposition"].endswith('-2026-11.xlsx"')
+    book = load_workbook(io.BytesIO(as_xlsx.content))
+    assert book.sheetnames == ["Members", "Sessions", "Register"]
+    register = [list(row) for row in book["Register"].iter_rows(values_only=True)]
+    assert register[0][2:] == [
+        "02 Nov 2026-11-02",
+        "03 Nov 2026-11-03",
+        "04 Nov 2026-11-04",
+        "09 Nov 2026-11-09",
+        "10 Nov 2026-11-10",
+    ]
+    assert register[1:] == [
+        ["SV001", "Student SV001", "P", "L", "P", "P", "P"],
+        ["SV002", "Student SV002", "A", "A", "P", "A", "A"],
+        ["SV003", "=1+2", "P", "A", "A", "A", "L"],
+    ]
+    assert book["Register"]["B4"].data_type == "s"  # a name, never a formula
+    members = list(book["Members"].iter_rows(values_only=True))
+    assert members[2][1:8] == ("SV002", "Student SV002", 5, 1, 0, 4, 0.2)
+
+    for params, status in (
+        ({"month": "2026-13"}, 422),
+        ({"month": "2026-11", "format": "pdf"}, 422),
+    ):
+        assert_problem(await client.get(path, headers=tenant_a.headers, params=params), status)
+    foreign = await client.get(path, headers=tenant_b.headers, params={"month": "2026-11"})
+    assert_problem(foreign, 404)

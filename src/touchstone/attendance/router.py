@@ -11,7 +11,7 @@ from typing import Annotated
 
 from fastapi import Depends, Query, Response, UploadFile
 
-from touchstone.attendance import service, statistics, timetable
+from touchstone.attendance import exports, service, statistics, timetable
 from touchstone.attendance.schemas import (
     AbsenteeQuery,
     Calibration,
@@ -26,6 +26,7 @@ from touchstone.attendance.schemas import (
     ImportReport,
     ManualMark,
     MembersAdd,
+    MonthExportQuery,
     OrgSettings,
     OrgSettingsUpdate,
     PeriodQuery,
@@ -384,3 +385,29 @@ async def person_statistics(
 @router.get("/attendance/groups/{group_id}/statistics", response_model=GroupStatistics)
 async def group_statistics(group_id: uuid.UUID, read: Reads, span: RangeReads) -> GroupStatistics:
     return GroupStatistics(**await statistics.group(read, group_id, span))
+
+
+@router.get(
+    "/attendance/groups/{group_id}/exports/month",
+    response_class=Response,
+    responses={
+        200: {
+            "content": {exports.CSV_TYPE: {}, exports.XLSX_TYPE: {}},
+            "description": "The month's statistics as a file",
+        }
+    },
+)
+async def export_month(
+    group_id: uuid.UUID,
+    read: Reads,
+    query: Annotated[MonthExportQuery, Depends(query_model(MonthExportQuery))],
+) -> Response:
+    """The group's month: `format=csv` one row per member; `format=xlsx` (default) sheets
+    Members, Sessions and Register (P present, L late, A absent)."""
+    report = await exports.month_report(read, group_id, query.first_day)
+    if query.file_format == "csv":
+        data, media_type, suffix = exports.as_csv(report), exports.CSV_TYPE, "csv"
+    else:
+        data, media_type, suffix = await exports.as_xlsx(report), exports.XLSX_TYPE, "xlsx"
+    disposition = f'attachment; filename="{report.stem}.{suffix}"'
+    return Response(data, media_type=media_type, headers={"Content-Disposition": disposition})

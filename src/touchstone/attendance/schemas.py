@@ -487,3 +487,14 @@ class PeriodStatistics(OutputModel):
     late: int
     absent: int
     rate: float | None
+
+
+class MonthExportQuery(BaseModel):
+    month: str = Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", examples=["2026-11"])
+    """The month as YYYY-MM (days local to the group's zone)."""
+    file_format: Literal["csv", "xlsx"] = Field("xlsx", alias="format")
+
+    @property
+    def first_day(self) -> date:
+        year, month = self.month.split("-")
+        return date(int(year), int(month), 1)

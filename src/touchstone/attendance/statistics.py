@@ -232,15 +232,25 @@ SESSIONS = StatisticsList(
 PERIODS = StatisticsList(
     _PERIODS, PeriodStatistics, {"period_start": "q.period_start"}, "period_start", "q.sessions"
 )
-GROUP_EXISTS = compile_query(
+REGISTER = compile_query(
     text(
-        "SELECT id FROM attendance_groups "
+        _EXPECTED
+        + """
+SELECT e.session_id, e.person_id, e.status FROM expected e ORDER BY e.starts_at, e.session_id
+"""
+    )
+)
+"""Who was expected at which session and how they came: the cells of an export's register."""
+GROUP_NAME = compile_query(
+    text(
+        "SELECT name FROM attendance_groups "
         "WHERE org_id = CAST(:org_id AS uuid) AND id = CAST(:group_id AS uuid)"
     )
 )
 
 
-def _values(principal: Principal, query: StatisticsQuery, **extra: Any) -> dict[str, Any]:
+def values(principal: Principal, query: StatisticsQuery, **extra: Any) -> dict[str, Any]:
+    """Every value the statistics queries bind (the ones a query does not use included)."""
     date_from, date_to = query.span(datetime.now(UTC).date())
     return {
         "org_id": principal.org_id,
@@ -261,7 +271,7 @@ async def _check_group(read: TenantRead, group_id: uuid.UUID | None) -> None:
         return
 
     def plan(principal: Principal) -> Statements:
-        return [(GROUP_EXISTS, {"org_id": principal.org_id, "group_id": group_id})]
+        return [(GROUP_NAME, {"org_id": principal.org_id, "group_id": group_id})]
 
     (rows,) = await read.fetch(plan)
     if not rows:
@@ -278,7 +288,7 @@ async def _page(
     await _check_group(read, query.group_id)
 
     def plan(principal: Principal) -> tuple[PageQueries, dict[str, Any]]:
-        return shape.queries(page.sort), _values(principal, query, **extra)
+        return shape.queries(page.sort), values(principal, query, **extra)
 
     return await read_page(read, plan, page)
 
