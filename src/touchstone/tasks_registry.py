@@ -1,6 +1,7 @@
 """Imports every module that defines jobs, so a worker knows every task name."""
 
 from touchstone.appraisal import tasks as appraisal_tasks
+from touchstone.attendance import tasks as attendance_tasks
 from touchstone.core.email import tasks as email_tasks
 from touchstone.core.jobs import maintenance
 from touchstone.core.storage import removal as storage_tasks
@@ -10,6 +11,7 @@ from touchstone.webhooks import tasks as webhook_tasks
 
 __all__ = [
     "appraisal_tasks",
+    "attendance_tasks",
     "email_tasks",
     "identity_tasks",
     "maintenance",
