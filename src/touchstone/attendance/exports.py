@@ -13,7 +13,7 @@ import io
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, time
 from typing import Any
 
 import anyio
@@ -105,7 +105,13 @@ def as_csv(report: MonthReport) -> bytes:
 def _workbook(report: MonthReport) -> bytes:
     buffer = io.BytesIO()
     book = xlsxwriter.Workbook(buffer, BOOK_OPTIONS)
-    book.set_properties({"title": f"Attendance {report.group_name} {report.month:%Y-%m}"})
+    # Dated by the month it reports, not by the clock: the same register, the same bytes.
+    book.set_properties(
+        {
+            "title": f"Attendance {report.group_name} {report.month:%Y-%m}",
+            "created": datetime.combine(report.month, time()),
+        }
+    )
     bold = book.add_format({"bold": True})
     percent = book.add_format({"num_format": "0.0%"})
     when = book.add_format({"num_format": "yyyy-mm-dd hh:mm"})

@@ -7,6 +7,7 @@ use cases that check other rows first take `SessionDep`. Mounted under /api/v1 b
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Depends, Query, Response, UploadFile
@@ -404,7 +405,8 @@ async def export_month(
 ) -> Response:
     """The group's month: `format=csv` one row per member; `format=xlsx` (default) sheets
     Members, Sessions and Register (P present, L late, A absent)."""
-    report = await exports.month_report(read, group_id, query.first_day)
+    month = query.first_day(datetime.now(UTC).date())
+    report = await exports.month_report(read, group_id, month)
     if query.file_format == "csv":
         data, media_type, suffix = exports.as_csv(report), exports.CSV_TYPE, "csv"
     else:

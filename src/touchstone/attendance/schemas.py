@@ -490,11 +490,12 @@ class PeriodStatistics(OutputModel):
 
 
 class MonthExportQuery(BaseModel):
-    month: str = Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", examples=["2026-11"])
-    """The month as YYYY-MM (days local to the group's zone)."""
+    month: str | None = Field(None, pattern=r"^\d{4}-(0[1-9]|1[0-2])$", examples=["2026-11"])
+    """The month as YYYY-MM (days local to the group's zone); by default this month (UTC)."""
     file_format: Literal["csv", "xlsx"] = Field("xlsx", alias="format")
 
-    @property
-    def first_day(self) -> date:
+    def first_day(self, today: date) -> date:
+        if self.month is None:
+            return today.replace(day=1)
         year, month = self.month.split("-")
         return date(int(year), int(month), 1)
