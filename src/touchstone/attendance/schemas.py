@@ -10,7 +10,15 @@ from zoneinfo import available_timezones
 
 from pydantic import AfterValidator, BaseModel, Field, StringConstraints, model_validator
 
-from touchstone.core.schemas import Flag, InputModel, Name, NonBlank, OutputModel, PlainText
+from touchstone.core.schemas import (
+    Count,
+    Flag,
+    InputModel,
+    Name,
+    NonBlank,
+    OutputModel,
+    PlainText,
+)
 
 Code = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")]
 Text500 = Annotated[PlainText, StringConstraints(min_length=1, max_length=500), NonBlank]
@@ -173,7 +181,7 @@ class Calibration(OutputModel):
 class SessionCreate(InputModel):
     label: Name
     starts_at: datetime | None = None
-    late_after_minutes: int | None = Field(default=None, ge=0, le=600)
+    late_after_minutes: Count | None = Field(default=None, ge=0, le=600)
     """Marks taken later than this after the start are `late` (None: nobody is late)."""
 
 
@@ -298,7 +306,7 @@ class OrgSettings(OutputModel):
 
 class OrgSettingsUpdate(InputModel):
     timezone: TimeZoneName | None = None
-    evidence_retention_days: int | None = Field(default=None, ge=1, le=3650)
+    evidence_retention_days: Count | None = Field(default=None, ge=1, le=3650)
 
     @model_validator(mode="after")
     def _zone_not_null(self) -> OrgSettingsUpdate:
@@ -317,11 +325,11 @@ WallClock = Annotated[time, AfterValidator(_wall_clock)]
 
 
 class SlotIn(InputModel):
-    weekday: int = Field(ge=1, le=7)
+    weekday: Count = Field(ge=1, le=7)
     """ISO weekday: 1 Monday … 7 Sunday."""
     starts_at: WallClock
     ends_at: WallClock
-    late_after_minutes: int = Field(default=10, ge=0, le=600)
+    late_after_minutes: Count = Field(default=10, ge=0, le=600)
     label: Annotated[Name, StringConstraints(max_length=120)] | None = None
 
     @model_validator(mode="after")
