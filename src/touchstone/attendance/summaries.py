@@ -21,13 +21,13 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+import touchstone.identity.service as identity
 from touchstone.attendance import timetable
 from touchstone.attendance.models import DailySummary, Group, Mark, Membership, Person, Session
 from touchstone.core.auth import system_principal
 from touchstone.core.config import Settings
 from touchstone.core.email import EmailTemplates, header_text, queue_email
 from touchstone.core.errors import NotFound
-from touchstone.identity import service as identity
 
 SUMMARY_HOUR = 18
 """Local hour after which a day's sessions are taken as over."""

@@ -16,6 +16,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+import touchstone.identity.service as identity
 from touchstone.attendance import matching, repository
 from touchstone.attendance.exceptions import GroupNotFound
 from touchstone.attendance.models import Group, Session, TimetableSlot
@@ -36,7 +37,6 @@ from touchstone.core.audit import record_audit
 from touchstone.core.auth import Principal
 from touchstone.core.db import utcnow
 from touchstone.core.errors import InvalidInput, NotFound
-from touchstone.identity import service as identity
 
 DEFAULT_TIMEZONE = "UTC"
 PRESENT, LATE = "present", "late"
