@@ -63,10 +63,17 @@ async def test_sessions_come_from_the_timetable_once_in_local_time(
     ]
     again = (await client.post(path, headers=headers, json=span)).json()
     assert (again["created"], again["existing"], again["sessions"]) == (0, 4, [])
+    keyed = {**headers, "Idempotency-Key": "generate-march"}
+    fresh_span = {"date_from": "2026-04-06", "date_to": "2026-04-12"}
+    once = await client.post(path, headers=keyed, json=fresh_span)
+    replayed = await client.post(path, headers=keyed, json=fresh_span)
+    assert once.json()["created"] == 2
+    assert replayed.headers["Idempotent-Replayed"] == "true"
+    assert replayed.json() == once.json()
     wider = (
-        await client.post(path, headers=headers, json={**span, "date_to": "2026-04-06"})
+        await client.post(path, headers=headers, json={**span, "date_to": "2026-04-08"})
     ).json()
-    assert (wider["created"], wider["existing"]) == (1, 4)
+    assert (wider["created"], wider["existing"]) == (0, 6)
     shown = await client.get(f"{API}/groups/{group_id}/timetable", headers=headers)
     assert shown.json()["timezone_source"] == "group"
 

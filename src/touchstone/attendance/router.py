@@ -55,6 +55,7 @@ from touchstone.attendance.schemas import (
 )
 from touchstone.core.auth import Principal
 from touchstone.core.deps import SessionDep, require
+from touchstone.core.idempotency import IdempotencyDep
 from touchstone.core.pagination import Page, PageDep, page_response
 from touchstone.core.query_params import query_model
 from touchstone.core.reads import TenantRead, tenant_read
@@ -282,11 +283,16 @@ Reader = Annotated[Principal, Depends(require("attendance:read"))]
 
 @router.patch("/attendance/groups/{group_id}", response_model=GroupOut)
 async def update_group(
-    group_id: uuid.UUID, body: GroupUpdate, session: SessionDep, principal: Writer
+    group_id: uuid.UUID,
+    body: GroupUpdate,
+    session: SessionDep,
+    principal: Writer,
+    idempotency: IdempotencyDep,
 ) -> GroupOut:
     """Description, the timetable's zone (null: the org's) and the owner, a user of the
     org who gets the group's daily summary."""
-    return await timetable.update_group(session, principal, group_id, body)
+    updated = await timetable.update_group(session, principal, group_id, body)
+    return idempotency.remember(updated, 200)
 
 
 @router.get("/attendance/groups/{group_id}/timetable", response_model=TimetableOut)
@@ -307,11 +313,17 @@ async def put_timetable(
 
 @router.post("/attendance/groups/{group_id}/timetable/sessions", response_model=GeneratedSessions)
 async def generate_sessions(
-    group_id: uuid.UUID, body: SessionGeneration, session: SessionDep, principal: Marker
+    group_id: uuid.UUID,
+    body: SessionGeneration,
+    session: SessionDep,
+    principal: Marker,
+    idempotency: IdempotencyDep,
 ) -> GeneratedSessions:
     """A session per slot and day of the range; sessions generated before are counted in
-    `existing` and not made again, so a repeated request changes nothing."""
-    return await timetable.generate_sessions(session, principal, group_id, body)
+    `existing` and not made again, so a repeated request changes nothing (with the same
+    `Idempotency-Key`, it answers what the first one did)."""
+    generated = await timetable.generate_sessions(session, principal, group_id, body)
+    return idempotency.remember(generated, 200)
 
 
 @router.get("/attendance/org-settings", response_model=OrgSettings)
@@ -322,10 +334,14 @@ async def get_org_settings(session: SessionDep, principal: SettingsWriter) -> Or
 
 @router.patch("/attendance/org-settings", response_model=OrgSettings)
 async def patch_org_settings(
-    body: OrgSettingsUpdate, session: SessionDep, principal: SettingsWriter
+    body: OrgSettingsUpdate,
+    session: SessionDep,
+    principal: SettingsWriter,
+    idempotency: IdempotencyDep,
 ) -> OrgSettings:
     """The org's zone (timetables, daily summaries) and how long class photos are kept."""
-    return await timetable.update_org_settings(session, principal, body)
+    updated = await timetable.update_org_settings(session, principal, body)
+    return idempotency.remember(updated, 200)
 
 
 # --- statistics -----------------------------------------------------------------------------
