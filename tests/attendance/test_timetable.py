@@ -75,7 +75,8 @@ async def test_sessions_come_from_the_timetable_once_in_local_time(
     ).json()
     assert (wider["created"], wider["existing"]) == (0, 6)
     shown = await client.get(f"{API}/groups/{group_id}/timetable", headers=headers)
-    assert shown.json()["timezone_source"] == "group"
+    assert (shown.json()["timezone"], shown.json()["timezone_source"]) == ("Europe/London", "group")
+    assert shown.json()["slots"] == table["slots"]
 
 
 async def test_a_mark_after_the_cut_off_is_late(

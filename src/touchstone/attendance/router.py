@@ -278,8 +278,6 @@ async def mark_from_photo(
 
 # --- timetables, group owners, org settings --------------------------------------------------
 
-Reader = Annotated[Principal, Depends(require("attendance:read"))]
-
 
 @router.patch("/attendance/groups/{group_id}", response_model=GroupOut)
 async def update_group(
@@ -296,10 +294,8 @@ async def update_group(
 
 
 @router.get("/attendance/groups/{group_id}/timetable", response_model=TimetableOut)
-async def get_timetable(
-    group_id: uuid.UUID, session: SessionDep, principal: Reader
-) -> TimetableOut:
-    return await timetable.read_timetable(session, principal, group_id)
+async def get_timetable(group_id: uuid.UUID, read: Reads) -> TimetableOut:
+    return await timetable.read_timetable(read, group_id)
 
 
 @router.put("/attendance/groups/{group_id}/timetable", response_model=TimetableOut)
@@ -327,9 +323,8 @@ async def generate_sessions(
 
 
 @router.get("/attendance/org-settings", response_model=OrgSettings)
-async def get_org_settings(session: SessionDep, principal: SettingsWriter) -> OrgSettings:
-    """Read with the settings permission (the same people change them)."""
-    return await timetable.read_org_settings(session, principal)
+async def get_org_settings(read: SettingsReads) -> OrgSettings:
+    return await timetable.read_org_settings(read)
 
 
 @router.patch("/attendance/org-settings", response_model=OrgSettings)

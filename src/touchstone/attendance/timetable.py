@@ -12,7 +12,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, select
+from sqlalchemy import BindParameter, bindparam, delete, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -37,6 +37,14 @@ from touchstone.core.audit import record_audit
 from touchstone.core.auth import Principal
 from touchstone.core.db import utcnow
 from touchstone.core.errors import InvalidInput, NotFound
+from touchstone.core.reads import (
+    Rows,
+    Statements,
+    TenantRead,
+    columns_for,
+    item_query,
+    row_query,
+)
 
 DEFAULT_TIMEZONE = "UTC"
 PRESENT, LATE = "present", "late"
@@ -67,11 +75,36 @@ async def org_timezone(session: AsyncSession, org_id: uuid.UUID) -> str:
     return row.timezone if row is not None else DEFAULT_TIMEZONE
 
 
-async def read_org_settings(session: AsyncSession, principal: Principal) -> OrgSettings:
-    row = await repository.settings_row(session, principal.org_id)
-    if row is None:
+_ORG: BindParameter[uuid.UUID] = bindparam("org_id")
+ORG_SETTINGS = row_query(
+    select(SettingsRow.timezone, SettingsRow.evidence_retention_days).where(
+        SettingsRow.org_id == _ORG
+    )
+)
+GROUP_ZONE = row_query(
+    select(Group.timezone).where(Group.org_id == _ORG, Group.id == bindparam("id"))
+)
+SLOTS = item_query(
+    select(*columns_for(SlotOut, TimetableSlot))
+    .where(TimetableSlot.org_id == _ORG, TimetableSlot.group_id == bindparam("id"))
+    .order_by(TimetableSlot.weekday, TimetableSlot.starts_at),
+    SlotOut,
+)
+
+
+def _org_settings(rows: Rows) -> OrgSettings:
+    if not rows:
         return OrgSettings(timezone=DEFAULT_TIMEZONE, evidence_retention_days=None)
-    return OrgSettings(timezone=row.timezone, evidence_retention_days=row.evidence_retention_days)
+    zone, days = rows[0]
+    return OrgSettings(timezone=zone, evidence_retention_days=days)
+
+
+async def read_org_settings(read: TenantRead) -> OrgSettings:
+    def plan(principal: Principal) -> Statements:
+        return [(ORG_SETTINGS.query, {"org_id": principal.org_id})]
+
+    (rows,) = await read.fetch(plan)
+    return _org_settings(rows)
 
 
 async def update_org_settings(
@@ -147,10 +180,27 @@ async def _timetable(session: AsyncSession, principal: Principal, group: Group) 
     )
 
 
-async def read_timetable(
-    session: AsyncSession, principal: Principal, group_id: uuid.UUID
-) -> TimetableOut:
-    return await _timetable(session, principal, await _group(session, principal, group_id))
+async def read_timetable(read: TenantRead, group_id: uuid.UUID) -> TimetableOut:
+    """The group, its slots and the org's zone in one round trip."""
+
+    def plan(principal: Principal) -> Statements:
+        values = {"org_id": principal.org_id, "id": group_id}
+        return [
+            (GROUP_ZONE.query, values),
+            (SLOTS.query, values),
+            (ORG_SETTINGS.query, values),
+        ]
+
+    group, slots, settings = await read.fetch(plan)
+    if not group:
+        raise GroupNotFound()
+    (zone,) = group[0]
+    return TimetableOut(
+        group_id=group_id,
+        timezone=zone or _org_settings(settings).timezone,
+        timezone_source="group" if zone else "org",
+        slots=[SlotOut(**row) for row in SLOTS.items(slots)],
+    )
 
 
 async def replace_timetable(
