@@ -11,7 +11,9 @@ window pass), and the current streak is the run after the person's last attended
 The CTEs are `NOT MATERIALIZED`, so PostgreSQL plans over the tables and their statistics;
 materialised (it has none for them), joining two of them made one query of the group
 statistics of a 1,000-student school take over 10 s on this busy machine
-(`bench.attendance_statistics`).
+(`bench.attendance_statistics`). The range is a range of instants (local midnights in
+each group's zone), not a filter on the local date of each session: PostgreSQL guessed
+that filter kept 25 of 13,000 sessions and chose nested loops over 320,000 rows.
 """
 
 from __future__ import annotations
@@ -55,10 +57,9 @@ WITH zone AS (
     CROSS JOIN zone
     WHERE s.org_id = CAST(:org_id AS uuid)
       AND s.starts_at <= now()
-      AND s.starts_at >= CAST(:date_from AS date) - interval '1 day'
-      AND s.starts_at < CAST(:date_to AS date) + interval '2 days'
-      AND CAST(s.starts_at AT TIME ZONE coalesce(g.timezone, zone.name) AS date)
-          BETWEEN CAST(:date_from AS date) AND CAST(:date_to AS date)
+      AND s.starts_at >= CAST(:date_from AS timestamp) AT TIME ZONE coalesce(g.timezone, zone.name)
+      AND s.starts_at < (CAST(:date_to AS timestamp) + interval '1 day')
+          AT TIME ZONE coalesce(g.timezone, zone.name)
       AND (CAST(:group_id AS uuid) IS NULL OR s.group_id = CAST(:group_id AS uuid))
 ), expected AS NOT MATERIALIZED (
     SELECT h.id AS session_id, h.starts_at, m.person_id, coalesce(k.status, 'absent') AS status
