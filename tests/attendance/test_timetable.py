@@ -74,9 +74,22 @@ async def test_sessions_come_from_the_timetable_once_in_local_time(
         await client.post(path, headers=headers, json={**span, "date_to": "2026-04-08"})
     ).json()
     assert (wider["created"], wider["existing"]) == (0, 6)
+    relabelled = [{**WEEK[0], "label": "Maths"}, {**WEEK[1], "ends_at": "15:00"}]
+    put_again = await client.put(
+        f"{API}/groups/{group_id}/timetable", headers=headers, json={"slots": relabelled}
+    )
+    assert [s["id"] for s in put_again.json()["slots"]] == [s["id"] for s in table["slots"]]
+    regenerated = (await client.post(path, headers=headers, json=span)).json()
+    assert (regenerated["created"], regenerated["existing"]) == (0, 4)  # still the same slots
+    dropped = await client.put(
+        f"{API}/groups/{group_id}/timetable", headers=headers, json={"slots": WEEK[:1]}
+    )
+    assert len(dropped.json()["slots"]) == 1
+    after_drop = (await client.post(path, headers=headers, json=span)).json()
+    assert (after_drop["created"], after_drop["existing"]) == (0, 2)
     shown = await client.get(f"{API}/groups/{group_id}/timetable", headers=headers)
     assert (shown.json()["timezone"], shown.json()["timezone_source"]) == ("Europe/London", "group")
-    assert shown.json()["slots"] == table["slots"]
+    assert shown.json()["slots"] == dropped.json()["slots"]
 
 
 async def test_a_mark_after_the_cut_off_is_late(

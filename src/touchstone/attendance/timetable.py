@@ -12,7 +12,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import BindParameter, bindparam, delete, select
+from sqlalchemy import BindParameter, bindparam, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -206,34 +206,44 @@ async def read_timetable(read: TenantRead, group_id: uuid.UUID) -> TimetableOut:
 async def replace_timetable(
     session: AsyncSession, principal: Principal, group_id: uuid.UUID, data: TimetableIn
 ) -> TimetableOut:
-    """The group's weekly slots become exactly `data.slots`. Sessions already generated
-    stay (a slot's removal forgets only where they came from)."""
+    """The group's weekly slots become exactly `data.slots`. A slot with the same weekday
+    and start is kept and updated, so the sessions generated from it stay its own and
+    generating again does not duplicate them; a removed slot's sessions stay, without it."""
     group = await _group(session, principal, group_id)
-    await session.execute(
-        delete(TimetableSlot).where(
-            TimetableSlot.org_id == principal.org_id, TimetableSlot.group_id == group_id
+    existing = {
+        (slot.weekday, slot.starts_at): slot
+        for slot in await session.scalars(
+            select(TimetableSlot).where(
+                TimetableSlot.org_id == principal.org_id, TimetableSlot.group_id == group_id
+            )
         )
-    )
-    session.add_all(
-        TimetableSlot(
+    }
+    wanted = {(slot.weekday, slot.starts_at): slot for slot in data.slots}
+    for key, row in existing.items():
+        if key not in wanted:
+            await session.delete(row)
+    for key, slot in wanted.items():
+        row = existing.get(key) or TimetableSlot(
             org_id=principal.org_id,
             group_id=group_id,
             weekday=slot.weekday,
             starts_at=slot.starts_at,
-            ends_at=slot.ends_at,
-            late_after_minutes=slot.late_after_minutes,
-            label=slot.label or f"{slot.starts_at:%H:%M}",
             created_at=utcnow(),
         )
-        for slot in data.slots
-    )
+        row.ends_at, row.late_after_minutes = slot.ends_at, slot.late_after_minutes
+        row.label = slot.label or f"{slot.starts_at:%H:%M}"
+        session.add(row)
     await record_audit(
         session,
         principal,
         "attendance.timetable.replaced",
         "attendance_group",
         group_id,
-        {"slots": len(data.slots)},
+        {
+            "slots": len(wanted),
+            "kept": len(wanted.keys() & existing.keys()),
+            "removed": len(existing.keys() - wanted.keys()),
+        },
     )
     await session.flush()
     return await _timetable(session, principal, group)
