@@ -32,6 +32,8 @@ async def test_sessions_come_from_the_timetable_once_in_local_time(
         f"{API}/org-settings", headers=headers, json={"timezone": "Asia/Ho_Chi_Minh"}
     )
     assert zone.json() == {"timezone": "Asia/Ho_Chi_Minh", "evidence_retention_days": None}
+    recognition = await client.get(f"{API}/recognition-settings", headers=headers)
+    assert recognition.json()["is_default"] is True  # the zone leaves recognition as it was
     put = await client.put(
         f"{API}/groups/{group_id}/timetable", headers=headers, json={"slots": WEEK}
     )

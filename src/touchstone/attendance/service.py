@@ -512,7 +512,11 @@ async def recognition_settings(read: TenantRead) -> RecognitionSettings:
             is_default=True,
         )
     threshold, margin = rows[0]
-    return RecognitionSettings(match_threshold=threshold, match_margin=margin, is_default=False)
+    # The row also holds the org's zone and retention: it may exist with the default pair.
+    defaults = (matching.DEFAULT_THRESHOLD, matching.DEFAULT_MARGIN)
+    return RecognitionSettings(
+        match_threshold=threshold, match_margin=margin, is_default=(threshold, margin) == defaults
+    )
 
 
 async def update_recognition_settings(
@@ -533,7 +537,11 @@ async def update_recognition_settings(
         data.model_dump(),
     )
     await session.flush()
-    return RecognitionSettings(**data.model_dump(), is_default=False)
+    defaults = (matching.DEFAULT_THRESHOLD, matching.DEFAULT_MARGIN)
+    return RecognitionSettings(
+        **data.model_dump(),
+        is_default=(data.match_threshold, data.match_margin) == defaults,
+    )
 
 
 async def _thresholds(session: AsyncSession, org_id: uuid.UUID) -> tuple[float, float]:
