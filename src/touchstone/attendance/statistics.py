@@ -62,7 +62,8 @@ WITH zone AS (
           AT TIME ZONE coalesce(g.timezone, zone.name)
       AND (CAST(:group_id AS uuid) IS NULL OR s.group_id = CAST(:group_id AS uuid))
 ), expected AS NOT MATERIALIZED (
-    SELECT h.id AS session_id, h.starts_at, m.person_id, coalesce(k.status, 'absent') AS status
+    SELECT h.id AS session_id, h.group_id, h.day, h.starts_at, m.person_id,
+           coalesce(k.status, 'absent') AS status
     FROM in_range h
     JOIN attendance_memberships m ON m.group_id = h.group_id
     LEFT JOIN attendance_marks k ON k.session_id = h.id AND k.person_id = m.person_id
@@ -132,16 +133,23 @@ _GROUPS = (
     + f"""
 SELECT g.id AS group_id, g.name,
        (SELECT count(*) FROM attendance_memberships m WHERE m.group_id = g.id) AS members,
-       count(DISTINCT h.id) AS sessions,
-       {_COUNTS}
+       coalesce(h.sessions, 0) AS sessions,
+       coalesce(e.expected, 0) AS expected,
+       coalesce(e.present, 0) AS present,
+       coalesce(e.late, 0) AS late,
+       coalesce(e.absent, 0) AS absent,
+       e.rate
 FROM attendance_groups g
-LEFT JOIN in_range h ON h.group_id = g.id
-LEFT JOIN expected e ON e.session_id = h.id
+LEFT JOIN (SELECT group_id, count(*) AS sessions FROM in_range GROUP BY group_id) h
+       ON h.group_id = g.id
+LEFT JOIN (SELECT e.group_id, {_COUNTS} FROM expected e GROUP BY e.group_id) e
+       ON e.group_id = g.id
 WHERE g.org_id = CAST(:org_id AS uuid)
   AND (CAST(:group_id AS uuid) IS NULL OR g.id = CAST(:group_id AS uuid))
-GROUP BY g.id, g.name
 """
 )
+"""Sessions and member-sessions are counted apart and met per group: joining the
+member-sessions back to the sessions costs more than both counts."""
 
 _SESSIONS = (
     _EXPECTED
@@ -157,12 +165,24 @@ GROUP BY h.id, h.group_id, h.label, h.starts_at, h.day
 _PERIODS = (
     _EXPECTED
     + f"""
-SELECT CAST(date_trunc(CAST(:period AS text), CAST(h.day AS timestamp)) AS date) AS period_start,
-       count(DISTINCT h.id) AS sessions,
-       {_COUNTS}
-FROM in_range h
-LEFT JOIN expected e ON e.session_id = h.id
-GROUP BY 1
+SELECT p.period_start, p.sessions,
+       coalesce(e.expected, 0) AS expected,
+       coalesce(e.present, 0) AS present,
+       coalesce(e.late, 0) AS late,
+       coalesce(e.absent, 0) AS absent,
+       e.rate
+FROM (
+    SELECT CAST(date_trunc(CAST(:period AS text), CAST(h.day AS timestamp)) AS date)
+               AS period_start,
+           count(*) AS sessions
+    FROM in_range h GROUP BY 1
+) p
+LEFT JOIN (
+    SELECT CAST(date_trunc(CAST(:period AS text), CAST(e.day AS timestamp)) AS date)
+               AS period_start,
+           {_COUNTS}
+    FROM expected e GROUP BY 1
+) e ON e.period_start = p.period_start
 """
 )
 
