@@ -1,12 +1,8 @@
-"""attendance: live camera marking (late cut-off, liveness), camera settings, photo evidence
+"""attendance: live camera marking (liveness), camera settings, photo evidence
 
 Revision ID: 0017
-Revises: 0015
+Revises: 0016
 Create Date: 2026-12-07 18:00:00
-
-`attendance_sessions.late_after` and `attendance_marks.status` are the same columns the
-timetables migration (0016) adds, so they are added only where missing: either migration
-may come first.
 """
 
 from collections.abc import Sequence
@@ -17,7 +13,7 @@ from alembic import op
 from touchstone.core.rls import enable_tenant_rls
 
 revision: str = "0017"
-down_revision: str | None = "0015"
+down_revision: str | None = "0016"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -25,11 +21,6 @@ TENANT_TABLES = ("attendance_camera_settings", "attendance_evidence")
 
 
 def upgrade() -> None:
-    op.execute("ALTER TABLE attendance_sessions ADD COLUMN IF NOT EXISTS late_after TIMESTAMPTZ")
-    op.execute(
-        "ALTER TABLE attendance_marks "
-        "ADD COLUMN IF NOT EXISTS status VARCHAR(10) DEFAULT 'present' NOT NULL"
-    )
     op.add_column("attendance_marks", sa.Column("liveness", sa.String(length=20), nullable=True))
     op.create_table(
         "attendance_camera_settings",
@@ -87,5 +78,3 @@ def downgrade() -> None:
     for table in reversed(TENANT_TABLES):
         op.drop_table(table)
     op.drop_column("attendance_marks", "liveness")
-    op.execute("ALTER TABLE attendance_marks DROP COLUMN IF EXISTS status")
-    op.execute("ALTER TABLE attendance_sessions DROP COLUMN IF EXISTS late_after")

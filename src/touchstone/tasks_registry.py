@@ -4,6 +4,7 @@ from touchstone.appraisal import tasks as appraisal_tasks
 from touchstone.attendance import tasks as attendance_tasks
 from touchstone.core.email import tasks as email_tasks
 from touchstone.core.jobs import maintenance
+from touchstone.core.storage import removal as storage_tasks
 from touchstone.identity import tasks as identity_tasks
 from touchstone.statements import tasks as statement_tasks
 from touchstone.webhooks import tasks as webhook_tasks
@@ -15,5 +16,6 @@ __all__ = [
     "identity_tasks",
     "maintenance",
     "statement_tasks",
+    "storage_tasks",
     "webhook_tasks",
 ]

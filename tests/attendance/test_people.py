@@ -49,7 +49,12 @@ async def test_a_class_with_its_students(client: httpx.AsyncClient, tenant_a: Te
     ] == "Renamed"
 
     deleted = await client.delete(f"{API}/people/{first}", headers=headers)
-    assert deleted.json() == {"id": first, "faces_deleted": 0, "photos_deleted": 0}
+    assert deleted.json() == {
+        "id": first,
+        "faces_deleted": 0,
+        "photos_deleted": 0,
+        "photo_removal_job_id": None,
+    }
     assert_problem(await client.get(f"{API}/people/{first}", headers=headers), 404)
 
 

@@ -8,17 +8,20 @@ Deleting a person cascades to their memberships, consents, faces and marks.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime, time
 from typing import Any
 
 from pgvector.sqlalchemy import Vector
 from sqlalchemy import (
+    Date,
     DateTime,
     Float,
     ForeignKey,
     Index,
     Integer,
+    SmallInteger,
     String,
+    Time,
     UniqueConstraint,
     func,
 )
@@ -39,6 +42,12 @@ class Group(IdMixin, TenantMixin, TimestampMixin, Base):
 
     name: Mapped[str] = mapped_column(String(120))
     description: Mapped[str | None] = mapped_column(String(500))
+    timezone: Mapped[str | None] = mapped_column(String(60))
+    """IANA zone of the group's timetable; None: the org's (`Settings.timezone`)."""
+    owner_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), index=True
+    )
+    """The user who answers for the group (a form teacher, a shift lead): gets its daily summary."""
 
 
 class Person(IdMixin, TenantMixin, TimestampMixin, Base):
@@ -112,12 +121,18 @@ class Settings(IdMixin, TenantMixin, Base):
     match_threshold: Mapped[float] = mapped_column(Float)
     match_margin: Mapped[float] = mapped_column(Float)
     updated_at: Mapped[datetime] = mapped_column(_TZ, default=utcnow, server_default=func.now())
+    timezone: Mapped[str] = mapped_column(String(60), default="UTC", server_default="UTC")
+    """The org's IANA zone: timetables and daily summaries are in local time."""
+    evidence_retention_days: Mapped[int | None] = mapped_column(Integer)
+    """Class photos kept as evidence are removed this many days after they were taken;
+    None keeps them."""
 
 
 class Session(IdMixin, TenantMixin, TimestampMixin, Base):
     """One occasion a group's attendance is taken (a lecture, a day, a shift)."""
 
     __tablename__ = "attendance_sessions"
+    __table_args__ = (UniqueConstraint("slot_id", "starts_at"),)
 
     group_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("attendance_groups.id", ondelete="CASCADE"), index=True
@@ -125,8 +140,13 @@ class Session(IdMixin, TenantMixin, TimestampMixin, Base):
     label: Mapped[str] = mapped_column(String(200))
     starts_at: Mapped[datetime] = mapped_column(_TZ)
     created_by: Mapped[uuid.UUID]
+    ends_at: Mapped[datetime | None] = mapped_column(_TZ)
     late_after: Mapped[datetime | None] = mapped_column(_TZ)
     """A mark taken after this moment is `late`; None: nobody is late."""
+    slot_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("attendance_timetable_slots.id", ondelete="SET NULL"), index=True
+    )
+    """The timetable slot it was generated from (one session per slot and start)."""
 
 
 class Mark(IdMixin, TenantMixin, TimestampMixin, Base):
@@ -155,6 +175,8 @@ class Mark(IdMixin, TenantMixin, TimestampMixin, Base):
     liveness: Mapped[str | None] = mapped_column(String(20))
     """The liveness engine's verdict on a face-based mark (`not_assessed` by default);
     None for a teacher's own."""
+    evidence_removed_at: Mapped[datetime | None] = mapped_column(_TZ)
+    """When retention removed the class photo `photo_key` named (then None)."""
 
 
 class Review(IdMixin, TenantMixin, TimestampMixin, Base):
@@ -170,12 +192,14 @@ class Review(IdMixin, TenantMixin, TimestampMixin, Base):
     )
     distance: Mapped[float] = mapped_column(Float)
     box: Mapped[list[int]] = mapped_column(JSONB)
-    photo_key: Mapped[str] = mapped_column(String(200))
+    photo_key: Mapped[str | None] = mapped_column(String(200))
+    """None once retention removed the class photo (`evidence_removed_at`)."""
     status: Mapped[str] = mapped_column(String(20))
     """open | confirmed | corrected | rejected"""
     decided_by: Mapped[uuid.UUID | None]
     decided_at: Mapped[datetime | None] = mapped_column(_TZ)
     reason: Mapped[str | None] = mapped_column(String(500))
+    evidence_removed_at: Mapped[datetime | None] = mapped_column(_TZ)
 
 
 class CameraSettings(IdMixin, TenantMixin, Base):
@@ -210,3 +234,39 @@ class Evidence(IdMixin, TenantMixin, TimestampMixin, Base):
     error_code: Mapped[str | None] = mapped_column(String(80))
     created_by: Mapped[uuid.UUID]
     finished_at: Mapped[datetime | None] = mapped_column(_TZ)
+
+
+class TimetableSlot(IdMixin, TenantMixin, TimestampMixin, Base):
+    """A weekly slot of a group's timetable: sessions are generated from it."""
+
+    __tablename__ = "attendance_timetable_slots"
+    __table_args__ = (UniqueConstraint("group_id", "weekday", "starts_at"),)
+
+    group_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("attendance_groups.id", ondelete="CASCADE"), index=True
+    )
+    weekday: Mapped[int] = mapped_column(SmallInteger)
+    """ISO weekday: 1 Monday … 7 Sunday."""
+    starts_at: Mapped[time] = mapped_column(Time)
+    ends_at: Mapped[time] = mapped_column(Time)
+    late_after_minutes: Mapped[int] = mapped_column(Integer)
+    label: Mapped[str] = mapped_column(String(200))
+
+
+class DailySummary(IdMixin, TenantMixin, TimestampMixin, Base):
+    """A group's day summarised to its owner: one row per group and local day, so the
+    periodic job never sends the same day twice."""
+
+    __tablename__ = "attendance_daily_summaries"
+    __table_args__ = (UniqueConstraint("group_id", "day"),)
+
+    group_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("attendance_groups.id", ondelete="CASCADE"), index=True
+    )
+    day: Mapped[date] = mapped_column(Date)
+    owner_id: Mapped[uuid.UUID]
+    email_id: Mapped[uuid.UUID | None]
+    sessions: Mapped[int] = mapped_column(Integer)
+    present: Mapped[int] = mapped_column(Integer)
+    late: Mapped[int] = mapped_column(Integer)
+    absent: Mapped[int] = mapped_column(Integer)

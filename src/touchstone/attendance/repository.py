@@ -49,7 +49,9 @@ from touchstone.core.writes import insert_query
 EF_SEARCH = 100
 _ORG: BindParameter[uuid.UUID] = bindparam("org_id")
 
-NEW_GROUP = insert_query(Group, ("id", "org_id", "name", "description", "created_at"))
+NEW_GROUP = insert_query(
+    Group, ("id", "org_id", "name", "description", "created_at", "timezone", "owner_id")
+)
 NEW_PERSON = insert_query(Person, ("id", "org_id", "code", "full_name", "contact", "created_at"))
 
 GROUP_COLUMNS = columns_for(GroupOut, Group)

@@ -7,14 +7,16 @@ use cases that check other rows first take `SessionDep`. Mounted under /api/v1 b
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Depends, Query, Response, UploadFile, status
 
-from touchstone.attendance import evidence, service
+from touchstone.attendance import evidence, exports, service, statistics, timetable
 from touchstone.attendance.live import settings as camera
 from touchstone.attendance.live import websocket as camera_socket
 from touchstone.attendance.schemas import (
+    AbsenteeQuery,
     Calibration,
     CameraSettings,
     CameraSettingsUpdate,
@@ -22,15 +24,25 @@ from touchstone.attendance.schemas import (
     ConsentOut,
     EvidenceOut,
     FaceOut,
+    GeneratedSessions,
     GroupCreate,
     GroupOut,
+    GroupStatistics,
+    GroupUpdate,
     ImportReport,
     ManualMark,
     MembersAdd,
+    MonthExportQuery,
+    OrgSettings,
+    OrgSettingsUpdate,
+    PeriodQuery,
+    PeriodStatistics,
     PersonCreate,
     PersonDeleted,
     PersonOut,
+    PersonStatistics,
     PersonUpdate,
+    RangeQuery,
     Recognition,
     RecognitionSettings,
     RecognitionSettingsUpdate,
@@ -38,13 +50,19 @@ from touchstone.attendance.schemas import (
     ReviewOut,
     SessionCreate,
     SessionDetail,
+    SessionGeneration,
     SessionOut,
+    SessionStatistics,
+    StatisticsQuery,
+    TimetableIn,
+    TimetableOut,
 )
 from touchstone.core.auth import Principal
 from touchstone.core.deps import SessionDep, SettingsDep, require
 from touchstone.core.idempotency import IdempotencyDep
 from touchstone.core.jobs.router import JobOut
 from touchstone.core.pagination import Page, PageDep, page_response
+from touchstone.core.query_params import query_model
 from touchstone.core.reads import TenantRead, tenant_read
 from touchstone.core.routing import ApiRouter, upload_limit
 from touchstone.core.schemas import OutputModel, PlainText
@@ -101,7 +119,8 @@ async def create_person(body: PersonCreate, write: NewThing) -> PersonOut:
 @router.post("/attendance/people-imports", response_model=ImportReport)
 async def import_people(file: UploadFile, session: SessionDep, principal: Writer) -> ImportReport:
     """A UTF-8 CSV with the header `code,full_name[,contact][,group]` (group: an existing
-    group's name). Valid rows are created; the others come back with their line and why."""
+    group's name), or an XLSX workbook whose first sheet has that header in row 1 (values,
+    no formulas). Valid rows are created; the others come back with their line and why."""
     return await service.import_people(session, principal, file)
 
 
@@ -132,10 +151,11 @@ async def update_person(
 
 @router.delete("/attendance/people/{person_id}", response_model=PersonDeleted)
 async def delete_person(
-    person_id: uuid.UUID, session: SessionDep, storage: StorageDep, principal: Writer
+    person_id: uuid.UUID, session: SessionDep, principal: Writer
 ) -> PersonDeleted:
-    """With the person go their consents, marks, embeddings and enrolment photos."""
-    return await service.delete_person(session, storage, principal, person_id)
+    """With the person go their consents, marks, embeddings and enrolment photos (the
+    photos by a job queued with the deletion: a failed commit keeps them)."""
+    return await service.delete_person(session, principal, person_id)
 
 
 @router.post("/attendance/people/{person_id}/consents", response_model=ConsentOut, status_code=201)
@@ -176,11 +196,11 @@ async def delete_face(
     person_id: uuid.UUID,
     face_id: uuid.UUID,
     session: SessionDep,
-    storage: StorageDep,
     principal: Enroller,
 ) -> Response:
-    """The embedding and its stored photo; re-enrolment replaces by deleting and adding."""
-    await service.delete_face(session, storage, principal, person_id, face_id)
+    """The embedding and its stored photo (removed by a job once the deletion commits);
+    re-enrolment replaces by deleting and adding."""
+    await service.delete_face(session, principal, person_id, face_id)
     return Response(status_code=204)
 
 
@@ -303,3 +323,153 @@ async def put_camera_settings(
     """How many frames within how many seconds the camera must recognise someone in before
     it marks them present."""
     return await camera.update_camera_settings(session, principal, body)
+
+
+# --- timetables, group owners, org settings --------------------------------------------------
+
+
+@router.patch("/attendance/groups/{group_id}", response_model=GroupOut)
+async def update_group(
+    group_id: uuid.UUID,
+    body: GroupUpdate,
+    session: SessionDep,
+    principal: Writer,
+    idempotency: IdempotencyDep,
+) -> GroupOut:
+    """Description, the timetable's zone (null: the org's) and the owner, a user of the
+    org who gets the group's daily summary."""
+    updated = await timetable.update_group(session, principal, group_id, body)
+    return idempotency.remember(updated, 200)
+
+
+@router.get("/attendance/groups/{group_id}/timetable", response_model=TimetableOut)
+async def get_timetable(group_id: uuid.UUID, read: Reads) -> TimetableOut:
+    return await timetable.read_timetable(read, group_id)
+
+
+@router.put("/attendance/groups/{group_id}/timetable", response_model=TimetableOut)
+async def put_timetable(
+    group_id: uuid.UUID, body: TimetableIn, session: SessionDep, principal: Writer
+) -> TimetableOut:
+    """The weekly slots (wall-clock times in the group's zone) become exactly these;
+    sessions generated before stay."""
+    return await timetable.replace_timetable(session, principal, group_id, body)
+
+
+@router.post("/attendance/groups/{group_id}/timetable/sessions", response_model=GeneratedSessions)
+async def generate_sessions(
+    group_id: uuid.UUID,
+    body: SessionGeneration,
+    session: SessionDep,
+    principal: Marker,
+    idempotency: IdempotencyDep,
+) -> GeneratedSessions:
+    """A session per slot and day of the range; sessions generated before are counted in
+    `existing` and not made again, so a repeated request changes nothing (with the same
+    `Idempotency-Key`, it answers what the first one did)."""
+    generated = await timetable.generate_sessions(session, principal, group_id, body)
+    return idempotency.remember(generated, 200)
+
+
+@router.get("/attendance/org-settings", response_model=OrgSettings)
+async def get_org_settings(read: SettingsReads) -> OrgSettings:
+    return await timetable.read_org_settings(read)
+
+
+@router.patch("/attendance/org-settings", response_model=OrgSettings)
+async def patch_org_settings(
+    body: OrgSettingsUpdate,
+    session: SessionDep,
+    principal: SettingsWriter,
+    idempotency: IdempotencyDep,
+) -> OrgSettings:
+    """The org's zone (timetables, daily summaries) and how long class photos are kept."""
+    updated = await timetable.update_org_settings(session, principal, body)
+    return idempotency.remember(updated, 200)
+
+
+# --- statistics -----------------------------------------------------------------------------
+
+StatisticsReads = Annotated[StatisticsQuery, Depends(query_model(StatisticsQuery))]
+RangeReads = Annotated[RangeQuery, Depends(query_model(RangeQuery))]
+
+
+@router.get("/attendance/statistics/people", response_model=Page[PersonStatistics])
+async def people_statistics(read: Reads, page: PageDep, query: StatisticsReads) -> Response:
+    """Per person over the range: sessions, attended, late, absences, rate and absence
+    streaks; `group_id` limits it to a group's sessions and members."""
+    items, total = await statistics.people(read, page, query)
+    return page_response(items, total, page)
+
+
+@router.get("/attendance/statistics/chronic-absentees", response_model=Page[PersonStatistics])
+async def chronic_absentees(
+    read: Reads,
+    page: PageDep,
+    query: Annotated[AbsenteeQuery, Depends(query_model(AbsenteeQuery))],
+) -> Response:
+    """People whose attendance rate is under `below` (default 0.8), lowest rate first."""
+    items, total = await statistics.chronic_absentees(read, page, query)
+    return page_response(items, total, page)
+
+
+@router.get("/attendance/statistics/groups", response_model=Page[GroupStatistics])
+async def groups_statistics(read: Reads, page: PageDep, query: StatisticsReads) -> Response:
+    items, total = await statistics.groups(read, page, query)
+    return page_response(items, total, page)
+
+
+@router.get("/attendance/statistics/sessions", response_model=Page[SessionStatistics])
+async def sessions_statistics(read: Reads, page: PageDep, query: StatisticsReads) -> Response:
+    items, total = await statistics.sessions(read, page, query)
+    return page_response(items, total, page)
+
+
+@router.get("/attendance/statistics/periods", response_model=Page[PeriodStatistics])
+async def period_statistics(
+    read: Reads,
+    page: PageDep,
+    query: Annotated[PeriodQuery, Depends(query_model(PeriodQuery))],
+) -> Response:
+    """Totals per day, week (from Monday) or month of the range."""
+    items, total = await statistics.periods(read, page, query)
+    return page_response(items, total, page)
+
+
+@router.get("/attendance/people/{person_id}/statistics", response_model=PersonStatistics)
+async def person_statistics(
+    person_id: uuid.UUID, read: Reads, span: RangeReads
+) -> PersonStatistics:
+    return PersonStatistics(**await statistics.person(read, person_id, span))
+
+
+@router.get("/attendance/groups/{group_id}/statistics", response_model=GroupStatistics)
+async def group_statistics(group_id: uuid.UUID, read: Reads, span: RangeReads) -> GroupStatistics:
+    return GroupStatistics(**await statistics.group(read, group_id, span))
+
+
+@router.get(
+    "/attendance/groups/{group_id}/exports/month",
+    response_class=Response,
+    responses={
+        200: {
+            "content": {exports.CSV_TYPE: {}, exports.XLSX_TYPE: {}},
+            "description": "The month's statistics as a file",
+        }
+    },
+)
+async def export_month(
+    group_id: uuid.UUID,
+    read: Reads,
+    query: Annotated[MonthExportQuery, Depends(query_model(MonthExportQuery))],
+) -> Response:
+    """The group's month: `format=csv` one row per member; `format=xlsx` (default) sheets
+    Members, Sessions and Register (P present, L late, A absent)."""
+    month = query.first_day(datetime.now(UTC).date())
+    report = await exports.month_report(read, group_id, month)
+    if query.file_format == "csv":
+        data, media_type, suffix = exports.as_csv(report), exports.CSV_TYPE, "csv"
+    else:
+        data, media_type, suffix = await exports.as_xlsx(report), exports.XLSX_TYPE, "xlsx"
+    disposition = f'attachment; filename="{report.stem}.{suffix}"'
+    return Response(data, media_type=media_type, headers={"Content-Disposition": disposition})

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from touchstone.attendance import matching, repository, vision
+from touchstone.attendance import imports, matching, repository, timetable, vision
 from touchstone.attendance.engines import face_engine
 from touchstone.attendance.engines.liveness import Liveness, liveness_engine
 from touchstone.attendance.exceptions import (
@@ -78,10 +78,11 @@ from touchstone.core.audit import record_audit
 from touchstone.core.auth import Principal
 from touchstone.core.config import Settings
 from touchstone.core.db import utcnow
-from touchstone.core.errors import InvalidInput
+from touchstone.core.errors import InvalidInput, PayloadTooLarge
 from touchstone.core.pagination import Items, PageParams, PageShape
 from touchstone.core.reads import ItemQuery, Statements, TenantRead, read_item
 from touchstone.core.storage import Storage, file_kind, store_upload
+from touchstone.core.storage.removal import delete_after_commit
 from touchstone.core.writes import TenantWrite, WritePlan
 
 FACE_PHOTO_KIND = file_kind("attendance-face", permission="attendance:enrol")
@@ -97,7 +98,12 @@ MAX_PHOTO_BYTES = 10 * 1024 * 1024
 async def create_group(write: TenantWrite, data: GroupCreate) -> GroupOut:
     def plan(principal: Principal) -> WritePlan[GroupOut]:
         group = GroupOut(
-            id=uuid.uuid4(), name=data.name, description=data.description, created_at=utcnow()
+            id=uuid.uuid4(),
+            name=data.name,
+            description=data.description,
+            created_at=utcnow(),
+            timezone=None,
+            owner_id=None,
         )
         row = {**group.model_dump(), "org_id": principal.org_id}
         return WritePlan(
@@ -190,6 +196,7 @@ async def create_person(write: TenantWrite, data: PersonCreate) -> PersonOut:
 
 IMPORT_COLUMNS = frozenset({"code", "full_name", "contact", "group"})
 MAX_IMPORT_ROWS = 5_000
+MAX_IMPORT_BYTES = 1024 * 1024
 
 
 def _import_rows(data: bytes) -> list[tuple[int, dict[str, str]]]:
@@ -223,7 +230,17 @@ async def import_people(
     """Every valid row becomes a person (in its group when it names one); every other row
     is reported with its line and why, and nothing of it is stored."""
     await upload.seek(0)
-    rows = _import_rows(await upload.read())
+    data = await upload.read(MAX_IMPORT_BYTES + 1)
+    if not data:
+        raise InvalidInput("The file is empty")
+    if len(data) > MAX_IMPORT_BYTES:
+        raise PayloadTooLarge(f"An import is at most {MAX_IMPORT_BYTES} bytes")
+    if imports.is_workbook(data, upload.filename):
+        rows = await anyio.to_thread.run_sync(
+            imports.workbook_rows, data, IMPORT_COLUMNS, MAX_IMPORT_ROWS
+        )
+    else:
+        rows = _import_rows(data)
     codes = await repository.codes_in_org(session, principal.org_id)
     groups = await repository.groups_by_name(session, principal.org_id)
     refused: list[RefusedRow] = []
@@ -329,10 +346,11 @@ async def update_person(
 
 
 async def delete_person(
-    session: AsyncSession, storage: Storage, principal: Principal, person_id: uuid.UUID
+    session: AsyncSession, principal: Principal, person_id: uuid.UUID
 ) -> PersonDeleted:
     """The person with their memberships, consents, marks, embeddings and enrolment photos
-    (right to erasure: nothing biometric stays behind)."""
+        (right to erasure: nothing biometric stays behind). The photos are removed by a job
+    queued in this transaction, so a rollback keeps them with their rows."""
     person = await _person(session, principal, person_id)
     keys = await repository.face_photo_keys(session, principal.org_id, person_id)
     await session.delete(person)
@@ -345,9 +363,13 @@ async def delete_person(
         {"code": person.code, "faces_deleted": len(keys)},
     )
     await session.flush()
-    for key in keys:
-        await storage.delete(principal.org_id, key)
-    return PersonDeleted(id=person_id, faces_deleted=len(keys), photos_deleted=len(keys))
+    removal = await delete_after_commit(session, principal, keys)
+    return PersonDeleted(
+        id=person_id,
+        faces_deleted=len(keys),
+        photos_deleted=len(keys),
+        photo_removal_job_id=removal.id if removal else None,
+    )
 
 
 # --- consent and enrolment ------------------------------------------------------------------
@@ -458,11 +480,7 @@ async def enrol(
 
 
 async def delete_face(
-    session: AsyncSession,
-    storage: Storage,
-    principal: Principal,
-    person_id: uuid.UUID,
-    face_id: uuid.UUID,
+    session: AsyncSession, principal: Principal, person_id: uuid.UUID, face_id: uuid.UUID
 ) -> None:
     """Remove one enrolled face (a poor or outdated photo): re-enrolment replaces by
     deleting and adding."""
@@ -479,7 +497,7 @@ async def delete_face(
         {"face_id": str(face_id), "sha256": face.photo_sha256},
     )
     await session.flush()
-    await storage.delete(principal.org_id, face.photo_key)
+    await delete_after_commit(session, principal, [face.photo_key])
 
 
 # --- recognition ----------------------------------------------------------------------------
@@ -497,7 +515,11 @@ async def recognition_settings(read: TenantRead) -> RecognitionSettings:
             is_default=True,
         )
     threshold, margin = rows[0]
-    return RecognitionSettings(match_threshold=threshold, match_margin=margin, is_default=False)
+    # The row also holds the org's zone and retention: it may exist with the default pair.
+    defaults = (matching.DEFAULT_THRESHOLD, matching.DEFAULT_MARGIN)
+    return RecognitionSettings(
+        match_threshold=threshold, match_margin=margin, is_default=(threshold, margin) == defaults
+    )
 
 
 async def update_recognition_settings(
@@ -518,7 +540,11 @@ async def update_recognition_settings(
         data.model_dump(),
     )
     await session.flush()
-    return RecognitionSettings(**data.model_dump(), is_default=False)
+    defaults = (matching.DEFAULT_THRESHOLD, matching.DEFAULT_MARGIN)
+    return RecognitionSettings(
+        **data.model_dump(),
+        is_default=(data.match_threshold, data.match_margin) == defaults,
+    )
 
 
 async def _thresholds(session: AsyncSession, org_id: uuid.UUID) -> tuple[float, float]:
@@ -638,13 +664,11 @@ async def create_session(
         group_id=group_id,
         label=data.label,
         starts_at=starts_at,
-        late_after=(
-            None
-            if data.late_after_minutes is None
-            else starts_at + timedelta(minutes=data.late_after_minutes)
-        ),
         created_by=principal.id,
         created_at=utcnow(),
+        late_after=None
+        if data.late_after_minutes is None
+        else starts_at + timedelta(minutes=data.late_after_minutes),
     )
     session.add(created)
     await session.flush()
@@ -690,6 +714,7 @@ async def mark_by_hand(
         raise NotAMember()
     marks = await repository.marks_of(session, principal.org_id, session_id)
     existing = marks.get(data.person_id)
+    status = data.status or timetable.status_at(taken, utcnow())
     if data.present and existing is None:
         session.add(
             Mark(
@@ -700,8 +725,11 @@ async def mark_by_hand(
                 marked_by=principal.id,
                 reason=data.reason,
                 created_at=utcnow(),
+                status=status,
             )
         )
+    elif data.present and existing is not None and data.status is not None:
+        existing.status = data.status
     elif not data.present and existing is not None:
         await session.delete(existing)
     await record_audit(
@@ -713,6 +741,7 @@ async def mark_by_hand(
         {
             "person_id": str(data.person_id),
             "present": data.present,
+            "status": status if data.present else None,
             "reason": data.reason,
             "was_present": existing is not None,
         },
@@ -782,6 +811,7 @@ async def decide_review(
                     reason=data.reason,
                     created_at=utcnow(),
                     liveness=Liveness.NOT_ASSESSED,
+                    status=timetable.status_at(taken, review.created_at),
                 )
             )
     review.decided_by, review.decided_at, review.reason = principal.id, utcnow(), data.reason
@@ -856,6 +886,7 @@ async def mark_from_photo(
                     marked_by=principal.id,
                     created_at=utcnow(),
                     liveness=face.liveness,
+                    status=timetable.status_at(taken, utcnow()),
                 )
                 session.add(mark)
     await record_audit(

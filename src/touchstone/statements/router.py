@@ -21,7 +21,7 @@ from touchstone.core.auth import Principal
 from touchstone.core.deps import SessionDep, SettingsDep, SystemSessionDep, rate_limit, require
 from touchstone.core.errors import Conflict, InvalidInput, NotFound
 from touchstone.core.idempotency import IdempotencyDep
-from touchstone.core.jobs import accepted, defer
+from touchstone.core.jobs import accepted
 from touchstone.core.jobs.router import JobOut
 from touchstone.core.pagination import Page, PageDep, page_response
 from touchstone.core.query_params import query_model
@@ -29,7 +29,8 @@ from touchstone.core.reads import TenantRead, tenant_read
 from touchstone.core.routing import ApiRouter, upload_limit
 from touchstone.core.schemas import PlainText
 from touchstone.core.storage import StorageDep, request_storage
-from touchstone.statements import service, subscriptions, tasks
+from touchstone.core.storage.removal import delete_after_commit
+from touchstone.statements import service, subscriptions
 from touchstone.statements.engines.billing import BillingEngine, billing_engine
 from touchstone.statements.schemas import (
     AnalysisOut,
@@ -134,8 +135,7 @@ async def delete_batch(batch_id: uuid.UUID, session: SessionDep, principal: Writ
     """Delete the batch, its rows and (by a job, once the rows are gone) its files."""
     keys: list[str] = []
     await service.delete_batch(session, principal, keys, batch_id)
-    if keys:
-        await defer(session, principal, tasks.delete_files, keys="\n".join(keys))
+    await delete_after_commit(session, principal, keys)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

@@ -1,7 +1,8 @@
 """Jobs of the statements module (queue `documents`): they carry ids only.
 
-Their status is for readers of statements. A rebuilt workbook or a deleted batch's files need
-no end hook: whatever happens to them, the batch is already in a final state.
+Their status is for readers of statements. A rebuilt workbook needs no end hook: whatever
+happens to it, the batch is already in a final state. A deleted batch's files go through
+core's `delete_stored_files`.
 """
 
 from __future__ import annotations
@@ -51,13 +52,3 @@ async def rebuild_report(run: JobRun, batch_id: str) -> dict[str, Any]:
     return await processing.build_report(
         run, uuid.UUID(batch_id), get_storage(settings), finished=False
     )
-
-
-@job(read_permission="statements:read", queue="default", max_attempts=5)
-async def delete_files(run: JobRun, keys: str) -> dict[str, Any]:
-    """Remove a deleted batch's files once its rows are gone (keys are newline-separated)."""
-    storage = get_storage(run.settings)
-    removed = [key for key in keys.split("\n") if key]
-    for key in removed:
-        await storage.delete(run.org_id, key)
-    return {"deleted": len(removed)}
