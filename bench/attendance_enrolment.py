@@ -16,8 +16,9 @@ same photo sequence.
 The engine serialises its dlib calls within one process, so more clients cannot make one
 server enrol faster than its pipeline allows; they show what waiting costs in latency.
 
-Goal: every photo the gates accepted here is enrolled through the API (a refusal would mean
-the API and the pipeline disagree). Run: `python -m bench.attendance_enrolment`. Exit
+Goal: every photo the gates accepted here is enrolled through the API, and each photo they
+refused is refused by the API for the same reason (sent once each, not timed): otherwise the
+API and the pipeline disagree. Run: `python -m bench.attendance_enrolment`. Exit
 status: 0 goal met, 1 missed, 2 could not run (e.g. `../shared` is missing).
 """
 
@@ -85,7 +86,21 @@ class Gated:
     """The corpus photos after the in-process gates."""
 
     accepted: list[Photo] = field(default_factory=list)
-    refused: Counter[str] = field(default_factory=Counter)
+    refused: list[tuple[Photo, str]] = field(default_factory=list)
+    """With the reason: the gate, or `invalid_photo` (not a JPEG or PNG)."""
+    api_answers: dict[str, str] = field(default_factory=dict)
+    """Each refused photo's answer through the API, by path in the corpus."""
+
+    @property
+    def by_reason(self) -> Counter[str]:
+        return Counter(reason for _, reason in self.refused)
+
+    @property
+    def api_agrees(self) -> bool:
+        return all(
+            self.api_answers.get(str(photo.path.relative_to(FACES))) == f"422 {reason}"
+            for photo, reason in self.refused
+        )
 
 
 @dataclass
@@ -140,7 +155,8 @@ class Report:
         return {
             "enrolled_as_gated": all(
                 not level.refused and not level.failures for level in self.levels
-            )
+            ),
+            "refused_as_gated": self.gated.api_agrees,
         }
 
     def to_json(self) -> dict[str, object]:
@@ -149,7 +165,8 @@ class Report:
             "machine": machine(self.busy_before),
             "photos_enrolled_per_level": self.photos,
             "corpus_photos_accepted": len(self.gated.accepted),
-            "corpus_photos_refused_by_gate": dict(self.gated.refused),
+            "corpus_photos_refused_by_gate": dict(self.gated.by_reason),
+            "refused_photos_through_the_api": self.gated.api_answers,
             "bare_pipeline_per_cpu_s": round(self.bare_per_cpu_s, 3),
             "bare_pipeline_runs_per_cpu_s": [round(run, 3) for run in self.bare_runs],
             "levels": [level.to_json(self.bare_per_cpu_s) for level in self.levels],
@@ -157,12 +174,14 @@ class Report:
         }
 
     def table(self) -> str:
-        refused = ", ".join(f"{gate} {n}" for gate, n in sorted(self.gated.refused.items()))
+        refused = ", ".join(f"{gate} {n}" for gate, n in sorted(self.gated.by_reason.items()))
+        answers = ", ".join(f"{path}: {answer}" for path, answer in self.gated.api_answers.items())
         rows = [
             "face enrolment through the API (touchstone serve, 1 process, dlib engine)",
             f"machine: {describe_busy(self.busy_before)} of the CPUs busy just before",
             f"corpus photos of enrolled identities: {len(self.gated.accepted)} accepted by "
-            f"the gates, refused: {refused or 'none'}",
+            f"the gates, refused: {refused or 'none'}; the refused through the API: "
+            f"{answers or 'none sent'}",
             "bare pipeline in-process (decode, detect, gates, embed) on the same sequence: "
             f"{self.bare_per_cpu_s:.2f} enrolments per CPU-second (before and after the API: "
             f"{', '.join(f'{run:.2f}' for run in self.bare_runs)})",
@@ -179,7 +198,8 @@ class Report:
             )
         rows.append(
             "goal every gated photo enrolled through the API "
-            f"{verdict(self.verdicts['enrolled_as_gated'])}"
+            f"{verdict(self.verdicts['enrolled_as_gated'])}, every refused one refused for "
+            f"the same reason {verdict(self.verdicts['refused_as_gated'])}"
         )
         return "\n".join(rows)
 
@@ -193,16 +213,16 @@ def _gate(enrolled: list[Identity]) -> Gated:
         vision.enrolment(engine, first)  # loads the weights, which no request pays for
     for identity in enrolled:
         for path in identity.photos:
-            data = path.read_bytes()
+            photo = Photo(identity.name, path, path.read_bytes())
             try:
-                vision.enrolment(engine, data)
+                vision.enrolment(engine, photo.data)
             except EnrolmentRefused as refused:
-                gated.refused[str(refused.extra["gate"])] += 1
+                gated.refused.append((photo, str(refused.extra["gate"])))
                 continue
-            except InvalidPhoto:  # a format the API takes neither (not JPEG or PNG)
-                gated.refused["not_jpeg_or_png"] += 1
+            except InvalidPhoto as invalid:
+                gated.refused.append((photo, invalid.code))
                 continue
-            gated.accepted.append(Photo(identity.name, path, data))
+            gated.accepted.append(photo)
     return gated
 
 
@@ -242,6 +262,14 @@ def _enrol(client: httpx.Client, person: str, photo: Photo) -> httpx.Response:
     return client.post(f"{API}/people/{person}/faces", files=files)
 
 
+def _answer(response: httpx.Response) -> str:
+    """The status, and the gate or error code of a refusal."""
+    if response.status_code != 422:
+        return str(response.status_code)
+    problem = json.loads(response.content)
+    return f"422 {problem.get('gate') or problem.get('code')}"
+
+
 def _level(port: int, token: str, pid: int, clients: int, work: list[tuple[str, Photo]]) -> Level:
     """`clients` threads, each with its own connection, taking the next photo as soon as
     their last one is answered."""
@@ -268,7 +296,7 @@ def _level(port: int, token: str, pid: int, clients: int, work: list[tuple[str, 
                     if response.status_code == 201:
                         level.enrolled += 1
                     elif response.status_code == 422:
-                        level.refused[json.loads(response.content).get("gate", "?")] += 1
+                        level.refused[_answer(response).removeprefix("422 ")] += 1
                     else:
                         level.failures.append(f"{response.status_code}: {response.text[:200]}")
 
@@ -330,6 +358,10 @@ def run(photos: int, clients: tuple[int, ...]) -> Report:
                 work = [(people[photo.identity], photo) for photo in sequence]
                 say(f"enrolling {len(work)} photos with {count} client(s)")
                 report.levels.append(_level(server.port, token, server.process.pid, count, work))
+            for photo, _ in report.gated.refused:
+                person = admin.person(f"refused-{len(report.gated.api_answers):03d}")
+                answer = _answer(_enrol(admin.client, person, photo))
+                report.gated.api_answers[str(photo.path.relative_to(FACES))] = answer
             admin.client.close()
     say("the bare pipeline again")
     report.bare_runs.append(_bare(sequence))
