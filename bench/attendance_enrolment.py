@@ -289,7 +289,12 @@ def _level(port: int, token: str, pid: int, clients: int, work: list[tuple[str, 
                 if item is None:
                     return
                 sent = time.perf_counter()
-                response = _enrol(client, *item)
+                try:
+                    response = _enrol(client, *item)
+                except httpx.HTTPError as exc:  # counted, rather than losing the thread
+                    with lock:
+                        level.failures.append(repr(exc))
+                    continue
                 elapsed_ms = (time.perf_counter() - sent) * 1000
                 with lock:
                     level.latencies_ms.append(elapsed_ms)
@@ -330,39 +335,40 @@ def run(photos: int, clients: tuple[int, ...]) -> Report:
     sequence = [accepted[i % len(accepted)] for i in range(photos)]
     say(f"the bare pipeline on the {photos} photos")
     report.bare_runs.append(_bare(sequence))
-    with scratch_dir() as data_dir:
+    with contextlib.ExitStack() as stack:
+        data_dir = stack.enter_context(scratch_dir())
         env = child_env(data_dir, SETTINGS)
         say("starting touchstone")
-        with serving("touchstone", SERVE, env, data_dir, data_dir / "serve.log", READY_PATH) as (
-            server
-        ):
-            server.wait_ready()
-            create_org(
-                env,
-                data_dir,
-                name="Bench Enrol",
-                slug=ORG_SLUG,
-                admin_email=ADMIN,
-                password=PASSWORD,
-            )
-            token = sign_in(server.port, ADMIN, PASSWORD, ORG_SLUG)
-            admin = Admin(server.port, token)
-            warm_up = admin.person("warm-up")
-            response = _enrol(admin.client, warm_up, accepted[0])  # the server loads its engine
-            expect(response.status_code, 201, response.content, "the warm-up enrolment")
-            for count in clients:
-                people = {
-                    name: admin.person(f"c{count}-{number:03d}")
-                    for number, name in enumerate(sorted({p.identity for p in accepted}))
-                }
-                work = [(people[photo.identity], photo) for photo in sequence]
-                say(f"enrolling {len(work)} photos with {count} client(s)")
-                report.levels.append(_level(server.port, token, server.process.pid, count, work))
-            for photo, _ in report.gated.refused:
-                person = admin.person(f"refused-{len(report.gated.api_answers):03d}")
-                answer = _answer(_enrol(admin.client, person, photo))
-                report.gated.api_answers[str(photo.path.relative_to(FACES))] = answer
-            admin.client.close()
+        server = stack.enter_context(
+            serving("touchstone", SERVE, env, data_dir, data_dir / "serve.log", READY_PATH)
+        )
+        server.wait_ready()
+        create_org(
+            env,
+            data_dir,
+            name="Bench Enrol",
+            slug=ORG_SLUG,
+            admin_email=ADMIN,
+            password=PASSWORD,
+        )
+        token = sign_in(server.port, ADMIN, PASSWORD, ORG_SLUG)
+        admin = Admin(server.port, token)
+        stack.callback(admin.client.close)
+        warm_up = admin.person("warm-up")
+        response = _enrol(admin.client, warm_up, accepted[0])  # the server loads its engine
+        expect(response.status_code, 201, response.content, "the warm-up enrolment")
+        for count in clients:
+            people = {
+                name: admin.person(f"c{count}-{number:03d}")
+                for number, name in enumerate(sorted({p.identity for p in accepted}))
+            }
+            work = [(people[photo.identity], photo) for photo in sequence]
+            say(f"enrolling {len(work)} photos with {count} client(s)")
+            report.levels.append(_level(server.port, token, server.process.pid, count, work))
+        for photo, _ in report.gated.refused:
+            person = admin.person(f"refused-{len(report.gated.api_answers):03d}")
+            answer = _answer(_enrol(admin.client, person, photo))
+            report.gated.api_answers[str(photo.path.relative_to(FACES))] = answer
     say("the bare pipeline again")
     report.bare_runs.append(_bare(sequence))
     report.finished = finished_at()
