@@ -58,6 +58,7 @@ bench: .venv/.synced  ## every benchmark, even after one misses its goal; fails 
 	$(UV) run --frozen python -m bench.routes || echo routes >> bench/results/.failed
 	$(UV) run --frozen python -m bench.attendance_accuracy || echo attendance_accuracy >> bench/results/.failed
 	$(UV) run --frozen python -m bench.attendance_search || echo attendance_search >> bench/results/.failed
+	$(UV) run --frozen python -m bench.attendance_enrolment || echo attendance_enrolment >> bench/results/.failed
 	$(UV) run --frozen python -m bench.attendance_statistics || echo attendance_statistics >> bench/results/.failed
 	@if [ -s bench/results/.failed ]; then echo "goal missed or not run:" $$(cat bench/results/.failed); exit 1; fi
 
