@@ -263,6 +263,28 @@ async def test_a_months_export_as_csv_and_xlsx(
     members = list(book["Members"].iter_rows(values_only=True))
     assert members[2][1:8] == ("SV002", "Student SV002", 5, 1, 0, 4, 0.2)
 
+    # The ETag names the content: unchanged, a 304; changed, a new file, never a stale one.
+    etag = as_xlsx.headers["etag"]
+    month = {"month": "2026-11"}
+    again = await client.get(
+        path, headers={**tenant_a.headers, "If-None-Match": etag}, params=month
+    )
+    assert (again.status_code, again.content, again.headers["etag"]) == (304, b"", etag)
+    assert (await client.get(path, headers=tenant_a.headers, params=month)).content == (
+        as_xlsx.content
+    )
+    renamed = await client.patch(
+        f"{API}/people/{ids['SV001']}", headers=tenant_a.headers, json={"full_name": "Asha"}
+    )
+    assert renamed.status_code == 204
+    changed = await client.get(
+        path, headers={**tenant_a.headers, "If-None-Match": etag}, params=month
+    )
+    assert changed.status_code == 200
+    assert changed.headers["etag"] != etag
+    changed_book = load_workbook(io.BytesIO(changed.content))
+    assert changed_book["Register"]["B2"].value == "Asha"
+
     for params, status in (
         ({"month": "2026-13"}, 422),
         ({"month": "2026-11", "format": "pdf"}, 422),

@@ -62,6 +62,21 @@ async def test_least_recently_used_entry_is_evicted() -> None:
     assert [await cache.get(key) for key in ("a", "c", "d")] == [b"a", b"c", b"d"]
 
 
+async def test_entries_are_evicted_to_stay_within_the_byte_bound() -> None:
+    cache = MemoryCache(10, max_bytes=10, clock=Clock())
+    await cache.set("a", b"1234", ttl_seconds=60)
+    await cache.set("b", b"1234", ttl_seconds=60)
+    await cache.set("a", b"12", ttl_seconds=60)  # replaced: counted once, at its new size
+    await cache.set("c", b"1234", ttl_seconds=60)
+    assert [await cache.get(key) for key in ("a", "b", "c")] == [b"12", b"1234", b"1234"]
+
+    await cache.set("d", b"12345", ttl_seconds=60)  # "a", then "b", the least recent, go
+    assert [await cache.get(key) for key in ("a", "b", "c", "d")] == [None, None, b"1234", b"12345"]
+    await cache.set("huge", b"x" * 11, ttl_seconds=60)
+    assert await cache.get("huge") is None, "larger than the whole bound: not cached"
+    assert await cache.get("c") == b"1234", "and nothing was evicted for it"
+
+
 async def test_overwrite_and_delete() -> None:
     cache = MemoryCache(10, clock=Clock())
     await cache.set("k", b"old", ttl_seconds=60)

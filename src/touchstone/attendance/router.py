@@ -10,7 +10,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import Depends, Query, Response, UploadFile, status
+from fastapi import Depends, Header, Query, Response, UploadFile, status
 
 from touchstone.attendance import evidence, exports, service, statistics, timetable
 from touchstone.attendance.live import settings as camera
@@ -58,6 +58,7 @@ from touchstone.attendance.schemas import (
     TimetableOut,
 )
 from touchstone.core.auth import Principal
+from touchstone.core.cache import CacheDep
 from touchstone.core.deps import SessionDep, SettingsDep, require
 from touchstone.core.idempotency import IdempotencyDep
 from touchstone.core.jobs.router import JobOut
@@ -461,15 +462,27 @@ async def group_statistics(group_id: uuid.UUID, read: Reads, span: RangeReads) -
 async def export_month(
     group_id: uuid.UUID,
     read: Reads,
+    cache: CacheDep,
     query: Annotated[MonthExportQuery, Depends(query_model(MonthExportQuery))],
+    if_none_match: Annotated[str | None, Header(max_length=200)] = None,
 ) -> Response:
     """The group's month: `format=csv` one row per member; `format=xlsx` (default) sheets
-    Members, Sessions and Register (P present, L late, A absent)."""
+    Members, Sessions and Register (P present, L late, A absent). The ETag changes with
+    the content: `If-None-Match` with it answers 304 while nothing changed."""
     month = query.first_day(datetime.now(UTC).date())
     report = await exports.month_report(read, group_id, month)
+    digest = report.digest
+    etag = f'"{digest}-{query.file_format}"'
+    if if_none_match == etag:
+        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag})
     if query.file_format == "csv":
         data, media_type, suffix = exports.as_csv(report), exports.CSV_TYPE, "csv"
     else:
-        data, media_type, suffix = await exports.as_xlsx(report), exports.XLSX_TYPE, "xlsx"
-    disposition = f'attachment; filename="{report.stem}.{suffix}"'
-    return Response(data, media_type=media_type, headers={"Content-Disposition": disposition})
+        assert read.principal is not None  # the read confirmed the caller
+        data = await exports.as_xlsx(report, digest, read.principal.org_id, cache)
+        media_type, suffix = exports.XLSX_TYPE, "xlsx"
+    headers = {
+        "Content-Disposition": f'attachment; filename="{report.stem}.{suffix}"',
+        "ETag": etag,
+    }
+    return Response(data, media_type=media_type, headers=headers)

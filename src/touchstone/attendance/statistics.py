@@ -5,8 +5,11 @@ a person counts for the sessions of the groups they belong to now). A member wit
 `present` or `late` (the mark's status), one without is absent. Only sessions that have
 started count, so a timetable generated ahead adds no absences. A session's day is its
 local date in its group's zone (or the org's). Streaks are runs of absences in session
-order: absences with the same number of attended sessions before them form one run (one
-window pass), and the current streak is the run after the person's last attended session.
+order: absences with the same number of attended sessions before them form one run, and the
+current streak is the run after the person's last attended session. Window passes over one
+sort give every person's figures in a single aggregate, joined once to the people: joined
+to each other, per-person results made a nested loop over the people, quadratic in a
+school's size.
 
 The CTEs are `NOT MATERIALIZED`, so PostgreSQL plans over the tables and their statistics;
 materialised (it has none for them), joining two of them made one query of the group
@@ -89,21 +92,22 @@ _PEOPLE = (
            count(*) FILTER (WHERE status <> 'absent') OVER (
                PARTITION BY person_id ORDER BY starts_at, session_id
                ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
-           ) AS attended_so_far
+           ) AS attended_so_far,
+           count(*) FILTER (WHERE status <> 'absent') OVER (PARTITION BY person_id) AS attended
     FROM expected
-), totals AS (
-    SELECT person_id, count(*) AS sessions,
-           count(*) FILTER (WHERE status <> 'absent') AS attended,
-           count(*) FILTER (WHERE status = 'late') AS late,
-           count(*) FILTER (WHERE status = 'absent') AS absences
-    FROM ordered GROUP BY person_id
 ), runs AS (
-    SELECT person_id, attended_so_far, count(*) AS length
-    FROM ordered WHERE status = 'absent' GROUP BY person_id, attended_so_far
-), streaks AS (
-    SELECT r.person_id, max(r.length) AS longest,
-           coalesce(max(r.length) FILTER (WHERE r.attended_so_far = t.attended), 0) AS current
-    FROM runs r JOIN totals t ON t.person_id = r.person_id GROUP BY r.person_id
+    SELECT person_id, status, attended_so_far, attended,
+           count(*) OVER (PARTITION BY person_id, status, attended_so_far) AS run
+    FROM ordered
+), totals AS (
+    SELECT person_id, count(*) AS sessions, max(attended) AS attended,
+           count(*) FILTER (WHERE status = 'late') AS late,
+           count(*) FILTER (WHERE status = 'absent') AS absences,
+           coalesce(max(run) FILTER (WHERE status = 'absent'), 0) AS longest,
+           coalesce(max(run) FILTER (
+               WHERE status = 'absent' AND attended_so_far = attended
+           ), 0) AS current
+    FROM runs GROUP BY person_id
 )
 SELECT p.id AS person_id, p.code, p.full_name,
        coalesce(t.sessions, 0) AS sessions,
@@ -111,11 +115,10 @@ SELECT p.id AS person_id, p.code, p.full_name,
        coalesce(t.late, 0) AS late,
        coalesce(t.absences, 0) AS absences,
        CAST(round(t.attended::numeric / nullif(t.sessions, 0), 4) AS float8) AS rate,
-       coalesce(st.current, 0) AS current_absence_streak,
-       coalesce(st.longest, 0) AS longest_absence_streak
+       coalesce(t.current, 0) AS current_absence_streak,
+       coalesce(t.longest, 0) AS longest_absence_streak
 FROM attendance_people p
 LEFT JOIN totals t ON t.person_id = p.id
-LEFT JOIN streaks st ON st.person_id = p.id
 WHERE p.org_id = CAST(:org_id AS uuid)
   AND (CAST(:person_id AS uuid) IS NULL OR p.id = CAST(:person_id AS uuid))
   AND (CAST(:group_id AS uuid) IS NULL OR p.id IN (

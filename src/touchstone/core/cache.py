@@ -131,17 +131,21 @@ class _KeyedCache(ABC):
 
 
 class MemoryCache(_KeyedCache):
-    """LRU with a TTL per entry, for the single-process default. The clock is monotonic."""
+    """LRU with a TTL per entry, for the single-process default, bounded in entries and in
+    bytes (a cached file weighs more than a thousand cached ids). The clock is monotonic."""
 
     def __init__(
         self,
         max_entries: int,
         *,
+        max_bytes: int = 64 * 1024 * 1024,
         prefix: str = DEFAULT_PREFIX,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__(prefix)
         self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self._bytes = 0
         self._clock = clock
         self._entries: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
 
@@ -154,19 +158,25 @@ class MemoryCache(_KeyedCache):
             return None
         expires_at, value = entry
         if expires_at <= self._clock():
-            del self._entries[key]
+            await self._delete(key)
             return None
         self._entries.move_to_end(key)
         return value
 
     async def _set(self, key: str, value: bytes, ttl_seconds: float) -> None:
+        if len(value) > self.max_bytes:
+            return  # would evict everything and still not fit
+        await self._delete(key)
         self._entries[key] = (self._clock() + ttl_seconds, value)
-        self._entries.move_to_end(key)
-        while len(self._entries) > self.max_entries:
-            self._entries.popitem(last=False)
+        self._bytes += len(value)
+        while len(self._entries) > self.max_entries or self._bytes > self.max_bytes:
+            _, (_, evicted) = self._entries.popitem(last=False)
+            self._bytes -= len(evicted)
 
     async def _delete(self, key: str) -> None:
-        self._entries.pop(key, None)
+        entry = self._entries.pop(key, None)
+        if entry is not None:
+            self._bytes -= len(entry[1])
 
 
 class RedisCache(_KeyedCache):
@@ -245,7 +255,7 @@ class RedisCache(_KeyedCache):
 def get_cache(settings: Settings) -> Cache:
     if settings.redis_url:
         return RedisCache(settings.redis_url)
-    return MemoryCache(settings.cache_max_entries)
+    return MemoryCache(settings.cache_max_entries, max_bytes=settings.cache_max_bytes)
 
 
 def request_cache(request: Request) -> Cache:

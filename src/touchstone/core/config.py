@@ -90,6 +90,8 @@ class Settings(BaseSettings):
     max_upload_bytes: int = 50 * 1024 * 1024
 
     cache_max_entries: int = 10_000
+    cache_max_bytes: int = 64 * 1024 * 1024
+    """The in-process cache's bound in bytes (Redis bounds itself)."""
 
     webhook_allow_private_targets: bool = False
     webhook_allow_http: bool = False
