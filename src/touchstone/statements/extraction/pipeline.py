@@ -101,7 +101,7 @@ def extract_statement(
     try:
         with PDFIUM_LOCK:
             facts = file_facts(document, data)
-            change = content_change(document, data, password, limits)
+        change = content_change(document, data, password, limits)
         pages = _read_pages(document, limits)
         statement = _read_statement(document, pages, limits, ocr, on_page)
     except pdfium.PdfiumError as exc:  # the file, not the moment: reading it again cannot help

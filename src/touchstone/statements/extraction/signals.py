@@ -37,6 +37,7 @@ from touchstone.statements.domain import (
 from touchstone.statements.extraction.metadata import without_numbers
 from touchstone.statements.extraction.pdf import (
     MAGIC_WINDOW,
+    PDFIUM_LOCK,
     ExtractionLimits,
     Style,
     Word,
@@ -166,13 +167,15 @@ def content_change(
     document: pdfium.PdfDocument, data: bytes, password: str | None, limits: ExtractionLimits
 ) -> ContentChange | None:
     """None when no update was saved, the first revision cannot be opened on its own (then
-    nothing is claimed), or every page reads as it did (the caller holds the lock). Text is
-    compared without its spacing: writing a page again may space the same words otherwise."""
+    nothing is claimed), or every page reads as it did. Text is compared without its
+    spacing: writing a page again may space the same words otherwise. Takes the pdfium lock
+    a page at a time, as the pages' reading does."""
     earlier = first_revision(data)
     if earlier is None:
         return None
     try:
-        first = open_document(earlier, password, limits)
+        with PDFIUM_LOCK:
+            first = open_document(earlier, password, limits)
     except AppError:  # not openable on its own: nothing is claimed
         return None
     try:
@@ -180,7 +183,8 @@ def content_change(
     except pdfium.PdfiumError:
         return None
     finally:
-        first.close()
+        with PDFIUM_LOCK:
+            first.close()
     now = _page_texts(document)
     count = max(len(before), len(now))
     # A page added or taken away reads as an empty one there: a blank page says nothing.
@@ -202,16 +206,19 @@ def _padded(texts: list[str], count: int) -> list[str]:
 
 def _page_texts(document: pdfium.PdfDocument) -> list[str]:
     texts = []
-    for index in range(len(document)):
-        page = document[index]
-        try:
-            textpage = page.get_textpage()
+    with PDFIUM_LOCK:
+        pages = len(document)
+    for index in range(pages):
+        with PDFIUM_LOCK:
+            page = document[index]
             try:
-                texts.append("".join(str(textpage.get_text_range()).split()))
+                textpage = page.get_textpage()
+                try:
+                    texts.append("".join(str(textpage.get_text_range()).split()))
+                finally:
+                    textpage.close()
             finally:
-                textpage.close()
-        finally:
-            page.close()
+                page.close()
     return texts
 
 
