@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 from bench.corpus import (
+    CORPUS,
     DEVELOPMENT,
     CorpusStatement,
     Edit,
@@ -18,6 +19,8 @@ from bench.corpus import (
 
 from touchstone.statements.domain import StatementStatus
 from touchstone.statements.extraction import ExtractionLimits, extract_statement
+from touchstone.statements.extraction.pdf import open_document
+from touchstone.statements.extraction.signals import content_change, count_revisions
 
 pytestmark = pytest.mark.skipif(
     not available(), reason="../shared/corpora/statements is not beside the checkout"
@@ -110,3 +113,18 @@ def test_statements_their_source_edited_after_writing_are_not_verified() -> None
         assert statement.figure_issues == 0, name
         assert statement.signals.changed_pages == [1], name
         assert len(statement.issues) == 1, statement.issues
+
+
+def test_a_signature_added_in_an_incremental_update_changes_no_page() -> None:
+    """A real signed document (not a statement): the US Government Publishing Office signs
+    its Federal Register PDFs in an update saved after iText wrote them."""
+    path = CORPUS.parent / "docs" / "pdfplumber" / "federal-register-2020-17221.pdf"
+    if not path.is_file():
+        pytest.skip(f"{path.name} is not in ../shared/corpora/docs")
+    data = path.read_bytes()
+    assert count_revisions(data) == (2, 1)
+    document = open_document(data, None, LIMITS)
+    try:
+        assert content_change(document, data, None, LIMITS) is None
+    finally:
+        document.close()
