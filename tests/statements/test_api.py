@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+from bench.corpus import Edit, edit_pdf
 from bench.generators.statements import generate_statement
 from fpdf import FPDF
 from sqlalchemy import func, select
@@ -313,12 +314,31 @@ async def test_signals_of_an_edited_file_are_returned_and_kept_for_its_duplicate
         assert signals["producer"] == "Some PDF Editor 3.2"
         assert signals["modified"] == "2025-06-11T18:00:00Z"
         assert signals["incremental_updates"] == 1
+        assert signals["changed_pages"] == []  # only the info dictionary was saved again
         assert [r["text"] for r in signals["restyled"]] == ["2,500.00"]
         assert [f["code"] for f in signals["findings"]] == [
             "modified_after_creation",
             "incremental_updates",
             "restyled_text",
         ]
+
+
+async def test_a_statement_whose_text_changed_after_it_was_written_is_in_review(
+    live_client: httpx.AsyncClient, tenant: Tenant, run_jobs: Callable[[], Any]
+) -> None:
+    edited = edit_pdf(render(statement_lines()), None, Edit.NAME)
+    assert edited is not None
+    batch = (await upload(live_client, tenant, [pdf("edited.pdf", edited.data)])).json()
+    await run_jobs()
+
+    read = await live_client.get(f"{API}/batches/{batch['id']}", headers=tenant.headers)
+    [statement] = read.json()["statements"]
+    assert statement["status"] == "review"
+    assert statement["signals"]["changed_pages"] == [1]
+    [issue] = statement["issues"]
+    assert issue["message"].startswith(
+        "The file was changed after it was written: the text of page 1 differs"
+    )
 
 
 async def test_a_batch_whose_statements_failed_says_so_and_meters_no_pages(

@@ -1,18 +1,24 @@
 """Document signals (issue 15, item 3): the file's own metadata, revisions saved after it was
-written, and figures drawn unlike their row. Statements drawn here with fpdf2; an editor's
-save is imitated by appending an incremental update by hand."""
+written, pages whose text changed after it, and figures drawn unlike their row. Statements
+drawn here with fpdf2; an editor's save is imitated by appending an incremental update by hand
+or made by pdfium (a real edit of the page's text, an annotation, a page)."""
 
 from __future__ import annotations
 
+import ctypes
 import datetime as dt
+import io
 import re
 
+import pypdfium2 as pdfium
+import pypdfium2.raw as pdfium_c
+from bench.corpus import Edit, edit_pdf
 from fpdf import FPDF
 
 from touchstone.statements.domain import StatementStatus
 from touchstone.statements.extraction import ExtractionLimits, extract_statement
 from touchstone.statements.extraction.pdf import typeface
-from touchstone.statements.extraction.signals import count_revisions, pdf_date
+from touchstone.statements.extraction.signals import count_revisions, first_revision, pdf_date
 from touchstone.statements.processing import signals_json
 from touchstone.statements.schemas import SignalsOut
 
@@ -260,3 +266,95 @@ def test_a_restyled_number_is_masked_like_any_account_number() -> None:
     assert restyled.text == "XXXX3456"
     assert restyled.row == "Savings held at Demo Bank for XXXX3456"
     assert "5678" not in repr(signals)
+
+
+def _wide(text: str) -> ctypes.Array[ctypes.c_char]:
+    encoded = (text + "\x00").encode("utf-16-le")
+    return ctypes.create_string_buffer(encoded, len(encoded))
+
+
+def _saved_incrementally(document: pdfium.PdfDocument) -> bytes:
+    out = io.BytesIO()
+    document.save(out, flags=pdfium_c.FPDF_INCREMENTAL)
+    document.close()
+    return out.getvalue()
+
+
+def test_text_changed_in_an_incremental_update_keeps_the_statement_from_verified() -> None:
+    """One letter of a word changed inside the page's text object by pdfium, as an editor
+    does: the figures still add up, but the file's first revision reads otherwise."""
+    original = render(statement_lines())
+    edited = edit_pdf(original, None, Edit.NAME)
+    assert edited is not None
+    assert (edited.page, edited.before) == (1, "Statement")
+
+    statement = extract_statement(edited.data, limits=LIMITS)
+
+    assert statement.status is StatementStatus.REVIEW
+    assert statement.figure_issues == 0  # no balance sees a changed word
+    assert statement.signals.changed_pages == [1]
+    message = (
+        "The file was changed after it was written: the text of page 1 differs from its "
+        "first revision, still inside the file (an incremental update)."
+    )
+    assert [issue.message for issue in statement.issues] == [message]
+    codes = {finding.code: finding.message for finding in statement.signals.findings}
+    assert codes["content_changed"] == message
+    assert first_revision(edited.data) == original.rstrip()  # up to its `%%EOF`
+
+
+def test_a_page_written_again_with_the_same_text_still_verifies() -> None:
+    """The control of the edit above: pdfium writes the page's content again, unchanged, in an
+    incremental update. A fact worth a look, not a changed statement."""
+    edited = edit_pdf(render(statement_lines()), None, Edit.NAME)
+    assert edited is not None
+
+    statement = extract_statement(edited.control, limits=LIMITS)
+
+    assert statement.status is StatementStatus.VERIFIED, statement.issues
+    assert statement.signals.incremental_updates == 1
+    assert statement.signals.changed_pages == []
+    assert "content_changed" not in {finding.code for finding in statement.signals.findings}
+
+
+def test_an_annotation_added_in_an_incremental_update_is_only_a_signal() -> None:
+    """A reviewer's note on the page changes no word the statement prints."""
+    document = pdfium.PdfDocument(render(statement_lines()))
+    page = document[0]
+    annotation = pdfium_c.FPDFPage_CreateAnnot(page.raw, pdfium_c.FPDF_ANNOT_SQUARE)
+    assert pdfium_c.FPDFAnnot_SetRect(annotation, pdfium_c.FS_RECTF(100, 700, 200, 750))
+    note = _wide("Checked against the payslip")
+    contents = ctypes.cast(note, ctypes.POINTER(pdfium_c.FPDF_WCHAR))
+    assert pdfium_c.FPDFAnnot_SetStringValue(annotation, b"Contents", contents)
+    pdfium_c.FPDFPage_CloseAnnot(annotation)
+    page.close()
+
+    statement = extract_statement(_saved_incrementally(document), limits=LIMITS)
+
+    assert statement.status is StatementStatus.VERIFIED, statement.issues
+    assert (statement.signals.incremental_updates, statement.signals.changed_pages) == (1, [])
+    assert [finding.code for finding in statement.signals.findings] == ["incremental_updates"]
+
+
+def test_a_page_of_text_added_later_is_a_change_and_a_blank_one_is_not() -> None:
+    blank = pdfium.PdfDocument(render(statement_lines()))
+    blank.new_page(595, 842).close()
+    statement = extract_statement(_saved_incrementally(blank), limits=LIMITS)
+    assert statement.status is StatementStatus.VERIFIED, statement.issues
+    assert statement.signals.changed_pages == []
+
+    written = pdfium.PdfDocument(render(statement_lines()))
+    page = written.new_page(595, 842)
+    text = pdfium_c.FPDFPageObj_NewTextObj(written.raw, b"Helvetica", ctypes.c_float(10))
+    assert pdfium_c.FPDFText_SetText(
+        text, ctypes.cast(_wide("Bonus 9,000.00"), ctypes.POINTER(pdfium_c.FPDF_WCHAR))
+    )
+    pdfium_c.FPDFPage_InsertObject(page.raw, text)
+    assert pdfium_c.FPDFPage_GenerateContent(page.raw)
+    page.close()
+    statement = extract_statement(_saved_incrementally(written), limits=LIMITS)
+    assert statement.status is StatementStatus.REVIEW
+    assert statement.signals.changed_pages == [2]
+    assert statement.issues[-1].message.endswith(
+        "(an incremental update); it had 1 page(s) then and has 2 now."
+    )

@@ -112,7 +112,7 @@ class RestyledText:
 @dataclass(slots=True)
 class DocumentSignals:
     """What the file itself says about how it was made and changed (issue 15, item 3).
-    Facts, not verdicts: they never change a statement's status."""
+    Facts, not verdicts; only `changed_pages` keeps a statement from `verified`."""
 
     producer: str | None = None
     creator: str | None = None
@@ -121,6 +121,8 @@ class DocumentSignals:
     pdf_version: str | None = None  # the header's, e.g. "1.7"
     revisions: int = 1  # sections ending in `startxref … %%EOF` (a linearised file has two)
     incremental_updates: int = 0  # revisions that changed objects after the file was written
+    changed_pages: list[int] = field(default_factory=list)
+    """Pages whose text differs from the file's first revision, still inside it."""
     restyled: list[RestyledText] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
 

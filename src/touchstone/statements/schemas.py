@@ -21,8 +21,8 @@ RuleText = Annotated[str, StringConstraints(min_length=1, max_length=100), NonBl
 class FindingOut(OutputModel):
     code: str = Field(
         description="`modified_after_creation`, `modified_before_creation`, "
-        "`created_before_period_end`, `incremental_updates`, `restyled_text` or "
-        "`totals_disagree`"
+        "`created_before_period_end`, `incremental_updates`, `content_changed`, "
+        "`restyled_text` or `totals_disagree`"
     )
     message: str
 
@@ -38,8 +38,8 @@ class RestyledOut(OutputModel):
 
 
 class SignalsOut(OutputModel):
-    """What the file says about how it was made and changed: facts for a lender to weigh,
-    never a verdict (the status does not depend on them)."""
+    """What the file says about how it was made and changed: facts for a lender to weigh.
+    Only `changed_pages` decides anything: a statement with any is not `verified`."""
 
     producer: str | None
     creator: str | None
@@ -48,6 +48,11 @@ class SignalsOut(OutputModel):
     pdf_version: str | None
     revisions: int = Field(description="Sections ending in `%%EOF` (a linearised file has two)")
     incremental_updates: int = Field(description="Saves that changed the file after it was written")
+    changed_pages: list[int] = Field(
+        default_factory=list,
+        description="Pages whose text differs from the file's first revision (still inside "
+        "it): changed after the file was written",
+    )
     restyled: list[RestyledOut] = Field(
         description="Figures drawn at another size, or in a rare face, than the rest of their row"
     )

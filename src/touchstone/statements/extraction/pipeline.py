@@ -41,7 +41,13 @@ from touchstone.statements.extraction.pdf import (
     read_page,
     render_gray,
 )
-from touchstone.statements.extraction.signals import document_signals, file_facts, restyled_rows
+from touchstone.statements.extraction.signals import (
+    change_message,
+    content_change,
+    document_signals,
+    file_facts,
+    restyled_rows,
+)
 from touchstone.statements.extraction.strategies import (
     OCR_STRATEGIES,
     TEXT_STRATEGIES,
@@ -95,6 +101,7 @@ def extract_statement(
     try:
         with PDFIUM_LOCK:
             facts = file_facts(document, data)
+        change = content_change(document, data, password, limits)
         pages = _read_pages(document, limits)
         statement = _read_statement(document, pages, limits, ocr, on_page)
     except pdfium.PdfiumError as exc:  # the file, not the moment: reading it again cannot help
@@ -103,7 +110,13 @@ def extract_statement(
         with PDFIUM_LOCK:
             document.close()
     restyled = restyled_rows((p.report.page, p.words, p.styles) for p in pages)
-    statement.signals = document_signals(facts, restyled, statement)
+    statement.signals = document_signals(facts, restyled, statement, change)
+    if change is not None:
+        # What the statement says was changed after it was written: no check of its figures
+        # can vouch for the rest (a name or a date has no balance).
+        statement.issues.append(ValidationIssue(None, change_message(change)))
+        if statement.status is StatementStatus.VERIFIED:
+            statement.status = StatementStatus.REVIEW
     return statement
 
 

@@ -4,9 +4,14 @@ What the file says about how it was made (producer, creator, creation and modifi
 from the info dictionary), whether it was saved again after it was written (incremental
 updates leave every earlier revision in the file, each ending in `startxref … %%EOF`), and
 words drawn in another typeface or size than the rest of their row (an amount typed over the
-original). These are facts, reported with a sentence each; no producer is judged by its name
-and no signal changes a statement's status: a changed amount or total is caught by the
-balance checks, which `totals_disagree` only points to.
+original). These are facts, reported with a sentence each; no producer is judged by its name.
+One signal changes a statement's status: when the file was saved again after it was written,
+its first revision is still inside it, and a page whose text reads differently there was
+changed afterwards (a name, a date: what no balance can see). Updates that leave every
+page's text as it was (a signature, an annotation, a filled form field, new metadata) stay
+signals. A changed amount or total is also caught by the balance checks, which
+`totals_disagree` only points to. A file rewritten whole keeps no earlier revision: nothing
+in it says what was changed, and nothing is guessed.
 
 Not detected: pages made by different producers. The info dictionary is per file and pdfium
 exposes no per-page producer; an edited page shows as an incremental update instead.
@@ -22,6 +27,7 @@ from dataclasses import dataclass
 
 import pypdfium2 as pdfium
 
+from touchstone.core.errors import AppError
 from touchstone.statements.domain import (
     DocumentSignals,
     ExtractedStatement,
@@ -29,7 +35,14 @@ from touchstone.statements.domain import (
     RestyledText,
 )
 from touchstone.statements.extraction.metadata import without_numbers
-from touchstone.statements.extraction.pdf import MAGIC_WINDOW, Style, Word
+from touchstone.statements.extraction.pdf import (
+    MAGIC_WINDOW,
+    PDFIUM_LOCK,
+    ExtractionLimits,
+    Style,
+    Word,
+    open_document,
+)
 
 MODIFIED_AFTER = dt.timedelta(days=1)
 """A bank system writes a statement once; an export may touch it again within hours."""
@@ -112,12 +125,116 @@ def pdf_date(text: str) -> dt.datetime | None:
 
 def count_revisions(data: bytes) -> tuple[int, int]:
     """Sections ending in `startxref … %%EOF`, and how many of them are updates after the
-    file was written. A linearised file is written with two sections; a hybrid-reference
-    file (Microsoft Office) ends with an empty `xref 0 0` section that changes nothing."""
-    ends = list(_SECTION_END.finditer(data))
+    file was written."""
+    sections = _sections(data)
+    return len(sections), sum(update for _, update in sections)
+
+
+def _sections(data: bytes) -> list[tuple[int, bool]]:
+    """Where each section ends, and whether it is an update after the file was written. A
+    linearised file is written with two sections; a hybrid-reference file (Microsoft Office)
+    ends with an empty `xref 0 0` section that changes nothing."""
     written = 2 if _LINEARIZED.search(data[: MAGIC_WINDOW * 2]) else 1
-    empty = sum(1 for end in ends[1:] if _EMPTY_XREF.match(data, int(end[1])))
-    return len(ends), max(0, len(ends) - written - empty)
+    return [
+        (
+            end.end(),
+            index >= written and not (index and _EMPTY_XREF.match(data, int(end[1]))),
+        )
+        for index, end in enumerate(_SECTION_END.finditer(data))
+    ]
+
+
+def first_revision(data: bytes) -> bytes | None:
+    """The file as it was written, when updates were saved after it (else None): every byte
+    up to the end of the last section before the first update."""
+    sections = _sections(data)
+    first_update = next((i for i, (_, update) in enumerate(sections) if update), None)
+    if first_update is None:
+        return None
+    return data[: sections[first_update - 1][0]]
+
+
+@dataclass(frozen=True, slots=True)
+class ContentChange:
+    """Pages whose text differs between the file as first written and as it is now."""
+
+    pages: list[int]
+    pages_written: int  # the page count of the first revision
+    pages_now: int
+
+
+def content_change(
+    document: pdfium.PdfDocument, data: bytes, password: str | None, limits: ExtractionLimits
+) -> ContentChange | None:
+    """None when no update was saved, the first revision cannot be opened on its own (then
+    nothing is claimed), or every page reads as it did. Text is compared without its
+    spacing: writing a page again may space the same words otherwise. Takes the pdfium lock
+    a page at a time, as the pages' reading does."""
+    earlier = first_revision(data)
+    if earlier is None:
+        return None
+    try:
+        with PDFIUM_LOCK:
+            first = open_document(earlier, password, limits)
+    except AppError:  # not openable on its own: nothing is claimed
+        return None
+    try:
+        before = _page_texts(first)
+    except pdfium.PdfiumError:
+        return None
+    finally:
+        with PDFIUM_LOCK:
+            first.close()
+    now = _page_texts(document)
+    count = max(len(before), len(now))
+    # A page added or taken away reads as an empty one there: a blank page says nothing.
+    pages = [
+        number
+        for number, (then, text) in enumerate(
+            zip(_padded(before, count), _padded(now, count), strict=True), start=1
+        )
+        if then != text
+    ]
+    if not pages:
+        return None
+    return ContentChange(pages, len(before), len(now))
+
+
+def _padded(texts: list[str], count: int) -> list[str]:
+    return texts + [""] * (count - len(texts))
+
+
+def _page_texts(document: pdfium.PdfDocument) -> list[str]:
+    texts = []
+    with PDFIUM_LOCK:
+        pages = len(document)
+    for index in range(pages):
+        with PDFIUM_LOCK:
+            page = document[index]
+            try:
+                textpage = page.get_textpage()
+                try:
+                    texts.append("".join(str(textpage.get_text_range()).split()))
+                finally:
+                    textpage.close()
+            finally:
+                page.close()
+    return texts
+
+
+def change_message(change: ContentChange) -> str:
+    """The fact, in a sentence: which pages read otherwise than when the file was written."""
+    listed = ", ".join(str(page) for page in change.pages)
+    which = f"page{'s' if len(change.pages) > 1 else ''} {listed}"
+    count = (
+        f"; it had {change.pages_written} page(s) then and has {change.pages_now} now"
+        if change.pages_written != change.pages_now
+        else ""
+    )
+    return (
+        f"The file was changed after it was written: the text of {which} differs from its "
+        f"first revision, still inside the file (an incremental update){count}."
+    )
 
 
 def restyled_rows(
@@ -200,7 +317,10 @@ def _differs(style: Style, dominant: Style, rare: set[str]) -> bool:
 
 
 def document_signals(
-    facts: FileFacts, restyled: list[RestyledText], statement: ExtractedStatement
+    facts: FileFacts,
+    restyled: list[RestyledText],
+    statement: ExtractedStatement,
+    change: ContentChange | None = None,
 ) -> DocumentSignals:
     """The facts and, for each one worth a look, a finding."""
     findings: list[Finding] = []
@@ -240,6 +360,8 @@ def document_signals(
                 "each earlier revision is still inside it.",
             )
         )
+    if change is not None:
+        findings.append(Finding("content_changed", change_message(change)))
     for item in restyled:
         findings.append(
             Finding(
@@ -265,6 +387,7 @@ def document_signals(
         pdf_version=facts.pdf_version,
         revisions=facts.revisions,
         incremental_updates=facts.incremental_updates,
+        changed_pages=[] if change is None else change.pages,
         restyled=restyled,
         findings=findings,
     )
