@@ -7,7 +7,6 @@ import asyncio
 import time
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -39,17 +38,12 @@ from touchstone.core.config import Settings
 from touchstone.core.db import Database, utcnow
 from touchstone.core.errors import AppError
 from touchstone.core.events import publish
+from touchstone.core.live_socket import Send, error_message
 
 MAX_FRAME_BYTES = 2 * 1024 * 1024
 MAX_FRAME_PIXELS = 1920 * 1080
 MAX_FRAMES_PER_SECOND = 5.0
 """A door camera needs a few frames a second; more would only burn the cores."""
-
-Send = Callable[[dict[str, Any]], Awaitable[None]]
-
-
-def error_message(error: AppError) -> dict[str, Any]:
-    return {"type": "error", "code": error.code, "status": error.status, "detail": error.detail}
 
 
 @dataclass

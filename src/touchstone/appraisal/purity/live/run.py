@@ -13,9 +13,8 @@ is saved whole.
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,7 +30,7 @@ from touchstone.appraisal.purity.pipeline import Karat, PurityPipeline, PuritySt
 from touchstone.core.auth import Principal
 from touchstone.core.config import Settings
 from touchstone.core.db import Database
-from touchstone.core.errors import AppError
+from touchstone.core.live_socket import Send, error_message
 from touchstone.core.storage import Storage, StoredObject, file_kind
 
 log = structlog.get_logger("touchstone.appraisal.live")
@@ -45,11 +44,6 @@ EVIDENCE_KIND = file_kind(
 
 DecodeFrame = Callable[[], tuple[BgrFrame, float]]
 """Turns what a transport received into (BGR frame, seconds); run in the worker thread."""
-Send = Callable[[dict[str, Any]], Awaitable[None]]
-
-
-def error_message(error: AppError) -> dict[str, Any]:
-    return {"type": "error", "code": error.code, "status": error.status, "detail": error.detail}
 
 
 class LatestFrame:
@@ -246,7 +240,3 @@ async def drive(run: PurityRun, receive: Callable[[], Coroutine[Any, Any, None]]
         await run.close()
     if isinstance(outcome[0], BaseException):
         raise outcome[0]
-
-
-def dumps(message: dict[str, Any]) -> str:
-    return json.dumps(message, separators=(",", ":"))

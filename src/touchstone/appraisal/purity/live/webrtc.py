@@ -31,10 +31,11 @@ from aiortc import (
 from aiortc.mediastreams import MediaStreamError
 
 from touchstone.appraisal.exceptions import UnsupportedCodec, UnsupportedSdp
-from touchstone.appraisal.purity.live.run import PurityRun, drive, dumps, error_message
+from touchstone.appraisal.purity.live.run import PurityRun, drive
 from touchstone.core.config import Settings
 from touchstone.core.db import Database
 from touchstone.core.errors import AppError
+from touchstone.core.live_socket import dumps, error_message
 from touchstone.core.storage import Storage
 from touchstone.core.stream_auth import StreamAuthorization
 

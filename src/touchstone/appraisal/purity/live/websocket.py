@@ -4,21 +4,17 @@ Binary messages are frames: a JPEG or PNG, optionally prefixed with `TSF1` and t
 capture time as a big-endian float64 in seconds (clients that send recorded clips use it so
 the test runs on the clip's clock; otherwise the arrival time counts). Text messages are
 JSON: `{"type": "ping"}` is answered with a pong. Every reply is JSON: `purity_status`
-after each processed frame, `error` for a bad frame or message (the test goes on).
-
-Browsers cannot set headers on a WebSocket, so `?access_token=` is accepted, as on the
-event stream.
+after each processed frame, `error` for a bad frame or message (the test goes on). How the
+socket opens, talks and ends is `core.live_socket`'s.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import json
 import struct
 import time
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Query, WebSocket, WebSocketDisconnect, status
 
@@ -31,12 +27,10 @@ from touchstone.appraisal.purity.live.run import (
     DecodeFrame,
     PurityRun,
     drive,
-    dumps,
-    error_message,
 )
-from touchstone.core.errors import AppError, InvalidInput
+from touchstone.core.errors import AppError
+from touchstone.core.live_socket import LiveSocket
 from touchstone.core.routing import ApiRouter
-from touchstone.core.stream_auth import authorize_websocket, close_code
 
 router = ApiRouter(tags=["appraisal"])
 TIMESTAMP_MAGIC = b"TSF1"
@@ -64,56 +58,34 @@ async def purity_websocket(
     When the tester's credential ends (4401) or loses `purity:test` (1008), within
     `STREAM_RECHECK_SECONDS`, the test is left interrupted (resumable), an `error` message
     says why and the socket closes with the error's code as the reason."""
-    state = websocket.app.state
-    try:
-        authorization = await authorize_websocket(websocket, access_token, TESTING)
-    except AppError as error:
-        await websocket.close(code=status.WS_1008_POLICY_VIOLATION, reason=error.code)
+    socket = await LiveSocket.open(websocket, access_token, TESTING)
+    if socket is None:
         return
-    await websocket.accept()
-    lock = asyncio.Lock()
-
-    async def send(message: dict[str, Any]) -> None:
-        async with lock:
-            await websocket.send_text(dumps(message))
-
+    state = websocket.app.state
     try:
         run = await PurityRun.open(
             state.database,
             state.storage,
             state.settings,
-            authorization.principal,
+            socket.authorization.principal,
             test_id,
             "websocket",
-            send,
+            socket.send,
         )
     except AppError as error:
-        await send(error_message(error))
-        await websocket.close(code=status.WS_1008_POLICY_VIOLATION, reason=error.code)
+        await socket.end(error, status.WS_1008_POLICY_VIOLATION)
         return
 
-    async def receive() -> None:
-        while True:
-            message = await websocket.receive()
-            if message["type"] == "websocket.disconnect":
-                return
-            data: bytes | None = message.get("bytes")
-            if data is not None:
-                if len(data) > MAX_FRAME_BYTES:
-                    too_large = FrameTooLarge(
-                        f"The frame has {len(data)} bytes; at most {MAX_FRAME_BYTES}"
-                    )
-                    await send(error_message(too_large))
-                else:
-                    run.frames.put(frame_decoder(data, time.monotonic()))
-                continue
-            await _answer_text(message.get("text") or "", send)
+    def on_frame(data: bytes) -> None:
+        run.frames.put(frame_decoder(data, time.monotonic()))
 
     ended: AppError | None = None
 
     async def receive_while_authorized() -> None:
         nonlocal ended
-        ended = await authorization.guard(receive())
+        ended = await socket.authorization.guard(
+            socket.receive_frames(MAX_FRAME_BYTES, on_frame, FrameTooLarge, socket.send)
+        )
 
     # A client that hangs up as soon as it reads "completed" makes the last send or the
     # close fail; that is the end of the conversation, not a server error.
@@ -122,16 +94,4 @@ async def purity_websocket(
         if run.finished and not run.client_gone:
             await websocket.close(code=status.WS_1000_NORMAL_CLOSURE, reason="completed")
         elif ended is not None:
-            await send(error_message(ended))
-            await websocket.close(code=close_code(ended), reason=ended.code)
-
-
-async def _answer_text(text: str, send: Any) -> None:
-    try:
-        body = json.loads(text)
-    except ValueError:
-        body = None
-    if isinstance(body, dict) and body.get("type") == "ping":
-        await send({"type": "pong"})
-        return
-    await send(error_message(InvalidInput("Send frames as binary messages; text takes only ping")))
+            await socket.end(ended)
