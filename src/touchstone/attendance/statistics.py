@@ -222,7 +222,7 @@ def _compiled(shape: StatisticsList, sort: str) -> PageQueries:
         "LIMIT CAST(:limit AS int) OFFSET CAST(:offset AS int)"
     )
     total = text(f"SELECT count(*) FROM ({shape.body}) q")
-    return PageQueries(compile_query(page), compile_query(total), fields)
+    return PageQueries(compile_query(page), compile_query(total), fields, total_in_rows=True)
 
 
 PEOPLE = StatisticsList(

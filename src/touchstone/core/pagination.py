@@ -10,15 +10,21 @@ from typing import Annotated, Any, Generic, TypeVar
 from fastapi import Depends, Response
 from pydantic import BaseModel, Field
 from pydantic_core import to_json
-from sqlalchemy import BindParameter, bindparam, func, over, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import BindParameter, bindparam, func, select
 from sqlalchemy.orm import QueryableAttribute
 from sqlalchemy.sql.elements import ColumnElement
 
 from touchstone.core.auth import Principal
 from touchstone.core.errors import InvalidInput
 from touchstone.core.query_params import query_model
-from touchstone.core.reads import AnySelect, CompiledQuery, Statements, TenantRead, compile_query
+from touchstone.core.reads import (
+    AnySelect,
+    CompiledQuery,
+    Rows,
+    Statements,
+    TenantRead,
+    compile_query,
+)
 
 MAX_LIMIT = 100
 T = TypeVar("T")
@@ -44,42 +50,12 @@ class Page(BaseModel, Generic[T]):
     offset: int
 
 
-def order_by(params: PageParams, columns: Sortable, default: str) -> list[ColumnElement[Any]]:
-    """Translate `sort=-created_at` into ORDER BY using only whitelisted columns."""
-    return sort_clause(params.sort or default, columns)
-
-
 def sort_clause(sort: str, columns: Sortable) -> list[ColumnElement[Any]]:
     name = sort.removeprefix("-")
     if name not in columns:
         raise InvalidInput(f"Cannot sort by '{name}'; choose one of: {', '.join(sorted(columns))}")
     column = columns[name]
     return [column.desc() if sort.startswith("-") else column.asc()]
-
-
-async def paginate(
-    session: AsyncSession, query: AnySelect, params: PageParams
-) -> tuple[Sequence[Any], int]:
-    """One round trip: the page's rows plus `count(*) over ()` for the total.
-
-    A one-entity query yields its objects; a multi-column query yields its rows.
-    """
-    rows = (
-        await session.execute(
-            query.add_columns(over(func.count()).label("_total"))
-            .limit(params.limit)
-            .offset(params.offset)
-        )
-    ).all()
-    if not rows:
-        if params.offset == 0:
-            return [], 0
-        counted = select(func.count()).select_from(query.order_by(None).subquery())
-        return [], (await session.execute(counted)).scalar_one()
-    # column_descriptions has one entry per selected entity; selected_columns would count
-    # every column of an entity, so `select(Branch)` would come back as (Branch, total) rows.
-    items = [row[0] for row in rows] if len(query.column_descriptions) == 1 else rows
-    return items, rows[0][-1]
 
 
 Items = list[dict[str, Any]]
@@ -93,27 +69,40 @@ def page_response(items: Items, total: int, params: PageParams) -> Response:
     return Response(to_json(page), media_type="application/json")
 
 
-def page_of(model: type[M], rows: Sequence[Any], total: int, params: PageParams) -> Page[M]:
-    return Page[model](  # type: ignore[valid-type]
-        items=[model.model_validate(row) for row in rows],
-        total=total,
-        limit=params.limit,
-        offset=params.offset,
-    )
-
-
 _TOTAL = "_total"
 
 
 @dataclass(frozen=True, slots=True)
 class PageQueries:
-    """A list query compiled for `core.reads`: the page with the total on each row, and the
-    total alone for a page past the end (which has no rows to carry it)."""
+    """A list query compiled for `core.reads`: the page, and its total.
+
+    A plain list counts in a statement of its own, sent in the same message: the page then
+    reads only the rows it returns (an index in the sort's order makes it `limit` rows of an
+    audit log of millions), where `count(*) over ()` on the page made PostgreSQL read and
+    sort every matching row on every page. A list whose every row is computed before it can
+    be sorted (statistics) carries the total on its rows instead (`total_in_rows`), at no
+    extra cost; such a page past the end has no row to carry it, and counts apart."""
 
     page: CompiledQuery
     total: CompiledQuery
     fields: tuple[str, ...]
-    """The item model's fields: the page's columns, before the total."""
+    """The item model's fields: the page's columns (before the total, if it carries it)."""
+    total_in_rows: bool = False
+
+    def statements(self, values: Mapping[str, Any], params: PageParams) -> Statements:
+        """What to send for one page: the page, and the count unless the rows carry it."""
+        page = (self.page, {**values, "limit": params.limit, "offset": params.offset})
+        return [page] if self.total_in_rows else [page, (self.total, values)]
+
+    def items(self, results: Sequence[Rows]) -> tuple[Items, int | None]:
+        """The page's items and total from what `statements` read; the total is None for a
+        page past the end of a list whose rows carry it."""
+        rows = results[0]
+        width = len(self.fields)
+        items = [dict(zip(self.fields, row[:width], strict=True)) for row in rows]
+        if not self.total_in_rows:
+            return items, results[1][0][0]
+        return items, rows[0][-1] if rows else None
 
 
 def page_queries(
@@ -130,14 +119,7 @@ def page_queries(
     fields, columns = tuple(item.model_fields), [c.key for c in query.selected_columns]
     if list(fields) != columns:
         raise TypeError(f"the page selects {columns}, not the fields of {item.__name__}")
-    # PostgreSQL reads every matching row to sort them anyway, so `count(*) over ()` costs
-    # next to nothing, where a second query would join and filter them all again.
-    page = (
-        query.add_columns(over(func.count()).label(_TOTAL))
-        .order_by(*order, *tiebreak)
-        .limit(bindparam("limit"))
-        .offset(bindparam("offset"))
-    )
+    page = query.order_by(*order, *tiebreak).limit(bindparam("limit")).offset(bindparam("offset"))
     total = select(func.count().label(_TOTAL)).select_from(query.subquery())
     return PageQueries(compile_query(page), compile_query(total), fields)
 
@@ -207,22 +189,22 @@ async def read_page(
     plan: Callable[[Principal], tuple[PageQueries, Mapping[str, Any]]],
     params: PageParams,
 ) -> tuple[Items, int]:
-    """The page's items and the total, for the queries and values `plan` gives the caller:
-    one round trip, and a second only for a page past the end."""
-    paged = {"limit": params.limit, "offset": params.offset}
-    planned: list[PageQueries] = []  # the last one is the read that counted
+    """The page's items and the total, for the queries and values `plan` gives the caller,
+    in one round trip (a second only to count past the end of a list whose rows carry
+    the total)."""
+    planned: list[PageQueries] = []  # the last one is the read whose rows were kept
 
     def page(principal: Principal) -> Statements:
         queries, values = plan(principal)
         planned.append(queries)
-        return [(queries.page, {**values, **paged})]
+        return queries.statements(values, params)
 
     def total(principal: Principal) -> Statements:
         queries, values = plan(principal)
         return [(queries.total, values)]
 
-    (rows,) = await read.fetch(page)
-    if not rows:
-        return [], 0 if params.offset == 0 else (await read.fetch(total))[0][0][0]
-    fields, count = planned[-1].fields, rows[0][-1]
-    return [dict(zip(fields, row, strict=False)) for row in rows], count  # the total left out
+    results = await read.fetch(page)
+    items, counted = planned[-1].items(results)
+    if counted is None:
+        counted = 0 if params.offset == 0 else (await read.fetch(total))[0][0][0]
+    return items, counted

@@ -604,31 +604,21 @@ async def list_transactions(
     read: TenantRead, batch_id: uuid.UUID, where: TransactionFilter, page: PageParams
 ) -> tuple[Items, int] | None:
     """A page of the batch's matching transactions and their total, read with the batch in
-    one round trip (a second only for a page past the end, to count); None when the org has
-    no such batch (the router answers 404 after checking the range)."""
-    paged = {"limit": page.limit, "offset": page.offset}
+    one round trip; None when the org has no such batch (the router answers 404 after
+    checking the range)."""
     planned: list[PageQueries] = []  # the last one is the plan whose rows were kept
 
     def plan(principal: Principal) -> Statements:
         queries, values = _TRANSACTION_PAGES.plan(_values(principal, batch_id, where), page.sort)
         planned.append(queries)
-        return [_batch_exists(principal, batch_id), (queries.page, {**values, **paged})]
+        return [_batch_exists(principal, batch_id), *queries.statements(values, page)]
 
-    found, rows = await read.fetch(plan)
+    found, *listed = await read.fetch(plan)
     if not found:
         return None
-    if rows:
-        fields = planned[-1].fields
-        return [dict(zip(fields, row, strict=False)) for row in rows], rows[0][-1]
-    if page.offset == 0:
-        return [], 0
-
-    def total(principal: Principal) -> Statements:
-        queries, values = _TRANSACTION_PAGES.plan(_values(principal, batch_id, where), page.sort)
-        return [(queries.total, values)]
-
-    (counted,) = await read.fetch(total)
-    return [], counted[0][0]
+    items, total = planned[-1].items(listed)
+    assert total is not None  # a plain list counts in a statement of its own
+    return items, total
 
 
 EXPORT_LIMIT = 200_000

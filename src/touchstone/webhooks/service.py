@@ -24,6 +24,7 @@ from touchstone.core.jobs import defer
 from touchstone.core.pagination import (
     Items,
     PageParams,
+    PageQueries,
     PageShape,
 )
 from touchstone.core.reads import (
@@ -203,30 +204,21 @@ async def list_deliveries(
         "status": status.value if status is not None else None,
         "event_id": event_id,
     }
-    paged = {"limit": page.limit, "offset": page.offset}
+    planned: list[PageQueries] = []  # the last one is the plan whose rows were kept
 
     def plan(principal: Principal) -> Statements:
         org = {"org_id": principal.org_id}
         queries, values = _DELIVERY_PAGES.plan({**org, **filters}, page.sort)
-        return [
-            (repository.WEBHOOK_EXISTS, {**org, **exists}),
-            (queries.page, {**values, **paged}),
-        ]
+        planned.append(queries)
+        exists_query = (repository.WEBHOOK_EXISTS, {**org, **exists})
+        return [exists_query, *queries.statements(values, page)]
 
-    found, rows = await read.fetch(plan)
+    found, *listed = await read.fetch(plan)
     if not found:
         raise WebhookNotFound()
-    if rows:
-        fields = tuple(DeliveryOut.model_fields)  # every shape's columns, before the total
-        return [dict(zip(fields, row, strict=False)) for row in rows], rows[0][-1]
-    if page.offset == 0:
-        return [], 0
-
-    def total(principal: Principal) -> Statements:
-        queries, values = _DELIVERY_PAGES.plan({"org_id": principal.org_id, **filters}, page.sort)
-        return [(queries.total, values)]
-
-    return [], (await read.fetch(total))[0][0][0]
+    items, total = planned[-1].items(listed)
+    assert total is not None  # a plain list counts in a statement of its own
+    return items, total
 
 
 async def read_delivery(
