@@ -26,7 +26,8 @@ async def test_a_company_creates_renames_lists_and_archives_a_project(
         f"{API}/projects/{project_id}", headers=headers, json={"name": "Spring 2"}
     )
     assert renamed.status_code == 200, renamed.text
-    assert renamed.json()["name"] == "Spring 2" and renamed.json()["description"] == "Posters"
+    assert renamed.json()["name"] == "Spring 2"
+    assert renamed.json()["description"] == "Posters"
     detail = await client.get(f"{API}/projects/{project_id}", headers=headers)
     assert detail.json()["name"] == "Spring 2"
 
@@ -36,7 +37,8 @@ async def test_a_company_creates_renames_lists_and_archives_a_project(
     content_id = await content(client, company, project_id)
     archived = await client.post(f"{API}/projects/{project_id}/archive", headers=headers)
     assert archived.status_code == 200, archived.text
-    assert archived.json()["status"] == "archived" and archived.json()["archived_at"]
+    assert archived.json()["status"] == "archived"
+    assert archived.json()["archived_at"]
     gone = await client.get(f"{API}/contents/{content_id}", headers=headers)
     assert gone.json()["status"] == "archived"
     active = await client.get(f"{API}/projects?status=active", headers=headers)

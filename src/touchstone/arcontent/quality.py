@@ -67,10 +67,11 @@ def image_size(data: bytes) -> tuple[int, int]:
 
 def measure(data: bytes) -> MarkerQuality:
     """The marker's score and its parts (about 50 ms on one core)."""
-    width, height = image_size(data)
+    image_size(data)
     grey = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE)
     if grey is None:
         raise BadMedia("The marker is not a readable image")
+    height, width = grey.shape  # as shown: OpenCV applies an EXIF orientation, as browsers do
     scale = WORK_SIDE / max(grey.shape)
     if scale < 1:
         size = (round(grey.shape[1] * scale), round(grey.shape[0] * scale))
