@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import cv2
@@ -11,9 +12,11 @@ import pytest
 from sqlalchemy import select, text
 
 from tests.conftest import ROOT, Tenant, make_tenant
+from tests.core.jobs.conftest import drain
 from touchstone.core.audit import AuditEvent
 from touchstone.core.config import Settings
 from touchstone.core.db import Database
+from touchstone.core.postgres import DatabaseUrls
 
 API = "/api/v1/arcontent"
 AR = ROOT.parent / "shared" / "corpora" / "ar"
@@ -64,6 +67,19 @@ async def other_company(
     database: Database, settings: Settings, client: httpx.AsyncClient
 ) -> Tenant:
     return await make_company(database, settings, client, "globex")
+
+
+Jobs = Callable[[], Awaitable[None]]
+
+
+@pytest.fixture
+def run_jobs(settings: Settings, database_urls: DatabaseUrls) -> Jobs:
+    """Run a worker in this process until no job is due."""
+
+    async def run() -> None:
+        await drain(settings, database_urls)
+
+    return run
 
 
 async def project(client: httpx.AsyncClient, tenant: Tenant, name: str = "Spring catalogue") -> str:
