@@ -117,6 +117,16 @@ async def test_a_video_too_long_fails_with_the_reason_and_is_reprocessed_in_one_
     assert (detail["processing"], detail["failure_reason"]) == ("ready", None)
     assert detail["renditions"]["main"]["facts"]["audio"] is None
 
+    earlier = detail["renditions"]["main"]["url"]
+    assert (await client.get(earlier)).status_code == 200
+    again = await client.post(f"{API}/contents/{content_id}/reprocess", headers=headers)
+    assert again.status_code == 202, again.text
+    await run_jobs()
+    detail = (await client.get(f"{API}/contents/{content_id}", headers=headers)).json()
+    assert detail["processing"] == "ready"
+    assert (await client.get(earlier)).status_code == 404  # the earlier renditions are gone
+    assert (await client.get(detail["renditions"]["main"]["url"])).status_code == 200
+
 
 async def test_a_content_without_video_is_not_reprocessed(
     live_client: httpx.AsyncClient, tenant: Tenant

@@ -88,6 +88,7 @@ async def process(run: JobRun, content_id: uuid.UUID, storage: Storage) -> dict[
                 content = await repository.get_content(session, run.org_id, content_id)
                 if content is None or content.video_key != video_key:
                     raise ContentNotFound("The content's video changed while it was processed")
+                replaced = [kept["key"] for kept in (content.renditions or {}).values()]
                 content.renditions, content.processing = made, "ready"
                 content.failure_reason, content.updated_at = None, utcnow()
                 await publish(
@@ -101,6 +102,8 @@ async def process(run: JobRun, content_id: uuid.UUID, storage: Storage) -> dict[
             for key in stored:
                 await storage.delete(run.org_id, key)
             raise
+    for key in replaced:  # a reprocessed video's earlier renditions, once the new ones commit
+        await storage.delete(run.org_id, key)
     log.info("arcontent_video_processed", seconds=probed.seconds, source=probed.codec)
     return {
         "content_id": str(content_id),
