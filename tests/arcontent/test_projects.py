@@ -128,3 +128,19 @@ async def test_a_viewer_reads_but_does_not_write(
     assert (await client.get(f"{API}/projects/{project_id}", headers=viewer)).status_code == 200
     assert_problem(await client.post(f"{API}/projects", headers=viewer, json={"name": "V"}), 403)
     assert_problem(await client.post(f"{API}/projects/{project_id}/archive", headers=viewer), 403)
+
+
+async def test_an_idempotency_key_replays_a_create_instead_of_making_a_second(
+    client: httpx.AsyncClient, company: Tenant
+) -> None:
+    keyed = {**company.headers, "Idempotency-Key": "spring-project"}
+    sent = [
+        await client.post(f"{API}/projects", headers=keyed, json={"name": "Spring"})
+        for _ in range(2)
+    ]
+    assert [r.status_code for r in sent] == [201, 201]
+    assert sent[0].json()["id"] == sent[1].json()["id"]
+    assert sent[1].headers["Idempotent-Replayed"] == "true"
+    different = await client.post(f"{API}/projects", headers=keyed, json={"name": "Autumn"})
+    assert_problem(different, 422)
+    assert (await client.get(f"{API}/projects", headers=company.headers)).json()["total"] == 1

@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import Depends, Response, UploadFile
+from fastapi import Depends, Response, UploadFile, status
 
 from touchstone.arcontent import qr, service
 from touchstone.arcontent.schemas import (
@@ -25,7 +25,9 @@ from touchstone.arcontent.schemas import (
 )
 from touchstone.core.auth import Principal
 from touchstone.core.deps import SessionDep, SettingsDep, require
-from touchstone.core.jobs.router import JobOut, accepted
+from touchstone.core.idempotency import IdempotencyDep
+from touchstone.core.jobs import JobRecord
+from touchstone.core.jobs.router import JobOut
 from touchstone.core.pagination import Page, PageDep, page_response
 from touchstone.core.query_params import query_model
 from touchstone.core.reads import TenantRead, tenant_read
@@ -44,9 +46,11 @@ VIDEO_LIMIT = upload_limit(lambda settings: service.MAX_VIDEO_BYTES + settings.m
 
 
 @router.post("/arcontent/projects", response_model=ProjectOut, status_code=201)
-async def create_project(body: ProjectCreate, session: SessionDep, principal: Writer) -> ProjectOut:
+async def create_project(
+    body: ProjectCreate, session: SessionDep, principal: Writer, idempotency: IdempotencyDep
+) -> ProjectOut:
     """Only an org of kind `company` holds AR projects (`403 ar_companies_only`)."""
-    return await service.create_project(session, principal, body)
+    return idempotency.remember(await service.create_project(session, principal, body))
 
 
 @router.get("/arcontent/projects", response_model=Page[ProjectOut])
@@ -80,10 +84,15 @@ async def archive_project(
     "/arcontent/projects/{project_id}/contents", response_model=ContentOut, status_code=201
 )
 async def create_content(
-    project_id: uuid.UUID, body: ContentCreate, session: SessionDep, principal: Writer
+    project_id: uuid.UUID,
+    body: ContentCreate,
+    session: SessionDep,
+    principal: Writer,
+    idempotency: IdempotencyDep,
 ) -> ContentOut:
     """A draft; its marker and video are uploaded next."""
-    return await service.create_content(session, principal, project_id, body)
+    made = await service.create_content(session, principal, project_id, body)
+    return idempotency.remember(made)
 
 
 @router.get("/arcontent/projects/{project_id}/contents", response_model=Page[ContentOut])
@@ -127,18 +136,36 @@ async def put_video(
     content_id: uuid.UUID,
     file: UploadFile,
     session: SessionDep,
+    response: Response,
     storage: StorageDep,
     principal: Writer,
-) -> Response:
+    idempotency: IdempotencyDep,
+) -> JobOut:
     """MP4, QuickTime, WebM or Matroska, at most 120 s; processing starts at once (`202`
     with the job's URL; progress as `arcontent.processing_progress` events)."""
-    return accepted(await service.set_video(session, storage, principal, content_id, file))
+    record = await service.set_video(session, storage, principal, content_id, file)
+    return _accepted(record, response, idempotency)
 
 
 @router.post("/arcontent/contents/{content_id}/reprocess", response_model=JobOut, status_code=202)
-async def reprocess(content_id: uuid.UUID, session: SessionDep, principal: Writer) -> Response:
+async def reprocess(
+    content_id: uuid.UUID,
+    response: Response,
+    session: SessionDep,
+    principal: Writer,
+    idempotency: IdempotencyDep,
+) -> JobOut:
     """Process the video again (after a failure, or to pick up new rendition settings)."""
-    return accepted(await service.reprocess(session, principal, content_id))
+    record = await service.reprocess(session, principal, content_id)
+    return _accepted(record, response, idempotency)
+
+
+def _accepted(record: JobRecord, response: Response, idempotency: IdempotencyDep) -> JobOut:
+    """`202` with the job's URL, remembered under an `Idempotency-Key` (a retried upload
+    replays the same job instead of queueing a second)."""
+    location = {"Location": f"/api/v1/jobs/{record.id}"}
+    response.headers.update(location)
+    return idempotency.remember(JobOut.model_validate(record), status.HTTP_202_ACCEPTED, location)
 
 
 @router.post("/arcontent/contents/{content_id}/transitions", response_model=ContentOut)
