@@ -147,3 +147,19 @@ async def test_a_content_without_video_is_not_reprocessed(
         f"{API}/contents/{content_id}/reprocess", headers=tenant.headers
     )
     assert_problem(refused, 409, "ar_not_ready")
+
+
+async def test_a_video_replaced_before_processing_leaves_the_content_to_the_new_one(
+    live_client: httpx.AsyncClient, tenant: Tenant, run_jobs: Jobs
+) -> None:
+    client, headers = live_client, tenant.headers
+    content_id = await content(client, tenant, await project(client, tenant))
+    first = await upload(client, tenant, content_id, "video", corpus("videos/mov_bbb.mp4"))
+    second = await upload(client, tenant, content_id, "video", corpus("videos/asl_thanks.mkv"))
+    assert [first.status_code, second.status_code] == [202, 202]
+    await run_jobs()
+    old = (await client.get(first.headers["Location"], headers=headers)).json()
+    assert old["result"] == {"content_id": content_id, "superseded": True}
+    detail = (await client.get(f"{API}/contents/{content_id}", headers=headers)).json()
+    assert (detail["processing"], detail["job_id"]) == ("ready", second.json()["id"])
+    assert detail["renditions"]["main"]["facts"]["height"] == 480  # the Matroska clip's

@@ -47,12 +47,17 @@ async def _progress(run: JobRun, content_id: uuid.UUID, percent: int, message: s
         )
 
 
-async def process(run: JobRun, content_id: uuid.UUID, storage: Storage) -> dict[str, Any]:
+async def process(
+    run: JobRun, content_id: uuid.UUID, video_key: str, storage: Storage
+) -> dict[str, Any]:
+    """Process `video_key`; a video replaced since the job was queued is left to its own
+    job (this one ends without touching the content)."""
     async with run.transaction() as session:
         content = await repository.get_content(session, run.org_id, content_id)
-        if content is None or content.video_key is None:
-            raise ContentNotFound("The content or its video was removed before processing")
-        video_key = content.video_key
+        if content is None:
+            raise ContentNotFound("The content was removed before its video was processed")
+        if content.video_key != video_key:
+            return {"content_id": str(content_id), "superseded": True}
         content.processing = "processing"
     with tempfile.TemporaryDirectory(prefix="ar-video-") as folder:
         source = Path(folder) / "source"
@@ -116,12 +121,17 @@ async def process(run: JobRun, content_id: uuid.UUID, storage: Storage) -> dict[
 
 
 async def processing_ended(
-    session: AsyncSession, org_id: uuid.UUID, problem: dict[str, Any], *, content_id: str
+    session: AsyncSession,
+    org_id: uuid.UUID,
+    problem: dict[str, Any],
+    *,
+    content_id: str,
+    video_key: str,
 ) -> None:
     """The job ended without renditions (a refused video, attempts used up, cancelled): the
-    content says `failed` and why."""
+    content says `failed` and why, unless its video was replaced meanwhile."""
     content = await repository.get_content(session, org_id, uuid.UUID(content_id))
-    if content is None or content.processing == "ready":
+    if content is None or content.video_key != video_key or content.processing == "ready":
         return
     reason = problem.get("detail") or problem["title"]
     content.processing, content.failure_reason = "failed", str(reason)[:500]
@@ -142,5 +152,5 @@ async def processing_ended(
     timeout_seconds=900,
     on_end=processing_ended,
 )
-async def process_video(run: JobRun, content_id: str) -> dict[str, Any]:
-    return await process(run, uuid.UUID(content_id), get_storage(run.settings))
+async def process_video(run: JobRun, content_id: str, video_key: str) -> dict[str, Any]:
+    return await process(run, uuid.UUID(content_id), video_key, get_storage(run.settings))

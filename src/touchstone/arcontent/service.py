@@ -425,7 +425,9 @@ async def _queue_processing(
     content.processing, content.failure_reason = "queued", None
     content.updated_at = utcnow()
     await session.flush()
-    record = await defer(session, principal, process_video, content_id=str(content.id))
+    record = await defer(
+        session, principal, process_video, content_id=str(content.id), video_key=content.video_key
+    )
     content.job_id = record.id
     await publish(
         session,
