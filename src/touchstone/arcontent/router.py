@@ -24,7 +24,7 @@ from touchstone.arcontent.schemas import (
     Transition,
 )
 from touchstone.core.auth import Principal
-from touchstone.core.deps import SessionDep, SettingsDep, require
+from touchstone.core.deps import SessionDep, SettingsDep, rate_limit, require
 from touchstone.core.idempotency import IdempotencyDep
 from touchstone.core.jobs import JobRecord
 from touchstone.core.jobs.router import JobOut
@@ -111,7 +111,11 @@ async def get_content(
     return await service.read_content(read, storage, settings, content_id)
 
 
-@router.put("/arcontent/contents/{content_id}/marker", response_model=ContentOut)
+@router.put(
+    "/arcontent/contents/{content_id}/marker",
+    response_model=ContentOut,
+    dependencies=[Depends(rate_limit("uploads"))],
+)
 @MARKER_LIMIT
 async def put_marker(
     content_id: uuid.UUID,
@@ -130,6 +134,7 @@ async def put_marker(
     "/arcontent/contents/{content_id}/video",
     response_model=JobOut,
     status_code=202,
+    dependencies=[Depends(rate_limit("uploads"))],
 )
 @VIDEO_LIMIT
 async def put_video(
