@@ -50,6 +50,7 @@ def upgrade() -> None:
         sa.Column("status", sa.String(length=20), nullable=False),
         sa.Column("processing", sa.String(length=20), nullable=False),
         sa.Column("failure_reason", sa.String(length=500), nullable=True),
+        sa.Column("placement", JSONB(), nullable=False),
         sa.Column("marker_key", sa.String(length=200), nullable=True),
         sa.Column("marker_sha256", sa.String(length=64), nullable=True),
         sa.Column("marker_width", sa.Integer(), nullable=True),

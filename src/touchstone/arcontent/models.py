@@ -47,6 +47,8 @@ class Content(IdMixin, TenantMixin, TimestampMixin, Base):
     processing: Mapped[str] = mapped_column(String(20), default="empty")
     """`empty` (no video yet), `queued`, `processing`, `ready` or `failed`."""
     failure_reason: Mapped[str | None] = mapped_column(String(500))
+    placement: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    """The overlay's scale, offset and rotation on the marker; loop, autoplay, sound on tap."""
     marker_key: Mapped[str | None] = mapped_column(String(200))
     marker_sha256: Mapped[str | None] = mapped_column(String(64))
     marker_width: Mapped[int | None] = mapped_column(Integer)

@@ -17,6 +17,7 @@ from touchstone.arcontent.schemas import (
     ContentDetail,
     ContentOut,
     ContentQuery,
+    ContentUpdate,
     ProjectCreate,
     ProjectOut,
     ProjectQuery,
@@ -109,6 +110,14 @@ async def get_content(
 ) -> ContentDetail:
     """With signed links to the marker, the upload and the renditions."""
     return await service.read_content(read, storage, settings, content_id)
+
+
+@router.patch("/arcontent/contents/{content_id}", response_model=ContentOut)
+async def update_content(
+    content_id: uuid.UUID, body: ContentUpdate, session: SessionDep, principal: Writer
+) -> ContentOut:
+    """A draft's title or placement on the marker."""
+    return await service.update_content(session, principal, content_id, body)
 
 
 @router.put(

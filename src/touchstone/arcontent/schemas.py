@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import StringConstraints
+from pydantic import Field, StrictBool, StringConstraints
 
 from touchstone.core.schemas import InputModel, Name, OutputModel, PlainText
 
@@ -42,8 +42,33 @@ class ProjectQuery(InputModel):
     status: Literal["active", "archived"] | None = None
 
 
+class Placement(InputModel):
+    """Where the overlay sits on the marker, in marker widths from its centre, and how the
+    video behaves (the viewer reads these; phones start video muted, hence sound on tap)."""
+
+    scale: float = Field(1.0, ge=0.1, le=10, allow_inf_nan=False)
+    offset_x: float = Field(0.0, ge=-2, le=2, allow_inf_nan=False)
+    offset_y: float = Field(0.0, ge=-2, le=2, allow_inf_nan=False)
+    rotation: float = Field(0.0, ge=-180, le=180, allow_inf_nan=False)
+    """Degrees, clockwise, in the marker's plane."""
+    loop: StrictBool = True
+    autoplay: StrictBool = True
+    sound_on_tap: StrictBool = True
+
+
+DEFAULT_PLACEMENT = Placement().model_dump()
+
+
 class ContentCreate(InputModel):
     title: Name
+    placement: Placement | None = None
+
+
+class ContentUpdate(InputModel):
+    """A draft's title or placement (a field left out is left as it is)."""
+
+    title: Name | None = None
+    placement: Placement | None = None
 
 
 class ContentQuery(InputModel):
@@ -59,6 +84,7 @@ class ContentOut(OutputModel):
     processing: str
     """The overlay video: `empty`, `queued`, `processing`, `ready` or `failed`."""
     failure_reason: str | None
+    placement: dict[str, Any]
     marker_score: float | None
     marker_quality: dict[str, Any] | None
     job_id: uuid.UUID | None

@@ -31,9 +31,11 @@ from touchstone.arcontent.exceptions import (
 from touchstone.arcontent.models import Content, Project
 from touchstone.arcontent.processing import process_video
 from touchstone.arcontent.schemas import (
+    DEFAULT_PLACEMENT,
     ContentCreate,
     ContentDetail,
     ContentOut,
+    ContentUpdate,
     FileLink,
     ProjectCreate,
     ProjectOut,
@@ -200,6 +202,7 @@ async def create_content(
         org_id=principal.org_id,
         project_id=project_id,
         title=data.title,
+        placement=data.placement.model_dump() if data.placement else dict(DEFAULT_PLACEMENT),
         status="draft",
         processing="empty",
         created_by=principal.id,
@@ -216,6 +219,26 @@ async def create_content(
         {"project_id": str(project_id), "title": data.title},
     )
     await session.flush()
+    return ContentOut.model_validate(content, from_attributes=True)
+
+
+async def update_content(
+    session: AsyncSession, principal: Principal, content_id: uuid.UUID, data: ContentUpdate
+) -> ContentOut:
+    content = await _draft(session, principal, content_id)
+    changes: dict[str, Any] = {}
+    if data.title is not None and data.title != content.title:
+        changes["title"] = {"from": content.title, "to": data.title}
+        content.title = data.title
+    if data.placement is not None and data.placement.model_dump() != content.placement:
+        changes["placement"] = {"from": content.placement, "to": data.placement.model_dump()}
+        content.placement = data.placement.model_dump()
+    if changes:
+        content.updated_at = utcnow()
+        await record_audit(
+            session, principal, "arcontent.content.updated", "ar_content", content.id, changes
+        )
+        await session.flush()
     return ContentOut.model_validate(content, from_attributes=True)
 
 
