@@ -13,6 +13,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from redis.asyncio import Redis
 
 from touchstone.appraisal import router as appraisal
+from touchstone.arcontent import router as arcontent
 from touchstone.attendance import router as attendance
 from touchstone.core.apidocs.router import router as apidocs_router
 from touchstone.core.cache import get_cache
@@ -188,7 +189,13 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     # so the order changes nothing else. Each of their routes authenticates through its own
     # dependency (checked here), rather than through one more on the router, which FastAPI
     # would resolve on every request.
-    modules = (appraisal.router, statements.router, attendance.router, webhooks_router)
+    modules = (
+        appraisal.router,
+        statements.router,
+        attendance.router,
+        arcontent.router,
+        webhooks_router,
+    )
     for router in (identity.router, jobs_router, events_router, *modules):
         require_authentication(router)
         include_flat(app, router, prefix=API_PREFIX, responses=AUTHENTICATED_ERRORS)

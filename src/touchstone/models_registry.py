@@ -1,6 +1,7 @@
 """Imports every module's models so Alembic sees one complete metadata."""
 
 from touchstone.appraisal import models as appraisal_models
+from touchstone.arcontent import models as arcontent_models
 from touchstone.attendance import models as attendance_models
 from touchstone.core import audit, idempotency_models
 from touchstone.core.db import Base
@@ -15,6 +16,7 @@ metadata = Base.metadata
 
 __all__ = [
     "appraisal_models",
+    "arcontent_models",
     "attendance_models",
     "audit",
     "email_models",

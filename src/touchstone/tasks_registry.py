@@ -1,6 +1,7 @@
 """Imports every module that defines jobs, so a worker knows every task name."""
 
 from touchstone.appraisal import tasks as appraisal_tasks
+from touchstone.arcontent import tasks as arcontent_tasks
 from touchstone.attendance import tasks as attendance_tasks
 from touchstone.core.email import tasks as email_tasks
 from touchstone.core.jobs import maintenance
@@ -11,6 +12,7 @@ from touchstone.webhooks import tasks as webhook_tasks
 
 __all__ = [
     "appraisal_tasks",
+    "arcontent_tasks",
     "attendance_tasks",
     "email_tasks",
     "identity_tasks",

@@ -542,6 +542,8 @@ SAMPLES = {
     mime.WAV: b"RIFF\x24\x00\x00\x00WAVEfmt ",
     mime.MP4: b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00",
     mime.QUICKTIME: b"\x00\x00\x00\x14ftypqt  \x00\x00\x02\x00",
+    mime.WEBM: b"\x1a\x45\xdf\xa3\x9f\x42\x86\x81\x01\x42\x82\x84webm\x42\x87\x81\x04",
+    mime.MATROSKA: b"\x1a\x45\xdf\xa3\xa3\x42\x86\x81\x01\x42\x82\x88matroska\x42\x87",
     mime.XLSX: zip_with("[Content_Types].xml", "_rels/.rels", "xl/workbook.xml"),
     mime.DOCX: zip_with("[Content_Types].xml", "word/document.xml"),
     mime.ZIP: zip_with("photos/a.txt", "photos/b.txt"),

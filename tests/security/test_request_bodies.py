@@ -50,6 +50,8 @@ UPLOADS = {
     ("POST", "/api/v1/attendance/people/{person_id}/faces"): "an enrolment photo",
     ("POST", "/api/v1/attendance/recognitions"): "a photo to recognise faces in",
     ("POST", "/api/v1/attendance/sessions/{session_id}/photos"): "a class photo",
+    ("PUT", "/api/v1/arcontent/contents/{content_id}/marker"): "an AR marker image",
+    ("PUT", "/api/v1/arcontent/contents/{content_id}/video"): "an AR overlay video",
 }
 """The only routes whose bodies may exceed `max_body_bytes`, each with its reason."""
 

@@ -266,6 +266,24 @@ async def attendance_review(world: World) -> None:
         world.ids["review_id"] = str(review.id)
 
 
+async def ar_project(world: World) -> None:
+    """AR projects belong to companies: the owner's org becomes one (banks hold none)."""
+    async with world.database.transaction(org_id=world.owner.org_id) as session:
+        await session.execute(
+            text("update orgs set kind = 'company' where id = :id"), {"id": world.owner.org_id}
+        )
+    made = await world.post("/arcontent/projects", json={"name": f"P{uuid.uuid4().hex[:6]}"})
+    world.ids["project_id"] = made["id"]
+
+
+async def ar_content(world: World) -> None:
+    await world.make(f"{API}/arcontent/projects/")
+    made = await world.post(
+        f"/arcontent/projects/{world.ids['project_id']}/contents", json={"title": "Poster"}
+    )
+    world.ids["content_id"] = made["id"]
+
+
 async def own_org(world: World) -> None:
     """Platform routes name an org: the owner's own (a platform admin's are tried too)."""
     world.ids["org_id"] = str(world.owner.org_id)
@@ -288,6 +306,8 @@ FACTORIES: dict[str, Callable[[World], Awaitable[None]]] = {
     f"{API}/attendance/people/": attendance_person,
     f"{API}/attendance/sessions/": attendance_session,
     f"{API}/attendance/reviews/": attendance_review,
+    f"{API}/arcontent/projects/": ar_project,
+    f"{API}/arcontent/contents/": ar_content,
     f"{API}/platform/orgs/": own_org,
 }
 

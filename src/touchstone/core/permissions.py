@@ -48,7 +48,13 @@ _ATTENDANCE_READ = {"attendance:read"}
 _TEACHER = _ATTENDANCE_READ | {"attendance:mark"}
 _ATTENDANCE_ADMIN = _TEACHER | {"attendance:write", "attendance:enrol", "attendance:settings"}
 
-_MODULE_ADMIN = _APPRAISAL_ADMIN | _STATEMENTS_ADMIN | _ATTENDANCE_ADMIN
+# AR content (seed 001): editors make contents and send them to review; publishing (and
+# taking a published content down) is the org admin's.
+_ARCONTENT_READ = {"arcontent:read"}
+_AR_EDITOR = _ARCONTENT_READ | {"arcontent:write"}
+_ARCONTENT_ADMIN = _AR_EDITOR | {"arcontent:publish"}
+
+_MODULE_ADMIN = _APPRAISAL_ADMIN | _STATEMENTS_ADMIN | _ATTENDANCE_ADMIN | _ARCONTENT_ADMIN
 
 ROLE_PERMISSIONS: dict[Role, frozenset[str]] = {
     # Platform permissions act on any org; no org role grants them (billing: issue 13).
@@ -62,14 +68,17 @@ ROLE_PERMISSIONS: dict[Role, frozenset[str]] = {
     Role.APPRAISER: frozenset(_READ_ORG | _APPRAISER),
     Role.ANALYST: frozenset(_READ_ORG | _ANALYST),
     Role.TEACHER: frozenset(_READ_ORG | _TEACHER),
-    Role.EDITOR: frozenset(_READ_ORG),
-    Role.VIEWER: frozenset(_READ_ORG | _APPRAISAL_READ | _STATEMENTS_READ | _ATTENDANCE_READ),
+    Role.EDITOR: frozenset(_READ_ORG | _AR_EDITOR),
+    Role.VIEWER: frozenset(
+        _READ_ORG | _APPRAISAL_READ | _STATEMENTS_READ | _ATTENDANCE_READ | _ARCONTENT_READ
+    ),
 }
 
 TOPIC_PERMISSIONS: dict[str, str] = {
     "appraisal": "appraisals:read",
     "statements": "statements:read",
     "attendance": "attendance:read",
+    "arcontent": "arcontent:read",
 }
 """What a live-event subscriber needs, by the topic's module (`appraisal.completed` ->
 `appraisal`). A topic of an unlisted module would reach every member of the org, so a test

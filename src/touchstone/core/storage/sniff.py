@@ -24,6 +24,8 @@ GIF = "image/gif"
 WEBP = "image/webp"
 MP4 = "video/mp4"
 QUICKTIME = "video/quicktime"
+WEBM = "video/webm"
+MATROSKA = "video/x-matroska"
 WAV = "audio/wav"
 ZIP = "application/zip"
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -32,7 +34,7 @@ JSON = "application/json"
 CSV = "text/csv"
 TEXT = "text/plain"
 
-INLINE_TYPES = frozenset({PDF, JPEG, PNG, GIF, WEBP, MP4, QUICKTIME, WAV})
+INLINE_TYPES = frozenset({PDF, JPEG, PNG, GIF, WEBP, MP4, QUICKTIME, WEBM, WAV})
 """Types a browser may render in place; everything else is served as an attachment."""
 
 _PREFIXES: tuple[tuple[bytes, str], ...] = (
@@ -63,6 +65,8 @@ def sniff_content_type(head: bytes, *, complete: bool) -> str:
         if brand == b"qt  ":
             return QUICKTIME
         return OCTET_STREAM if brand in _IMAGE_BRANDS else MP4
+    if head.startswith(b"\x1a\x45\xdf\xa3"):  # EBML: the header names its DocType
+        return WEBM if b"\x42\x82\x84webm" in head[:64] else MATROSKA
     if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
         return _office_type(head)
     text = _utf8_text(head, complete=complete)
