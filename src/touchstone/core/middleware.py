@@ -29,13 +29,10 @@ def _header(scope: Scope, name: bytes) -> str | None:
 
 
 def route_template(scope: Scope) -> str:
-    """The matched route's full template (`/api/v1/users/{user_id}`), never the raw path.
-
-    FastAPI resolves included routers lazily and keeps the prefixed template in its
-    effective route context; a plain `scope["route"].path` lacks the router prefixes.
-    """
-    context = scope.get("fastapi", {}).get("effective_route_context")
-    path = getattr(context, "path_format", None) or getattr(scope.get("route"), "path", None)
+    """The matched route's full template (`/api/v1/users/{user_id}`), never the raw path:
+    every router's routes sit in the app's own table with their prefixes
+    (`core.routing.include_flat`), so the route Starlette matched has the whole template."""
+    path = getattr(scope.get("route"), "path", None)
     return str(path) if path else "unmatched"
 
 
