@@ -48,6 +48,7 @@ from touchstone.event_consumers import EVENT_CONSUMERS
 from touchstone.identity import pages as account_pages
 from touchstone.identity import router as identity
 from touchstone.identity.authentication import IdentityAuthenticator
+from touchstone.research import router as research
 from touchstone.statements import router as statements
 from touchstone.webhooks.router import router as webhooks_router
 
@@ -188,7 +189,13 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     # so the order changes nothing else. Each of their routes authenticates through its own
     # dependency (checked here), rather than through one more on the router, which FastAPI
     # would resolve on every request.
-    modules = (appraisal.router, statements.router, attendance.router, webhooks_router)
+    modules = (
+        appraisal.router,
+        statements.router,
+        attendance.router,
+        research.router,
+        webhooks_router,
+    )
     for router in (identity.router, jobs_router, events_router, *modules):
         require_authentication(router)
         include_flat(app, router, prefix=API_PREFIX, responses=AUTHENTICATED_ERRORS)

@@ -48,7 +48,11 @@ _ATTENDANCE_READ = {"attendance:read"}
 _TEACHER = _ATTENDANCE_READ | {"attendance:mark"}
 _ATTENDANCE_ADMIN = _TEACHER | {"attendance:write", "attendance:enrol", "attendance:settings"}
 
-_MODULE_ADMIN = _APPRAISAL_ADMIN | _STATEMENTS_ADMIN | _ATTENDANCE_ADMIN
+# Research (seed 002): analysts and editors add sources and run analyses; viewers read reports.
+_RESEARCH_READ = {"research:read"}
+_RESEARCHER = _RESEARCH_READ | {"research:write"}
+
+_MODULE_ADMIN = _APPRAISAL_ADMIN | _STATEMENTS_ADMIN | _ATTENDANCE_ADMIN | _RESEARCHER
 
 ROLE_PERMISSIONS: dict[Role, frozenset[str]] = {
     # Platform permissions act on any org; no org role grants them (billing: issue 13).
@@ -60,16 +64,19 @@ ROLE_PERMISSIONS: dict[Role, frozenset[str]] = {
         _READ_ORG | _APPRAISAL_READ | {"audit:read", "appraisals:approve"}
     ),
     Role.APPRAISER: frozenset(_READ_ORG | _APPRAISER),
-    Role.ANALYST: frozenset(_READ_ORG | _ANALYST),
+    Role.ANALYST: frozenset(_READ_ORG | _ANALYST | _RESEARCHER),
     Role.TEACHER: frozenset(_READ_ORG | _TEACHER),
-    Role.EDITOR: frozenset(_READ_ORG),
-    Role.VIEWER: frozenset(_READ_ORG | _APPRAISAL_READ | _STATEMENTS_READ | _ATTENDANCE_READ),
+    Role.EDITOR: frozenset(_READ_ORG | _RESEARCHER),
+    Role.VIEWER: frozenset(
+        _READ_ORG | _APPRAISAL_READ | _STATEMENTS_READ | _ATTENDANCE_READ | _RESEARCH_READ
+    ),
 }
 
 TOPIC_PERMISSIONS: dict[str, str] = {
     "appraisal": "appraisals:read",
     "statements": "statements:read",
     "attendance": "attendance:read",
+    "research": "research:read",
 }
 """What a live-event subscriber needs, by the topic's module (`appraisal.completed` ->
 `appraisal`). A topic of an unlisted module would reach every member of the org, so a test
