@@ -50,6 +50,7 @@ UPLOADS = {
     ("POST", "/api/v1/attendance/people/{person_id}/faces"): "an enrolment photo",
     ("POST", "/api/v1/attendance/recognitions"): "a photo to recognise faces in",
     ("POST", "/api/v1/attendance/sessions/{session_id}/photos"): "a class photo",
+    ("POST", "/api/v1/research/sources"): "a research source: a PDF, HTML, Markdown or text",
 }
 """The only routes whose bodies may exceed `max_body_bytes`, each with its reason."""
 

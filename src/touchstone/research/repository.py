@@ -183,7 +183,10 @@ async def passages_by_id(
             )
         )
     ).mappings()
-    return {str(row["id"]): {**row, "source_id": str(row["source_id"])} for row in rows}
+    return {
+        str(row["id"]): {**row, "id": str(row["id"]), "source_id": str(row["source_id"])}
+        for row in rows
+    }
 
 
 async def source_titles(
