@@ -22,7 +22,7 @@ from touchstone.core.storage import Storage
 from touchstone.research import engine, extraction, repository
 from touchstone.research.exceptions import AnalysisNotFound, EmptySource, SourceNotFound
 from touchstone.research.models import Analysis
-from touchstone.statements import service as statements
+from touchstone.statements.service import pdf_page_texts
 
 log = structlog.get_logger("touchstone.research")
 MAX_PAGES = 500
@@ -32,7 +32,7 @@ Progress = Callable[[int, str], Awaitable[None]]
 def extract(kind: str, data: bytes) -> extraction.Extracted:
     """The source's text and passages (CPU work: run it in a thread)."""
     if kind == "pdf":
-        pages = statements.pdf_page_texts(data, MAX_PAGES)
+        pages = pdf_page_texts(data, MAX_PAGES)
         sections = [
             extraction.Section(number, extraction.pdf_blocks(text))
             for number, text in enumerate(pages, start=1)

@@ -37,7 +37,7 @@ from touchstone.research.exceptions import (
 )
 from touchstone.research.models import Analysis, Source
 from touchstone.research.schemas import AnalysisCreate, PastedSource, SearchQuery
-from touchstone.statements import service as statements
+from touchstone.statements.service import pdf_page_count
 
 SOURCE_KIND = file_kind("research-source", permission="research:read")
 MAX_SOURCE_BYTES = 25 * 1024 * 1024
@@ -64,7 +64,7 @@ async def sniff(data: bytes, filename: str) -> tuple[str, int | None]:
     pages (checked against the page limit now, so a refused file is never stored)."""
     content_type = sniff_content_type(data[:SNIFF_BYTES], complete=len(data) <= SNIFF_BYTES)
     if content_type == PDF:
-        pages = await anyio.to_thread.run_sync(statements.pdf_page_count, data, MAX_PAGES)
+        pages = await anyio.to_thread.run_sync(pdf_page_count, data, MAX_PAGES)
         return "pdf", pages
     text = extraction.decode_text(data) if content_type in _TEXT_TYPES else None
     if text is None or not text.strip():
