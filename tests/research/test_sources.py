@@ -43,6 +43,10 @@ async def test_a_pdf_is_read_into_passages_with_pages_headings_and_offsets(
     assert "Elastic Stop Nut" in {p["heading"] for p in passages}
     assert all(p["char_end"] - p["char_start"] == len(p["text"]) for p in passages)
 
+    # An encrypted PDF is refused at upload (the corpus's sample, password "test").
+    locked = (DOCS / "pdfplumber" / "password-example.pdf").read_bytes()
+    assert_problem(await upload(client, tenant, "locked.pdf", locked), 422, "password_required")
+
     # The same bytes again: 409 naming the first, nothing stored.
     again = await upload(client, tenant, "copy.pdf", data)
     problem = assert_problem(again, 409, "duplicate_source")
