@@ -3,6 +3,8 @@ keyword search, deletion; another tenant's ids are 404 and bad input changes not
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 from sqlalchemy import func, select
 
@@ -139,3 +141,14 @@ async def test_bad_sources_are_refused_and_change_nothing(
     assert_problem(await client.get(f"{API}/sources?sort=secret", headers=headers), 422)
     async with committed.transaction(org_id=tenant.org_id) as session:
         assert await session.scalar(select(func.count()).select_from(Source)) == 0
+
+
+async def test_the_same_bytes_sent_twice_at_once_make_one_source(
+    live_client: httpx.AsyncClient, tenant: Tenant, committed: Database
+) -> None:
+    sent = await asyncio.gather(
+        *(upload(live_client, tenant, f"notes{n}.md", MARKDOWN) for n in range(2))
+    )
+    assert sorted(r.status_code for r in sent) == [202, 409]
+    async with committed.transaction(org_id=tenant.org_id) as session:
+        assert await session.scalar(select(func.count()).select_from(Source)) == 1

@@ -20,8 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from touchstone.core.audit import record_audit
 from touchstone.core.auth import Principal
-from touchstone.core.db import utcnow
-from touchstone.core.errors import PayloadTooLarge
+from touchstone.core.db import add_unique, utcnow
+from touchstone.core.errors import Conflict, PayloadTooLarge
 from touchstone.core.jobs import JobRecord, defer
 from touchstone.core.pagination import Items, PageParams
 from touchstone.core.reads import ItemQuery, TenantRead, read_item
@@ -127,8 +127,11 @@ async def _add(
         created_by=principal.id,
         created_at=utcnow(),
     )
-    session.add(source)
-    await session.flush()
+    try:
+        await add_unique(session, source, "This source was added already")
+    except Conflict:  # the same bytes sent twice at once: the other request's row won
+        await storage.delete(principal.org_id, stored.key)
+        raise DuplicateSource("A source with the same content was added meanwhile") from None
     record = await defer(session, principal, tasks.extract_source, source_id=str(source.id))
     source.job_id = record.id
     await record_audit(
