@@ -178,6 +178,8 @@ async def test_bad_analyses_are_refused_and_change_nothing(
         {"question": "ok?", "source_ids": []},
         {"question": "ok?", "source_ids": ["not-a-uuid"]},
         {"question": "ok?", "engine": "gpt"},
+        {"question": "ok?", "max_sentences": "5"},
+        {"question": "ok?", "max_sentences": True},
     ):
         assert_problem(await _analysis(live_client, tenant, body), 422)
     assert_problem(

@@ -8,7 +8,7 @@ from typing import Annotated
 
 from pydantic import Field, StringConstraints
 
-from touchstone.core.schemas import InputModel, NonBlank, OutputModel, PlainText
+from touchstone.core.schemas import Count, InputModel, NonBlank, OutputModel, PlainText
 
 MAX_PASTED_CHARS = 300_000
 """Pasted text travels in a JSON body (capped at `MAX_BODY_BYTES`); longer text is an upload."""
@@ -84,7 +84,7 @@ class AnalysisCreate(InputModel):
     source_ids: list[uuid.UUID] | None = Field(
         None, min_length=1, max_length=200, description="The sources to use; all when omitted"
     )
-    max_sentences: int = Field(8, ge=1, le=40)
+    max_sentences: Count = Field(8, ge=1, le=40)
 
 
 class AnalysisOut(OutputModel):
