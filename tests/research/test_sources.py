@@ -4,8 +4,10 @@ keyword search, deletion; another tenant's ids are 404 and bad input changes not
 from __future__ import annotations
 
 import asyncio
+import io
 
 import httpx
+import pypdfium2 as pdfium
 from sqlalchemy import func, select
 
 from tests.conftest import Tenant, assert_problem, committed_tenant
@@ -152,3 +154,26 @@ async def test_the_same_bytes_sent_twice_at_once_make_one_source(
     assert sorted(r.status_code for r in sent) == [202, 409]
     async with committed.transaction(org_id=tenant.org_id) as session:
         assert await session.scalar(select(func.count()).select_from(Source)) == 1
+
+
+def _blank_pdf() -> bytes:
+    """A page with no text layer, as a scanned page is to a reader without OCR."""
+    document = pdfium.PdfDocument.new()
+    document.new_page(595, 842)
+    buffer = io.BytesIO()
+    document.save(buffer)
+    document.close()
+    return buffer.getvalue()
+
+
+async def test_a_pdf_without_text_ends_failed_and_says_why(
+    live_client: httpx.AsyncClient, tenant: Tenant, run_jobs: Jobs
+) -> None:
+    sent = await upload(live_client, tenant, "scan.pdf", _blank_pdf())
+    assert sent.status_code == 202, sent.text
+    await run_jobs()
+    job = (await live_client.get(sent.headers["Location"], headers=tenant.headers)).json()
+    assert (job["status"], job["error"]["code"]) == ("failed", "empty_source")
+    source = await live_client.get(f"{API}/sources/{sent.json()['id']}", headers=tenant.headers)
+    assert (source.json()["status"], source.json()["error_code"]) == ("failed", "empty_source")
+    assert source.json()["pages"] == 1
