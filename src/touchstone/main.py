@@ -49,6 +49,7 @@ from touchstone.event_consumers import EVENT_CONSUMERS
 from touchstone.identity import pages as account_pages
 from touchstone.identity import router as identity
 from touchstone.identity.authentication import IdentityAuthenticator
+from touchstone.research import router as research
 from touchstone.statements import router as statements
 from touchstone.webhooks.router import router as webhooks_router
 
@@ -194,6 +195,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         statements.router,
         attendance.router,
         arcontent.router,
+        research.router,
         webhooks_router,
     )
     for router in (identity.router, jobs_router, events_router, *modules):

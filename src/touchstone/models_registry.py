@@ -9,6 +9,7 @@ from touchstone.core.email import models as email_models
 from touchstone.core.events import models as event_models
 from touchstone.core.jobs import models as job_models
 from touchstone.identity import models as identity_models
+from touchstone.research import models as research_models
 from touchstone.statements import models as statement_models
 from touchstone.webhooks import models as webhook_models
 
@@ -25,6 +26,7 @@ __all__ = [
     "identity_models",
     "job_models",
     "metadata",
+    "research_models",
     "statement_models",
     "webhook_models",
 ]

@@ -7,6 +7,7 @@ from touchstone.core.email import tasks as email_tasks
 from touchstone.core.jobs import maintenance
 from touchstone.core.storage import removal as storage_tasks
 from touchstone.identity import tasks as identity_tasks
+from touchstone.research import tasks as research_tasks
 from touchstone.statements import tasks as statement_tasks
 from touchstone.webhooks import tasks as webhook_tasks
 
@@ -17,6 +18,7 @@ __all__ = [
     "email_tasks",
     "identity_tasks",
     "maintenance",
+    "research_tasks",
     "statement_tasks",
     "storage_tasks",
     "webhook_tasks",

@@ -52,6 +52,7 @@ UPLOADS = {
     ("POST", "/api/v1/attendance/sessions/{session_id}/photos"): "a class photo",
     ("PUT", "/api/v1/arcontent/contents/{content_id}/marker"): "an AR marker image",
     ("PUT", "/api/v1/arcontent/contents/{content_id}/video"): "an AR overlay video",
+    ("POST", "/api/v1/research/sources"): "a research source: a PDF, HTML, Markdown or text",
 }
 """The only routes whose bodies may exceed `max_body_bytes`, each with its reason."""
 

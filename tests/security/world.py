@@ -284,6 +284,24 @@ async def ar_content(world: World) -> None:
     world.ids["content_id"] = made["id"]
 
 
+async def research_source(world: World) -> None:
+    """Pasted text (unique per world: the same text twice is a duplicate source)."""
+    made = await world.post(
+        "/research/sources/pasted",
+        json={"title": "Notes", "text": f"Ducks eat water plants. {uuid.uuid4().hex}"},
+    )
+    world.ids["source_id"] = made["id"]
+
+
+async def research_analysis(world: World) -> None:
+    await world.make(f"{API}/research/sources/")
+    made = await world.post(
+        "/research/analyses",
+        json={"question": "What do ducks eat?", "source_ids": [world.ids["source_id"]]},
+    )
+    world.ids["analysis_id"] = made["id"]
+
+
 async def own_org(world: World) -> None:
     """Platform routes name an org: the owner's own (a platform admin's are tried too)."""
     world.ids["org_id"] = str(world.owner.org_id)
@@ -308,6 +326,8 @@ FACTORIES: dict[str, Callable[[World], Awaitable[None]]] = {
     f"{API}/attendance/reviews/": attendance_review,
     f"{API}/arcontent/projects/": ar_project,
     f"{API}/arcontent/contents/": ar_content,
+    f"{API}/research/sources/": research_source,
+    f"{API}/research/analyses/": research_analysis,
     f"{API}/platform/orgs/": own_org,
 }
 

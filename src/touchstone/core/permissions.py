@@ -54,7 +54,13 @@ _ARCONTENT_READ = {"arcontent:read"}
 _AR_EDITOR = _ARCONTENT_READ | {"arcontent:write"}
 _ARCONTENT_ADMIN = _AR_EDITOR | {"arcontent:publish"}
 
-_MODULE_ADMIN = _APPRAISAL_ADMIN | _STATEMENTS_ADMIN | _ATTENDANCE_ADMIN | _ARCONTENT_ADMIN
+# Research (seed 002): analysts and editors add sources and run analyses; viewers read reports.
+_RESEARCH_READ = {"research:read"}
+_RESEARCHER = _RESEARCH_READ | {"research:write"}
+
+_MODULE_ADMIN = (
+    _APPRAISAL_ADMIN | _STATEMENTS_ADMIN | _ATTENDANCE_ADMIN | _ARCONTENT_ADMIN | _RESEARCHER
+)
 
 ROLE_PERMISSIONS: dict[Role, frozenset[str]] = {
     # Platform permissions act on any org; no org role grants them (billing: issue 13).
@@ -66,11 +72,16 @@ ROLE_PERMISSIONS: dict[Role, frozenset[str]] = {
         _READ_ORG | _APPRAISAL_READ | {"audit:read", "appraisals:approve"}
     ),
     Role.APPRAISER: frozenset(_READ_ORG | _APPRAISER),
-    Role.ANALYST: frozenset(_READ_ORG | _ANALYST),
+    Role.ANALYST: frozenset(_READ_ORG | _ANALYST | _RESEARCHER),
     Role.TEACHER: frozenset(_READ_ORG | _TEACHER),
-    Role.EDITOR: frozenset(_READ_ORG | _AR_EDITOR),
+    Role.EDITOR: frozenset(_READ_ORG | _AR_EDITOR | _RESEARCHER),
     Role.VIEWER: frozenset(
-        _READ_ORG | _APPRAISAL_READ | _STATEMENTS_READ | _ATTENDANCE_READ | _ARCONTENT_READ
+        _READ_ORG
+        | _APPRAISAL_READ
+        | _STATEMENTS_READ
+        | _ATTENDANCE_READ
+        | _ARCONTENT_READ
+        | _RESEARCH_READ
     ),
 }
 
@@ -79,6 +90,7 @@ TOPIC_PERMISSIONS: dict[str, str] = {
     "statements": "statements:read",
     "attendance": "attendance:read",
     "arcontent": "arcontent:read",
+    "research": "research:read",
 }
 """What a live-event subscriber needs, by the topic's module (`appraisal.completed` ->
 `appraisal`). A topic of an unlisted module would reach every member of the org, so a test

@@ -55,6 +55,7 @@ from touchstone.statements.exceptions import (
     WrongPassword,
 )
 from touchstone.statements.extraction import ExtractionLimits, inspect_pdf
+from touchstone.statements.extraction.pdf import page_texts
 from touchstone.statements.models import (
     COMPLETED,
     FINAL_STATES,
@@ -143,6 +144,17 @@ async def _inspect(upload: Upload, limits: ExtractionLimits) -> Inspected:
     except WrongPassword as exc:
         return Inspected(upload, 0, True, exc.detail)
     return Inspected(upload, info.pages, False, None)
+
+
+def pdf_page_count(data: bytes, max_pages: int) -> int:
+    """The platform's PDF check for other modules: pages of an unencrypted PDF within
+    `max_pages`, or the typed 413/415/422 error (`not_a_pdf`, `too_many_pages`, ...)."""
+    return inspect_pdf(data, None, limits=ExtractionLimits(max_pages=max_pages)).pages
+
+
+def pdf_page_texts(data: bytes, max_pages: int) -> list[str]:
+    """The platform's PDF text reader for other modules: each page's text layer (pdfium)."""
+    return page_texts(data, ExtractionLimits(max_pages=max_pages))
 
 
 async def create_batch(

@@ -309,3 +309,27 @@ def render_gray(
     if image.ndim == 3:
         image = image[..., 0]
     return image, scale
+
+
+def page_texts(data: bytes, limits: ExtractionLimits) -> list[str]:
+    """Each page's text layer as pdfium reads it (no boxes, no OCR), one page per hold of
+    the lock: the raw reader other modules share (research sources, via `service`)."""
+    with PDFIUM_LOCK:
+        document = open_document(data, None, limits)
+    try:
+        texts = []
+        for index in range(len(document)):
+            with PDFIUM_LOCK:
+                page = document[index]
+                textpage = page.get_textpage()
+                try:
+                    chars = textpage.count_chars()
+                    text = textpage.get_text_range() if chars <= limits.max_chars_per_page else ""
+                finally:
+                    textpage.close()
+                    page.close()
+            texts.append(text)
+        return texts
+    finally:
+        with PDFIUM_LOCK:
+            document.close()
