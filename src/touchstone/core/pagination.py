@@ -10,7 +10,7 @@ from typing import Annotated, Any, Generic, TypeVar
 from fastapi import Depends, Response
 from pydantic import BaseModel, Field
 from pydantic_core import to_json
-from sqlalchemy import BindParameter, bindparam, func, select
+from sqlalchemy import BindParameter, bindparam, func, over, select
 from sqlalchemy.orm import QueryableAttribute
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -110,18 +110,22 @@ def page_queries(
     order: Sequence[ColumnElement[Any]],
     *tiebreak: ColumnElement[Any] | QueryableAttribute[Any],
     item: type[BaseModel],
+    total_in_rows: bool = False,
 ) -> PageQueries:
     """Compile `query` as a page (bound `limit`/`offset`) and its count; cache the result.
 
     The query must select the `item` model's fields, in order, so that `page_response` can
-    serialise its rows as they are.
+    serialise its rows as they are. `total_in_rows` for a list sorted by something computed
+    from every row (a search's rank): it sorts them all anyway.
     """
     fields, columns = tuple(item.model_fields), [c.key for c in query.selected_columns]
     if list(fields) != columns:
         raise TypeError(f"the page selects {columns}, not the fields of {item.__name__}")
-    page = query.order_by(*order, *tiebreak).limit(bindparam("limit")).offset(bindparam("offset"))
     total = select(func.count().label(_TOTAL)).select_from(query.subquery())
-    return PageQueries(compile_query(page), compile_query(total), fields)
+    if total_in_rows:
+        query = query.add_columns(over(func.count()).label(_TOTAL))
+    page = query.order_by(*order, *tiebreak).limit(bindparam("limit")).offset(bindparam("offset"))
+    return PageQueries(compile_query(page), compile_query(total), fields, total_in_rows)
 
 
 Condition = Callable[[BindParameter[Any]], ColumnElement[bool]]
@@ -141,11 +145,13 @@ class PageShape:
         default_sort: str,
         *tiebreak: ColumnElement[Any] | QueryableAttribute[Any],
         item: type[BaseModel],
+        total_in_rows: bool = False,
     ) -> None:
         """`base` selects `item`'s fields, bound to `bindparam("org_id")`; each condition
-        applies when its value is not None."""
+        applies when its value is not None; `total_in_rows` as for `page_queries`."""
         self.base, self.conditions, self.sorts = base, conditions, sorts
         self.default_sort, self.tiebreak, self.item = default_sort, tiebreak, item
+        self.total_in_rows = total_in_rows
         self._compiled = functools.lru_cache(maxsize=256)(self._compile)
 
     def plan(
@@ -181,7 +187,9 @@ class PageShape:
         for name in sorted(filters):
             query = query.where(self.conditions[name](bindparam(name)))
         order = sort_clause(sort, self.sorts)
-        return page_queries(query, order, *self.tiebreak, item=self.item)
+        return page_queries(
+            query, order, *self.tiebreak, item=self.item, total_in_rows=self.total_in_rows
+        )
 
 
 async def read_page(

@@ -70,6 +70,7 @@ SEARCH_PAGES = PageShape(
     Passage.source_id,
     Passage.ordinal,
     item=SearchHit,
+    total_in_rows=True,  # ranked: every match is ranked and sorted for any page
 )
 
 ANALYSIS_COLUMNS = columns_for(AnalysisOut, Analysis)
