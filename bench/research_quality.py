@@ -178,20 +178,7 @@ async def _ingest(
         else:
             extracted = pipeline.extract(kind, data)
         source_id = uuid.uuid4()
-        rows = [
-            {
-                "id": uuid.uuid4(),
-                "org_id": org_id,
-                "source_id": source_id,
-                "ordinal": p.ordinal,
-                "page": p.page,
-                "heading": p.heading,
-                "char_start": p.char_start,
-                "char_end": p.char_end,
-                "text": p.text,
-            }
-            for p in extracted.passages
-        ]
+        rows = pipeline.passage_rows(org_id, source_id, extracted)
         started = time.perf_counter()
         async with database.transaction(org_id=org_id) as session:
             session.add(

@@ -45,6 +45,26 @@ def extract(kind: str, data: bytes) -> extraction.Extracted:
     return extraction.build(sections)
 
 
+def passage_rows(
+    org_id: uuid.UUID, source_id: uuid.UUID, extracted: extraction.Extracted
+) -> list[dict[str, Any]]:
+    """The passages as rows of `research_passages`, for one bulk insert."""
+    return [
+        {
+            "id": uuid.uuid4(),
+            "org_id": org_id,
+            "source_id": source_id,
+            "ordinal": p.ordinal,
+            "page": p.page,
+            "heading": p.heading,
+            "char_start": p.char_start,
+            "char_end": p.char_end,
+            "text": p.text,
+        }
+        for p in extracted.passages
+    ]
+
+
 async def extract_source(
     database: Database, org_id: uuid.UUID, source_id: uuid.UUID, storage: Storage
 ) -> dict[str, Any]:
@@ -60,20 +80,7 @@ async def extract_source(
     extracted = await anyio.to_thread.run_sync(extract, kind, data)
     if not extracted.passages:
         raise EmptySource()
-    rows = [
-        {
-            "id": uuid.uuid4(),
-            "org_id": org_id,
-            "source_id": source_id,
-            "ordinal": p.ordinal,
-            "page": p.page,
-            "heading": p.heading,
-            "char_start": p.char_start,
-            "char_end": p.char_end,
-            "text": p.text,
-        }
-        for p in extracted.passages
-    ]
+    rows = passage_rows(org_id, source_id, extracted)
     async with database.transaction(org_id=org_id) as session:
         source = await repository.get_source(session, org_id, source_id, for_update=True)
         if source is None:
