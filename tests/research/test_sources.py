@@ -83,7 +83,7 @@ async def test_pasted_markdown_and_html_sources_are_searchable_and_deletable(
     duck = await added(client, tenant, "duck.html", page, run_jobs)
     assert duck["kind"] == "html"
     pasted = await client.post(
-        f"{API}/sources/pasted",
+        f"{API}/text-sources",
         headers=headers,
         json={"title": "Pasted", "text": "Swans are larger than ducks and geese."},
     )
@@ -137,7 +137,7 @@ async def test_bad_sources_are_refused_and_change_nothing(
         {"title": "t", "text": "x", "org_id": str(tenant.org_id)},
         {"title": "t", "text": "nul \x00"},
     ):
-        response = await client.post(f"{API}/sources/pasted", headers=headers, json=body)
+        response = await client.post(f"{API}/text-sources", headers=headers, json=body)
         assert_problem(response, 422)
     assert_problem(await client.get(f"{API}/search?q=", headers=headers), 422)
     assert_problem(await client.get(f"{API}/sources?sort=secret", headers=headers), 422)

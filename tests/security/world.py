@@ -287,7 +287,7 @@ async def ar_content(world: World) -> None:
 async def research_source(world: World) -> None:
     """Pasted text (unique per world: the same text twice is a duplicate source)."""
     made = await world.post(
-        "/research/sources/pasted",
+        "/research/text-sources",
         json={"title": "Notes", "text": f"Ducks eat water plants. {uuid.uuid4().hex}"},
     )
     world.ids["source_id"] = made["id"]

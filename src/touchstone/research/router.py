@@ -75,7 +75,7 @@ async def upload_source(
     return idempotency.remember(SourceOut.model_validate(source), ACCEPTED, location)
 
 
-@router.post("/research/sources/pasted", response_model=SourceOut, status_code=ACCEPTED)
+@router.post("/research/text-sources", response_model=SourceOut, status_code=ACCEPTED)
 async def paste_source(
     body: PastedSource,
     response: Response,
