@@ -41,7 +41,11 @@ from touchstone.appraisal.purity.frames import BgrFrame
 Patch = npt.NDArray[np.float32]
 Mask = npt.NDArray[np.bool_]
 
-SCENE_REVISION = 1
+SCENE_REVISION = 2
+CAMERA_GAMMA = 2.2
+"""Cameras encode light with a power of about 1/2.2 (sRGB, Rec. 709): a streak dissolved to
+half its gold is half the light added to the bare stone, and far more than half the grey
+levels on a dark stone, so the reading fits in light."""
 RUN_FRAMES = 3
 MAX_RUNS = 6
 
@@ -116,6 +120,12 @@ def _change(patch: Patch, earlier: Patch) -> Patch:
     blue, green, red = cv2.split(outside)
     result: Patch = np.maximum(np.asarray(cv2.max(cv2.max(blue, green), red), np.float32), 0)
     return result
+
+
+def _linear(coded: Patch) -> Patch:
+    """Grey levels back to light: the streak, the acid and the blur mix light, not codes."""
+    light: Patch = (np.maximum(coded, 0.0) / 255) ** CAMERA_GAMMA
+    return light
 
 
 def _max_channel(diff: Patch) -> Patch:
@@ -487,20 +497,26 @@ class StoneScene:
         return found
 
     def _read(self, patch: Patch, drop: Mask, acid: Detection) -> AcidView:
-        """Fit, inside the drop (off its rim), now - bare = retention x (before - bare) + the
-        acid's own effect: one retention per streak, one effect (a colour) for the drop.
+        """Fit, inside the drop (off its rim) and in light (`CAMERA_GAMMA`), now - bare =
+        retention x (before - bare) + the acid's own effect: one retention per streak, one
+        effect (a colour) for the drop.
 
-        Blur mixes neighbouring pixels linearly, so the fit holds on a blurred camera too; the
-        glint and other outliers are dropped after a first fit."""
+        Blur mixes neighbouring light linearly, so the fit holds on a blurred camera too; the
+        glint, the rim and other outliers are dropped after a first guess by medians."""
         assert self.reference is not None
         assert self.streak is not None
         assert self.background is not None
         inside = cv2.erode(drop.astype(np.uint8), _KERNEL3, iterations=2).astype(bool)
-        before = (self.reference - self.background)[inside]
-        after = (patch - self.background)[inside]
-        strength = (before * before).sum(axis=1)
+        coded = self.reference[inside] - self.background[inside]
+        strength = (coded * coded).sum(axis=1)
         threshold = self._threshold()
         strong = strength > threshold * threshold
+        bare = _linear(self.background[inside])
+        before = _linear(self.reference[inside]) - bare
+        now = patch[inside]
+        after = _linear(now) - bare
+        # A residual in light, back in grey levels where it was measured (the encoding's slope).
+        slope = CAMERA_GAMMA / 255 * (np.maximum(now, 1.0) / 255) ** (CAMERA_GAMMA - 1)
         count, labels, _ = _blobs(self.streak)
         nearest = cv2.dilate(labels.astype(np.uint16), _KERNEL5, iterations=2)[inside]
         streaks = [
@@ -516,13 +532,23 @@ class StoneScene:
             design[nearest == k, :, column] = before[nearest == k]
         for channel in range(3):
             design[:, channel, len(streaks) + channel] = 1.0
-        keep = np.ones(pixels, bool)
-        for _ in range(2):
-            solution, *_ = np.linalg.lstsq(
-                design[keep].reshape(-1, design.shape[2]), after[keep].reshape(-1), rcond=None
+        # A first guess from medians, which the glint and the bright rim (up to half the
+        # drop when blur spreads them) cannot pull; the fit then keeps the pixels it explains.
+        effect = np.median(after[~strong], axis=0)
+        guess = np.zeros(len(streaks) + 3, np.float32)
+        for column, k in enumerate(streaks):
+            own = strong & (nearest == k)
+            lit = before[own]
+            ratios = ((after[own] - effect) * lit).sum(axis=1) / np.maximum(
+                (lit * lit).sum(axis=1), 1e-12
             )
-            residual = np.abs(design @ solution - after).max(axis=1)
-            keep = residual <= max(threshold, float(np.percentile(residual, 85)))
+            guess[column] = float(np.median(ratios))
+        guess[len(streaks) :] = effect
+        residual = (np.abs(design @ guess - after) / slope).max(axis=1)
+        keep = residual <= max(threshold, 2 * float(np.median(residual)))
+        solution, *_ = np.linalg.lstsq(
+            design[keep].reshape(-1, design.shape[2]), after[keep].reshape(-1), rcond=None
+        )
         sample = max(streaks, key=lambda k: int((strong & (nearest == k)).sum()))
         order = sorted(streaks, key=lambda k: self._rubbed_at(labels == k))
         return AcidView(
