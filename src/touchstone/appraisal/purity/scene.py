@@ -387,15 +387,20 @@ class StoneScene:
         return inner.overlap(stone) < 0.85 * union
 
     def _blobs_touching_stone(self, mask: Mask) -> list[Mask]:
+        """Moving objects reaching onto the stone. Changes a few pixels apart are one object:
+        a chain's links, or a ring cut in two by a glare it passes through, move together."""
         height, width = self._shape()
         min_pixels = max(4, round(self.policy.min_motion * height * width))
-        count, labels, stats = _blobs(mask)
+        count, labels, stats = _blobs(_dilate(mask, iterations=2))
         inner = self._inner()
-        return [
-            labels == i
-            for i in range(1, count)
-            if stats[i, cv2.CC_STAT_AREA] >= min_pixels and (inner & (labels == i)).any()
-        ]
+        found = []
+        for index in range(1, count):
+            if stats[index, cv2.CC_STAT_AREA] < min_pixels:
+                continue
+            group = (labels == index) & mask
+            if group.sum() >= min_pixels and (inner & group).any():
+                found.append(group)
+        return found
 
     def _learn_noise(self, patch: Patch) -> None:
         """The camera's noise, from the median change since the last frame: the ornament
