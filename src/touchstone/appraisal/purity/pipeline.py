@@ -642,7 +642,10 @@ class PurityPipeline:
             if self._acid_seen_at is None:
                 self._acid_seen_at = now
                 self._keep_evidence("acid_applied", frame)
-            if now - self._acid_seen_at >= timing.reaction_s:
+            # A frame whose drop the scene could not read (too few pixels under it this
+            # time) is no vote; a retention between two bands is a vote for nothing.
+            unread = reads and view.retention is None
+            if now - self._acid_seen_at >= timing.reaction_s and not unread:
                 label = None if reading is None else karat_label(reading.label)
                 score = 0.0 if reading is None else reading.score
                 self._readings.append((now, label, score, view.retention))
