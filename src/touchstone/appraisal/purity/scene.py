@@ -20,8 +20,8 @@ here is a change of the same stone, in the same light, between frames of the sam
 - The **acid** is a new region, changed against the reference, over the streak and over
   bare stone beside it, filled (a clear drop shows only its rim and its glint), moving the
   bare stone away from how it was, and still between frames.
-- The **reading** fits, inside the drop, now - bare = retention x (reference - bare) + the
-  acid's own effect (its tint, its gloss): one retention per streak, in the order the
+- The **reading** takes, inside the drop and in light, now - bare = retention x (reference -
+  bare) + the acid's own effect (its tint, its gloss): one retention per streak, in the order the
   streaks were rubbed. `karat_for` turns a retention into a karat.
 """
 
@@ -502,12 +502,11 @@ class StoneScene:
         return found
 
     def _read(self, patch: Patch, drop: Mask, acid: Detection) -> AcidView:
-        """Fit, inside the drop (off its rim) and in light (`CAMERA_GAMMA`), now - bare =
+        """Read, inside the drop (off its rim) and in light (`CAMERA_GAMMA`), now - bare =
         retention x (before - bare) + the acid's own effect: one retention per streak, one
-        effect (a colour) for the drop.
+        effect (a colour) for the drop, each a median.
 
-        Blur mixes neighbouring light linearly, so the fit holds on a blurred camera too; the
-        glint, the rim and other outliers are dropped after a first guess by medians."""
+        Blur mixes neighbouring light linearly, so the reading holds on a blurred camera too."""
         assert self.reference is not None
         assert self.streak is not None
         assert self.background is not None
@@ -518,10 +517,7 @@ class StoneScene:
         strong = strength > threshold * threshold
         bare = _linear(self.background[inside])
         before = _linear(self.reference[inside]) - bare
-        now = patch[inside]
-        after = _linear(now) - bare
-        # A residual in light, back in grey levels where it was measured (the encoding's slope).
-        slope = CAMERA_GAMMA / 255 * (np.maximum(now, 1.0) / 255) ** (CAMERA_GAMMA - 1)
+        after = _linear(patch[inside]) - bare
         count, labels, _ = _blobs(self.streak)
         nearest = cv2.dilate(labels.astype(np.uint16), _KERNEL5, iterations=2)[inside]
         streaks = [
@@ -531,35 +527,24 @@ class StoneScene:
         ]
         if not streaks or (~strong).sum() < self.policy.reading_pixels:
             return AcidView(acid=acid)
-        pixels = len(before)
-        design = np.zeros((pixels, 3, len(streaks) + 3), np.float32)
-        for column, k in enumerate(streaks):
-            design[nearest == k, :, column] = before[nearest == k]
-        for channel in range(3):
-            design[:, channel, len(streaks) + channel] = 1.0
-        # A first guess from medians, which the glint and the bright rim (up to half the
-        # drop when blur spreads them) cannot pull; the fit then keeps the pixels it explains.
+        # Medians, which the glint and the bright rim (up to half the drop when blur spreads
+        # them) cannot pull: the acid's effect from the bare stone under it, then each
+        # streak's retention from its own pixels, less that effect.
         effect = np.median(after[~strong], axis=0)
-        guess = np.zeros(len(streaks) + 3, np.float32)
-        for column, k in enumerate(streaks):
+        retentions = {}
+        for k in streaks:
             own = strong & (nearest == k)
             lit = before[own]
             ratios = ((after[own] - effect) * lit).sum(axis=1) / np.maximum(
                 (lit * lit).sum(axis=1), 1e-12
             )
-            guess[column] = float(np.median(ratios))
-        guess[len(streaks) :] = effect
-        residual = (np.abs(design @ guess - after) / slope).max(axis=1)
-        keep = residual <= max(threshold, 2 * float(np.median(residual)))
-        solution, *_ = np.linalg.lstsq(
-            design[keep].reshape(-1, design.shape[2]), after[keep].reshape(-1), rcond=None
-        )
+            retentions[k] = float(np.median(ratios))
         sample = max(streaks, key=lambda k: int((strong & (nearest == k)).sum()))
         order = sorted(streaks, key=lambda k: self._rubbed_at(labels == k))
         return AcidView(
             acid=acid,
-            retention=float(solution[streaks.index(sample)]),
-            streaks=tuple(float(solution[streaks.index(k)]) for k in order),
+            retention=retentions[sample],
+            streaks=tuple(retentions[k] for k in order),
         )
 
     def _rubbed_at(self, streak: Mask) -> float:
