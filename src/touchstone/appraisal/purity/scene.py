@@ -124,7 +124,7 @@ def _change(patch: Patch, earlier: Patch) -> Patch:
 
 def _linear(coded: Patch) -> Patch:
     """Grey levels back to light: the streak, the acid and the blur mix light, not codes."""
-    light: Patch = (np.maximum(coded, 0.0) / 255) ** CAMERA_GAMMA
+    light: Patch = ((np.maximum(coded, 0.0) / 255) ** CAMERA_GAMMA).astype(np.float32)
     return light
 
 
