@@ -403,6 +403,9 @@ def _seed_research(seeded: Seeded, worker: Child) -> None:
         lambda state: state["status"] == "done",
     )
     seeded.query["q"] = "duck"
+    search = admin.call("GET", f"{API}/research/search", 200, params=seeded.query).json()
+    if not search["items"]:
+        raise BenchError(f"the seeded research source has no passage matching {seeded.query}")
 
 
 def _seed_arcontent(seeded: Seeded, worker: Child) -> None:
