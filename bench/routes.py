@@ -4,9 +4,16 @@ The routes come from the served `/openapi.json`, not from a list: every GET unde
 that answers 401 without a credential is measured with the org admin's token, so a route
 added later is measured without editing this file. Path parameters are filled from the
 collection GET before each one (`/a/{x}/b` takes an `id` from `GET /a`); only where no
-collection route exists does a parameter name take a seeded value (printed). A route that
-cannot be filled, or does not answer 200, counts as a missed goal. Event streams cannot be
-measured in requests per second and are skipped (printed).
+collection route exists does a parameter name take a seeded value (printed); a required
+query parameter takes the seeded value of its name (printed; `q` a word of the research
+source). A route that cannot be filled, or does not answer 200, counts as a missed goal.
+Event streams cannot be measured in requests per second and are skipped (printed).
+
+Every module's data is seeded through the API first: org, appraisals (a live purity test),
+statements, research (Wikipedia's "Duck" page from ../shared/corpora/docs and an analysis of
+it), AR content (MindAR's card and a 10 s clip from ../shared/corpora/ar, published),
+webhooks and attendance. One job worker runs for the statements, research and AR seeding,
+and none while measuring.
 
 Each route is measured against a bare FastAPI endpoint (bench/baseline_app.py) in the same
 run: a copy of the users page for reads; for writes, a Pydantic-validated JSON body inserted
@@ -107,6 +114,10 @@ PAGE_QUERY = "limit=20"
 PLACEHOLDER = "00000000-0000-4000-8000-000000000000"
 MAX_CANDIDATES = 20
 """Items of a collection tried, in order, until the route answers 200 for one."""
+CORPORA = ROOT.parent / "shared" / "corpora"
+RESEARCH_SOURCE = CORPORA / "docs" / "docling" / "wiki_duck.html"
+AR_MARKER = CORPORA / "ar" / "mindar" / "card.png"
+AR_VIDEO = CORPORA / "ar" / "videos" / "mov_bbb.mp4"
 SETTINGS = {
     **NO_WORKER,
     **RATE_LIMITS,
@@ -196,6 +207,8 @@ class Seeded:
     admin: Session
     fallback: dict[str, str] = field(default_factory=dict)
     """Seeded values by path parameter name, for parameters without a collection route."""
+    query: dict[str, str] = field(default_factory=dict)
+    """Seeded values by query parameter name, for required query parameters."""
     users_page: bytes = b""
 
 
@@ -304,9 +317,42 @@ def _seed_appraisals(seeded: Seeded, port: int) -> None:
     seeded.fallback["key"] = path.removeprefix(f"{API}/files/")
 
 
-def _seed_statements(seeded: Seeded, env: dict[str, str], data_dir: Path) -> None:
-    """Rules, then a batch of two statements read by a worker run for that alone (no worker
-    runs while measuring), so its transactions and workbook exist."""
+def _worker(env: dict[str, str], data_dir: Path) -> Child:
+    """A job worker for the seeding that needs one (none runs while measuring)."""
+    return Child(
+        "worker",
+        [sys.executable, "-m", "touchstone.cli", "worker", "--no-migrate"],
+        env,
+        data_dir,
+        data_dir / "worker.log",
+    )
+
+
+def _wait_for(
+    worker: Child,
+    admin: Session,
+    url: str,
+    what: str,
+    done: Callable[[dict[str, Any]], bool],
+    failed: Callable[[dict[str, Any]], bool] = lambda state: state["status"] == "failed",
+    timeout_s: float = 300,
+) -> None:
+    """Poll `url` until the worker has finished `what`."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        worker.check_running()
+        state = admin.call("GET", url, 200).json()
+        if failed(state):
+            raise BenchError(f"the seeded {what} failed: {state}")
+        if done(state):
+            return
+        time.sleep(0.5)
+    raise BenchError(f"the seeded {what} was not done within {timeout_s:g} s")
+
+
+def _seed_statements(seeded: Seeded, worker: Child) -> None:
+    """Rules, then a batch of two statements read by the worker, so its transactions and
+    workbook exist."""
     admin = seeded.admin
     for rule in (
         {"name": "Groceries", "category": "groceries", "keywords": ["TESCO", "SAINSBURY"]},
@@ -320,26 +366,75 @@ def _seed_statements(seeded: Seeded, env: dict[str, str], data_dir: Path) -> Non
     ]
     created = admin.call("POST", f"{API}/batches", 202, files=files, data={"label": "March"})
     seeded.fallback["job_id"] = created.headers["Location"].rsplit("/", 1)[1]
-    batch = created.json()["id"]
-    say("reading the seeded statement batch with a worker")
-    worker = Child(
-        "worker",
-        [sys.executable, "-m", "touchstone.cli", "worker", "--no-migrate"],
-        env,
-        data_dir,
-        data_dir / "worker.log",
+    say("reading the seeded statement batch")
+    _wait_for(
+        worker,
+        admin,
+        f"{API}/batches/{created.json()['id']}",
+        "batch",
+        lambda state: state["status"] == "done" and bool(state["report_url"]),
     )
-    with supervised(worker):
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:
-            worker.check_running()
-            state = admin.call("GET", f"{API}/batches/{batch}", 200).json()
-            if state["status"] == "failed":
-                raise BenchError(f"the seeded batch failed: {state}")
-            if state["status"] == "done" and state["report_url"]:
-                return
-            time.sleep(0.5)
-    raise BenchError("the seeded batch was not read within 300 s")
+
+
+def _seed_research(seeded: Seeded, worker: Child) -> None:
+    """Wikipedia's "Duck" page as a source, extracted by the worker, and one analysis of it
+    run to its report; `q` for the search takes a word the page holds."""
+    admin = seeded.admin
+    page = ("wiki_duck.html", RESEARCH_SOURCE.read_bytes(), "text/html")
+    source = admin.call(
+        "POST", f"{API}/research/sources", 202, files={"file": page}, data={"title": "Duck"}
+    ).json()["id"]
+    say("extracting the seeded research source")
+    _wait_for(
+        worker,
+        admin,
+        f"{API}/research/sources/{source}",
+        "research source",
+        lambda state: state["status"] == "ready",
+    )
+    question = {"question": "What do ducks eat?", "source_ids": [source]}
+    analysis = admin.call("POST", f"{API}/research/analyses", 202, json=question).json()["id"]
+    say("running the seeded research analysis")
+    _wait_for(
+        worker,
+        admin,
+        f"{API}/research/analyses/{analysis}",
+        "research analysis",
+        lambda state: state["status"] == "done",
+    )
+    seeded.query["q"] = "duck"
+    search = admin.call("GET", f"{API}/research/search", 200, params=seeded.query).json()
+    if not search["items"]:
+        raise BenchError(f"the seeded research source has no passage matching {seeded.query}")
+
+
+def _seed_arcontent(seeded: Seeded, worker: Child) -> None:
+    """A project with one published content (the QR codes are a published content's): the
+    MindAR card as its marker, a 10 s clip processed by the worker as its video.
+
+    Only a company holds AR projects; the bench org is one, being made with `orgs create`'s
+    default kind (the bank modules seeded above do not look at the kind)."""
+    admin = seeded.admin
+    project = admin.create(f"{API}/arcontent/projects", {"name": "Spring posters"})
+    content = admin.create(f"{API}/arcontent/projects/{project}/contents", {"title": "Poster"})
+    url = f"{API}/arcontent/contents/{content}"
+    marker = {"file": (AR_MARKER.name, AR_MARKER.read_bytes(), "image/png")}
+    admin.call("PUT", f"{url}/marker", 200, files=marker)
+    video = {"file": (AR_VIDEO.name, AR_VIDEO.read_bytes(), "video/mp4")}
+    admin.call("PUT", f"{url}/video", 202, files=video)
+    say("processing the seeded AR overlay video")
+    _wait_for(
+        worker,
+        admin,
+        url,
+        "AR overlay video",
+        lambda state: state["processing"] == "ready",
+        failed=lambda state: state["processing"] == "failed",
+    )
+    for status in ("in_review", "published"):
+        admin.call("POST", f"{url}/transitions", 200, json={"to": status})
+    # Contents are listed under their project only: /arcontent/contents is no collection.
+    seeded.fallback["content_id"] = content
 
 
 def _seed_webhooks(seeded: Seeded) -> None:
@@ -380,7 +475,12 @@ def _seed(
 ) -> Seeded:
     seeded = _seed_org(client, env, data_dir, members)
     _seed_appraisals(seeded, port)
-    _seed_statements(seeded, env, data_dir)
+    say("starting a worker for the seeded jobs")
+    with supervised(_worker(env, data_dir)) as worker:
+        _seed_statements(seeded, worker)
+        _seed_research(seeded, worker)
+        _seed_arcontent(seeded, worker)
+    # After the worker has stopped: the webhooks' pings stay pending, nothing is sent.
     _seed_webhooks(seeded)
     _seed_attendance(seeded)
     seeded.users_page = seeded.admin.call("GET", BARE_READ, 200).content
@@ -396,6 +496,8 @@ class Operation:
     paged: bool
     """It takes `limit`: called with a page of 20, as a client lists."""
     documented_stream: bool
+    required: tuple[str, ...] = ()
+    """Its required query parameters: each takes the seeded value of that name."""
 
 
 def _operations(spec: dict[str, Any]) -> dict[str, Operation]:
@@ -405,14 +507,18 @@ def _operations(spec: dict[str, Any]) -> dict[str, Operation]:
         get = item.get("get")
         if not path.startswith(f"{API}/") or get is None:
             continue
-        query = {p["name"] for p in get.get("parameters", []) if p.get("in") == "query"}
+        parameters = [p for p in get.get("parameters", []) if p.get("in") == "query"]
+        query = {p["name"] for p in parameters}
         content = {
             kind
             for answer in get.get("responses", {}).values()
             for kind in answer.get("content", {})
         }
         found[path] = Operation(
-            path, "limit" in query, any(k.startswith("text/event-stream") for k in content)
+            path,
+            "limit" in query,
+            any(k.startswith("text/event-stream") for k in content),
+            tuple(p["name"] for p in parameters if p.get("required")),
         )
     return found
 
@@ -447,8 +553,13 @@ def _probe(port: int, url: str, headers: dict[str, str]) -> Answer:
 _PARAMETER = re.compile(r"\{([^}:]+)(?::[^}]*)?\}")
 
 
-def _url(segments: list[str], operation: Operation) -> str:
-    return "/".join(segments) + (f"?{PAGE_QUERY}" if operation.paged else "")
+def _url(segments: list[str], operation: Operation, query: dict[str, str]) -> str:
+    """The path, with a page of 20 if it pages and the seeded values of its required query
+    parameters."""
+    parts = [PAGE_QUERY] if operation.paged else []
+    required = {name: query[name] for name in operation.required if name in query}
+    parts += [urllib.parse.urlencode(required)] if required else []
+    return "/".join(segments) + (f"?{'&'.join(parts)}" if parts else "")
 
 
 @dataclass(frozen=True)
@@ -458,6 +569,8 @@ class Resolved:
     sources: dict[str, str]
     """Where each path parameter came from."""
     answer: Answer
+    query: dict[str, str] = field(default_factory=dict)
+    """The seeded values its required query parameters took."""
 
     @property
     def used_fallback(self) -> list[str]:
@@ -465,17 +578,19 @@ class Resolved:
 
 
 class Resolver:
-    """Fills path parameters from the collection route before each one, else from seeds."""
+    """Fills path parameters from the collection route before each one, else from seeds;
+    required query parameters from seeds."""
 
     def __init__(
-        self, port: int, admin: Session, operations: dict[str, Operation], seeded: dict[str, str]
+        self, port: int, admin: Session, operations: dict[str, Operation], seeded: Seeded
     ) -> None:
-        self.port, self.admin, self.operations, self.seeded = port, admin, operations, seeded
+        self.port, self.admin, self.operations = port, admin, operations
+        self.seeded, self.query = seeded.fallback, seeded.query
         self._ids: dict[str, list[str]] = {}
 
     def _collection_ids(self, url: str, template: str) -> list[str]:
         """The `id`s of a collection's first page (`{"items": [...]}` or a bare list)."""
-        full = _url(url.split("/"), self.operations[template])
+        full = _url(url.split("/"), self.operations[template], self.query)
         if full not in self._ids:
             answer = _probe(self.port, full, self.admin.headers())
             try:
@@ -514,14 +629,18 @@ class Resolver:
 
     def resolve(self, operation: Operation) -> Resolved | str:
         """The first filled URL that answers 200 (or streams), else why there is none."""
+        unfilled = [name for name in operation.required if name not in self.query]
+        if unfilled:
+            return f"cannot fill the required query parameters {unfilled}: no seeded value"
+        query = {name: self.query[name] for name in operation.required}
         missing: list[str] = []
         first: Answer | None = None
         candidates = self._candidates(operation.path.split("/"), [], {}, missing)
         for segments, sources in itertools.islice(candidates, MAX_CANDIDATES):
-            url = _url(segments, operation)
+            url = _url(segments, operation, query)
             answer = _probe(self.port, url, self.admin.headers())
             if answer.status == 200 or answer.event_stream:
-                return Resolved(operation, url, sources, answer)
+                return Resolved(operation, url, sources, answer, query)
             first = first or answer
         if first is not None:
             return f"HTTP {first.status}: {first.head()}"
@@ -530,8 +649,8 @@ class Resolver:
         )
 
 
-def _placeholder_url(operation: Operation) -> str:
-    return _url(_PARAMETER.sub(PLACEHOLDER, operation.path).split("/"), operation)
+def _placeholder_url(operation: Operation, query: dict[str, str]) -> str:
+    return _url(_PARAMETER.sub(PLACEHOLDER, operation.path).split("/"), operation, query)
 
 
 # --- measuring --------------------------------------------------------------------------------
@@ -733,6 +852,8 @@ class Report:
     skipped: list[NotMeasured] = field(default_factory=list)
     fallbacks: dict[str, list[str]] = field(default_factory=dict)
     """Routes whose path parameters took a seeded value, with those parameters."""
+    query_fallbacks: dict[str, dict[str, str]] = field(default_factory=dict)
+    """Routes whose required query parameters took a seeded value, with those values."""
     idle_cpu_share: float | None = None
     """Touchstone's own CPU use with no request in flight (relay, listener): a share of a
     core that the CPU per request includes."""
@@ -767,6 +888,7 @@ class Report:
             "not_measured": [{"route": n.name, "why": n.why} for n in self.not_measured],
             "skipped": [{"route": n.name, "why": n.why} for n in self.skipped],
             "seeded_values_used": self.fallbacks,
+            "seeded_query_values_used": self.query_fallbacks,
             "pass": self.verdicts,
         }
 
@@ -811,6 +933,12 @@ class Report:
         if self.fallbacks:
             rows += ["", "path parameters filled with a seeded value (no collection route):"]
             rows += [f"  {name}: {{{'}, {'.join(ps)}}}" for name, ps in self.fallbacks.items()]
+        if self.query_fallbacks:
+            rows += ["", "required query parameters filled with a seeded value:"]
+            rows += [
+                f"  {name}: {urllib.parse.urlencode(values)}"
+                for name, values in self.query_fallbacks.items()
+            ]
         if self.skipped:
             rows += ["", "skipped:", *(f"  {n.name}: {n.why}" for n in self.skipped)]
         if self.not_measured:
@@ -833,14 +961,14 @@ def _discover(port: int, seeded: Seeded, report: Report) -> list[Resolved]:
     status, body = http_request(port, "GET", "/openapi.json")
     expect(status, 200, body, "GET /openapi.json (DOCS_ENABLED=true)")
     operations = _operations(json.loads(body))
-    resolver = Resolver(port, seeded.admin, operations, seeded.fallback)
+    resolver = Resolver(port, seeded.admin, operations, seeded)
     routes = []
     for operation in operations.values():
         name = f"GET {operation.path}"
         if operation.documented_stream:
             report.skipped.append(NotMeasured(name, "an event stream (documented)"))
             continue
-        anonymous = _probe(port, _placeholder_url(operation), {})
+        anonymous = _probe(port, _placeholder_url(operation, seeded.query), {})
         if anonymous.status != 401:
             report.skipped.append(
                 NotMeasured(name, f"public: HTTP {anonymous.status} without a credential")
@@ -855,6 +983,8 @@ def _discover(port: int, seeded: Seeded, report: Report) -> list[Resolved]:
             routes.append(resolved)
             if resolved.used_fallback:
                 report.fallbacks[name] = resolved.used_fallback
+            if resolved.query:
+                report.query_fallbacks[name] = resolved.query
     return routes
 
 
@@ -967,6 +1097,12 @@ def _bare_env(env: dict[str, str], data_dir: Path, seeded: Seeded) -> dict[str, 
 
 
 def run(options: Options) -> Report:
+    missing = [str(path) for path in (RESEARCH_SOURCE, AR_MARKER, AR_VIDEO) if not path.is_file()]
+    if missing:
+        raise BenchError(
+            f"seed files missing ({', '.join(missing)}): ../shared/corpora must sit "
+            "beside the checkout"
+        )
     started = time.perf_counter()
     report = Report(options, busy_share())
     with contextlib.ExitStack() as stack:
