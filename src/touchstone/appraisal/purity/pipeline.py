@@ -4,10 +4,10 @@ RUBBING: the stone is the best stone detection (or, when the engine misses it fo
 where the scene last saw it); the gold is the best gold detection lying on the stone, or the
 scene's moving object on it (`scene.StoneScene`). Where a streak is seen on the stone (the
 engine's, else the scene's, else the gold box's footprint) is accumulated in a mask over the
-stone. The gold's centre goes back and forth on the stone as the ornament is rubbed; each
-reversal by at least `RubbingPolicy.min_swing` of the stone's diagonal, in any direction,
-while the mask covers at least `min_streak_coverage` of the stone, is one visual
-confirmation. After `required_confirmations`, the test waits for the rubbing to stop
+stone. The distance from the gold's centre to the stone's centre rises and falls as the
+ornament is rubbed; each turn of that distance by at least `RubbingPolicy.min_swing` of the
+stone's diagonal, while the mask covers at least `min_streak_coverage` of the stone, is one
+visual confirmation. After `required_confirmations`, the test waits for the rubbing to stop
 (`RubbingPolicy.settle_s` without motion) before it asks for the acid: acid on a streak
 still being rubbed reads nothing. A RUBBING stage without progress says what it is missing
 after `stall_s` and ends `inconclusive` after `give_up_s`.
@@ -94,9 +94,8 @@ REFERENCE_MARGIN = 0.04
 @dataclass(frozen=True)
 class RubbingPolicy:
     min_swing: float = 0.08
-    """A reversal of the gold on the stone counts when it came back this share of the stone's
-    diagonal from the farthest it went since the previous turn (hand tremor and camera
-    shake stay below it)."""
+    """A turn of the gold-to-stone distance counts when it swung this share of the stone's
+    diagonal since the previous turn (hand tremor and camera shake stay below it)."""
     min_streak_coverage: float = 0.01
     """Share of the stone's mask that must show gold before a turn counts."""
     min_gold_on_stone: float = 0.3
@@ -269,29 +268,26 @@ class PurityResult:
         }
 
 
-Point = tuple[float, float]
-
-
 class _TurnCounter:
-    """Counts reversals of a point moving in the plane, with hysteresis: it went out from the
-    last turn (`origin`) to `extreme`, the farthest it got from there, and came back by at
-    least the swing. Rubbing in any direction turns alike, and a stroke through the stone's
-    centre is not folded in two (as its distance to the centre would be)."""
+    """Counts turns of a signal (rise then fall, or fall then rise) with hysteresis."""
 
-    def __init__(self, origin: Point | None = None, extreme: Point | None = None) -> None:
-        self.origin, self.extreme = origin, extreme
+    def __init__(self, direction: int = 0, extreme: float | None = None) -> None:
+        self.direction, self.extreme = direction, extreme
 
-    def turned(self, point: Point, min_swing: float) -> bool:
-        if self.origin is None or self.extreme is None:
-            self.origin = self.extreme = point
+    def turned(self, value: float, min_swing: float) -> bool:
+        if self.extreme is None:
+            self.extreme = value
             return False
-        reach = math.dist(self.extreme, self.origin)
-        now = math.dist(point, self.origin)
-        if now > reach:
-            self.extreme = point
+        if self.direction == 0:
+            if abs(value - self.extreme) >= min_swing:
+                self.direction = 1 if value > self.extreme else -1
+                self.extreme = value
             return False
-        if reach - now >= min_swing:
-            self.origin, self.extreme = self.extreme, point
+        if (value - self.extreme) * self.direction > 0:
+            self.extreme = value
+            return False
+        if abs(value - self.extreme) >= min_swing:
+            self.direction, self.extreme = -self.direction, value
             return True
         return False
 
@@ -339,14 +335,6 @@ class _StoneMask:
     def from_hex(cls, text: str) -> _StoneMask:
         bits = np.unpackbits(np.frombuffer(bytes.fromhex(text), np.uint8))
         return cls(bits[: MASK_CELLS * MASK_CELLS].reshape(MASK_CELLS, MASK_CELLS).astype(bool))
-
-
-def _point(value: Any) -> Point | None:
-    """A turn's point from a snapshot; None also for a snapshot that kept a distance (a
-    number): the stroke then starts afresh."""
-    if not isinstance(value, list):
-        return None
-    return float(value[0]), float(value[1])
 
 
 def _optional_float(value: Any) -> float | None:
@@ -563,11 +551,10 @@ class PurityPipeline:
         ):
             self._turns, self._turned_at = _TurnCounter(), None
         self._gold_seen_at = self._elapsed
-        gx, gy = gold.center
+        (gx, gy), (sx, sy) = gold.center, stone.center
         x1, y1, x2, y2 = stone.box
-        diagonal = max(1.0, math.hypot(x2 - x1, y2 - y1))
-        where = ((gx - x1) / diagonal, (gy - y1) / diagonal)
-        if not self._turns.turned(where, self.rubbing.min_swing) or self._rubbed:
+        distance = math.hypot(gx - sx, gy - sy) / max(1.0, math.hypot(x2 - x1, y2 - y1))
+        if not self._turns.turned(distance, self.rubbing.min_swing) or self._rubbed:
             return
         previous, self._turned_at = self._turned_at, self._elapsed
         self._scene.stroke()
@@ -642,10 +629,7 @@ class PurityPipeline:
             if self._acid_seen_at is None:
                 self._acid_seen_at = now
                 self._keep_evidence("acid_applied", frame)
-            # A frame whose drop the scene could not read (too few pixels under it this
-            # time) is no vote; a retention between two bands is a vote for nothing.
-            unread = reads and view.retention is None
-            if now - self._acid_seen_at >= timing.reaction_s and not unread:
+            if now - self._acid_seen_at >= timing.reaction_s:
                 label = None if reading is None else karat_label(reading.label)
                 score = 0.0 if reading is None else reading.score
                 self._readings.append((now, label, score, view.retention))
@@ -771,10 +755,7 @@ class PurityPipeline:
             "required_confirmations": self.required_confirmations,
             "references": [k.value for k in self.references],
             "confirmations": self.confirmations,
-            "turns": {
-                "origin": None if self._turns.origin is None else list(self._turns.origin),
-                "extreme": None if self._turns.extreme is None else list(self._turns.extreme),
-            },
+            "turns": {"direction": self._turns.direction, "extreme": self._turns.extreme},
             "gold_mask": self._mask.to_hex(),
             "streak_region": None if self._streak_region is None else list(self._streak_region),
             "acid_seen_at": self._acid_seen_at,
@@ -838,11 +819,9 @@ class PurityPipeline:
         self._elapsed = float(snapshot["elapsed"])
         self._frame_interval = float(snapshot["frame_interval"])
         self.confirmations = int(snapshot["confirmations"])
-        origin, extreme = (
-            _point(snapshot["turns"].get("origin")),
-            _point(snapshot["turns"]["extreme"]),
-        )
-        self._turns = _TurnCounter(origin, extreme) if origin and extreme else _TurnCounter()
+        turns = snapshot["turns"]
+        extreme = turns["extreme"]
+        self._turns = _TurnCounter(int(turns["direction"]), None if extreme is None else extreme)
         self._mask = _StoneMask.from_hex(snapshot["gold_mask"])
         region = snapshot["streak_region"]
         self._streak_region = (

@@ -20,8 +20,8 @@ here is a change of the same stone, in the same light, between frames of the sam
 - The **acid** is a new region, changed against the reference, over the streak and over
   bare stone beside it, filled (a clear drop shows only its rim and its glint), moving the
   bare stone away from how it was, and still between frames.
-- The **reading** takes, inside the drop and in light, now - bare = retention x (reference -
-  bare) + the acid's own effect (its tint, its gloss): one retention per streak, in the order the
+- The **reading** fits, inside the drop, now - bare = retention x (reference - bare) + the
+  acid's own effect (its tint, its gloss): one retention per streak, in the order the
   streaks were rubbed. `karat_for` turns a retention into a karat.
 """
 
@@ -41,11 +41,7 @@ from touchstone.appraisal.purity.frames import BgrFrame
 Patch = npt.NDArray[np.float32]
 Mask = npt.NDArray[np.bool_]
 
-SCENE_REVISION = 2
-CAMERA_GAMMA = 2.2
-"""Cameras encode light with a power of about 1/2.2 (sRGB, Rec. 709): a streak dissolved to
-half its gold is half the light added to the bare stone, and far more than half the grey
-levels on a dark stone, so the reading fits in light."""
+SCENE_REVISION = 1
 RUN_FRAMES = 3
 MAX_RUNS = 6
 
@@ -120,12 +116,6 @@ def _change(patch: Patch, earlier: Patch) -> Patch:
     blue, green, red = cv2.split(outside)
     result: Patch = np.maximum(np.asarray(cv2.max(cv2.max(blue, green), red), np.float32), 0)
     return result
-
-
-def _linear(coded: Patch) -> Patch:
-    """Grey levels back to light: the streak, the acid and the blur mix light, not codes."""
-    light: Patch = ((np.maximum(coded, 0.0) / 255) ** CAMERA_GAMMA).astype(np.float32)
-    return light
 
 
 def _max_channel(diff: Patch) -> Patch:
@@ -387,20 +377,15 @@ class StoneScene:
         return inner.overlap(stone) < 0.85 * union
 
     def _blobs_touching_stone(self, mask: Mask) -> list[Mask]:
-        """Moving objects reaching onto the stone. Changes a few pixels apart are one object:
-        a chain's links, or a ring cut in two by a glare it passes through, move together."""
         height, width = self._shape()
         min_pixels = max(4, round(self.policy.min_motion * height * width))
-        count, labels, stats = _blobs(_dilate(mask, iterations=2))
+        count, labels, stats = _blobs(mask)
         inner = self._inner()
-        found = []
-        for index in range(1, count):
-            if stats[index, cv2.CC_STAT_AREA] < min_pixels:
-                continue
-            group = (labels == index) & mask
-            if group.sum() >= min_pixels and (inner & group).any():
-                found.append(group)
-        return found
+        return [
+            labels == i
+            for i in range(1, count)
+            if stats[i, cv2.CC_STAT_AREA] >= min_pixels and (inner & (labels == i)).any()
+        ]
 
     def _learn_noise(self, patch: Patch) -> None:
         """The camera's noise, from the median change since the last frame: the ornament
@@ -502,22 +487,20 @@ class StoneScene:
         return found
 
     def _read(self, patch: Patch, drop: Mask, acid: Detection) -> AcidView:
-        """Read, inside the drop (off its rim) and in light (`CAMERA_GAMMA`), now - bare =
-        retention x (before - bare) + the acid's own effect: one retention per streak, one
-        effect (a colour) for the drop, each a median.
+        """Fit, inside the drop (off its rim), now - bare = retention x (before - bare) + the
+        acid's own effect: one retention per streak, one effect (a colour) for the drop.
 
-        Blur mixes neighbouring light linearly, so the reading holds on a blurred camera too."""
+        Blur mixes neighbouring pixels linearly, so the fit holds on a blurred camera too; the
+        glint and other outliers are dropped after a first fit."""
         assert self.reference is not None
         assert self.streak is not None
         assert self.background is not None
         inside = cv2.erode(drop.astype(np.uint8), _KERNEL3, iterations=2).astype(bool)
-        coded = self.reference[inside] - self.background[inside]
-        strength = (coded * coded).sum(axis=1)
+        before = (self.reference - self.background)[inside]
+        after = (patch - self.background)[inside]
+        strength = (before * before).sum(axis=1)
         threshold = self._threshold()
         strong = strength > threshold * threshold
-        bare = _linear(self.background[inside])
-        before = _linear(self.reference[inside]) - bare
-        after = _linear(patch[inside]) - bare
         count, labels, _ = _blobs(self.streak)
         nearest = cv2.dilate(labels.astype(np.uint16), _KERNEL5, iterations=2)[inside]
         streaks = [
@@ -527,24 +510,25 @@ class StoneScene:
         ]
         if not streaks or (~strong).sum() < self.policy.reading_pixels:
             return AcidView(acid=acid)
-        # Medians, which the glint and the bright rim (up to half the drop when blur spreads
-        # them) cannot pull: the acid's effect from the bare stone under it, then each
-        # streak's retention from its own pixels, less that effect.
-        effect = np.median(after[~strong], axis=0)
-        retentions = {}
-        for k in streaks:
-            own = strong & (nearest == k)
-            lit = before[own]
-            ratios = ((after[own] - effect) * lit).sum(axis=1) / np.maximum(
-                (lit * lit).sum(axis=1), 1e-12
+        pixels = len(before)
+        design = np.zeros((pixels, 3, len(streaks) + 3), np.float32)
+        for column, k in enumerate(streaks):
+            design[nearest == k, :, column] = before[nearest == k]
+        for channel in range(3):
+            design[:, channel, len(streaks) + channel] = 1.0
+        keep = np.ones(pixels, bool)
+        for _ in range(2):
+            solution, *_ = np.linalg.lstsq(
+                design[keep].reshape(-1, design.shape[2]), after[keep].reshape(-1), rcond=None
             )
-            retentions[k] = float(np.median(ratios))
+            residual = np.abs(design @ solution - after).max(axis=1)
+            keep = residual <= max(threshold, float(np.percentile(residual, 85)))
         sample = max(streaks, key=lambda k: int((strong & (nearest == k)).sum()))
         order = sorted(streaks, key=lambda k: self._rubbed_at(labels == k))
         return AcidView(
             acid=acid,
-            retention=retentions[sample],
-            streaks=tuple(retentions[k] for k in order),
+            retention=float(solution[streaks.index(sample)]),
+            streaks=tuple(float(solution[streaks.index(k)]) for k in order),
         )
 
     def _rubbed_at(self, streak: Mask) -> float:
